@@ -1,0 +1,5 @@
+"""Wiring: builds the one Dagster ``Definitions`` object (loaded by workspace.yaml)."""
+
+from sdr_assets.defs import build_definitions
+
+defs = build_definitions()
