@@ -1,0 +1,60 @@
+"""The one interface every radio source implements.
+
+A source is opened, then iterated: it yields, in time order, :class:`Chunk` records (cu8
+bytes exactly as received), :class:`Gap` records (samples it knows it lost: a reconnect, a
+dongle overflow) and :class:`Annotation` records (synthetic ground truth, SigMF
+annotations). Iteration blocks at the radio's pace for realtime sources and ends at end of
+data (a file without ``loop``) or when :meth:`Source.stop` is called from another thread.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo
+
+Event = Chunk | Gap | Annotation
+
+# Default chunk: 128 Ki complex samples = 256 KiB of cu8 (a 1/24 s at 3.2 MS/s).
+DEFAULT_CHUNK_SAMPLES = 131072
+
+
+class Source(ABC):
+    """A stream of cu8 chunks with their metadata."""
+
+    def __init__(self) -> None:
+        self._stopping = False
+
+    @abstractmethod
+    def open(self) -> SourceInfo:
+        """Acquire the radio/file/socket and return what it is and how it is tuned.
+
+        Raises SourceError (or ConfigError for bad settings) with a message that says what
+        to do; nothing is acquired on failure."""
+
+    @abstractmethod
+    def events(self) -> Iterator[Event]:
+        """Yield chunks, gaps and annotations in time order until the end or stop()."""
+
+    def stop(self) -> None:
+        """Ask events() to end soon (thread-safe); close() still has to be called."""
+        self._stopping = True
+
+    def close(self) -> None:
+        """Release what open() acquired. Idempotent."""
+
+    # Tuning, for sources that can honour it (rtl_tcp commands, a USB dongle, synthetic).
+    def set_center_freq_hz(self, center_freq_hz: float) -> bool:
+        return False
+
+    def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
+        return False
+
+    def set_gain_db(self, gain_db: float | None) -> bool:
+        return False
+
+    def __enter__(self) -> "Source":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
