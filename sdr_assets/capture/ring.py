@@ -1,0 +1,168 @@
+"""A bounded, preallocated byte ring between ONE reader thread and ONE writer thread.
+
+The reader (the radio side) calls :meth:`ByteRing.put`, which never blocks on the writer:
+when a chunk does not fit in the free bytes it returns ``False`` at once and the caller
+counts the overflow. The writer (the database side) calls :meth:`ByteRing.get_batch`,
+which waits until enough bytes are buffered (or a deadline passes) and returns whole
+chunks, copied out, so their ring space is free again before the batch is committed.
+
+The bytes live in one preallocated ``bytearray``; each record's metadata (t_start_ns,
+rates, gain, length) sits beside it in a deque of small descriptors. A record may wrap
+around the end of the buffer; it is then copied in and out in two pieces. Positions are
+monotonic byte counters (``write_pos`` >= ``read_pos``), so ``used = write_pos - read_pos``.
+
+Only the counters and the descriptor deque are touched under the lock; the memcpy in
+and out happens outside it (the region being copied belongs to exactly one side at a
+time), so neither side ever waits for the other's copy.
+"""
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from sdr_assets.errors import ConfigError
+from sdr_assets.records import Chunk
+
+DEFAULT_RING_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Slot:
+    pos: int  # monotonic byte position of the first byte
+    n_bytes: int
+    t_start_ns: int
+    center_freq_hz: float
+    sample_rate_hz: float
+    gain_db: float | None
+
+
+class ByteRing:
+    """Single-producer, single-consumer ring of cu8 chunks bounded in bytes."""
+
+    def __init__(self, capacity_bytes: int = DEFAULT_RING_BYTES) -> None:
+        if capacity_bytes < 2:
+            raise ConfigError(f"ring size {capacity_bytes} bytes is too small; give at least 1 MiB.")
+        self.capacity_bytes = int(capacity_bytes)
+        self._buf = bytearray(self.capacity_bytes)
+        self._view = memoryview(self._buf)
+        self._slots: deque[_Slot] = deque()
+        self._write_pos = 0  # advanced by the reader only (under the lock)
+        self._read_pos = 0  # advanced by the writer only (under the lock)
+        self._high_water_bytes = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+
+    # ---- reader side -------------------------------------------------------------------
+    def put(self, chunk: Chunk) -> bool:
+        """Copy ``chunk`` in; False (nothing stored) if it does not fit or the ring is closed.
+
+        Never waits for the writer: the lock is only held to read and bump counters."""
+        data = memoryview(chunk.iq).cast("B")
+        n = data.nbytes
+        if n == 0:
+            return True
+        with self._lock:
+            if self._closed or n > self.capacity_bytes - (self._write_pos - self._read_pos):
+                return False
+            pos = self._write_pos
+        # The region [pos, pos + n) is free and only this thread writes it until published.
+        self._copy_in(pos, data)
+        slot = _Slot(pos, n, chunk.t_start_ns, chunk.center_freq_hz, chunk.sample_rate_hz,
+                     chunk.gain_db)
+        with self._cond:
+            self._slots.append(slot)
+            self._write_pos = pos + n
+            used = self._write_pos - self._read_pos
+            if used > self._high_water_bytes:
+                self._high_water_bytes = used
+            self._cond.notify()
+        return True
+
+    def close(self) -> None:
+        """No more puts; get_batch drains what is left, then returns []."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # ---- writer side -------------------------------------------------------------------
+    def get_batch(self, max_bytes: int, timeout_s: float) -> list[Chunk]:
+        """Whole chunks totalling at most ``max_bytes`` (always at least one if any is
+        buffered), copied out as ``bytes``.
+
+        Waits until ``max_bytes`` are buffered, the ring is closed, or ``timeout_s`` has
+        passed, whichever comes first; returns [] if nothing is buffered by then."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self._cond:
+            while not self._closed and self._write_pos - self._read_pos < max_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            taken: list[_Slot] = []
+            total = 0
+            for slot in self._slots:
+                if taken and total + slot.n_bytes > max_bytes:
+                    break
+                taken.append(slot)
+                total += slot.n_bytes
+        if not taken:
+            return []
+        # Copy outside the lock: these regions stay ours until read_pos moves past them.
+        chunks = [Chunk(s.t_start_ns, s.center_freq_hz, s.sample_rate_hz, s.gain_db,
+                        self._copy_out(s.pos, s.n_bytes)) for s in taken]
+        with self._cond:
+            for _ in taken:
+                self._slots.popleft()
+            self._read_pos = taken[-1].pos + taken[-1].n_bytes
+        return chunks
+
+    # ---- figures -----------------------------------------------------------------------
+    @property
+    def used_bytes(self) -> int:
+        with self._lock:
+            return self._write_pos - self._read_pos
+
+    @property
+    def fill_fraction(self) -> float:
+        return self.used_bytes / self.capacity_bytes
+
+    @property
+    def high_water_bytes(self) -> int:
+        with self._lock:
+            return self._high_water_bytes
+
+    @property
+    def high_water_fraction(self) -> float:
+        return self.high_water_bytes / self.capacity_bytes
+
+    @property
+    def n_chunks(self) -> int:
+        with self._lock:
+            return len(self._slots)
+
+    @property
+    def closed(self) -> bool:
+        with self._lock:
+            return self._closed
+
+    def drained(self) -> bool:
+        """Closed and empty: the writer has everything there will ever be."""
+        with self._lock:
+            return self._closed and not self._slots
+
+    # ---- copies ------------------------------------------------------------------------
+    def _copy_in(self, pos: int, data: memoryview) -> None:
+        off = pos % self.capacity_bytes
+        first = min(data.nbytes, self.capacity_bytes - off)
+        self._view[off:off + first] = data[:first]
+        if first < data.nbytes:
+            self._view[0:data.nbytes - first] = data[first:]
+
+    def _copy_out(self, pos: int, n: int) -> bytes:
+        off = pos % self.capacity_bytes
+        first = min(n, self.capacity_bytes - off)
+        if first == n:
+            return bytes(self._view[off:off + n])
+        return bytes(self._view[off:off + first]) + bytes(self._view[0:n - first])

@@ -1,0 +1,131 @@
+"""The byte ring: bounded, never blocks the reader, loses nothing silently."""
+
+import random
+import threading
+import time
+
+import pytest
+
+from sdr_assets.capture.ring import ByteRing
+from sdr_assets.errors import ConfigError
+from sdr_assets.records import Chunk
+
+
+def _chunk(i: int, n_bytes: int, rate_hz: float = 250_000.0) -> Chunk:
+    body = bytes((i + k) % 256 for k in range(min(n_bytes, 257))) * (n_bytes // 257 + 1)
+    return Chunk(t_start_ns=1_000 * i, center_freq_hz=433.92e6 + i, sample_rate_hz=rate_hz,
+                 gain_db=None if i % 2 else 10.0 + i, iq=body[:n_bytes])
+
+
+def test_put_get_keeps_bytes_and_metadata():
+    ring = ByteRing(1000)
+    a, b = _chunk(1, 300), _chunk(2, 400)
+    assert ring.put(a) and ring.put(b)
+    assert ring.used_bytes == 700 and ring.n_chunks == 2
+    out = ring.get_batch(10_000, timeout_s=0)
+    assert out == [a, b]  # dataclass equality: every field and every byte
+    assert all(type(c.iq) is bytes for c in out)
+    assert ring.used_bytes == 0 and ring.high_water_bytes == 700
+
+
+def test_full_ring_refuses_without_blocking_and_stores_nothing():
+    ring = ByteRing(1000)
+    assert ring.put(_chunk(1, 600))
+    t0 = time.monotonic()
+    assert ring.put(_chunk(2, 500)) is False
+    assert time.monotonic() - t0 < 0.5
+    assert ring.used_bytes == 600 and ring.n_chunks == 1
+    assert ring.put(_chunk(3, 400))  # exactly fills it
+    assert ring.fill_fraction == 1.0
+    assert ring.put(_chunk(4, 2)) is False
+    assert ring.put(_chunk(5, 2000)) is False  # larger than the whole ring
+
+
+def test_wraparound_copies_in_and_out_in_two_pieces():
+    ring = ByteRing(1000)
+    for i in range(50):  # positions walk round the buffer many times, at odd offsets
+        c1, c2 = _chunk(i, 333 + i), _chunk(i + 1, 401)
+        assert ring.put(c1) and ring.put(c2)
+        assert ring.get_batch(10_000, timeout_s=0) == [c1, c2]
+    assert ring.used_bytes == 0
+
+
+def test_get_batch_respects_max_bytes_but_returns_at_least_one():
+    ring = ByteRing(10_000)
+    chunks = [_chunk(i, 1000) for i in range(5)]
+    for c in chunks:
+        ring.put(c)
+    assert ring.get_batch(2500, timeout_s=0) == chunks[:2]
+    assert ring.get_batch(10, timeout_s=0) == chunks[2:3]
+    assert ring.get_batch(10_000, timeout_s=0) == chunks[3:]
+
+
+def test_get_batch_waits_for_the_deadline_then_returns_what_is_there():
+    ring = ByteRing(10_000)
+    assert ring.get_batch(100, timeout_s=0.05) == []
+    ring.put(_chunk(1, 50))
+    t0 = time.monotonic()
+    out = ring.get_batch(100, timeout_s=0.2)  # only 50 of 100 bytes: waits the full time
+    assert len(out) == 1 and time.monotonic() - t0 >= 0.15
+
+
+def test_get_batch_wakes_when_enough_bytes_arrive():
+    ring = ByteRing(10_000)
+    threading.Timer(0.1, ring.put, args=(_chunk(1, 200),)).start()
+    t0 = time.monotonic()
+    out = ring.get_batch(100, timeout_s=30)
+    assert len(out) == 1 and time.monotonic() - t0 < 20
+
+
+def test_close_drains_then_signals_end():
+    ring = ByteRing(10_000)
+    ring.put(_chunk(1, 100))
+    ring.close()
+    assert ring.put(_chunk(2, 100)) is False  # closed: refused
+    assert not ring.drained()
+    t0 = time.monotonic()
+    assert len(ring.get_batch(1_000_000, timeout_s=30)) == 1  # closed: no wait for bytes
+    assert ring.drained() and ring.get_batch(100, timeout_s=30) == []
+    assert time.monotonic() - t0 < 10
+
+
+def test_tiny_ring_is_a_config_error():
+    with pytest.raises(ConfigError):
+        ByteRing(1)
+
+
+def test_concurrent_reader_and_slow_writer_lose_nothing_silently():
+    """A fast producer against a slow consumer: every chunk is either handed to the
+    writer intact and in order, or refused (and counted by the caller)."""
+    ring = ByteRing(64 * 1024)
+    rng = random.Random(7)
+    sizes = [rng.randrange(2, 9000, 2) for _ in range(3000)]
+    accepted: list[int] = []
+    refused: list[int] = []
+    got: list[Chunk] = []
+
+    def produce():
+        for i, n in enumerate(sizes):
+            (accepted if ring.put(_chunk(i, n)) else refused).append(i)
+            if i % 50 == 0:
+                time.sleep(0.001)
+        ring.close()
+
+    def consume():
+        while not ring.drained():
+            batch = ring.get_batch(16 * 1024, timeout_s=0.05)
+            got.extend(batch)
+            time.sleep(0.002)  # a slow "commit"
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert refused, "the slow writer should have made the ring overflow"
+    assert len(accepted) + len(refused) == len(sizes)
+    assert [c.t_start_ns // 1000 for c in got] == accepted
+    assert all(c == _chunk(i, sizes[i]) for c, i in zip(got, accepted))
+    assert sum(len(c.iq) for c in got) + sum(sizes[i] for i in refused) == sum(sizes)
+    assert 0 < ring.high_water_bytes <= ring.capacity_bytes
