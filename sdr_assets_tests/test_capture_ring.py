@@ -129,3 +129,12 @@ def test_concurrent_reader_and_slow_writer_lose_nothing_silently():
     assert all(c == _chunk(i, sizes[i]) for c, i in zip(got, accepted))
     assert sum(len(c.iq) for c in got) + sum(sizes[i] for i in refused) == sum(sizes)
     assert 0 < ring.high_water_bytes <= ring.capacity_bytes
+
+
+def test_put_with_wait_gets_room_once_the_writer_takes_a_batch():
+    ring = ByteRing(1000)
+    assert ring.put(_chunk(1, 800))
+    assert ring.put(_chunk(2, 800), wait_s=0.05) is False  # nobody frees room
+    threading.Timer(0.1, ring.get_batch, args=(10_000, 0)).start()
+    assert ring.put(_chunk(3, 800), wait_s=30)
+    assert ring.get_batch(10_000, timeout_s=0) == [_chunk(3, 800)]

@@ -55,17 +55,27 @@ class ByteRing:
         self._cond = threading.Condition(self._lock)
 
     # ---- reader side -------------------------------------------------------------------
-    def put(self, chunk: Chunk) -> bool:
+    def put(self, chunk: Chunk, wait_s: float = 0.0) -> bool:
         """Copy ``chunk`` in; False (nothing stored) if it does not fit or the ring is closed.
 
-        Never waits for the writer: the lock is only held to read and bump counters."""
+        With the default ``wait_s=0`` it never waits for the writer (a radio cannot be
+        paused): the lock is only held to read and bump counters. A source that can be
+        paused (an unpaced file) passes ``wait_s > 0`` to wait up to that long for room."""
         data = memoryview(chunk.iq).cast("B")
         n = data.nbytes
         if n == 0:
             return True
-        with self._lock:
-            if self._closed or n > self.capacity_bytes - (self._write_pos - self._read_pos):
-                return False
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while True:
+                if self._closed or n > self.capacity_bytes:
+                    return False
+                if n <= self.capacity_bytes - (self._write_pos - self._read_pos):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
             pos = self._write_pos
         # The region [pos, pos + n) is free and only this thread writes it until published.
         self._copy_in(pos, data)
@@ -77,7 +87,7 @@ class ByteRing:
             used = self._write_pos - self._read_pos
             if used > self._high_water_bytes:
                 self._high_water_bytes = used
-            self._cond.notify()
+            self._cond.notify_all()
         return True
 
     def close(self) -> None:
@@ -116,6 +126,7 @@ class ByteRing:
             for _ in taken:
                 self._slots.popleft()
             self._read_pos = taken[-1].pos + taken[-1].n_bytes
+            self._cond.notify_all()  # a reader waiting for room (wait_s > 0)
         return chunks
 
     # ---- figures -----------------------------------------------------------------------
