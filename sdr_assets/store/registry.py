@@ -1,0 +1,157 @@
+"""Model registry on the analysis database's ``models`` table (plain sqlite3).
+
+At most one row has ``is_current = 1``: the model inference uses. A new model becomes
+current only through :func:`promote`, normally after :func:`champion_challenger` found that
+it beats the current one on the same validation frames.
+"""
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdr_assets.errors import ConfigError, StoreError
+
+ConnOrPath = sqlite3.Connection | str | Path
+
+_COLUMNS = ("version, created_ns, path, onnx_path, partitions_json, params_json, metrics_json, "
+            "classes_json, is_current")
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    version: str
+    created_ns: int
+    path: str  # best.pt
+    onnx_path: str | None
+    partitions: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    is_current: bool = False
+
+
+@contextmanager
+def _connection(conn_or_path: ConnOrPath, write: bool) -> Iterator[sqlite3.Connection]:
+    if isinstance(conn_or_path, sqlite3.Connection):
+        yield conn_or_path
+        return
+    path = Path(conn_or_path)
+    if not path.is_file():
+        raise StoreError(f"analysis database {path} does not exist; create it first (the analysis DB migrations).")
+    uri = f"file:{path.resolve()}" + ("" if write else "?mode=ro")
+    conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _write(conn_or_path: ConnOrPath) -> Iterator[sqlite3.Connection]:
+    """One BEGIN IMMEDIATE transaction (or a savepoint inside the caller's open transaction)."""
+    with _connection(conn_or_path, write=True) as conn:
+        nested = conn.in_transaction
+        conn.execute("SAVEPOINT registry" if nested else "BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO registry" if nested else "ROLLBACK")
+            if nested:
+                conn.execute("RELEASE registry")
+            raise
+        conn.execute("RELEASE registry" if nested else "COMMIT")
+
+
+def _execute(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+    try:
+        return conn.execute(sql, args)
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise StoreError(f"the analysis database has no models table ({exc}); apply its migrations first.") from exc
+        raise StoreError(f"model registry query failed: {exc}.") from exc
+
+
+def _row(r: Sequence[Any]) -> ModelRow:
+    return ModelRow(r[0], int(r[1]), r[2], r[3], json.loads(r[4]), json.loads(r[5]), json.loads(r[6]),
+                    tuple(json.loads(r[7])), bool(r[8]))
+
+
+def register_model(conn_or_path: ConnOrPath, version: str, path: str | Path, onnx_path: str | Path | None,
+                   partitions: Sequence[str], params: Mapping[str, Any], metrics: Mapping[str, float],
+                   classes: Sequence[str], created_ns: int | None = None) -> None:
+    """Add a model (not current). A version already registered is an error."""
+    created_ns = time.time_ns() if created_ns is None else int(created_ns)
+    with _write(conn_or_path) as conn:
+        try:
+            _execute(conn, f"INSERT INTO models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)", (
+                version, created_ns, str(path), None if onnx_path is None else str(onnx_path),
+                json.dumps(list(partitions)), json.dumps(dict(params), default=str),
+                json.dumps({k: float(v) for k, v in metrics.items()}), json.dumps(list(classes))))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"model version {version!r} is already registered; pick a new version name.") from exc
+
+
+def set_onnx_path(conn_or_path: ConnOrPath, version: str, onnx_path: str | Path) -> None:
+    """Record the ONNX export of a registered model."""
+    with _write(conn_or_path) as conn:
+        if _execute(conn, "UPDATE models SET onnx_path = ? WHERE version = ?", (str(onnx_path), version)).rowcount != 1:
+            raise StoreError(f"no model version {version!r} in the registry; register it first.")
+
+
+def promote(conn_or_path: ConnOrPath, version: str) -> None:
+    """Make ``version`` the one current model (every other row loses is_current), atomically."""
+    with _write(conn_or_path) as conn:
+        if _execute(conn, "SELECT 1 FROM models WHERE version = ?", (version,)).fetchone() is None:
+            raise StoreError(f"no model version {version!r} in the registry; register it before promoting it.")
+        _execute(conn, "UPDATE models SET is_current = (version = ?)", (version,))
+
+
+def current_model(conn_or_path: ConnOrPath) -> ModelRow | None:
+    """The current model, or None while none was promoted."""
+    with _connection(conn_or_path, write=False) as conn:
+        rows = _execute(conn, f"SELECT {_COLUMNS} FROM models WHERE is_current = 1").fetchall()
+    if len(rows) > 1:
+        raise StoreError(f"{len(rows)} models are marked current; promote one of them to repair the registry.")
+    return _row(rows[0]) if rows else None
+
+
+def get_model(conn_or_path: ConnOrPath, version: str) -> ModelRow:
+    with _connection(conn_or_path, write=False) as conn:
+        r = _execute(conn, f"SELECT {_COLUMNS} FROM models WHERE version = ?", (version,)).fetchone()
+    if r is None:
+        raise StoreError(f"no model version {version!r} in the registry; list them with list_models().")
+    return _row(r)
+
+
+def list_models(conn_or_path: ConnOrPath) -> list[ModelRow]:
+    """Every registered model, oldest first."""
+    with _connection(conn_or_path, write=False) as conn:
+        rows = _execute(conn, f"SELECT {_COLUMNS} FROM models ORDER BY created_ns, version").fetchall()
+    return [_row(r) for r in rows]
+
+
+def champion_challenger(challenger_metrics: Mapping[str, float], champion_metrics_on_same_val: Mapping[str, float] | None,
+                        key: str = "map50") -> bool:
+    """True when the challenger should replace the champion.
+
+    Both metric dicts must come from the SAME validation frames. No champion: the challenger
+    wins. A tie keeps the champion; a NaN challenger never wins; a NaN champion always loses.
+    """
+    if key not in challenger_metrics:
+        raise ConfigError(f"challenger metrics lack {key!r} (have {sorted(challenger_metrics)}); "
+                          "compare on a metric both models report, e.g. 'map50'.")
+    if champion_metrics_on_same_val is None:
+        return True
+    if key not in champion_metrics_on_same_val:
+        raise ConfigError(f"champion metrics lack {key!r} (have {sorted(champion_metrics_on_same_val)}); "
+                          "evaluate the champion on the challenger's validation frames first.")
+    new, old = float(challenger_metrics[key]), float(champion_metrics_on_same_val[key])
+    if math.isnan(new):
+        return False
+    return math.isnan(old) or new > old

@@ -1,0 +1,94 @@
+"""Overlap suppression and frame-edge joining on hand-made boxes (absolute ns and Hz)."""
+
+import numpy as np
+import pytest
+
+from sdr_assets.ml.infer import Detection, nms
+from sdr_assets.ml.labels import BoxGeometry
+from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, suppress_overlaps, to_time_freq
+
+MS = 1_000_000
+T0 = 1_700_000_000_000_000_000
+F = 433_920_000.0
+
+
+def box(t0_ms, t1_ms, f_lo=F, f_hi=F + 10e3, label="ook", conf=0.9, frame=1):
+    return TimeFreqBox(T0 + int(t0_ms * MS), T0 + int(t1_ms * MS), f_lo, f_hi, label, conf, (frame,))
+
+
+def test_two_packets_20ms_apart_stay_two():
+    a, b = box(0, 50), box(70, 120, conf=0.5)
+    assert suppress_overlaps([a, b]) == [a, b]
+    # a frame edge in the gap between them does not join them either
+    assert join_frame_edges([a, b], [T0 + 60 * MS], tol_ns=2 * MS) == [a, b]
+    # nor a frame edge elsewhere
+    assert join_frame_edges([a, b], [T0 + 500 * MS], tol_ns=2 * MS) == [a, b]
+
+
+def test_a_box_cut_by_a_frame_edge_becomes_one():
+    edge = T0 + 64 * MS
+    left = box(40, 64, conf=0.6, label="fsk", frame=1)  # ends at frame 1's right edge
+    right = box(64, 90, f_lo=F + 1e3, f_hi=F + 11e3, conf=0.8, label="ook", frame=2)
+    (joined,) = join_frame_edges([right, left], [edge], tol_ns=MS // 2)
+    assert (joined.t_start_ns, joined.t_end_ns) == (T0 + 40 * MS, T0 + 90 * MS)
+    assert (joined.freq_lower_hz, joined.freq_upper_hz) == (F, F + 11e3)
+    assert joined.label == "ook" and joined.confidence == 0.8  # the more confident piece's
+    assert joined.frame_ids == (1, 2)
+
+
+def test_edge_join_needs_frequency_overlap_and_both_ends_at_the_edge():
+    edge = T0 + 64 * MS
+    left = box(40, 64)
+    other_band = box(64, 90, f_lo=F + 50e3, f_hi=F + 60e3)
+    assert len(join_frame_edges([left, other_band], [edge], tol_ns=MS // 2)) == 2
+    late_start = box(66, 90)  # starts 2 ms after the edge: a new packet, not a continuation
+    assert len(join_frame_edges([left, late_start], [edge], tol_ns=MS // 2)) == 2
+
+
+def test_overlapping_packets_away_from_edges_are_not_merged():
+    a, b = box(0, 50), box(45, 100, conf=0.5)  # 5 ms overlap of 55 ms: 10 % of b
+    assert join_frame_edges([a, b], [T0 + 64 * MS], tol_ns=MS) == [a, b]
+    assert suppress_overlaps([a, b]) == [a, b]
+
+
+def test_an_emission_across_three_frames_joins_fully_with_pair_edges():
+    # frames that do not abut exactly: (end of A, start of B) pairs
+    pieces = [box(50, 64, frame=1), box(64.5, 128, frame=2), box(128.5, 140, frame=3)]
+    edges = [(T0 + 64 * MS, T0 + 64 * MS + MS // 2), (T0 + 128 * MS, T0 + 128 * MS + MS // 2)]
+    (joined,) = join_frame_edges(pieces, edges, tol_ns=100_000)
+    assert (joined.t_start_ns, joined.t_end_ns, joined.frame_ids) == (T0 + 50 * MS, T0 + 140 * MS, (1, 2, 3))
+
+
+def test_suppress_drops_a_weaker_box_mostly_inside_a_stronger_one():
+    strong = box(0, 100, conf=0.9)
+    dup_other_class = box(10, 90, label="fsk", conf=0.4)  # 100 % inside in time, same band
+    slight = box(80, 200, conf=0.5)  # 20 of 120 ms inside: kept
+    elsewhere = box(0, 100, f_lo=F + 100e3, f_hi=F + 110e3, conf=0.3)  # same time, other band: kept
+    assert suppress_overlaps([dup_other_class, slight, elsewhere, strong]) == [strong, elsewhere, slight]
+    # within-class only: the fsk duplicate survives
+    assert dup_other_class in suppress_overlaps([strong, dup_other_class], any_class=False)
+    # the threshold is a fraction of the weaker box's duration
+    half = box(50, 150, conf=0.5)  # exactly 50 % inside: not more than half, kept
+    assert half in suppress_overlaps([strong, half], frac=0.5)
+    assert half not in suppress_overlaps([strong, half], frac=0.4)
+
+
+def test_to_time_freq_maps_pixels_back_to_absolute_time_and_frequency():
+    g = BoxGeometry(T0, T0 + 640 * MS, F - 128e3, F + 128e3, 640, 256)  # 1 ms a column, 1 kHz a row
+    (b,) = to_time_freq([Detection("cw", 0.7, 100.0, 28.0, 150.0, 48.0)], g, frame_id=7)
+    assert (b.t_start_ns, b.t_end_ns) == (T0 + 100 * MS, T0 + 150 * MS)
+    assert (b.freq_lower_hz, b.freq_upper_hz) == (F + 80e3, F + 100e3)
+    assert (b.label, b.confidence, b.frame_ids) == ("cw", 0.7, (7,))
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
+    scores = np.array([0.5, 0.9, 0.3], dtype=np.float32)
+    assert nms(boxes, scores, iou=0.5).tolist() == [1, 2]
+    assert nms(boxes, scores, iou=0.9).tolist() == [1, 0, 2]
+
+
+@pytest.mark.parametrize("frac", [0.0, 0.5, 0.99])
+def test_suppress_never_drops_disjoint_boxes(frac):
+    boxes = [box(i * 30, i * 30 + 20, conf=0.1 * (i + 1)) for i in range(5)]
+    assert suppress_overlaps(boxes, frac=frac) == boxes
