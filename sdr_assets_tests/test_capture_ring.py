@@ -138,3 +138,12 @@ def test_put_with_wait_gets_room_once_the_writer_takes_a_batch():
     threading.Timer(0.1, ring.get_batch, args=(10_000, 0)).start()
     assert ring.put(_chunk(3, 800), wait_s=30)
     assert ring.get_batch(10_000, timeout_s=0) == [_chunk(3, 800)]
+
+
+def test_an_empty_ring_restarts_at_offset_zero():
+    ring = ByteRing(1000)
+    ring.put(_chunk(1, 300))
+    ring.get_batch(1000, 0)
+    assert ring.put(_chunk(2, 300)) and ring.used_bytes == 300
+    assert ring._slots[0].pos % ring.capacity_bytes == 0  # reused from the start
+    assert ring.put(_chunk(3, 700)) and ring.fill_fraction == 1.0  # the skipped tail is free

@@ -6,16 +6,21 @@ counts the overflow. The writer (the database side) calls :meth:`ByteRing.get_ba
 which waits until enough bytes are buffered (or a deadline passes) and returns whole
 chunks, copied out, so their ring space is free again before the batch is committed.
 
-The bytes live in one preallocated ``bytearray``; each record's metadata (t_start_ns,
+The bytes live in one preallocated anonymous ``mmap`` (reserved at once, but the kernel only
+backs the pages that have been written, so resident memory follows the high-water mark, not
+the capacity); each record's metadata (t_start_ns,
 rates, gain, length) sits beside it in a deque of small descriptors. A record may wrap
 around the end of the buffer; it is then copied in and out in two pieces. Positions are
 monotonic byte counters (``write_pos`` >= ``read_pos``), so ``used = write_pos - read_pos``.
+Whenever the ring is empty the next record starts again at offset 0, so a writer that keeps
+up keeps reusing the same first few MiB.
 
 Only the counters and the descriptor deque are touched under the lock; the memcpy in
 and out happens outside it (the region being copied belongs to exactly one side at a
 time), so neither side ever waits for the other's copy.
 """
 
+import mmap
 import threading
 import time
 from collections import deque
@@ -44,7 +49,7 @@ class ByteRing:
         if capacity_bytes < 2:
             raise ConfigError(f"ring size {capacity_bytes} bytes is too small; give at least 1 MiB.")
         self.capacity_bytes = int(capacity_bytes)
-        self._buf = bytearray(self.capacity_bytes)
+        self._buf = mmap.mmap(-1, self.capacity_bytes)  # zero pages, backed when written
         self._view = memoryview(self._buf)
         self._slots: deque[_Slot] = deque()
         self._write_pos = 0  # advanced by the reader only (under the lock)
@@ -76,6 +81,10 @@ class ByteRing:
                 if left <= 0:
                     return False
                 self._cond.wait(left)
+            if not self._slots and self._write_pos % self.capacity_bytes:
+                # Empty (and nothing being copied out): restart at offset 0.
+                self._write_pos += self.capacity_bytes - self._write_pos % self.capacity_bytes
+                self._read_pos = self._write_pos
             pos = self._write_pos
         # The region [pos, pos + n) is free and only this thread writes it until published.
         self._copy_in(pos, data)

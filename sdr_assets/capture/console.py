@@ -1,0 +1,221 @@
+"""What `sdr-assets capture`, `status` and `stats` do (cli.py only parses the flags).
+
+``status`` and ``stats`` read the hot database through short read-only connections, so they
+can run beside a live capture without holding up its writer or its checkpoints.
+"""
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sdr_assets.errors import ConfigError
+from sdr_assets.paths import DataPaths
+
+ENV_PARTITION_MINUTES = "SDR_ASSETS_PARTITION_MINUTES"
+DEFAULT_PARTITION_MINUTES = 60.0
+STALE_AFTER_S = 5.0  # telemetry is written every second; older than this = not running
+STATS_DEFAULT_METRICS = ("samples_received_per_s", "samples_lost", "ingest_mb_s", "ring_high_water",
+                         "commit_ms_p99", "commit_ms_max", "rss_mb", "cpu_percent", "db_size_bytes")
+
+
+def partition_minutes_from_env() -> float:
+    raw = os.environ.get(ENV_PARTITION_MINUTES, "").strip()
+    if not raw:
+        return DEFAULT_PARTITION_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise ConfigError(f"{ENV_PARTITION_MINUTES}={raw!r} must be a positive number of minutes, e.g. 60.")
+    return minutes
+
+
+def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int:
+    from sdr_assets.capture.service import DEFAULT_CAP_BYTES
+
+    if cap_bytes is not None and cap_gb is not None:
+        raise ConfigError("give --cap-bytes or --cap-gb, not both.")
+    cap = cap_bytes if cap_gb is None else int(cap_gb * 2**30)
+    if cap is None:
+        return DEFAULT_CAP_BYTES
+    if cap <= 0:
+        raise ConfigError(f"the hot DB cap must be > 0 bytes (got {cap}); e.g. --cap-gb 2.")
+    return cap
+
+
+def run_capture(*, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
+                ring_mb: float, cap_bytes, cap_gb, max_age_s, synchronous: str, duration_s,
+                partition_minutes, writer_delay_s: float, echo: Callable[[str], None]):
+    """Build the source and the service from CLI values and run until the end; the summary."""
+    from sdr_assets.capture.service import CaptureService
+    from sdr_assets.capture.uri import open_source
+
+    minutes = partition_minutes_from_env() if partition_minutes is None else partition_minutes
+    if not minutes > 0:
+        raise ConfigError(f"--partition-minutes {minutes} must be > 0.")
+    if not ring_mb > 0:
+        raise ConfigError(f"--ring-mb {ring_mb} must be > 0 (64 is the default).")
+    if duration_s is not None and not duration_s > 0:
+        raise ConfigError(f"--duration-s {duration_s} must be > 0 (omit it to run until Ctrl-C).")
+    cap = resolve_cap_bytes(cap_bytes, cap_gb)
+    paths = DataPaths.from_env()
+    source = open_source(source_uri, center_freq_hz=center_freq_hz, sample_rate_hz=sample_rate_hz,
+                         gain_db=gain_db, realtime=realtime, loop=loop)
+    service = CaptureService(source, paths.hot_db, ring_bytes=int(ring_mb * 2**20),
+                             synchronous=synchronous, cap_bytes=cap, max_age_s=max_age_s,
+                             window_s_for_capacity_check=minutes * 60.0, duration_s=duration_s,
+                             writer_delay_s=writer_delay_s, log=echo)
+    return service.run()
+
+
+# ---- status -----------------------------------------------------------------------------
+def _iso(t_ns: int | None) -> str:
+    if t_ns is None:
+        return "-"
+    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def read_status(hot_path: Path) -> dict | None:
+    """The newest capture and its latest telemetry; None if no capture has run."""
+    from sdr_assets.store.db import connect_ro
+    from sdr_assets.store.telemetry import latest
+
+    if not Path(hot_path).exists():
+        return None
+    conn = connect_ro(hot_path)
+    try:
+        conn.execute("BEGIN")  # one consistent, short read
+        has = conn.execute("SELECT 1 FROM sqlite_master WHERE name='captures'").fetchone()
+        row = conn.execute(
+            "SELECT capture_id, source_uri, source_kind, center_freq_hz, sample_rate_hz, gain_db, "
+            "started_ns, ended_ns, end_reason FROM captures ORDER BY capture_id DESC LIMIT 1"
+        ).fetchone() if has else None
+        if row is None:
+            return None
+        keys = ("capture_id", "source_uri", "source_kind", "center_freq_hz", "sample_rate_hz",
+                "gain_db", "started_ns", "ended_ns", "end_reason")
+        out = dict(zip(keys, row))
+        metrics = {m: tv for m, tv in latest(conn, process="capture").items() if tv[0] >= out["started_ns"]}
+        out["gaps"] = conn.execute(
+            "SELECT cause, count(*), sum(n_samples_lost) FROM gaps WHERE capture_id = ? GROUP BY cause",
+            (out["capture_id"],)).fetchall()
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    out["metrics"] = {m: v for m, (_, v) in metrics.items()}
+    out["last_row_ns"] = max((t for t, _ in metrics.values()), default=None)
+    now_ns = time.time_ns()
+    age_s = None if out["last_row_ns"] is None else (now_ns - out["last_row_ns"]) / 1e9
+    out["last_row_age_s"] = age_s
+    if out["ended_ns"] is not None:
+        out["state"] = f"stopped ({out['end_reason']})"
+    elif age_s is not None and age_s <= STALE_AFTER_S:
+        out["state"] = "running"
+    elif age_s is None and (now_ns - out["started_ns"]) / 1e9 <= STALE_AFTER_S:
+        out["state"] = "starting"
+    else:
+        out["state"] = "not running (no end recorded: killed or crashed; the next start records the dead time)"
+    return out
+
+
+def _fmt(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _scaled(value, factor: float):
+    return None if value is None else value * factor
+
+
+def render_status(st: dict | None, hot_path: Path):
+    from rich.table import Table
+
+    if st is None:
+        return (f"No capture has run yet: {hot_path} holds no capture. Start one with\n"
+                f"  sdr-assets capture --source 'synthetic://?seed=1&rate=1024000' --partition-minutes 5")
+    m = st["metrics"]
+    table = Table(title=f"capture {st['capture_id']}: {st['state']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    gain = "auto" if st["gain_db"] is None else f"{st['gain_db']:g} dB"
+    lost_by = ", ".join(f"{c}: {int(n)} in {k} gap(s)" for c, k, n in st["gaps"]) or "none"
+    rows = [
+        ("source", f"{st['source_uri']} ({st['source_kind']})"),
+        ("tuning", f"{st['center_freq_hz'] / 1e6:.6g} MHz, {st['sample_rate_hz'] / 1e6:g} MS/s, gain {gain}"),
+        ("started", _iso(st["started_ns"])),
+        ("ended", _iso(st["ended_ns"])),
+        ("last telemetry", "-" if st["last_row_age_s"] is None else f"{st['last_row_age_s']:.1f} s ago"),
+        ("samples received", _fmt(m.get("samples_received"), ",.0f")),
+        ("samples stored", _fmt(m.get("samples_stored"), ",.0f")),
+        ("samples lost", _fmt(m.get("samples_lost"), ",.0f")),
+        ("gaps recorded", lost_by),
+        ("rate received", f"{_fmt(m.get('samples_received_per_s'), ',.0f')} samples/s"),
+        ("ingest", f"{_fmt(m.get('ingest_mb_s'), '.2f')} MB/s"),
+        ("ring fill / high water", f"{_fmt(m.get('ring_fill'), '.1%')} / {_fmt(m.get('ring_high_water'), '.1%')}"),
+        ("commit ms p50/p99/max", " / ".join(_fmt(m.get(f"commit_ms_{k}"), ".1f") for k in ("p50", "p99", "max"))),
+        ("batch bytes avg", _fmt(m.get("batch_bytes_avg"), ",.0f")),
+        ("rss / cpu", f"{_fmt(m.get('rss_mb'), '.0f')} MB / {_fmt(m.get('cpu_percent'), '.0f')} %"),
+        ("hot DB size", f"{_fmt(_scaled(m.get('db_size_bytes'), 1e-6), ',.1f')} MB"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def status_command(watch: bool, interval_s: float, console) -> None:
+    hot_path = DataPaths.from_env().hot_db
+    if not watch:
+        console.print(render_status(read_status(hot_path), hot_path), soft_wrap=True)
+        return
+    from rich.live import Live
+
+    try:
+        with Live(render_status(read_status(hot_path), hot_path), console=console,
+                  auto_refresh=False) as live:
+            while True:
+                time.sleep(interval_s)
+                live.update(render_status(read_status(hot_path), hot_path), refresh=True)
+    except KeyboardInterrupt:
+        return
+
+
+# ---- stats ------------------------------------------------------------------------------
+def stats_command(by: str, metrics: tuple[str, ...], all_metrics: bool, console) -> None:
+    from rich.table import Table
+
+    from sdr_assets.store.db import connect_ro
+    from sdr_assets.store.telemetry import database_stats, stats
+
+    hot_path = DataPaths.from_env().hot_db
+    conn = connect_ro(hot_path)
+    try:
+        rows = stats(conn, by=by)
+    finally:
+        conn.close()
+    wanted = None if all_metrics else set(metrics or STATS_DEFAULT_METRICS)
+    shown = [r for r in rows if wanted is None or r.metric in wanted]
+    table = Table(title=f"telemetry per {by} ({hot_path})")
+    for col in (by, "metric", "count", "min", "avg", "max"):
+        table.add_column(col, justify="right" if col in ("count", "min", "avg", "max") else "left")
+    for r in shown:
+        table.add_row(str(r.key), r.metric, str(r.count), f"{r.min:.4g}", f"{r.avg:.4g}", f"{r.max:.4g}")
+    if not rows:
+        console.print(f"No telemetry in {hot_path} yet: start a capture (`sdr-assets capture ...`).")
+    elif not shown:
+        known = sorted({r.metric for r in rows})
+        raise ConfigError(f"no telemetry for metric(s) {', '.join(sorted(wanted))}; known: {', '.join(known)}.")
+    else:
+        console.print(table)
+    db = database_stats(hot_path)
+    dbt = Table(title="hot database", show_header=False)
+    dbt.add_column("what", style="bold")
+    dbt.add_column("value")
+    for key in ("path", "file_bytes", "wal_bytes", "page_size", "page_count", "freelist_count", "used_bytes"):
+        dbt.add_row(key, f"{db[key]:,}" if isinstance(db[key], int) else str(db[key]))
+    for table_name, n in db["rows"].items():
+        dbt.add_row(f"rows in {table_name}", f"{n:,}")
+    dbt.add_row("oldest chunk", _iso(db["oldest_chunk_t_start_ns"]))
+    dbt.add_row("newest sample", _iso(db["newest_chunk_t_end_ns"]))
+    console.print(dbt)

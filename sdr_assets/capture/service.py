@@ -1,0 +1,368 @@
+"""The capture service: one source in, the hot database out, nothing lost silently.
+
+Two threads and a ring between them. The **reader** iterates ``source.events()`` and puts
+each chunk into the :class:`ByteRing` without ever waiting for the database (a radio cannot
+be paused); a chunk that does not fit is counted and recorded as a ``ring_overflow`` gap
+(consecutive overflows coalesce into one gap). Gaps and annotations from the source go to
+a small side queue. The **writer** is the only thread, and its connection the only one,
+that writes the hot database: it commits whatever the ring holds every ``batch_max_bytes``
+or ``batch_max_s``, plus the side queue and, once an interval, the service's telemetry,
+each batch in one transaction. So at every moment::
+
+    samples_received == samples_stored + samples lost after receipt + samples in the ring
+
+and when the service ends the ring is empty. After a restart (a crash, SIGKILL, a reboot)
+the dead time between the newest stored sample and the new stream's first is recorded as a
+``restart`` gap, so a reader of the database sees every hole explained.
+"""
+
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sdr_assets.capture.base import Source
+from sdr_assets.capture.ring import DEFAULT_RING_BYTES, ByteRing
+from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters, TelemetrySampler
+from sdr_assets.errors import CaptureError, ConfigError, SdrAssetsError
+from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
+
+DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_BATCH_MAX_S = 0.25
+DEFAULT_CAP_BYTES = 2 * 1024**3
+READER_STOP_TIMEOUT_S = 5.0  # a source that ignores stop() this long is abandoned
+PAUSABLE_PUT_WAIT_S = 3600.0  # an unpaced source waits for room instead of overflowing
+
+
+@dataclass(frozen=True)
+class CaptureSummary:
+    capture_id: int
+    end_reason: str
+    samples_received: int
+    samples_stored: int
+    samples_lost: dict  # by cause
+    bytes_stored: int
+    duration_s: float
+
+    @property
+    def samples_lost_after_receipt(self) -> int:
+        return sum(n for cause, n in self.samples_lost.items() if cause in RECEIVED_CAUSES)
+
+    def line(self) -> str:
+        lost = sum(self.samples_lost.values())
+        causes = ", ".join(f"{c}: {n}" for c, n in sorted(self.samples_lost.items()))
+        return (f"capture {self.capture_id} ended ({self.end_reason}) after {self.duration_s:.1f} s: "
+                f"received {self.samples_received} samples, stored {self.samples_stored} "
+                f"({self.bytes_stored / 1e6:.1f} MB), lost {lost}" + (f" ({causes})" if causes else ""))
+
+
+def _iso(t_ns: int) -> str:
+    return datetime.fromtimestamp(t_ns / NS_PER_S, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+class CaptureService:
+    """Runs one capture from ``source`` into the hot database at ``hot_path``."""
+
+    def __init__(self, source: Source, hot_path: Path | str, *,
+                 ring_bytes: int = DEFAULT_RING_BYTES,
+                 batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
+                 batch_max_s: float = DEFAULT_BATCH_MAX_S,
+                 synchronous: str = "NORMAL",
+                 cap_bytes: int = DEFAULT_CAP_BYTES,
+                 max_age_s: float | None = None,
+                 window_s_for_capacity_check: float = 3600.0,
+                 telemetry_interval_s: float = 1.0,
+                 duration_s: float | None = None,
+                 writer_delay_s: float = 0.0,
+                 log=None) -> None:
+        if batch_max_bytes <= 0 or batch_max_s <= 0 or telemetry_interval_s <= 0:
+            raise ConfigError("batch_max_bytes, batch_max_s and telemetry_interval_s must be > 0.")
+        if ring_bytes < 64 * 1024:
+            raise ConfigError(f"ring of {ring_bytes} bytes is too small; give at least 1 MiB "
+                              f"(--ring-mb 1), 64 MiB is the default.")
+        self._source = source
+        self.hot_path = Path(hot_path)
+        self._ring = ByteRing(ring_bytes)
+        # Never wait for more than half the ring: a full ring means overflow, not a batch.
+        self._batch_target = min(batch_max_bytes, ring_bytes // 2)
+        self._batch_max_s = batch_max_s
+        self._synchronous = synchronous
+        self._cap_bytes = cap_bytes
+        self._max_age_s = max_age_s
+        self._window_s = window_s_for_capacity_check
+        self._telemetry_interval_s = telemetry_interval_s
+        self._duration_s = duration_s
+        self._writer_delay_s = writer_delay_s
+        self._log = log or (lambda line: None)
+        self.counters = Counters()
+        self._sampler = TelemetrySampler()
+        self._side: deque[Gap | Annotation] = deque()
+        self._overflow: list | None = None  # [t_start_ns, n_samples, sample_rate_hz]
+        self._info: SourceInfo | None = None
+        self.capture_id: int | None = None
+        self._resume_from: tuple[int, float] | None = None
+        self._first_event = True
+        self._bytes_stored = 0
+        self._pruned_chunks = 0
+        self._ready = threading.Event()
+        self._stop_reason: str | None = None
+        self._error: SdrAssetsError | None = None
+        self._writer_dead = False
+        self._abandoned = False
+
+    # ---- control -----------------------------------------------------------------------
+    def stop(self, reason: str = "signal") -> None:
+        """Ask the capture to end: the source stops, the ring drains, the writer commits."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._source.stop()
+
+    def run(self) -> CaptureSummary:
+        """Capture until the source ends, :meth:`stop` is called, or SIGINT/SIGTERM arrives.
+
+        Raises (after recording the end in the database) the error that ended it, if any."""
+        from sdr_assets.store.hot import check_capacity
+
+        t0 = time.monotonic()
+        info = self._info = self._source.open()
+        old_handlers = {}
+        try:
+            check_capacity(self._cap_bytes, info.sample_rate_hz, self._window_s)
+            writer = threading.Thread(target=self._write_thread, name="capture-writer", daemon=True)
+            writer.start()
+            self._ready.wait()
+            if self.capture_id is None:  # the database refused: nothing was started
+                writer.join()
+                raise self._error
+            self._log(self._start_line(info))
+            reader = threading.Thread(target=self._read_thread, name="capture-reader", daemon=True)
+            reader.start()
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    old_handlers[sig] = signal.signal(sig, lambda *_: self.stop("signal"))
+            self._supervise(t0, reader, writer)
+        finally:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            self._source.close()
+        summary = CaptureSummary(self.capture_id, self._end_reason(), self.counters.samples_received,
+                                 self.counters.samples_stored, dict(self.counters.lost),
+                                 self._bytes_stored, time.monotonic() - t0)
+        self._log(summary.line())
+        if self._error is not None:
+            raise self._error
+        return summary
+
+    def _supervise(self, t0: float, reader: threading.Thread, writer: threading.Thread) -> None:
+        abandon_at = None
+        while writer.is_alive():
+            writer.join(0.1)
+            now = time.monotonic()
+            if self._duration_s is not None and now - t0 >= self._duration_s:
+                self.stop("duration")
+            if self._stop_reason is not None and abandon_at is None:
+                abandon_at = now + READER_STOP_TIMEOUT_S
+            if abandon_at is not None and reader.is_alive() and now > abandon_at:
+                self._log(f"warning: the source did not stop within {READER_STOP_TIMEOUT_S:.0f} s; "
+                          f"leaving it behind and closing the capture.")
+                self._abandoned = True
+                self._ring.close()
+        reader.join(1.0)
+
+    def _end_reason(self) -> str:
+        if self._error is not None:
+            return f"error: {self._error}"
+        return self._stop_reason or "eof"
+
+    def _fail(self, exc: SdrAssetsError) -> None:
+        if self._error is None:
+            self._error = exc
+        self.stop(f"error: {exc}")
+
+    def _start_line(self, info: SourceInfo) -> str:
+        gain = "auto" if info.gain_db is None else f"{info.gain_db:g} dB"
+        pace = "realtime" if info.realtime else "unpaced"
+        resume = ""
+        if self._resume_from is not None:
+            resume = f"; newest stored sample {_iso(self._resume_from[0])}"
+        return (f"capture {self.capture_id}: {info.uri} ({info.kind}, {pace}) "
+                f"{info.sample_rate_hz / 1e6:g} MS/s at {info.center_freq_hz / 1e6:.6g} MHz, gain {gain} "
+                f"-> {self.hot_path} (ring {self._ring.capacity_bytes / 2**20:g} MiB, "
+                f"cap {self._cap_bytes / 2**30:.3g} GiB){resume}")
+
+    # ---- reader thread -------------------------------------------------------------------
+    def _read_thread(self) -> None:
+        wait_s = 0.0 if self._info.realtime else PAUSABLE_PUT_WAIT_S
+        try:
+            for event in self._source.events():
+                if self._abandoned:
+                    break
+                if self._first_event:
+                    self._first_event = False
+                    self._note_restart(event)
+                if isinstance(event, Chunk):
+                    self.counters.samples_received += event.n_samples
+                    if self._ring.put(event, wait_s):
+                        self._flush_overflow()
+                    else:
+                        self._overflowed(event)
+                elif isinstance(event, Gap):
+                    self._flush_overflow()
+                    self.counters.add_lost(event.cause, event.n_samples_lost)
+                    self._side.append(event)
+                elif isinstance(event, Annotation):
+                    self._side.append(event)
+                else:
+                    raise CaptureError(f"the source yielded a {type(event).__name__}; "
+                                       f"a source must yield Chunk, Gap or Annotation records.")
+        except SdrAssetsError as exc:
+            self._fail(exc)
+        except Exception as exc:  # a bug or an OS error in a source: end cleanly, say what
+            traceback.print_exc()
+            self._fail(CaptureError(f"the source failed: {type(exc).__name__}: {exc}"))
+        finally:
+            self._flush_overflow()
+            self._ring.close()
+
+    def _overflowed(self, chunk: Chunk) -> None:
+        cause = "write_error" if self._writer_dead else "ring_overflow"
+        self.counters.add_lost(cause, chunk.n_samples)
+        if cause != "ring_overflow":
+            return  # the database is gone: counted in the summary, nowhere to record it
+        run = self._overflow
+        if run is not None and run[2] == chunk.sample_rate_hz and abs(
+                chunk.t_start_ns - (run[0] + samples_to_ns(run[1], run[2]))) <= samples_to_ns(1, run[2]):
+            run[1] += chunk.n_samples
+            return
+        self._flush_overflow()
+        self._overflow = [chunk.t_start_ns, chunk.n_samples, chunk.sample_rate_hz]
+
+    def _flush_overflow(self) -> None:
+        if self._overflow is not None:
+            t_start_ns, n, rate = self._overflow
+            self._overflow = None
+            self._side.append(Gap(t_start_ns, n, rate, "ring_overflow",
+                                  f"ring full ({self._ring.capacity_bytes} bytes): the writer fell behind"))
+
+    def _note_restart(self, event) -> None:
+        """On the first event: record the dead time since the newest stored sample."""
+        if self._resume_from is None:
+            return
+        prev_end_ns, rate_hz = self._resume_from
+        dead_ns = event.t_start_ns - prev_end_ns
+        if dead_ns <= samples_to_ns(1, rate_hz):
+            return  # a replay that starts earlier, or a seamless continuation
+        n = int(round(dead_ns * rate_hz / NS_PER_S))
+        self.counters.add_lost("restart", n)
+        self._side.append(Gap(prev_end_ns, n, rate_hz, "restart",
+                              f"service was down from {_iso(prev_end_ns)} to {_iso(event.t_start_ns)} "
+                              f"({dead_ns / NS_PER_S:.3f} s)"))
+
+    # ---- writer thread -------------------------------------------------------------------
+    def _write_thread(self) -> None:
+        from sdr_assets.store.hot import HotWriter
+
+        hot = None
+        try:
+            hot = HotWriter(self.hot_path, synchronous=self._synchronous, cap_bytes=self._cap_bytes,
+                            max_age_s=self._max_age_s)
+            hot.open()
+            self._resume_from = self._resume_point(hot)
+            self.capture_id = hot.begin_capture(self._info, time.time_ns())
+        except SdrAssetsError as exc:
+            self._error = exc
+        except Exception as exc:
+            traceback.print_exc()
+            self._error = CaptureError(f"cannot start writing {self.hot_path}: {type(exc).__name__}: {exc}")
+        finally:
+            if self.capture_id is None and hot is not None:
+                hot.close()
+            self._ready.set()
+        if self.capture_id is None:
+            return
+        try:
+            self._write_loop(hot)
+        except SdrAssetsError as exc:
+            self._writer_failed(exc)
+        except Exception as exc:
+            traceback.print_exc()
+            self._writer_failed(CaptureError(f"writing {self.hot_path} failed: {type(exc).__name__}: {exc}"))
+        finally:
+            try:
+                hot.end_capture(self.capture_id, self._end_reason())
+            except SdrAssetsError as exc:
+                self._log(f"warning: could not record the end of capture {self.capture_id}: {exc}")
+            hot.close()
+
+    def _writer_failed(self, exc: SdrAssetsError) -> None:
+        self._writer_dead = True
+        self._fail(exc)
+        self._ring.close()
+        while not self._ring.drained():  # what is left can no longer be stored: count it
+            for chunk in self._ring.get_batch(1 << 30, 0.0):
+                self.counters.add_lost("write_error", chunk.n_samples)
+
+    def _resume_point(self, hot) -> tuple[int, float] | None:
+        """(t_end_ns, sample_rate_hz) of the newest sample or gap already recorded."""
+        last = hot.last_chunk_end()
+        if last is None:
+            return None
+        capture_id, t_end_ns, rate_hz = last
+        from sdr_assets.store.db import connect_ro
+
+        conn = connect_ro(self.hot_path)
+        try:
+            row = conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
+                               (capture_id,)).fetchone()
+        finally:
+            conn.close()
+        if row and row[0] is not None and row[0] > t_end_ns:
+            t_end_ns = int(row[0])
+        return t_end_ns, rate_hz
+
+    def _write_loop(self, hot) -> None:
+        interval_s = self._telemetry_interval_s
+        next_telemetry = time.monotonic() + interval_s
+        while True:
+            finished = self._ring.drained()  # checked first: the side queue is complete then
+            wait_s = min(self._batch_max_s, max(0.0, next_telemetry - time.monotonic()))
+            chunks = self._ring.get_batch(self._batch_target, wait_s)
+            gaps, notes = [], []
+            while self._side:
+                event = self._side.popleft()
+                (gaps if isinstance(event, Gap) else notes).append(event)
+            telemetry = []
+            if finished or time.monotonic() >= next_telemetry:
+                telemetry = self._telemetry_rows(hot)
+                next_telemetry = max(next_telemetry + interval_s, time.monotonic())
+            if chunks or gaps or notes or telemetry:
+                self._commit(hot, chunks, gaps, notes, telemetry)
+            if finished:
+                return
+
+    def _commit(self, hot, chunks, gaps, notes, telemetry) -> None:
+        if self._writer_delay_s and chunks:
+            time.sleep(self._writer_delay_s)  # test hook: a writer slowed on purpose
+        try:
+            result = hot.write_batch(self.capture_id, chunks, gaps=gaps, annotations=notes,
+                                     telemetry=telemetry)
+        except BaseException:
+            for chunk in chunks:
+                self.counters.add_lost("write_error", chunk.n_samples)
+            raise
+        n_bytes = sum(len(c.iq) for c in chunks)
+        self.counters.samples_stored += sum(c.n_samples for c in chunks)
+        self._bytes_stored += n_bytes
+        self._pruned_chunks += result.pruned_chunks
+        if chunks:
+            self._sampler.note_commit(result.commit_s, n_bytes)
+
+    def _telemetry_rows(self, hot) -> list:
+        return self._sampler.rows(
+            self.counters, ring_fill=self._ring.fill_fraction,
+            ring_high_water=self._ring.high_water_fraction, bytes_stored=self._bytes_stored,
+            db_size_bytes=hot.db_size_bytes(), extra={"pruned_chunks": self._pruned_chunks})
