@@ -1,0 +1,215 @@
+"""Source URIs -> Source objects (constructed, not opened).
+
+    synthetic://?seed=N&...   a simulated band (realtime by default)
+    file://PATH               a cu8 file or a SigMF recording (unpaced by default)
+    rtl_tcp://HOST:PORT       a remote rtl_tcp server (port 1234 by default)
+    rtlsdr://INDEX            a local RTL-SDR dongle over USB (index 0 by default)
+"""
+
+import math
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Source
+from sdr_assets.errors import ConfigError
+
+DEFAULT_RTL_TCP_PORT = 1234
+# Live radios need a tuning; these are the defaults when no flag gives one.
+DEFAULT_CENTER_FREQ_HZ = 433.92e6
+DEFAULT_SAMPLE_RATE_HZ = 2.4e6
+
+SCHEMES = {
+    "synthetic": "synthetic://?seed=1",
+    "file": "file://recordings/NAME_433.92M_250k.cu8 or file:///abs/path/rec.sigmf-meta",
+    "rtl_tcp": "rtl_tcp://192.168.1.20:1234",
+    "rtlsdr": "rtlsdr://0",
+}
+
+# RTL2832U rates that are stable (librtlsdr rejects 300001-900000 Hz outright).
+RTL_SDR_RATE_RANGES_HZ = ((225_001, 300_000), (900_001, 3_200_000))
+
+
+def _accepted() -> str:
+    return "; ".join(f"{k}:// (e.g. {v})" for k, v in SCHEMES.items())
+
+
+def validate_sample_rate_hz(rate) -> float:
+    """``rate`` as a float if an RTL-SDR can run at it, else ConfigError naming the ranges."""
+    try:
+        r = float(rate)
+    except (TypeError, ValueError, OverflowError):
+        r = math.nan
+    if not any(lo <= r <= hi for lo, hi in RTL_SDR_RATE_RANGES_HZ):
+        raise ConfigError(
+            f"sample rate {rate!r} Hz is not one an RTL-SDR can run at; use 225001-300000 "
+            "or 900001-3200000 Hz (e.g. 250000 or 2400000; above 2.4 MS/s the dongle itself "
+            "may drop samples)")
+    return r
+
+
+def _freq(value, name: str = "center_freq_hz") -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError, OverflowError):
+        f = math.nan
+    if not (math.isfinite(f) and 0 < f < 2**32):
+        raise ConfigError(f"{name} {value!r} must be a frequency in Hz between 0 and 4.29e9, "
+                          "e.g. 433920000")
+    return f
+
+
+def _gain(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        g = float(value)
+    except (TypeError, ValueError, OverflowError):
+        g = math.nan
+    if not (math.isfinite(g) and -100 <= g <= 100):
+        raise ConfigError(f"gain_db {value!r} must be a number of dB (e.g. 40.2), or omitted "
+                          "for automatic gain")
+    return g
+
+
+def open_source(uri: str, *, center_freq_hz: float | None = None,
+                sample_rate_hz: float | None = None, gain_db: float | None = None,
+                realtime: bool | None = None, loop: bool = False,
+                chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> Source:
+    """Build (do not open) the Source a URI names; every bad part -> ConfigError."""
+    if not isinstance(uri, str) or "://" not in uri:
+        raise ConfigError(f"source {uri!r} is not a URI; accepted: {_accepted()}")
+    scheme, _, rest = uri.partition("://")
+    scheme = scheme.strip().lower()
+    if not isinstance(chunk_samples, int) or isinstance(chunk_samples, bool) \
+            or not 1 <= chunk_samples <= 1 << 24:
+        raise ConfigError(f"chunk_samples {chunk_samples!r} must be an integer 1..16777216")
+    center_freq_hz, gain_db = _freq(center_freq_hz), _gain(gain_db)
+    if scheme == "synthetic":
+        return _synthetic(uri, rest, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
+                          chunk_samples)
+    if scheme == "file":
+        from sdr_assets.capture.file import FileSource
+
+        if sample_rate_hz is not None and not (0 < _num(sample_rate_hz, "sample_rate_hz")):
+            raise ConfigError(f"sample_rate_hz {sample_rate_hz!r} must be positive")
+        return FileSource(_file_path(uri, rest), center_freq_hz=center_freq_hz,
+                          sample_rate_hz=sample_rate_hz, gain_db=gain_db,
+                          realtime=bool(realtime), loop=loop, chunk_samples=chunk_samples,
+                          uri=uri)
+    if scheme in ("rtl_tcp", "rtlsdr"):
+        if realtime is False:
+            raise ConfigError(f"{scheme}:// is a live radio; it is always realtime "
+                              "(drop --no-realtime)")
+        if loop:
+            raise ConfigError(f"{scheme}:// is a live radio; --loop applies to files only")
+        rate = validate_sample_rate_hz(DEFAULT_SAMPLE_RATE_HZ if sample_rate_hz is None
+                                       else sample_rate_hz)
+        freq = DEFAULT_CENTER_FREQ_HZ if center_freq_hz is None else center_freq_hz
+        if scheme == "rtl_tcp":
+            from sdr_assets.capture.rtltcp import RtlTcpSource
+
+            host, port, ppm = parse_rtl_tcp_uri(uri)
+            return RtlTcpSource(host, port, center_freq_hz=freq, sample_rate_hz=rate,
+                                gain_db=gain_db, ppm=ppm, chunk_samples=chunk_samples, uri=uri)
+        from sdr_assets.capture.usb import RtlSdrSource
+
+        return RtlSdrSource(_rtlsdr_index(uri, rest), center_freq_hz=freq, sample_rate_hz=rate,
+                            gain_db=gain_db, chunk_samples=chunk_samples, uri=uri)
+    raise ConfigError(f"unknown source scheme {scheme + '://'!r} in {uri!r}; accepted: "
+                      f"{_accepted()}")
+
+
+def _num(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        v = math.nan
+    if not math.isfinite(v):
+        raise ConfigError(f"{name} {value!r} must be a finite number")
+    return v
+
+
+def _synthetic(uri, rest, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
+               chunk_samples) -> Source:
+    parts = urlsplit("//" + rest)
+    if parts.netloc or parts.path not in ("", "/") or parts.fragment:
+        raise ConfigError(f"{uri!r}: a synthetic URI has only a query, like "
+                          "synthetic://?seed=1 (got extra text before '?')")
+    if loop:
+        raise ConfigError("synthetic:// never ends; --loop applies to files only")
+    from sdr_assets.capture.synthetic import SyntheticSource, parse_synthetic_query
+
+    kwargs = dict(parse_synthetic_query(parts.query))
+    chunk_samples = kwargs.pop("chunk_samples", chunk_samples)  # the query may set it
+    for key, flag in (("center_freq_hz", center_freq_hz), ("sample_rate_hz", sample_rate_hz),
+                      ("gain_db", gain_db)):
+        if flag is None:
+            continue
+        if key in kwargs and kwargs[key] is not None and float(kwargs[key]) != float(flag):
+            raise ConfigError(f"{uri!r} sets {key}={kwargs[key]} but the flag says {flag}; "
+                              "give it once")
+        kwargs[key] = flag
+    if "sample_rate_hz" in kwargs and kwargs["sample_rate_hz"] is not None:
+        kwargs["sample_rate_hz"] = _num(kwargs["sample_rate_hz"], "sample_rate_hz")
+    return SyntheticSource(realtime=True if realtime is None else bool(realtime),
+                           chunk_samples=chunk_samples, uri=uri, **kwargs)
+
+
+def _file_path(uri: str, rest: str) -> Path:
+    if not rest or "\x00" in rest:
+        raise ConfigError(f"{uri!r} names no file; use file://PATH, e.g. {SCHEMES['file']}")
+    if rest.startswith("localhost/"):
+        rest = rest[len("localhost"):]
+    p = Path(rest).expanduser()
+    if not p.exists() and "%" in rest:
+        decoded = Path(unquote(rest)).expanduser()
+        if decoded.exists() or Path(str(decoded) + ".sigmf-meta").exists():
+            p = decoded
+    return p
+
+
+def parse_rtl_tcp_uri(uri: str) -> tuple[str, int, int | None]:
+    """``rtl_tcp://HOST[:PORT][?ppm=N]`` -> (host, port, ppm or None)."""
+    _, _, rest = uri.partition("://")
+    try:
+        parts = urlsplit("//" + rest)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{uri!r}: bad port ({exc}); use rtl_tcp://HOST:PORT with PORT "
+                          "1..65535, e.g. rtl_tcp://127.0.0.1:1234") from None
+    if not host:
+        raise ConfigError(f"{uri!r} names no host; use rtl_tcp://HOST:PORT, e.g. "
+                          "rtl_tcp://127.0.0.1:1234")
+    if parts.username or parts.password or parts.path not in ("", "/") or parts.fragment:
+        raise ConfigError(f"{uri!r}: only rtl_tcp://HOST:PORT[?ppm=N] is accepted")
+    if port == 0:
+        raise ConfigError(f"{uri!r}: port 0 is not a server port; use 1..65535 (rtl_tcp: 1234)")
+    ppm = None
+    try:
+        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ConfigError(f"{uri!r}: bad query {parts.query!r}; only ?ppm=N is accepted") \
+            from None
+    for key, value in query:
+        if key != "ppm":
+            raise ConfigError(f"{uri!r}: unknown option {key!r}; only ?ppm=N is accepted")
+        try:
+            ppm = int(value)
+        except ValueError:
+            raise ConfigError(f"{uri!r}: ppm={value!r} must be an integer, e.g. ppm=-2") \
+                from None
+        if not -1000 <= ppm <= 1000:
+            raise ConfigError(f"{uri!r}: ppm={ppm} is out of range -1000..1000")
+    return host, DEFAULT_RTL_TCP_PORT if port is None else port, ppm
+
+
+def _rtlsdr_index(uri: str, rest: str) -> int:
+    text = rest.strip().rstrip("/")
+    if text == "":
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 3:
+        raise ConfigError(f"{uri!r}: the dongle index must be a small integer, e.g. rtlsdr://0 "
+                          "(`rtl_test` lists the dongles)")
+    return int(text)
