@@ -1,0 +1,376 @@
+"""The hot database's single writer: batches, retention, checkpoints.
+
+Exactly one thread (the capture service's writer thread) calls a :class:`HotWriter`. Each
+``write_batch`` is one ``BEGIN IMMEDIATE`` transaction that first makes room (max age, then
+the byte cap, deleting the oldest chunks in small steps so freed pages are reused and the
+file stops growing), then inserts. WAL checkpoints run off the commit path by default: a
+small background thread with its own connection runs ``PASSIVE`` checkpoints; the writer only
+checkpoints itself when the WAL has grown past a bound that the background thread could not
+reset (frames keep arriving while it copies).
+"""
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdr_assets.errors import ConfigError, StoreError
+from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.store.db import (
+    HOT_APP_ID,
+    JOURNAL_SIZE_LIMIT_BYTES,
+    connect_hot,
+    connect_rw,
+    file_bytes,
+    hot_migrations,
+    migrate,
+)
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_SAMPLE = 2
+CHECKPOINT_MODES = ("background", "inline")
+
+
+@dataclass
+class BatchResult:
+    commit_s: float  # the whole transaction: retention + inserts + COMMIT
+    n_chunks: int
+    n_bytes: int
+    last_seq: int | None
+    pruned_chunks: int
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def check_capacity(cap_bytes: int, sample_rate_hz: float, window_s: float) -> None:
+    """Raise ConfigError when ``cap_bytes`` cannot hold two analysis windows of cu8 samples."""
+    if sample_rate_hz <= 0 or window_s <= 0:
+        raise ConfigError(f"sample_rate_hz ({sample_rate_hz}) and window_s ({window_s}) must be > 0.")
+    need = 2 * window_s * sample_rate_hz * BYTES_PER_SAMPLE
+    if cap_bytes < need:
+        held_s = cap_bytes / (sample_rate_hz * BYTES_PER_SAMPLE)
+        win = f"{window_s / 60:g}-min" if window_s >= 60 else f"{window_s:g}-s"
+        raise ConfigError(
+            f"cap {_fmt_bytes(cap_bytes)} holds {held_s:.1f} s at {sample_rate_hz / 1e6:g} MS/s; "
+            f"two {win} windows need {_fmt_bytes(need)}; raise --cap-bytes or shorten the partition."
+        )
+
+
+def chunk_pages(n_bytes: int, page_size: int) -> float:
+    """Pages one chunk row takes (SQLite's overflow rule for table leaves, plus ~64 B of row)."""
+    payload = n_bytes + 64
+    usable = page_size
+    max_local = usable - 35
+    if payload <= max_local:
+        return (payload + 16) / usable
+    min_local = ((usable - 12) * 32 // 255) - 23
+    local = min_local + (payload - min_local) % (usable - 4)
+    if local > max_local:
+        local = min_local
+    return math.ceil((payload - local) / (usable - 4)) + (local + 16) / usable
+
+
+class _Checkpointer(threading.Thread):
+    """PASSIVE checkpoints on its own connection, off the writer's commit path."""
+
+    def __init__(self, path: Path, interval_s: float):
+        super().__init__(name="hot-db-checkpointer", daemon=True)
+        self._path, self._interval_s = path, interval_s
+        self._stop_event = threading.Event()
+        self.n_runs = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            conn = connect_rw(self._path, cache_size_kib=256)
+        except BaseException as exc:  # reported by HotWriter.close(); the writer still works
+            self.error = exc
+            return
+        try:
+            while not self._stop_event.wait(self._interval_s):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.n_runs += 1
+        except sqlite3.Error as exc:
+            self.error = exc
+            log.warning("hot DB background checkpoint stopped: %s", exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+
+class HotWriter:
+    """The one writer of the hot DB (see module doc). Not thread-safe by design."""
+
+    def __init__(self, path, *, synchronous: str = "NORMAL", cap_bytes: int | None = 2 * 1024**3,
+                 max_age_s: float | None = None, prune_step_chunks: int = 64,
+                 checkpoint: str = "background", checkpoint_interval_s: float = 1.0,
+                 wal_reset_bytes: int = 4 * JOURNAL_SIZE_LIMIT_BYTES):
+        if checkpoint not in CHECKPOINT_MODES:
+            raise ConfigError(f"checkpoint={checkpoint!r}: use one of {CHECKPOINT_MODES}.")
+        if cap_bytes is not None and cap_bytes <= 0:
+            raise ConfigError(f"cap_bytes={cap_bytes}: must be > 0 (or None for no byte cap).")
+        if max_age_s is not None and max_age_s <= 0:
+            raise ConfigError(f"max_age_s={max_age_s}: must be > 0 (or None for no age limit).")
+        if prune_step_chunks < 1:
+            raise ConfigError(f"prune_step_chunks={prune_step_chunks}: must be >= 1.")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.cap_bytes = cap_bytes
+        self.max_age_s = max_age_s
+        self.prune_step_chunks = prune_step_chunks
+        self.checkpoint = checkpoint
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.wal_reset_bytes = wal_reset_bytes
+        self._conn: sqlite3.Connection | None = None
+        self._page_size = 0
+        self._last_seq: int | None = None
+        self._ckpt: _Checkpointer | None = None
+        self.n_inline_checkpoints = 0
+
+    # -- life cycle -------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, migrate, set pragmas, start the background checkpointer."""
+        if self._conn is not None:
+            return
+        conn = connect_hot(self.path, synchronous=self.synchronous)
+        try:
+            migrate(conn, hot_migrations(), application_id=HOT_APP_ID)
+            # background: SQLite's in-line autocheckpoint off; the thread below does it.
+            conn.execute(f"PRAGMA wal_autocheckpoint={0 if self.checkpoint == 'background' else 1000}")
+            self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            self._last_seq = conn.execute("SELECT max(seq) FROM chunks").fetchone()[0]
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        if self.checkpoint == "background":
+            self._ckpt = _Checkpointer(self.path, self.checkpoint_interval_s)
+            self._ckpt.start()
+
+    def close(self) -> None:
+        if self._ckpt is not None:
+            self._ckpt.stop()
+            self._ckpt = None
+        if self._conn is not None:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                log.warning("final checkpoint of %s failed: %s", self.path, exc)
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "HotWriter":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"HotWriter({self.path}) is not open; call open() first.")
+        return self._conn
+
+    # -- captures ---------------------------------------------------------------------
+    def begin_capture(self, info: SourceInfo, started_ns: int) -> int:
+        """Insert the captures row for a (re)started capture; returns its capture_id."""
+        with self._txn("begin_capture"):
+            cur = self.conn.execute(
+                "INSERT INTO captures (source_uri, source_kind, center_freq_hz, sample_rate_hz, "
+                "gain_db, started_ns, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (info.uri, info.kind, float(info.center_freq_hz), float(info.sample_rate_hz),
+                 info.gain_db, int(started_ns), json.dumps(info.meta, default=str, sort_keys=True)),
+            )
+        return cur.lastrowid
+
+    def end_capture(self, capture_id: int, reason: str) -> None:
+        with self._txn("end_capture"):
+            self.conn.execute(
+                "UPDATE captures SET ended_ns = ?, end_reason = ? WHERE capture_id = ?",
+                (time.time_ns(), reason, capture_id),
+            )
+
+    def last_chunk_end(self) -> tuple[int, int, float] | None:
+        """(capture_id, t_end_ns, sample_rate_hz) of the newest chunk, or None when empty."""
+        row = self.conn.execute(
+            "SELECT capture_id, t_start_ns, n_samples, sample_rate_hz FROM chunks ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        capture_id, t_start_ns, n_samples, rate = row
+        return capture_id, t_start_ns + samples_to_ns(n_samples, rate), rate
+
+    # -- the batch --------------------------------------------------------------------
+    def write_batch(self, capture_id: int, chunks: list[Chunk], gaps: list[Gap] = (),
+                    annotations: list[Annotation] = (),
+                    telemetry: list[tuple[int, str, str, float]] = ()) -> BatchResult:
+        """One transaction: retention first, then chunks, gaps, annotations, telemetry."""
+        conn = self.conn
+        t0 = time.perf_counter()
+        n_bytes = sum(len(c.iq) for c in chunks)
+        first_seq = (self._last_seq or 0) + 1
+        with self._txn("write_batch"):
+            pruned = self._retain(chunks, n_bytes)
+            if chunks:
+                conn.executemany(
+                    "INSERT INTO chunks (seq, capture_id, t_start_ns, sample_rate_hz, center_freq_hz, "
+                    "gain_db, n_samples, iq, iq_crc32) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(first_seq + i, capture_id, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz,
+                      c.gain_db, len(c.iq) // BYTES_PER_SAMPLE, c.iq, zlib.crc32(c.iq))
+                     for i, c in enumerate(chunks)],
+                )
+            if gaps:
+                conn.executemany(
+                    "INSERT INTO gaps (capture_id, t_start_ns, t_end_ns, n_samples_lost, cause, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(capture_id, g.t_start_ns, g.t_end_ns, g.n_samples_lost, g.cause, g.detail) for g in gaps],
+                )
+            if annotations:
+                conn.executemany(
+                    "INSERT INTO annotations (capture_id, t_start_ns, t_end_ns, freq_lower_hz, "
+                    "freq_upper_hz, label, snr_db, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(capture_id, a.t_start_ns, a.t_end_ns, a.freq_lower_hz, a.freq_upper_hz, a.label,
+                      a.snr_db, a.origin) for a in annotations],
+                )
+            if telemetry:
+                conn.executemany(
+                    "INSERT INTO telemetry (t_ns, capture_id, process, metric, value) VALUES (?, ?, ?, ?, ?)",
+                    [(int(t), capture_id, p, m, float(v)) for t, p, m, v in telemetry],
+                )
+        if chunks:
+            self._last_seq = first_seq + len(chunks) - 1
+        self._maybe_reset_wal()
+        return BatchResult(time.perf_counter() - t0, len(chunks), n_bytes,
+                           self._last_seq if chunks else None, pruned)
+
+    def _retain(self, chunks: list[Chunk], n_bytes: int) -> int:
+        """Delete what the age limit and the byte cap require before this batch goes in."""
+        conn, pruned = self.conn, 0
+        newest = self._last_seq
+        if newest is None:
+            return 0
+        if self.max_age_s is not None:
+            t_new = max((c.t_end_ns for c in chunks), default=None)
+            if t_new is None:
+                last = self.last_chunk_end()
+                t_new = last[1] if last else None
+            if t_new is not None:
+                cutoff_ns = t_new - int(self.max_age_s * NS_PER_S)
+                cur = conn.execute(
+                    "DELETE FROM chunks WHERE seq IN (SELECT seq FROM chunks WHERE t_start_ns < ? "
+                    "AND seq < ? ORDER BY t_start_ns LIMIT ?)", (cutoff_ns, newest, self.prune_step_chunks))
+                pruned += cur.rowcount
+        if self.cap_bytes is not None:
+            pruned += self._fit_cap(chunks, newest)
+        if pruned:
+            self._prune_side_tables()
+        return pruned
+
+    def _fit_cap(self, chunks: list[Chunk], newest: int) -> int:
+        conn, ps = self.conn, self._page_size
+        incoming = (sum(chunk_pages(len(c.iq), ps) for c in chunks) + 2) * ps
+        pruned = 0
+        while True:
+            over = self.used_bytes() + incoming - self.cap_bytes
+            if over <= 0:
+                return pruned
+            rows = conn.execute(
+                "SELECT seq, n_samples FROM chunks WHERE seq < ? ORDER BY seq LIMIT ?",
+                (newest, self.prune_step_chunks)).fetchall()
+            if not rows:
+                return pruned  # only the newest chunk is left: the batch alone exceeds the cap
+            freed, upto = 0.0, rows[-1][0]
+            for seq, n_samples in rows:
+                freed += chunk_pages(n_samples * BYTES_PER_SAMPLE, ps) * ps
+                if freed >= over:
+                    upto = seq
+                    break
+            pruned += conn.execute("DELETE FROM chunks WHERE seq <= ?", (upto,)).rowcount
+
+    def _prune_side_tables(self) -> None:
+        """Drop gaps, annotations and telemetry older than the oldest chunk still held."""
+        conn = self.conn
+        oldest = conn.execute("SELECT min(t_start_ns) FROM chunks").fetchone()[0]
+        if oldest is None:
+            return
+        conn.execute("DELETE FROM gaps WHERE t_start_ns < ? AND t_end_ns <= ?", (oldest, oldest))
+        conn.execute("DELETE FROM annotations WHERE t_start_ns < ? AND t_end_ns <= ?", (oldest, oldest))
+        conn.execute("DELETE FROM telemetry WHERE t_ns < ?", (oldest,))
+
+    def _maybe_reset_wal(self) -> None:
+        """Checkpoint in-line only when the WAL outgrew ``wal_reset_bytes`` (see module doc)."""
+        if self.checkpoint != "background":
+            return
+        if file_bytes(f"{self.path}-wal") > self.wal_reset_bytes:
+            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.n_inline_checkpoints += 1
+            if busy:
+                log.debug("in-line checkpoint of %s was busy", self.path)
+
+    # -- sizes ------------------------------------------------------------------------
+    def db_size_bytes(self) -> int:
+        """Main file size as SQLite sees it: page_count * page_size."""
+        return self.conn.execute("PRAGMA page_count").fetchone()[0] * self._page_size
+
+    def used_bytes(self) -> int:
+        """Pages in use (page_count - freelist_count) * page_size, in the current transaction."""
+        pc = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        fl = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pc - fl) * self._page_size
+
+    # -- transactions -----------------------------------------------------------------
+    def _txn(self, what: str) -> "_Txn":
+        return _Txn(self.conn, what, self.path)
+
+
+class _Txn:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error; sqlite3 errors become StoreError."""
+
+    def __init__(self, conn: sqlite3.Connection, what: str, path: Path):
+        self.conn, self.what, self.path = conn, what, path
+
+    def __enter__(self):
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, self.what, exc) from exc
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return False
+            except sqlite3.Error as err:
+                exc = err
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise _store_error(self.path, self.what, exc) from exc
+        return False
+
+
+def _store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
+    msg = str(exc)
+    if "full" in msg:
+        hint = "the disk is full: free space or lower --cap-bytes"
+    elif "locked" in msg or "busy" in msg:
+        hint = "another process holds the write lock on the hot DB: only the capture service may write it"
+    else:
+        hint = "check the disk and the file; the batch was rolled back"
+    return StoreError(f"{path}: {what} failed ({msg}); {hint}.")

@@ -1,0 +1,195 @@
+"""Point-in-time copies of the hot DB, taken while the capture keeps writing.
+
+One-step online backup (``backup(pages=-1)``): in WAL mode it reads one consistent snapshot
+without blocking the writer (a paged backup restarts on every foreign write and never
+finishes under a live writer). The copy is written under a temporary name, switched to a
+rollback journal (a standalone file), checked (``integrity_check`` plus each chunk's CRC-32),
+fsynced and renamed into place. The hot DB is only touched by a PASSIVE checkpoint afterwards.
+"""
+
+import os
+import sqlite3
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdr_assets.errors import ConfigError, StoreError
+from sdr_assets.records import samples_to_ns
+from sdr_assets.store.db import BUSY_TIMEOUT_MS, check_sqlite_file, connect_ro
+
+
+@dataclass
+class SnapshotResult:
+    path: Path
+    n_bytes: int
+    seconds: float  # whole call: backup + check + fsync + rename
+    mb_per_s: float  # n_bytes / backup_s (the copy itself, comparable with `cp`)
+    last_seq: int | None
+    last_t_end_ns: int | None
+    first_t_start_ns: int | None
+    n_chunks: int
+    integrity: str  # "ok" or the first problem found
+    backup_s: float = 0.0
+    check_s: float = 0.0
+
+
+def _missing_hot(path: Path) -> StoreError:
+    return StoreError(f"{path} does not exist yet; start the capture first (it creates the hot DB).")
+
+
+def _chunk_figures(conn: sqlite3.Connection) -> tuple[int | None, int | None, int | None, int]:
+    """(last_seq, last_t_end_ns, first_t_start_ns, n_chunks) of a DB with a chunks table."""
+    last = conn.execute(
+        "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks ORDER BY seq DESC LIMIT 1").fetchone()
+    first = conn.execute("SELECT min(t_start_ns) FROM chunks").fetchone()[0]
+    n = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    if last is None:
+        return None, None, None, 0
+    return last[0], last[1] + samples_to_ns(last[2], last[3]), first, n
+
+
+def take_snapshot(hot_path, dest_path) -> SnapshotResult:
+    """Copy ``hot_path`` to ``dest_path`` (atomic rename), check it, checkpoint the hot DB."""
+    hot_path, dest_path = Path(hot_path), Path(dest_path)
+    if not hot_path.exists():
+        raise _missing_hot(hot_path)
+    check_sqlite_file(hot_path)
+    dest_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest_path.with_name(f".{dest_path.name}.tmp-{os.getpid()}")
+    _remove_db_files(tmp)
+    t0 = time.perf_counter()
+    try:
+        # A normal (read-write, never-create) connection sees the WAL; it writes nothing.
+        src = sqlite3.connect(hot_path.resolve().as_uri() + "?mode=rw", uri=True, isolation_level=None)
+        try:
+            src.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            dst = sqlite3.connect(str(tmp), isolation_level=None)
+            try:
+                dst.execute("PRAGMA journal_mode=OFF")  # a fresh copy: checked and fsynced below
+                dst.execute("PRAGMA synchronous=OFF")
+                src.backup(dst, pages=-1)
+            finally:
+                dst.close()
+            backup_s = time.perf_counter() - t0
+            src.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            src.close()
+        # The copied header still says WAL: make the snapshot one standalone file.
+        dst = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            dst.execute("PRAGMA journal_mode=DELETE")
+            figures = _chunk_figures(dst)
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        _remove_db_files(tmp)
+        raise StoreError(f"snapshot of {hot_path} into {dest_path} failed ({exc}); "
+                         "check free disk space and that the hot DB is readable.") from exc
+    except BaseException:
+        _remove_db_files(tmp)
+        raise
+    t1 = time.perf_counter()
+    integrity = verify_snapshot(tmp)
+    check_s = time.perf_counter() - t1
+    _fsync(tmp)
+    os.replace(tmp, dest_path)
+    _fsync_dir(dest_path.parent)
+    n_bytes = dest_path.stat().st_size
+    return SnapshotResult(
+        path=dest_path, n_bytes=n_bytes, seconds=time.perf_counter() - t0,
+        mb_per_s=n_bytes / 1e6 / max(backup_s, 1e-9), last_seq=figures[0], last_t_end_ns=figures[1],
+        first_t_start_ns=figures[2], n_chunks=figures[3], integrity=integrity,
+        backup_s=backup_s, check_s=check_s,
+    )
+
+
+def verify_snapshot(path) -> str:
+    """``PRAGMA integrity_check`` then each chunk's CRC-32: "ok" or the first problem."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"snapshot {path} does not exist; take one first (take_snapshot).")
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        return f"cannot open: {exc}"
+    try:
+        rows = conn.execute("PRAGMA integrity_check(1)").fetchall()
+        first = rows[0][0] if rows else "no result"
+        if first != "ok":
+            return str(first)
+        return _verify_crc(conn)
+    except sqlite3.DatabaseError as exc:
+        return f"error: {exc}"
+    finally:
+        conn.close()
+
+
+def _verify_crc(conn: sqlite3.Connection) -> str:
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+    if "iq_crc32" not in cols:
+        return "ok"
+    for seq, iq, crc in conn.execute(
+            "SELECT seq, iq, iq_crc32 FROM chunks WHERE iq_crc32 IS NOT NULL ORDER BY seq"):
+        got = zlib.crc32(iq)
+        if got != crc:
+            return f"chunk seq {seq}: iq CRC-32 {got:#010x} != stored {crc:#010x} (payload corrupted)"
+    return "ok"
+
+
+def prune_snapshots(folder, keep: int, pattern: str = "*.db") -> list[Path]:
+    """Delete all but the newest ``keep`` snapshot files (by mtime) in ``folder``."""
+    if keep < 0:
+        raise ConfigError(f"prune_snapshots(keep={keep}): keep must be >= 0.")
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    files = sorted((p for p in folder.glob(pattern) if p.is_file()),
+                   key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    dropped = files[keep:]
+    for p in dropped:
+        _remove_db_files(p)
+    return dropped
+
+
+def hot_time_range(hot_path) -> tuple[int, int] | None:
+    """(first_t_start_ns, last_t_end_ns) of the chunks the hot DB holds now, None if none."""
+    hot_path = Path(hot_path)
+    if not hot_path.exists():
+        raise _missing_hot(hot_path)
+    conn = connect_ro(hot_path)
+    try:
+        conn.execute("BEGIN")
+        last_seq, last_t_end_ns, first_t_start_ns, _ = _chunk_figures(conn)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the time range of {hot_path}: {exc}") from exc
+    finally:
+        conn.close()
+    if last_seq is None:
+        return None
+    return first_t_start_ns, last_t_end_ns
+
+
+def _remove_db_files(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except FileNotFoundError:
+            pass
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,310 @@
+"""The analysis DB as a circular buffer of time windows (partitions) cut from snapshots.
+
+``load_window`` copies one partition's chunks (t_start in [t_start, t_end)), and the gaps
+and annotations overlapping it, from a snapshot in one transaction (re-loading replaces),
+then drops the least recently loaded partitions beyond ``keep_partitions`` from every table
+that has a ``partition_key``. Least recently *loaded*, not oldest in time, so a backfill of
+an old partition is not dropped the moment it lands.
+"""
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from sdr_assets.errors import ConfigError, StoreError
+from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.store.db import (
+    ANALYSIS_APP_ID,
+    SQLITE_HEADER,
+    analysis_migrations,
+    connect_rw,
+    migrate,
+    ro_uri,
+)
+
+log = logging.getLogger(__name__)
+
+QUICK_CHECK_MAX_BYTES = 64 * 2**20
+PARTITIONED_TABLES = ("chunks", "gaps", "annotations", "frames", "labels", "detections")
+
+
+@dataclass
+class WindowStats:
+    partition_key: str
+    n_chunks: int
+    n_samples: int
+    n_gaps: int
+    n_samples_lost: int  # recorded losses, clipped to the window
+    first_seq: int | None
+    last_seq: int | None
+    duration_s: float  # window length
+    covered_s: float  # stored samples / fs
+    expected_samples: int  # duration_s * fs
+    coverage: float  # n_samples / (expected_samples - n_samples_lost)
+    empty: bool
+    sample_rate_hz: float = 0.0
+    dropped_partitions: tuple[str, ...] = ()  # evicted by keep_partitions: delete their PNGs
+
+
+class ChunkRow(NamedTuple):
+    seq: int
+    t_start_ns: int
+    sample_rate_hz: float
+    center_freq_hz: float
+    n_samples: int
+    iq: bytes
+
+    @property
+    def t_end_ns(self) -> int:
+        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
+
+
+class ChunkSpan(NamedTuple):
+    seq: int
+    t_start_ns: int
+    t_end_ns: int
+    sample_rate_hz: float
+    n_samples: int
+
+
+class GapRow(NamedTuple):
+    gap_id: int
+    capture_id: int
+    t_start_ns: int
+    t_end_ns: int
+    n_samples_lost: int
+    cause: str
+    detail: str
+
+
+class AnnotationRow(NamedTuple):
+    annotation_id: int
+    capture_id: int
+    t_start_ns: int
+    t_end_ns: int
+    freq_lower_hz: float
+    freq_upper_hz: float
+    label: str
+    snr_db: float | None
+    origin: str
+
+
+class PartitionRow(NamedTuple):
+    partition_key: str
+    t_start_ns: int
+    t_end_ns: int
+    snapshot_path: str | None
+    snapshot_last_seq: int | None
+    n_chunks: int
+    n_samples: int
+    n_samples_lost: int
+    loaded_ns: int
+
+
+class Hole(NamedTuple):
+    t_start_ns: int
+    t_end_ns: int
+    after_seq: int | None
+    before_seq: int | None
+    kind: str  # "hole" (time missing, no gap recorded) | "overlap" (chunks overlap in time)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.t_end_ns - self.t_start_ns) / NS_PER_S
+
+
+def _span(c) -> tuple[int, int]:
+    end = getattr(c, "t_end_ns", None)
+    if end is None:
+        end = c.t_start_ns + samples_to_ns(c.n_samples, c.sample_rate_hz)
+    return c.t_start_ns, end
+
+
+def check_contiguity(chunks: Iterable, gaps: Iterable, tol_ns: int) -> list[Hole]:
+    """Holes between consecutive chunks (time order) that no recorded gap covers, and overlaps.
+
+    ``chunks``: items with ``seq``, ``t_start_ns`` and ``t_end_ns`` (or ``n_samples`` and
+    ``sample_rate_hz``); ``gaps``: items with ``t_start_ns`` and ``t_end_ns``.
+    """
+    spans = sorted((_span(c) + (getattr(c, "seq", None),) for c in chunks))
+    covers = _merge(sorted((g.t_start_ns, g.t_end_ns) for g in gaps), tol_ns)
+    holes = []
+    for (s0, e0, q0), (s1, _, q1) in zip(spans, spans[1:]):
+        if s1 - e0 > tol_ns and not _covered(covers, e0 + tol_ns, s1 - tol_ns):
+            holes.append(Hole(e0, s1, q0, q1, "hole"))
+        elif e0 - s1 > tol_ns:
+            holes.append(Hole(s1, e0, q0, q1, "overlap"))
+    return holes
+
+
+def _merge(intervals: list[tuple[int, int]], tol_ns: int) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for s, e in intervals:
+        if out and s <= out[-1][1] + tol_ns:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def _covered(merged: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(s <= start and e >= end for s, e in merged)
+
+
+class AnalysisDB:
+    """The analysis database (see module doc). One per process; not shared across threads."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self.recovered_from: Path | None = None  # where a corrupt file was moved by open()
+
+    def open(self) -> None:
+        """Create or migrate the DB; a corrupt file is moved aside and a fresh one started."""
+        if self._conn is not None:
+            return
+        reason = _corrupt_reason(self.path)
+        if reason:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{self.path}{suffix}")
+                if src.exists():
+                    os.replace(src, f"{aside}{suffix}")
+            self.recovered_from = aside
+            log.warning("analysis DB %s was unreadable (%s); moved to %s and started a fresh one "
+                        "(re-materialize the windows you need)", self.path, reason, aside)
+        conn = connect_rw(self.path)
+        try:
+            migrate(conn, analysis_migrations(), application_id=ANALYSIS_APP_ID)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "AnalysisDB":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"AnalysisDB({self.path}) is not open; call open() first.")
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``with db.transaction() as conn:`` BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- loading ----------------------------------------------------------------------
+    def load_window(self, snapshot_path, partition_key: str, t_start_ns: int, t_end_ns: int, *,
+                    keep_partitions: int, require_held: bool = False) -> WindowStats:
+        """Copy one window from a snapshot (idempotent), then evict beyond ``keep_partitions``.
+
+        ``require_held``: raise PartitionNotHeldError unless the snapshot's chunks span the
+        whole window (otherwise a partial window loads and its coverage says so).
+        """
+        from sdr_assets.store.window_load import load_window_into
+
+        if keep_partitions < 1:
+            raise ConfigError(f"keep_partitions={keep_partitions}: must be >= 1.")
+        if t_end_ns <= t_start_ns:
+            raise ConfigError(f"window [{t_start_ns}, {t_end_ns}) is empty or reversed.")
+        snapshot_path = Path(snapshot_path)
+        if not snapshot_path.exists():
+            raise StoreError(f"snapshot {snapshot_path} does not exist; materialize the snapshot first.")
+        return load_window_into(self.conn, ro_uri(snapshot_path), str(snapshot_path), partition_key,
+                                int(t_start_ns), int(t_end_ns), keep_partitions, require_held)
+
+    # -- readers ----------------------------------------------------------------------
+    def iter_chunks(self, partition_key: str) -> Iterator[ChunkRow]:
+        """The partition's chunks in time order, one row (with its iq bytes) at a time."""
+        cur = self.conn.execute(
+            "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, iq FROM chunks "
+            "WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,))
+        try:
+            for row in cur:
+                yield ChunkRow(*row)
+        finally:
+            cur.close()
+
+    def chunk_spans(self, partition_key: str) -> list[ChunkSpan]:
+        """Time spans of the partition's chunks without their iq (for coverage checks)."""
+        rows = self.conn.execute(
+            "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks WHERE partition_key = ? "
+            "ORDER BY t_start_ns", (partition_key,)).fetchall()
+        return [ChunkSpan(q, t, t + samples_to_ns(n, fs), fs, n) for q, t, n, fs in rows]
+
+    def gaps(self, partition_key: str) -> list[GapRow]:
+        return [GapRow(*r) for r in self.conn.execute(
+            "SELECT gap_id, capture_id, t_start_ns, t_end_ns, n_samples_lost, cause, detail FROM gaps "
+            "WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,))]
+
+    def annotations(self, partition_key: str) -> list[AnnotationRow]:
+        return [AnnotationRow(*r) for r in self.conn.execute(
+            "SELECT annotation_id, capture_id, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, "
+            "label, snr_db, origin FROM annotations WHERE partition_key = ? ORDER BY t_start_ns",
+            (partition_key,))]
+
+    def partitions(self) -> list[PartitionRow]:
+        return [PartitionRow(*r) for r in self.conn.execute(
+            "SELECT partition_key, t_start_ns, t_end_ns, snapshot_path, snapshot_last_seq, n_chunks, "
+            "n_samples, n_samples_lost, loaded_ns FROM partitions ORDER BY t_start_ns")]
+
+    def drop_partition(self, partition_key: str) -> None:
+        """Remove one partition's rows from every partitioned table."""
+        with self.transaction() as conn:
+            drop_partitions(conn, [partition_key])
+
+
+def drop_partitions(conn: sqlite3.Connection, keys: list[str]) -> None:
+    """Delete ``keys`` from every table with a partition_key (inside the caller's transaction)."""
+    for key in keys:
+        for table in PARTITIONED_TABLES + ("partitions",):
+            conn.execute(f"DELETE FROM main.{table} WHERE partition_key = ?", (key,))
+
+
+def _corrupt_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be used as an SQLite DB (cheap: header + schema), or None."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb") as fh:
+        if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return "not an SQLite file"
+    try:
+        conn = sqlite3.connect(ro_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if path.stat().st_size < QUICK_CHECK_MAX_BYTES:  # bigger files: schema read only (cost)
+            first = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if first != "ok":
+                return first
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None
