@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sdr_assets.ml.infer import Detection, nms
+from sdr_assets.ml.infer import Detection, decode_output, letterbox, nms
 from sdr_assets.ml.labels import BoxGeometry
 from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, suppress_overlaps, to_time_freq
 
@@ -92,3 +92,37 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
 def test_suppress_never_drops_disjoint_boxes(frac):
     boxes = [box(i * 30, i * 30 + 20, conf=0.1 * (i + 1)) for i in range(5)]
     assert suppress_overlaps(boxes, frac=frac) == boxes
+
+
+def _raw(*anchors, nc=6):
+    """A (1, 4 + nc, n) YOLO output: each anchor (cx, cy, w, h, class_id, score)."""
+    out = np.zeros((1, 4 + nc, len(anchors)), dtype=np.float32)
+    for j, (cx, cy, w, h, c, s) in enumerate(anchors):
+        out[0, :4, j] = (cx, cy, w, h)
+        out[0, 4 + c, j] = s
+    return out
+
+
+def test_decode_thresholds_suppresses_and_undoes_the_letterbox():
+    # a 256 x 640 frame letterboxed to 320: scale 0.5, padded 96 rows on top
+    img, r, pad = letterbox(np.zeros((256, 640, 3), dtype=np.uint8), 320)
+    assert img.shape == (320, 320, 3) and r == 0.5 and pad == (0, 96)
+    out = _raw((100, 150, 20, 10, 2, 0.9),   # fsk, kept: x 90..110, y 145..155 in the input
+               (101, 150, 20, 10, 2, 0.8),   # near-duplicate of it: suppressed
+               (101, 150, 20, 10, 1, 0.7),   # same place, another class: class-aware NMS keeps it
+               (300, 200, 10, 10, 0, 0.1))   # below the threshold
+    dets = decode_output(out, CLASSES6, r=r, pad=pad, hw=(256, 640), conf=0.25, iou=0.7)
+    assert [d.class_name for d in dets] == ["fsk", "ook"]
+    assert dets[0] == pytest.approx(Detection("fsk", 0.9, 180.0, 98.0, 220.0, 118.0))
+    # a box over the padding is clipped to the original image
+    (edge,) = decode_output(_raw((10, 100, 40, 20, 5, 0.5)), CLASSES6, r=r, pad=pad, hw=(256, 640))
+    assert (edge.x0, edge.y0) == (0.0, 0.0) and edge.class_name == "burst"
+
+
+def test_decode_end2end_output_skips_nms():
+    out = np.array([[[10, 10, 20, 20, 0.9, 3], [10, 10, 20, 20, 0.8, 3], [0, 0, 5, 5, 0.1, 0]]], dtype=np.float32)
+    dets = decode_output(out, CLASSES6, hw=(64, 64), conf=0.25, end2end=True)
+    assert [(d.class_name, d.confidence) for d in dets] == [("chirp", pytest.approx(0.9)), ("chirp", pytest.approx(0.8))]
+
+
+CLASSES6 = ("cw", "ook", "fsk", "chirp", "wideband", "burst")

@@ -19,10 +19,11 @@ from sdr_assets.ml.labels import CLASSES
 from sdr_assets.ml.offline import ensure_offline
 from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, suppress_overlaps, to_time_freq
 
-__all__ = ["Detection", "OnnxDetector", "TorchDetector", "load_detector", "load_image", "nms",
+__all__ = ["Detection", "OnnxDetector", "TorchDetector", "decode_output", "load_detector", "load_image", "nms",
            "TimeFreqBox", "join_frame_edges", "suppress_overlaps", "to_time_freq"]
 
 Image = str | Path | np.ndarray
+_MAX_WH = 7680.0  # box offset per class for one-pass class-aware NMS (ultralytics uses the same)
 
 
 class Detection(NamedTuple):
@@ -87,6 +88,44 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
+def decode_output(out: np.ndarray, classes: Sequence[str], *, r: float = 1.0, pad: tuple[float, float] = (0.0, 0.0),
+                  hw: tuple[int, int], conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
+                  end2end: bool = False) -> list[Detection]:
+    """Detections in original-image pixels from one YOLO output.
+
+    ``out``: (1, 4 + nc, anchors) with cx, cy, w, h in letterboxed-input pixels and per-class
+    scores (YOLOv8/11 export), or with ``end2end`` (1, max_det, 6) x0, y0, x1, y1, score,
+    class (NMS-free heads). ``r``, ``pad``: the letterbox scale and (left, top) padding;
+    ``hw``: the original image's (height, width). Class-aware NMS at ``iou``.
+    """
+    if end2end:  # (1, max_det, 6): x0, y0, x1, y1, score, class; NMS already done
+        rows = out[0]
+        boxes, scores, cls = rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64)
+        keep = np.nonzero(scores >= conf)[0]
+    else:  # (1, 4 + nc, anchors): cx, cy, w, h, per-class scores
+        pred = out[0].T
+        cls_scores = pred[:, 4:]
+        cls = cls_scores.argmax(axis=1)
+        scores = cls_scores[np.arange(len(cls)), cls]
+        cand = np.nonzero(scores >= conf)[0]
+        xywh = pred[cand, :4]
+        boxes = np.empty_like(pred[:, :4])
+        boxes[cand] = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+        offset = cls[cand, None].astype(np.float32) * _MAX_WH  # class-aware NMS in one pass (as ultralytics)
+        keep = cand[nms(boxes[cand] + offset, scores[cand], iou)]
+    keep = keep[np.argsort(-scores[keep], kind="stable")][: max_det]
+    h, w = hw
+    dets = []
+    for i in keep:
+        x0, y0, x1, y1 = boxes[i]
+        x0, x1 = np.clip([(x0 - pad[0]) / r, (x1 - pad[0]) / r], 0, w)
+        y0, y1 = np.clip([(y0 - pad[1]) / r, (y1 - pad[1]) / r], 0, h)
+        c = int(cls[i])
+        name = classes[c] if c < len(classes) else str(c)
+        dets.append(Detection(name, float(scores[i]), float(x0), float(y0), float(x1), float(y1)))
+    return dets
+
+
 class OnnxDetector:
     """A YOLO ONNX export (static 1x3ximgszximgsz) run with onnxruntime."""
 
@@ -117,32 +156,8 @@ class OnnxDetector:
         self.conf, self.iou, self.max_det = conf, iou, max_det
 
     def _decode(self, out: np.ndarray, r: float, pad: tuple[float, float], hw: tuple[int, int]) -> list[Detection]:
-        if self.end2end:  # (1, max_det, 6): x0, y0, x1, y1, score, class; NMS already done
-            rows = out[0]
-            boxes, scores, cls = rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64)
-            keep = np.nonzero(scores >= self.conf)[0]
-        else:  # (1, 4 + nc, anchors): cx, cy, w, h, per-class scores
-            pred = out[0].T
-            cls_scores = pred[:, 4:]
-            cls = cls_scores.argmax(axis=1)
-            scores = cls_scores[np.arange(len(cls)), cls]
-            cand = np.nonzero(scores >= self.conf)[0]
-            xywh = pred[cand, :4]
-            boxes = np.empty_like(pred[:, :4])
-            boxes[cand] = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
-            offset = cls[cand, None].astype(np.float32) * (2.0 * self.imgsz)  # class-aware NMS, one pass
-            keep = cand[nms(boxes[cand] + offset, scores[cand], self.iou)]
-        keep = keep[np.argsort(-scores[keep], kind="stable")][: self.max_det]
-        h, w = hw
-        dets = []
-        for i in keep:
-            x0, y0, x1, y1 = boxes[i]
-            x0, x1 = np.clip([(x0 - pad[0]) / r, (x1 - pad[0]) / r], 0, w)
-            y0, y1 = np.clip([(y0 - pad[1]) / r, (y1 - pad[1]) / r], 0, h)
-            c = int(cls[i])
-            name = self.classes[c] if c < len(self.classes) else str(c)
-            dets.append(Detection(name, float(scores[i]), float(x0), float(y0), float(x1), float(y1)))
-        return dets
+        return decode_output(out, self.classes, r=r, pad=pad, hw=hw, conf=self.conf, iou=self.iou,
+                             max_det=self.max_det, end2end=self.end2end)
 
     def __call__(self, images: Sequence[Image]) -> list[list[Detection]]:
         results = []
