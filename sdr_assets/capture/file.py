@@ -6,6 +6,7 @@ file), or paced by the sample clock with ``realtime=True``. Ends at end of file 
 """
 
 import logging
+import math
 import os
 import re
 import threading
@@ -45,6 +46,8 @@ def parse_rtl433_filename(name: str) -> tuple[float | None, float | None]:
             break
         scale, unit = m.group(2).lower(), (m.group(3) or "").lower()
         value = float(m.group(1)) * _SCALE[scale]
+        if not math.isfinite(value):
+            break
         if unit == "sps" or (not unit and scale == "k"):
             kind = "rate"
         elif unit == "hz":
