@@ -171,6 +171,21 @@ def hot_time_range(hot_path) -> tuple[int, int] | None:
     return first_t_start_ns, last_t_end_ns
 
 
+def hot_pruned(hot_path) -> int:
+    """How many chunks retention has deleted from the hot DB so far (seqs start at 1)."""
+    hot_path = Path(hot_path)
+    if not hot_path.exists():
+        raise _missing_hot(hot_path)
+    conn = connect_ro(hot_path)
+    try:
+        first = conn.execute("SELECT min(seq) FROM chunks").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {hot_path}: {exc}") from exc
+    finally:
+        conn.close()
+    return 0 if first is None else first - 1
+
+
 def _remove_db_files(path: Path) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
         try:

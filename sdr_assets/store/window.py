@@ -31,6 +31,7 @@ from sdr_assets.store.db import (
 log = logging.getLogger(__name__)
 
 QUICK_CHECK_MAX_BYTES = 64 * 2**20
+DEFAULT_TOL_NS = 1_000  # chunk times are rounded to 1 ns; 1 us leaves room, a lost sample does not
 PARTITIONED_TABLES = ("chunks", "gaps", "annotations", "frames", "labels", "detections")
 
 
@@ -58,7 +59,7 @@ class ChunkRow(NamedTuple):
     sample_rate_hz: float
     center_freq_hz: float
     n_samples: int
-    iq: bytes
+    iq: bytes | None
 
     @property
     def t_end_ns(self) -> int:
@@ -126,7 +127,7 @@ def _span(c) -> tuple[int, int]:
     return c.t_start_ns, end
 
 
-def check_contiguity(chunks: Iterable, gaps: Iterable, tol_ns: int) -> list[Hole]:
+def check_contiguity(chunks: Iterable, gaps: Iterable, tol_ns: int = DEFAULT_TOL_NS) -> list[Hole]:
     """Holes between consecutive chunks (time order) that no recorded gap covers, and overlaps.
 
     ``chunks``: items with ``seq``, ``t_start_ns`` and ``t_end_ns`` (or ``n_samples`` and
@@ -239,10 +240,11 @@ class AnalysisDB:
                                 int(t_start_ns), int(t_end_ns), keep_partitions, require_held)
 
     # -- readers ----------------------------------------------------------------------
-    def iter_chunks(self, partition_key: str) -> Iterator[ChunkRow]:
-        """The partition's chunks in time order, one row (with its iq bytes) at a time."""
+    def iter_chunks(self, partition_key: str, with_iq: bool = True) -> Iterator[ChunkRow]:
+        """The partition's chunks in time order, one row at a time (``iq`` is None when not with_iq)."""
+        iq = "iq" if with_iq else "NULL"
         cur = self.conn.execute(
-            "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, iq FROM chunks "
+            f"SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, {iq} FROM chunks "
             "WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,))
         try:
             for row in cur:
