@@ -147,3 +147,12 @@ def test_an_empty_ring_restarts_at_offset_zero():
     assert ring.put(_chunk(2, 300)) and ring.used_bytes == 300
     assert ring._slots[0].pos % ring.capacity_bytes == 0  # reused from the start
     assert ring.put(_chunk(3, 700)) and ring.fill_fraction == 1.0  # the skipped tail is free
+
+
+def test_peak_fill_is_per_interval_and_high_water_is_forever():
+    ring = ByteRing(1000)
+    ring.put(_chunk(1, 500))
+    ring.get_batch(1000, 0)
+    assert ring.take_peak_fraction() == 0.5
+    assert ring.take_peak_fraction() == 0.0  # nothing since
+    assert ring.high_water_fraction == 0.5

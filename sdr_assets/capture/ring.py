@@ -55,6 +55,7 @@ class ByteRing:
         self._write_pos = 0  # advanced by the reader only (under the lock)
         self._read_pos = 0  # advanced by the writer only (under the lock)
         self._high_water_bytes = 0
+        self._peak_bytes = 0  # high water since the last take_peak_fraction()
         self._closed = False
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -96,6 +97,8 @@ class ByteRing:
             used = self._write_pos - self._read_pos
             if used > self._high_water_bytes:
                 self._high_water_bytes = used
+            if used > self._peak_bytes:
+                self._peak_bytes = used
             self._cond.notify_all()
         return True
 
@@ -156,6 +159,12 @@ class ByteRing:
     @property
     def high_water_fraction(self) -> float:
         return self.high_water_bytes / self.capacity_bytes
+
+    def take_peak_fraction(self) -> float:
+        """Highest fill since the previous call (then restarts from the current fill)."""
+        with self._lock:
+            peak, self._peak_bytes = self._peak_bytes, self._write_pos - self._read_pos
+        return peak / self.capacity_bytes
 
     @property
     def n_chunks(self) -> int:

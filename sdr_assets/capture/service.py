@@ -201,8 +201,8 @@ class CaptureService:
             for event in self._source.events():
                 if self._abandoned:
                     break
-                if self._first_event:
-                    self._first_event = False
+                if self._first_event and isinstance(event, (Chunk, Gap)):
+                    self._first_event = False  # (annotations may start inside a chunk)
                     self._note_restart(event)
                 if isinstance(event, Chunk):
                     self.counters.samples_received += event.n_samples
@@ -363,6 +363,6 @@ class CaptureService:
 
     def _telemetry_rows(self, hot) -> list:
         return self._sampler.rows(
-            self.counters, ring_fill=self._ring.fill_fraction,
+            self.counters, ring_fill=self._ring.take_peak_fraction(),
             ring_high_water=self._ring.high_water_fraction, bytes_stored=self._bytes_stored,
             db_size_bytes=hot.db_size_bytes(), extra={"pruned_chunks": self._pruned_chunks})

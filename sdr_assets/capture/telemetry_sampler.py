@@ -89,7 +89,7 @@ class TelemetrySampler:
             for name in ("samples_received", "samples_stored", "samples_lost"):
                 values[f"{name}_per_s"] = (cumulative[name] - self._prev.get(name, 0)) / dt_s
             values["ingest_mb_s"] = (bytes_stored - self._prev.get("bytes_stored", 0)) / dt_s / 1e6
-        values["ring_fill"] = ring_fill
+        values["ring_fill"] = ring_fill  # the peak fill over the interval
         values["ring_high_water"] = ring_high_water
         if self._commit_s:
             ms = sorted(s * 1000.0 for s in self._commit_s)

@@ -1,0 +1,115 @@
+"""The capture service in-process, on real sources and a real hot DB file."""
+
+import threading
+
+import pytest
+
+from sdr_assets.capture.base import Source
+from sdr_assets.capture.service import CaptureService
+from sdr_assets.capture.uri import open_source
+from sdr_assets.errors import ConfigError, SourceError
+from sdr_assets.records import Chunk, SourceInfo, samples_to_ns
+from sdr_assets_tests.capture_support import (CountingSource, latest_metrics, query,
+                                              uncovered_holes, write_cu8)
+
+
+def _service(source, hot, **kw):
+    kw.setdefault("window_s_for_capacity_check", 1.0)
+    return CaptureService(source, hot, **kw)
+
+
+def test_slow_writer_overflows_the_ring_and_every_sample_is_accounted(tmp_path):
+    """received == stored + recorded as lost, read back from the DB, against what the
+    source actually produced."""
+    hot = tmp_path / "hot.db"
+    src = CountingSource(open_source("synthetic://?seed=1&rate=1024000"))  # 2 MB/s, realtime
+    svc = _service(src, hot, ring_bytes=1024 * 1024, writer_delay_s=1.0, duration_s=3.0)
+    summary = svc.run()
+
+    stored_db = query(hot, "SELECT coalesce(sum(n_samples), 0) FROM chunks")[0][0]
+    gaps = query(hot, "SELECT n_samples_lost FROM gaps WHERE cause = 'ring_overflow'")
+    lost_db = sum(n for (n,) in gaps)
+    assert lost_db > 0, "the slowed writer should have overflowed the 1 MiB ring"
+    assert stored_db + lost_db == src.samples_produced
+    assert summary.samples_received == src.samples_produced
+    assert summary.samples_stored == stored_db
+    assert summary.samples_lost == {"ring_overflow": lost_db}
+    # consecutive overflowed chunks became one gap each run, not one gap per chunk
+    assert len(gaps) < lost_db // 131072
+    # chunks and gaps tile the timeline: no hole anywhere, no overlap
+    assert uncovered_holes(hot) == []
+    # the last telemetry rows close the books too
+    m = latest_metrics(hot, summary.capture_id)
+    assert m["samples_received"] == m["samples_stored"] + m["samples_lost_ring_overflow"]
+    assert m["samples_buffered"] == 0 and m["ring_high_water"] == pytest.approx(1.0, abs=0.3)
+    assert query(hot, "SELECT end_reason FROM captures")[0][0] == "duration"
+
+
+def test_unpaced_file_waits_for_room_instead_of_dropping(tmp_path):
+    """A recording can be paused, so a slow writer costs time, not samples."""
+    rec = write_cu8(tmp_path / "rec_433.92M_250k.cu8", 6 * 1024 * 1024)
+    hot = tmp_path / "hot.db"
+    src = CountingSource(open_source(f"file://{rec}"))
+    summary = _service(src, hot, ring_bytes=1024 * 1024, writer_delay_s=0.05).run()
+    assert summary.end_reason == "eof"
+    assert summary.samples_lost == {}
+    assert summary.samples_stored == summary.samples_received == src.samples_produced == 3 * 1024 * 1024
+    assert query(hot, "SELECT count(*) FROM gaps")[0][0] == 0
+    iq = b"".join(r[0] for r in query(hot, "SELECT iq FROM chunks ORDER BY seq"))
+    assert iq == rec.read_bytes()  # stored exactly as in the file
+
+
+class _FailingSource(Source):
+    """Yields a few chunks, then fails like an unplugged dongle."""
+
+    def __init__(self, n_ok: int):
+        super().__init__()
+        self.n_ok = n_ok
+
+    def open(self):
+        return SourceInfo("test://failing", "test", 100e6, 250_000.0, None, True)
+
+    def events(self):
+        for k in range(self.n_ok):
+            yield Chunk(1_000_000_000 + samples_to_ns(k * 1000, 250_000.0), 100e6, 250_000.0, None,
+                        bytes([k % 256]) * 2000)
+        raise SourceError("the dongle went away; plug it back in and restart")
+
+
+def test_a_source_error_is_recorded_and_raised_after_storing_what_arrived(tmp_path):
+    hot = tmp_path / "hot.db"
+    with pytest.raises(SourceError, match="dongle went away"):
+        _service(_FailingSource(5), hot).run()
+    (reason,) = query(hot, "SELECT end_reason FROM captures")[0]
+    assert reason.startswith("error: the dongle went away")
+    assert query(hot, "SELECT count(*), sum(n_samples) FROM chunks")[0] == (5, 5000)
+
+
+def test_capacity_refusal_creates_no_capture_row(tmp_path):
+    hot = tmp_path / "hot.db"
+    src = open_source("synthetic://?seed=1&rate=1024000")
+    with pytest.raises(ConfigError, match="two"):
+        CaptureService(src, hot, cap_bytes=1_000_000, window_s_for_capacity_check=60.0).run()
+    assert not hot.exists() or query(hot, "SELECT count(*) FROM captures")[0][0] == 0
+
+
+def test_restart_records_the_dead_time_as_a_gap(tmp_path):
+    hot = tmp_path / "hot.db"
+    first = _service(open_source("synthetic://?seed=1&rate=250000"), hot, duration_s=1.5).run()
+    threading.Event().wait(1.0)  # the service is "down" for a second
+    second = _service(open_source("synthetic://?seed=2&rate=250000"), hot, duration_s=1.5).run()
+    rows = query(hot, "SELECT capture_id, t_start_ns, t_end_ns, n_samples_lost, detail FROM gaps "
+                      "WHERE cause = 'restart'")
+    assert len(rows) == 1
+    capture_id, t_start_ns, t_end_ns, n_lost, detail = rows[0]
+    assert capture_id == second.capture_id and "service was down from" in detail
+    (last_end,) = query(hot, "SELECT max(t_start_ns + n_samples * 4000) FROM chunks WHERE capture_id = ?",
+                        (first.capture_id,))[0]
+    (next_start,) = query(hot, "SELECT min(t_start_ns) FROM chunks WHERE capture_id = ?",
+                          (second.capture_id,))[0]
+    assert t_start_ns == last_end
+    assert abs(t_end_ns - next_start) <= 4000  # within one sample at 250 kS/s
+    assert n_lost == pytest.approx((next_start - last_end) * 250_000 / 1e9, abs=1)
+    assert n_lost >= 250_000 * 0.9  # at least the second it was down
+    assert second.samples_lost == {"restart": n_lost}
+    assert uncovered_holes(hot) == []
