@@ -54,5 +54,106 @@ def run(host: str, port: int, partition_minutes: int) -> None:
     sys.exit(run_services(services))
 
 
+@main.command("serve-rtl-tcp")
+@click.option("--source", "source_uri", required=True,
+              help="What to serve: synthetic://?seed=1, file://PATH, rtlsdr://0, ...")
+@click.option("--port", default=1234, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--center-freq-hz", type=float, default=None)
+@click.option("--sample-rate-hz", type=float, default=None)
+@click.option("--gain-db", type=float, default=None, help="Omit for automatic gain.")
+@click.option("--loop/--no-loop", default=False, help="Replay a file source forever.")
+def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_rate_hz,
+                  gain_db, loop: bool) -> None:
+    """Serve a source over the standard rtl_tcp protocol until Ctrl-C."""
+    import logging
+
+    from sdr_assets.capture.rtltcp_server import RtlTcpServer
+    from sdr_assets.capture.uri import open_source
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    realtime = True if source_uri.strip().lower().startswith("file://") else None
+    source = open_source(source_uri, center_freq_hz=center_freq_hz,
+                         sample_rate_hz=sample_rate_hz, gain_db=gain_db, realtime=realtime,
+                         loop=loop)
+    server = RtlTcpServer(source, host=host, port=port)
+    h, p = server.bind()
+    info = server.info
+    click.echo(f"rtl_tcp server listening on {h}:{p} ({info.uri}, "
+               f"{info.center_freq_hz:.0f} Hz, {info.sample_rate_hz:.0f} S/s); Ctrl-C stops it",
+               err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    finally:
+        server.stop()
+    if server.source_ended:
+        click.echo("the source ended (use --loop to replay a file forever)", err=True)
+
+
+# ---- capture, status, stats (the capture service; no dagster, torch or ultralytics) ----
+@main.command()
+@click.option("--source", "source_uri", required=True, metavar="URI",
+              help="synthetic://?seed=1 | file://PATH | rtl_tcp://HOST:PORT | rtlsdr://INDEX")
+@click.option("--center-freq-hz", type=float, default=None, help="Tuning (default: the source's).")
+@click.option("--sample-rate-hz", type=float, default=None, help="Sample rate (default: the source's).")
+@click.option("--gain-db", type=float, default=None, help="Manual gain in dB (default: automatic).")
+@click.option("--realtime/--no-realtime", default=None,
+              help="Pace a file by its sample clock (files default to unpaced).")
+@click.option("--loop", is_flag=True, help="Replay a file forever (times keep increasing).")
+@click.option("--ring-mb", type=float, default=64.0, show_default=True,
+              help="Ring buffer between the radio and the database, MiB.")
+@click.option("--cap-bytes", type=int, default=None, help="Hot DB size cap in bytes (default 2 GiB).")
+@click.option("--cap-gb", type=float, default=None, help="Hot DB size cap in GiB (2**30 bytes).")
+@click.option("--max-age-s", type=float, default=None, help="Also drop chunks older than this.")
+@click.option("--synchronous", type=click.Choice(["NORMAL", "FULL"], case_sensitive=False),
+              default="NORMAL", show_default=True,
+              help="NORMAL: nothing committed is lost on a crash; FULL: nor on a power cut.")
+@click.option("--duration-s", type=float, default=None, help="Stop after this long (default: until Ctrl-C).")
+@click.option("--partition-minutes", type=float, default=None,
+              help="Analysis window for the capacity check (default $SDR_ASSETS_PARTITION_MINUTES or 60).")
+@click.option("--writer-delay-s", type=float, default=0.0, hidden=True)  # test hook: slow writer
+def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop, ring_mb, cap_bytes,
+            cap_gb, max_age_s, synchronous, duration_s, partition_minutes, writer_delay_s) -> None:
+    """Run the capture service: SOURCE -> $SDR_ASSETS_HOME/hot.db until EOF or Ctrl-C."""
+    import logging
+
+    from sdr_assets.capture.console import run_capture
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run_capture(source_uri=source_uri, center_freq_hz=center_freq_hz, sample_rate_hz=sample_rate_hz,
+                gain_db=gain_db, realtime=realtime, loop=loop, ring_mb=ring_mb, cap_bytes=cap_bytes,
+                cap_gb=cap_gb, max_age_s=max_age_s, synchronous=synchronous.upper(),
+                duration_s=duration_s, partition_minutes=partition_minutes,
+                writer_delay_s=writer_delay_s, echo=lambda line: click.echo(line, err=True))
+
+
+@main.command()
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--interval-s", type=float, default=1.0, show_default=True, help="Refresh period with --watch.")
+def status(watch: bool, interval_s: float) -> None:
+    """Live figures of the newest capture (read-only; safe beside a running capture)."""
+    from rich.console import Console
+
+    from sdr_assets.capture.console import status_command
+
+    status_command(watch, interval_s, Console())
+
+
+@main.command()
+@click.option("--by", type=click.Choice(["capture", "hour"]), default="capture", show_default=True)
+@click.option("--metric", "metrics", multiple=True, help="Metric to show (repeatable; default: a summary set).")
+@click.option("--all-metrics", is_flag=True, help="Show every metric.")
+def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
+    """Telemetry history per capture or per hour (count, min/avg/max) and hot DB figures."""
+    from rich.console import Console
+
+    from sdr_assets.capture.console import stats_command
+
+    stats_command(by, metrics, all_metrics, Console())
+
+
 if __name__ == "__main__":
     main()
