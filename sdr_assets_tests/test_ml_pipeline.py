@@ -228,3 +228,27 @@ def test_tiny_end_to_end_offline(tmp_path, data_root, no_network):
     assert boxes and all(isinstance(b, TimeFreqBox) for b in boxes)
     assert all(geom.t_start_ns <= b.t_start_ns <= b.t_end_ns <= geom.image_t_end_ns for b in boxes)
     conn.close()
+
+
+def test_untrained_checkpoint_loads_with_the_product_classes(tmp_path, no_network):
+    from sdr_assets.ml.infer import TorchDetector
+    from sdr_assets.ml.train import save_untrained
+
+    weights = save_untrained(tmp_path / "untrained.pt")
+    det = TorchDetector(weights, "cpu", imgsz=64)
+    assert det.classes == CLASSES
+    out = det([np.zeros((64, 64), dtype=np.uint8)])
+    assert out == [[]] or all(d.class_name in CLASSES for d in out[0])
+    with pytest.raises(ModelError, match="yaml"):
+        save_untrained(tmp_path / "x.pt", model="yolo11n.pt")
+
+
+def test_a_bare_pt_name_is_refused_before_anything_downloads(tmp_path, no_network):
+    from sdr_assets.ml.train import train_detector
+
+    data_yaml = tmp_path / "data.yaml"
+    data_yaml.write_text("path: /nowhere\n")
+    with pytest.raises(ModelError, match="would be downloaded"):
+        train_detector(data_yaml, tmp_path / "out", model="yolo11n.pt", epochs=1)
+    with pytest.raises(ModelError, match="build the dataset"):
+        train_detector(tmp_path / "missing.yaml", tmp_path / "out")

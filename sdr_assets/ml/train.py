@@ -181,3 +181,27 @@ def export_onnx(weights: Path | str, imgsz: int = 320, opset: int = 17, simplify
     if not path.is_file():
         raise ModelError(f"ONNX export of {weights} produced no file at {path}.")
     return path
+
+
+def save_untrained(out_path: Path | str, model: str = "yolo11n.yaml", classes: tuple[str, ...] | None = None,
+                   seed: int = 0) -> Path:
+    """Save a randomly initialised detector (from a yaml, ``len(classes)`` outputs) as a checkpoint
+    that TorchDetector and export_onnx accept: for speed benchmarks and plumbing tests."""
+    from sdr_assets.ml.labels import CLASSES
+
+    classes = tuple(classes or CLASSES)
+    if not str(model).endswith((".yaml", ".yml")):
+        raise ModelError(f"model {model!r} must be a yaml (e.g. 'yolo11n.yaml') to build untrained weights.")
+    ensure_offline()
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(seed)
+    yolo = YOLO(model)
+    yolo.model = DetectionModel(str(model), nc=len(classes), verbose=False)
+    yolo.model.names = dict(enumerate(classes))
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    yolo.save(out_path)
+    return out_path
