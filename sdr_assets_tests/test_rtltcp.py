@@ -46,6 +46,12 @@ def _collect(client, n_bytes: int, timeout_s: float = 20.0) -> tuple[bytes, list
     return bytes(got), events
 
 
+def _wait_for(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_client_reads_server_byte_exact_and_sends_tuning(tmp_path, port):
     path, data = _cu8_file(tmp_path, 300_000)
     server = RtlTcpServer(FileSource(path, chunk_samples=50_000), port=port).start()
@@ -54,6 +60,7 @@ def test_client_reads_server_byte_exact_and_sends_tuning(tmp_path, port):
     try:
         info = client.open()
         got, events = _collect(client, len(data))
+        _wait_for(lambda: len(server.commands) >= 4)  # the server reads them in a thread
     finally:
         client.close()
         server.stop()
@@ -78,9 +85,7 @@ def test_auto_gain_and_retune_reach_the_source(tmp_path, port):
         client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3)
         client.open()
         client.set_center_freq_hz(434.5e6)
-        deadline = time.monotonic() + 5
-        while len(server.commands) < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_for(lambda: len(server.commands) >= 4)
         client.close()
     assert (CMD_SET_GAIN_MODE, 0) in server.commands
     assert server.commands[-1] == (CMD_SET_FREQ, 434_500_000)

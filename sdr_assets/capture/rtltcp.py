@@ -274,7 +274,9 @@ class RtlTcpSource(Source):
                     expected_ns, why = pending
                     seg_t0 = max(seg_t0, expected_ns)  # time never runs backwards
                     lost = round((seg_t0 - expected_ns) * self.sample_rate_hz / NS_PER_S)
-                    yield Gap(t_start_ns=expected_ns, n_samples_lost=max(0, lost),
+                    # the new clock starts where the gap ends (moves t0 by < 1 sample)
+                    seg_t0 = expected_ns + samples_to_ns(lost, self.sample_rate_hz)
+                    yield Gap(t_start_ns=expected_ns, n_samples_lost=lost,
                               sample_rate_hz=self.sample_rate_hz, cause="reconnect",
                               detail=f"{why}; reconnected to {self.where}")
                     pending = None

@@ -140,6 +140,11 @@ class RtlTcpServer:
             reader.start()
             try:
                 self._stream(conn, gone)
+                if self.source_ended and not self._stop.is_set():
+                    conn.shutdown(socket.SHUT_WR)  # EOF after the last byte; the client
+                    gone.wait(timeout=5)  # reads it all, then hangs up
+            except OSError as exc:
+                log.info("rtl_tcp server: client gone (%s)", exc)
             finally:
                 self._close_client()
                 reader.join(timeout=5)
