@@ -93,12 +93,20 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, *, model: str | P
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"model": src, "epochs": epochs, "imgsz": imgsz, "batch": batch, "device": dev, "workers": workers,
               "seed": seed, "patience": patience, **overrides}
+    # deterministic is cheap on CPU; on CUDA it forces slower kernels, so it is opt-in there
+    args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=_ul_device(dev),
+                workers=workers, seed=seed, deterministic=dev == "cpu", patience=patience, project=str(out_dir),
+                name="train", exist_ok=True, plots=False, amp=False, pretrained=False, verbose=False)
+    args.update(overrides)
+    args["amp"] = False  # the AMP check downloads weights
     yolo = YOLO(src)
     state = {"final": False, "epochs": 0}
 
     def _wrap_final_eval(trainer: Any) -> None:
         # The trainer re-fires on_fit_epoch_end once more for best.pt's final validation; flag it.
-        original = trainer.final_eval
+        original = getattr(trainer, "final_eval", None)
+        if original is None:  # an ultralytics without it: nothing is re-fired to filter
+            return
 
         def final_eval() -> None:
             state["final"] = True
@@ -120,10 +128,7 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, *, model: str | P
     yolo.add_callback("on_fit_epoch_end", _epoch_end)
     t0 = time.perf_counter()
     try:
-        yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=_ul_device(dev),
-                   workers=workers, seed=seed, deterministic=True, patience=patience, project=str(out_dir),
-                   name="train", exist_ok=True, plots=False, amp=False, pretrained=False, verbose=False,
-                   **overrides)
+        yolo.train(**args)
     except (RuntimeError, ValueError, FileNotFoundError, AssertionError) as exc:
         raise ModelError(f"training on {data_yaml} failed: {exc}. Check the dataset (images, labels, data.yaml) "
                          f"and the device {dev!r}.") from exc
