@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sdr_assets.dsp import iq
 from sdr_assets.errors import SourceError
 from sdr_assets.records import NS_PER_S, Annotation
 
@@ -88,6 +87,8 @@ def to_cu8(raw: bytes, datatype: str) -> bytes:
     ci8, ci16 and cf32 go through ``dsp.iq``'s converters; the other types are scaled the
     same way here (full scale -> cu8 full scale, rounded, clipped). See
     :func:`describe_conversion`."""
+    from sdr_assets.dsp import iq
+
     m = _DATATYPE_RE.match(datatype)
     if m is None:
         raise _unsupported("SigMF", datatype)
@@ -113,6 +114,8 @@ def to_cu8(raw: bytes, datatype: str) -> bytes:
 
 def describe_conversion(datatype: str) -> str:
     """One line saying how :func:`to_cu8` converts ``datatype`` (kept in SourceInfo.meta)."""
+    from sdr_assets.dsp import iq
+
     m = _DATATYPE_RE.match(datatype)
     if m is None:
         raise _unsupported("SigMF", datatype)
