@@ -1,0 +1,161 @@
+"""A synthetic radio: :class:`~sdr_assets.dsp.synth.BandScenario` behind the Source interface.
+
+Each chunk is preceded by the ground-truth :class:`Annotation` records of the emissions that
+start in it. In realtime mode the source is paced by its sample clock: chunk k is handed
+out no earlier than ``t0 + samples_before_k / fs`` (deadlines computed from the start of the
+current tuning, so sleeping never accumulates drift).
+
+Retuning (``set_center_freq_hz`` / ``set_sample_rate_hz``) takes effect at the next chunk:
+the band restarts there as a new scenario (seed derived from the seed and the retune
+count), and times continue from where the previous tuning stopped.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qsl
+
+from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
+from sdr_assets.dsp.synth import KINDS, BandScenario
+from sdr_assets.errors import ConfigError, SourceError
+from sdr_assets.records import Annotation, Chunk, SourceInfo, samples_to_ns
+
+# query key -> (keyword argument, parser)
+_QUERY_KEYS = {
+    "seed": ("seed", int),
+    "rate": ("sample_rate_hz", float),
+    "sample_rate_hz": ("sample_rate_hz", float),
+    "center": ("center_freq_hz", float),
+    "center_freq_hz": ("center_freq_hz", float),
+    "emissions_per_s": ("emissions_per_s", float),
+    "noise_dbfs": ("noise_dbfs", float),
+    "kinds": ("kinds", lambda v: tuple(k.strip() for k in v.split(",") if k.strip())),
+    "chunk_samples": ("chunk_samples", int),
+}
+
+
+def parse_synthetic_query(query: str) -> dict:
+    """``seed=3&rate=2.4e6&kinds=cw,ook`` -> keyword arguments for :class:`SyntheticSource`."""
+    out: dict = {}
+    accepted = ", ".join(_QUERY_KEYS)
+    for key, value in parse_qsl(query.lstrip("?"), keep_blank_values=True, strict_parsing=False):
+        if key not in _QUERY_KEYS:
+            raise ConfigError(f"synthetic:// query key {key!r} is not known; accepted keys: "
+                              f"{accepted}")
+        name, parse = _QUERY_KEYS[key]
+        try:
+            out[name] = parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"synthetic:// query {key}={value!r} is not a valid "
+                              f"{parse.__name__ if hasattr(parse, '__name__') else 'value'}: "
+                              f"{exc}; accepted keys: {accepted}") from exc
+    bad = [k for k in out.get("kinds", ()) if k not in KINDS]
+    if bad or ("kinds" in out and not out["kinds"]):
+        raise ConfigError(f"synthetic:// kinds={','.join(out['kinds'])!r}: use a comma-separated "
+                          f"subset of {','.join(KINDS)}")
+    for name in ("sample_rate_hz", "chunk_samples"):
+        if name in out and out[name] <= 0:
+            raise ConfigError(f"synthetic:// {name} must be > 0, got {out[name]}")
+    if out.get("emissions_per_s", 0) < 0:
+        raise ConfigError(f"synthetic:// emissions_per_s must be >= 0, got {out['emissions_per_s']}")
+    return out
+
+
+class SyntheticSource(Source):
+    """A seeded synthetic band, paced like a dongle (``realtime=True``) or as fast as asked."""
+
+    def __init__(self, seed: int = 0, sample_rate_hz: float = 2.4e6,
+                 center_freq_hz: float = 433.92e6, gain_db: float | None = None,
+                 realtime: bool = True, chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+                 uri: str = "synthetic://", **scenario_kwargs):
+        super().__init__()
+        if chunk_samples <= 0 or sample_rate_hz <= 0:
+            raise ConfigError(f"SyntheticSource: chunk_samples ({chunk_samples}) and "
+                              f"sample_rate_hz ({sample_rate_hz}) must be > 0")
+        self.seed, self.sample_rate_hz, self.center_freq_hz = seed, sample_rate_hz, center_freq_hz
+        self.gain_db, self.realtime, self.chunk_samples, self.uri = (
+            gain_db, realtime, chunk_samples, uri)
+        self._scenario_kwargs = scenario_kwargs
+        self._stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._retune_pending = False
+        self._retunes = 0
+        self._scenario: BandScenario | None = None
+        self._make_scenario()  # validate settings now (ConfigError), not at first chunk
+        self.t0_ns: int | None = None
+
+    def _make_scenario(self) -> None:
+        seed = self.seed + 1_000_003 * self._retunes  # a fresh band after each retune
+        try:
+            self._scenario = BandScenario(seed, self.sample_rate_hz, self.center_freq_hz,
+                                          **self._scenario_kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"SyntheticSource settings rejected: {exc}") from exc
+
+    def open(self) -> SourceInfo:
+        self._stopping = False
+        self._stop_event.clear()
+        self.t0_ns = time.time_ns()
+        return SourceInfo(uri=self.uri, kind="synthetic", center_freq_hz=self.center_freq_hz,
+                          sample_rate_hz=self.sample_rate_hz, gain_db=self.gain_db,
+                          realtime=self.realtime,
+                          meta={"seed": self.seed, "chunk_samples": self.chunk_samples,
+                                **{k: (list(v) if isinstance(v, tuple) else v)
+                                   for k, v in self._scenario_kwargs.items()}})
+
+    def stop(self) -> None:
+        super().stop()
+        self._stop_event.set()
+
+    def events(self) -> Iterator[Event]:
+        if self.t0_ns is None:
+            raise SourceError("SyntheticSource.events() called before open(): call open() "
+                              "(or use it as a context manager) first")
+        seg_t0_ns, seg_samples = self.t0_ns, 0  # start of the current tuning
+        while not self._stopping:
+            with self._lock:
+                if self._retune_pending:
+                    seg_t0_ns += samples_to_ns(seg_samples, self._scenario.sample_rate_hz)
+                    seg_samples = 0
+                    self._retunes += 1
+                    self._make_scenario()
+                    self._retune_pending = False
+                sc, gain_db = self._scenario, self.gain_db
+            fs = sc.sample_rate_hz
+            iq, emissions = sc.render(self.chunk_samples)
+            chunk_t_ns = seg_t0_ns + samples_to_ns(seg_samples, fs)
+            seg_samples += self.chunk_samples
+            if self.realtime:  # hand the chunk out once its last sample has "arrived"
+                wait_s = (seg_t0_ns + samples_to_ns(seg_samples, fs) - time.time_ns()) / 1e9
+                if wait_s > 0 and self._stop_event.wait(wait_s):
+                    return
+            if self._stopping:
+                return
+            for e in emissions:
+                yield Annotation(
+                    t_start_ns=seg_t0_ns + samples_to_ns(e.start_sample, fs),
+                    t_end_ns=seg_t0_ns + samples_to_ns(e.end_sample, fs),
+                    freq_lower_hz=e.freq_lower_hz, freq_upper_hz=e.freq_upper_hz,
+                    label=e.label, snr_db=e.snr_db, origin="synthetic")
+            yield Chunk(t_start_ns=chunk_t_ns, center_freq_hz=sc.center_freq_hz,
+                        sample_rate_hz=fs, gain_db=gain_db, iq=iq.tobytes())
+
+    def close(self) -> None:
+        self.stop()
+
+    def set_center_freq_hz(self, center_freq_hz: float) -> bool:
+        with self._lock:
+            self.center_freq_hz, self._retune_pending = float(center_freq_hz), True
+        return True
+
+    def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
+        if sample_rate_hz <= 0:
+            return False
+        with self._lock:
+            self.sample_rate_hz, self._retune_pending = float(sample_rate_hz), True
+        return True
+
+    def set_gain_db(self, gain_db: float | None) -> bool:
+        with self._lock:
+            self.gain_db = gain_db
+        return True

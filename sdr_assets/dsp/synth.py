@@ -1,0 +1,243 @@
+"""A seeded synthetic band: noise plus random emissions, rendered as cu8, with ground truth.
+
+:class:`BandScenario` stands in for a live radio. Successive :meth:`BandScenario.render`
+calls continue one stream, and the stream is a pure function of the seed: the bytes do not
+depend on how it is split into calls. That holds because every sample is computed from its
+absolute index only:
+
+- noise is read from a precomputed complex Gaussian bank (float32), at an offset drawn per
+  fixed segment of ``NOISE_SEGMENT`` samples from ``default_rng([seed, 2, segment])``;
+- emissions come, in start order, from one sequential ``default_rng([seed, 1])``;
+- each emission is synthesised in blocks of ``BLOCK`` samples aligned on its own start, so
+  every value is computed at the same place by the same vector operation whatever the split.
+
+Frequencies inside are normalised (cycles per sample); ground truth is reported in absolute
+Hz. SNR is measured in the emission's own reported band: signal power (while on) divided
+by the noise power that falls in ``freq_upper_hz - freq_lower_hz``.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sdr_assets.dsp.iq import CU8_OFFSET, CU8_SCALE
+
+KINDS = ("cw", "ook", "fsk", "chirp", "wideband")
+NOISE_BANK = 1 << 20
+NOISE_SEGMENT = 1 << 16
+BLOCK = 1024
+BAND_EDGE = 0.4  # every emission stays inside +-0.4 * fs
+WIDEBAND_FRACTIONS = (0.02, 0.05, 0.1)
+_WB_BANK = 1 << 17
+_TWO_PI = 2.0 * math.pi
+
+
+@dataclass(frozen=True)
+class Emission:
+    """Ground truth of one emission: absolute sample span [start, end) and absolute Hz."""
+
+    start_sample: int
+    end_sample: int
+    freq_lower_hz: float
+    freq_upper_hz: float
+    label: str
+    snr_db: float
+
+
+def _phasor(cycles: np.ndarray) -> np.ndarray:
+    """exp(2j*pi*cycles) as complex64, from float64 cycles reduced mod 1 first."""
+    frac = np.mod(cycles, 1.0) * _TWO_PI
+    return (np.cos(frac) + 1j * np.sin(frac)).astype(np.complex64)
+
+
+class _Plan:
+    """One emission: its truth and how to synthesise blocks of it (indices from its start)."""
+
+    def __init__(self, start: int, length: int, kind: str, f_lo: float, f_hi: float,
+                 amp: float, snr_db: float, params: dict):
+        self.start, self.length, self.kind, self.snr_db = start, length, kind, snr_db
+        self.f_lo, self.f_hi, self.amp, self.p = f_lo, f_hi, np.float32(amp), params
+        self.end = start + length
+
+    def _tone(self, f: float, b0: int, b1: int) -> np.ndarray:
+        base = self.p.get(("base", f))
+        if base is None:
+            base = self.p[("base", f)] = _phasor(f * np.arange(BLOCK, dtype=np.float64))
+        steps = _phasor(f * BLOCK * np.arange(b0, b1, dtype=np.float64))
+        return (steps[:, None] * base[None, :]).reshape(-1)
+
+    def blocks(self, b0: int, b1: int) -> np.ndarray:
+        """Samples for relative indices [b0 * BLOCK, b1 * BLOCK), complex64, amplitude applied."""
+        p, k0, n = self.p, b0 * BLOCK, (b1 - b0) * BLOCK
+        if self.kind == "cw":
+            y = self._tone(p["f"], b0, b1)
+        elif self.kind == "ook":
+            y = self._tone(p["f"], b0, b1)
+            u = p["unit"]
+            u0, u1 = k0 // u, (k0 + n - 1) // u + 1
+            env = np.repeat(p["pattern"][u0:u1], u)[k0 - u0 * u: k0 - u0 * u + n]
+            y *= env
+        elif self.kind == "fsk":
+            s = p["sps"]
+            s0, s1 = k0 // s, (k0 + n - 1) // s + 1
+            bits = p["bits"][s0:s1]
+            rows = np.where(bits[:, None], p["base_hi"][None, :], p["base_lo"][None, :])
+            rows *= p["sym_phasor"][s0:s1, None]
+            y = rows.reshape(-1)[k0 - s0 * s: k0 - s0 * s + n]
+        elif self.kind == "chirp":
+            k = np.arange(k0, k0 + n, dtype=np.float64)
+            y = _phasor(k * (p["f0"] + 0.5 * p["rate"] * k))
+        else:  # wideband: a band-limited noise bank read from an offset, shifted to f
+            bank = p["bank"]
+            idx = (p["offset"] + k0) % bank.size
+            y = np.take(bank, np.arange(idx, idx + n) % bank.size)
+            y *= self._tone(p["f"], b0, b1)
+        y *= self.amp
+        return y
+
+    def add_into(self, out: np.ndarray, s0: int) -> None:
+        """Add this emission's samples over [s0, s0 + len(out)) (absolute) into out."""
+        a, b = max(self.start, s0), min(self.end, s0 + out.size)
+        if a >= b:
+            return
+        r0, r1 = a - self.start, b - self.start
+        b0, b1 = r0 // BLOCK, (r1 - 1) // BLOCK + 1
+        y = self.blocks(b0, b1)
+        out[a - s0: b - s0] += y[r0 - b0 * BLOCK: r1 - b0 * BLOCK]
+
+
+class BandScenario:
+    """A reproducible band: ``render(n)`` -> (cu8 uint8 of 2n bytes, emissions starting in it)."""
+
+    def __init__(self, seed: int, sample_rate_hz: float, center_freq_hz: float, *,
+                 noise_dbfs: float = -35.0, emissions_per_s: float = 4.0,
+                 snr_db_range: tuple[float, float] = (6.0, 30.0),
+                 kinds: tuple[str, ...] = KINDS,
+                 duration_s_range: tuple[float, float] = (0.005, 0.3)):
+        bad = [k for k in kinds if k not in KINDS]
+        if bad or not kinds:
+            raise ValueError(f"kinds {list(kinds)!r}: each must be one of {KINDS}")
+        if sample_rate_hz <= 0 or emissions_per_s < 0:
+            raise ValueError("sample_rate_hz must be > 0 and emissions_per_s >= 0, got "
+                             f"{sample_rate_hz}, {emissions_per_s}")
+        if not 0 < duration_s_range[0] <= duration_s_range[1]:
+            raise ValueError(f"duration_s_range must be 0 < lo <= hi, got {duration_s_range}")
+        self.seed, self.sample_rate_hz = int(seed), float(sample_rate_hz)
+        self.center_freq_hz, self.noise_dbfs = float(center_freq_hz), float(noise_dbfs)
+        self.emissions_per_s, self.kinds = float(emissions_per_s), tuple(kinds)
+        self.snr_db_range, self.duration_s_range = snr_db_range, duration_s_range
+        self.noise_power = 10.0 ** (noise_dbfs / 10.0)  # mean |x|^2, full scale |x| = 1
+        sigma = np.float32(math.sqrt(self.noise_power / 2.0))
+        g = np.random.default_rng([self.seed, 0])
+        bank = g.standard_normal(2 * (NOISE_BANK + NOISE_SEGMENT), dtype=np.float32)
+        bank *= sigma
+        self._noise = bank.view(np.complex64)
+        self._wb_banks = {frac: self._wideband_bank(g, frac) for frac in WIDEBAND_FRACTIONS}
+        self._rng = np.random.default_rng([self.seed, 1])
+        self._next_sample = 0
+        self._plans: list[_Plan] = []
+        self._next_start = self._draw_gap(0)
+
+    @property
+    def sample_index(self) -> int:
+        """Absolute index of the next sample render() will produce."""
+        return self._next_sample
+
+    @staticmethod
+    def _wideband_bank(g: np.random.Generator, frac: float) -> np.ndarray:
+        """Unit-power complex noise, brick-wall limited to |f| < frac / 2 (periodic)."""
+        spec = np.fft.fft(g.standard_normal(_WB_BANK) + 1j * g.standard_normal(_WB_BANK))
+        spec[np.abs(np.fft.fftfreq(_WB_BANK)) >= frac / 2] = 0
+        y = np.fft.ifft(spec)
+        return (y / np.sqrt(np.mean(np.abs(y) ** 2))).astype(np.complex64)
+
+    def _draw_gap(self, after: int) -> float:
+        if self.emissions_per_s == 0:
+            return math.inf
+        return after + self._rng.exponential(self.sample_rate_hz / self.emissions_per_s)
+
+    def _new_plan(self, start: int) -> _Plan:
+        g, fs = self._rng, self.sample_rate_hz
+        kind = self.kinds[int(g.integers(len(self.kinds)))]
+        lo, hi = self.duration_s_range
+        length = max(BLOCK, int(math.exp(g.uniform(math.log(lo), math.log(hi))) * fs))
+        min_hw = max(2.0 / length, 1e-3)  # a tone's reported half width (cycles/sample)
+        p: dict = {}
+        if kind == "cw":
+            half = min_hw
+        elif kind == "ook":
+            p["unit"] = max(4, int(g.uniform(200e-6, 1000e-6) * fs))
+            n_bits = (length + BLOCK) // (3 * p["unit"]) + 2
+            ones = g.integers(0, 2, n_bits).astype(bool)
+            bit_units = np.where(ones[:, None], [1, 1, 0], [1, 0, 0]).astype(np.float32)
+            p["pattern"] = bit_units.reshape(-1)
+            half = max(2.0 / p["unit"], min_hw)
+        elif kind == "fsk":
+            dev = g.uniform(0.004, 0.02)
+            p["sps"] = max(4, int(fs / g.uniform(2e3, 2e4)))
+            half = dev + max(1.0 / p["sps"], min_hw)
+        elif kind == "chirp":
+            span = g.uniform(0.02, 0.3)
+            half = span / 2 + min_hw
+        else:
+            frac = WIDEBAND_FRACTIONS[int(g.integers(len(WIDEBAND_FRACTIONS)))]
+            p["bank"] = self._wb_banks[frac]
+            p["offset"] = int(g.integers(_WB_BANK))
+            half = frac / 2
+        centre = g.uniform(-BAND_EDGE + half, BAND_EDGE - half)
+        snr_db = float(g.uniform(*self.snr_db_range))
+        power = 10 ** (snr_db / 10) * self.noise_power * (2 * half)
+        if kind in ("cw", "ook", "wideband"):
+            p["f"] = centre
+        elif kind == "fsk":
+            self._fsk(p, g, centre, dev, length)
+        else:
+            sign = 1.0 if g.integers(2) else -1.0
+            p["f0"], p["rate"] = centre - sign * span / 2, sign * span / length
+        return _Plan(start, length, kind, centre - half, centre + half, math.sqrt(power), snr_db, p)
+
+    @staticmethod
+    def _fsk(p: dict, g: np.random.Generator, centre: float, dev: float, length: int) -> None:
+        """Continuous-phase 2-FSK: per-symbol tone blocks and start phasors."""
+        s = p["sps"]
+        n_sym = (length + BLOCK) // s + 2
+        bits = g.integers(0, 2, n_sym).astype(bool)
+        freqs = np.where(bits, centre + dev, centre - dev)
+        start_cycles = np.concatenate(([0.0], np.cumsum(freqs * s)[:-1]))
+        m = np.arange(s, dtype=np.float64)
+        p.update(bits=bits, sym_phasor=_phasor(start_cycles),
+                 base_hi=_phasor((centre + dev) * m), base_lo=_phasor((centre - dev) * m))
+
+    def _emission(self, plan: _Plan) -> Emission:
+        fs, fc = self.sample_rate_hz, self.center_freq_hz
+        return Emission(plan.start, plan.end, fc + plan.f_lo * fs, fc + plan.f_hi * fs,
+                        plan.kind, plan.snr_db)
+
+    def render(self, n_samples: int) -> tuple[np.ndarray, list[Emission]]:
+        """The next n_samples of the stream as interleaved cu8, and the emissions that start
+        in them (an emission may continue into later calls)."""
+        if n_samples < 0:
+            raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+        s0, s1 = self._next_sample, self._next_sample + n_samples
+        new: list[Emission] = []
+        while self._next_start < s1:
+            start = math.ceil(self._next_start)
+            plan = self._new_plan(start)
+            self._plans.append(plan)
+            new.append(self._emission(plan))
+            self._next_start = self._draw_gap(self._next_start)
+        y = np.empty(n_samples, dtype=np.complex64)
+        for seg in range(s0 // NOISE_SEGMENT, (s1 - 1) // NOISE_SEGMENT + 1 if n_samples else 0):
+            off = int(np.random.default_rng([self.seed, 2, seg]).integers(NOISE_BANK))
+            a, b = max(s0, seg * NOISE_SEGMENT), min(s1, (seg + 1) * NOISE_SEGMENT)
+            y[a - s0: b - s0] = self._noise[off + a - seg * NOISE_SEGMENT: off + b - seg * NOISE_SEGMENT]
+        for plan in self._plans:
+            plan.add_into(y, s0)
+        self._plans = [p for p in self._plans if p.end > s1]
+        self._next_sample = s1
+        v = y.view(np.float32)
+        v *= np.float32(CU8_SCALE)
+        v += np.float32(CU8_OFFSET + 0.5)
+        np.clip(v, 0.0, np.float32(255.5), out=v)
+        return v.astype(np.uint8), new
