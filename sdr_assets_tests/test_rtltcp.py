@@ -92,6 +92,30 @@ def test_auto_gain_and_retune_reach_the_source(tmp_path, port):
     assert tuned == [433.92e6, 434.5e6]
 
 
+def test_retune_mid_stream_ends_the_chunk_and_keeps_the_clock(tmp_path, port):
+    path, _ = _cu8_file(tmp_path, 20_000)
+    src = FileSource(path, loop=True, realtime=True, chunk_samples=2_000)
+    with RtlTcpServer(src, port=port) as server:
+        client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
+                              chunk_samples=1_500)
+        client.open()
+        chunks = []
+        for ev in client.events():
+            chunks.append(ev)
+            if len(chunks) == 3:
+                client.set_center_freq_hz(434.5e6)
+                client.set_sample_rate_hz(1.024e6)
+            if len(chunks) == 6:
+                break
+        client.close()
+        _wait_for(lambda: len(server.commands) >= 5)  # rate, freq, auto gain + 2 retunes
+    assert [c.center_freq_hz for c in chunks] == [433.92e6] * 3 + [434.5e6] * 3
+    assert [c.sample_rate_hz for c in chunks] == [250e3] * 3 + [1.024e6] * 3
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.t_start_ns == a.t_end_ns
+    assert server.commands[-2:] == [(CMD_SET_FREQ, 434_500_000), (CMD_SET_SAMPLE_RATE, 1_024_000)]
+
+
 def test_drop_mid_stream_yields_a_reconnect_gap_and_the_stream_goes_on(tmp_path, port):
     path, data = _cu8_file(tmp_path, 25_000)  # 0.1 s at 250 kS/s, looped in realtime
     src = FileSource(path, loop=True, realtime=True, chunk_samples=2_500)

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,7 +211,7 @@ class FileSource(Source):
         super().stop()
         self._stop_event.set()
 
-    def events(self):
+    def events(self) -> Iterator[Event]:
         if self._file is None:
             raise SourceError("FileSource.events() before open(); call open() first")
         rate, f = self._rate, self._file

@@ -87,7 +87,7 @@ class RtlTcpSource(Source):
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._stop_event = threading.Event()
-        self._rate_changed = False
+        self._retuned = False
         self._t_first_ns: int | None = None
 
     # ---- connection -----------------------------------------------------------------------
@@ -172,22 +172,25 @@ class RtlTcpSource(Source):
                     log.info("rtl_tcp %s: command 0x%02x not sent (%s)", self.where, code, exc)
 
     # ---- tuning (thread-safe; resent after every reconnect) ----------------------------------
+    # A retune ends the chunk being filled: chunks before it carry the old tuning, chunks
+    # after it the new one (bytes in flight on the network are labelled new: unavoidable).
     def set_center_freq_hz(self, center_freq_hz: float) -> bool:
         self.center_freq_hz = float(center_freq_hz)
+        self._retuned = True
         self._command(CMD_SET_FREQ, round(self.center_freq_hz))
         return True
 
     def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
         from sdr_assets.capture.uri import validate_sample_rate_hz
 
-        rate = validate_sample_rate_hz(sample_rate_hz)
-        self._pending_rate = rate
-        self._rate_changed = True
-        self._command(CMD_SET_SAMPLE_RATE, round(rate))
+        self.sample_rate_hz = validate_sample_rate_hz(sample_rate_hz)
+        self._retuned = True
+        self._command(CMD_SET_SAMPLE_RATE, round(self.sample_rate_hz))
         return True
 
     def set_gain_db(self, gain_db: float | None) -> bool:
         self.gain_db = None if gain_db is None else float(gain_db)
+        self._retuned = True
         if gain_db is None:
             self._command(CMD_SET_GAIN_MODE, 0)
         else:
@@ -221,22 +224,25 @@ class RtlTcpSource(Source):
         sock.settimeout(poll_s)
         last_data = time.monotonic()
 
+        freq, rate, gain = self.center_freq_hz, self.sample_rate_hz, self.gain_db  # in force
+
         def chunk(n_bytes: int) -> Chunk:
-            return Chunk(t_start_ns=seg_t0 + samples_to_ns(seg_samples, self.sample_rate_hz),
-                         center_freq_hz=self.center_freq_hz,
-                         sample_rate_hz=self.sample_rate_hz, gain_db=self.gain_db,
+            return Chunk(t_start_ns=seg_t0 + samples_to_ns(seg_samples, rate),
+                         center_freq_hz=freq, sample_rate_hz=rate, gain_db=gain,
                          iq=bytes(view[:n_bytes]))
 
         while not self._stopping:
-            if self._rate_changed and seg_t0 is not None:
-                self._rate_changed = False
-                if fill >= 2:
+            if self._retuned:
+                self._retuned = False
+                if fill >= 2 and seg_t0 is not None:  # end the chunk at the retune
                     yield chunk(fill - fill % 2)
                     seg_samples += fill // 2
                     view[:fill % 2] = view[fill - fill % 2:fill]
                     fill %= 2
-                seg_t0 += samples_to_ns(seg_samples, self.sample_rate_hz)
-                seg_samples, self.sample_rate_hz = 0, self._pending_rate
+                if seg_t0 is not None:  # a new rate restarts the sample count from here
+                    seg_t0 += samples_to_ns(seg_samples, rate)
+                    seg_samples = 0
+                freq, rate, gain = self.center_freq_hz, self.sample_rate_hz, self.gain_db
             try:
                 try:
                     n = sock.recv_into(view[fill:])
@@ -257,7 +263,7 @@ class RtlTcpSource(Source):
                     why += "; 1 byte (half an I/Q pair) discarded"
                 fill = 0
                 if seg_t0 is not None:
-                    pending = (seg_t0 + samples_to_ns(seg_samples, self.sample_rate_hz), why)
+                    pending = (seg_t0 + samples_to_ns(seg_samples, rate), why)
                 else:  # no data on this connection: the loss still counts from before
                     pending = (pending[0] if pending else time.time_ns(), why)
                 log.warning("rtl_tcp %s dropped (%s); reconnecting", self.where, why)
@@ -273,11 +279,11 @@ class RtlTcpSource(Source):
                 if pending is not None:
                     expected_ns, why = pending
                     seg_t0 = max(seg_t0, expected_ns)  # time never runs backwards
-                    lost = round((seg_t0 - expected_ns) * self.sample_rate_hz / NS_PER_S)
+                    lost = round((seg_t0 - expected_ns) * rate / NS_PER_S)
                     # the new clock starts where the gap ends (moves t0 by < 1 sample)
-                    seg_t0 = expected_ns + samples_to_ns(lost, self.sample_rate_hz)
+                    seg_t0 = expected_ns + samples_to_ns(lost, rate)
                     yield Gap(t_start_ns=expected_ns, n_samples_lost=lost,
-                              sample_rate_hz=self.sample_rate_hz, cause="reconnect",
+                              sample_rate_hz=rate, cause="reconnect",
                               detail=f"{why}; reconnected to {self.where}")
                     pending = None
             fill += n
