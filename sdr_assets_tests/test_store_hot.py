@@ -238,3 +238,32 @@ def test_writer_not_open_is_store_error(tmp_path):
 def test_bad_writer_settings(tmp_path, kwargs):
     with pytest.raises(ConfigError):
         HotWriter(tmp_path / "hot.db", **kwargs)
+
+
+def test_wal_is_reset_after_a_long_reader_let_go(tmp_path):
+    """A snapshot-like reader pins the WAL; once it ends, the WAL returns under its limit."""
+    path = tmp_path / "hot.db"
+    blob = os.urandom(262144)
+    with HotWriter(path, cap_bytes=None, checkpoint_interval_s=0.02, wal_reset_bytes=8 * 2**20) as w:
+        cid = w.begin_capture(INFO, 0)
+        t = [0]
+
+        def batch():
+            cs = [Chunk(t[0] + i * 131_072_000, 1e8, FS_HZ, None, blob) for i in range(4)]
+            t[0] = cs[-1].t_end_ns
+            w.write_batch(cid, cs)
+
+        reader = connect_ro(path)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM chunks").fetchone()  # holds its read mark
+        for _ in range(80):  # 80 MiB while the reader holds the WAL
+            batch()
+        pinned = os.path.getsize(f"{path}-wal")
+        assert pinned > 80 * 2**20
+        reader.execute("COMMIT")
+        reader.close()
+        for _ in range(200):
+            batch()
+            if os.path.getsize(f"{path}-wal") <= 64 * 2**20 + 2 * 2**20:
+                break
+        assert os.path.getsize(f"{path}-wal") <= 64 * 2**20 + 2 * 2**20

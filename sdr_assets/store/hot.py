@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import sqlite3
-import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -21,20 +20,15 @@ from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
-from sdr_assets.store.db import (
-    HOT_APP_ID,
-    JOURNAL_SIZE_LIMIT_BYTES,
-    connect_hot,
-    connect_rw,
-    file_bytes,
-    hot_migrations,
-    migrate,
-)
+from sdr_assets.store.checkpoint import Checkpointer
+from sdr_assets.store.db import HOT_APP_ID, JOURNAL_SIZE_LIMIT_BYTES, connect_hot, file_bytes, hot_migrations, migrate
+from sdr_assets.store.txn import Txn
 
 log = logging.getLogger(__name__)
 
 BYTES_PER_SAMPLE = 2
 CHECKPOINT_MODES = ("background", "inline")
+INLINE_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -81,37 +75,6 @@ def chunk_pages(n_bytes: int, page_size: int) -> float:
     return math.ceil((payload - local) / (usable - 4)) + (local + 16) / usable
 
 
-class _Checkpointer(threading.Thread):
-    """PASSIVE checkpoints on its own connection, off the writer's commit path."""
-
-    def __init__(self, path: Path, interval_s: float):
-        super().__init__(name="hot-db-checkpointer", daemon=True)
-        self._path, self._interval_s = path, interval_s
-        self._stop_event = threading.Event()
-        self.n_runs = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            conn = connect_rw(self._path, cache_size_kib=256)
-        except BaseException as exc:  # reported by HotWriter.close(); the writer still works
-            self.error = exc
-            return
-        try:
-            while not self._stop_event.wait(self._interval_s):
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.n_runs += 1
-        except sqlite3.Error as exc:
-            self.error = exc
-            log.warning("hot DB background checkpoint stopped: %s", exc)
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=30)
-
-
 class HotWriter:
     """The one writer of the hot DB (see module doc). Not thread-safe by design."""
 
@@ -138,7 +101,7 @@ class HotWriter:
         self._conn: sqlite3.Connection | None = None
         self._page_size = 0
         self._last_seq: int | None = None
-        self._ckpt: _Checkpointer | None = None
+        self._ckpt: Checkpointer | None = None
         self.n_inline_checkpoints = 0
 
     # -- life cycle -------------------------------------------------------------------
@@ -158,7 +121,7 @@ class HotWriter:
             raise
         self._conn = conn
         if self.checkpoint == "background":
-            self._ckpt = _Checkpointer(self.path, self.checkpoint_interval_s)
+            self._ckpt = Checkpointer(self.path, self.checkpoint_interval_s)
             self._ckpt.start()
 
     def close(self) -> None:
@@ -316,11 +279,17 @@ class HotWriter:
         """Checkpoint in-line only when the WAL outgrew ``wal_reset_bytes`` (see module doc)."""
         if self.checkpoint != "background":
             return
-        if file_bytes(f"{self.path}-wal") > self.wal_reset_bytes:
-            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            self.n_inline_checkpoints += 1
-            if busy:
-                log.debug("in-line checkpoint of %s was busy", self.path)
+        if file_bytes(f"{self.path}-wal") <= self.wal_reset_bytes:
+            return
+        # Only a short tail may be copied here; a big backlog is the background thread's job.
+        ckpt = self._ckpt
+        behind = ckpt is not None and ckpt.backlog_frames * self._page_size > INLINE_CHECKPOINT_MAX_BYTES
+        if behind and ckpt.is_alive():
+            return
+        busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.n_inline_checkpoints += 1
+        if busy:
+            log.debug("in-line checkpoint of %s was busy", self.path)
 
     # -- sizes ------------------------------------------------------------------------
     def db_size_bytes(self) -> int:
@@ -334,43 +303,5 @@ class HotWriter:
         return (pc - fl) * self._page_size
 
     # -- transactions -----------------------------------------------------------------
-    def _txn(self, what: str) -> "_Txn":
-        return _Txn(self.conn, what, self.path)
-
-
-class _Txn:
-    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error; sqlite3 errors become StoreError."""
-
-    def __init__(self, conn: sqlite3.Connection, what: str, path: Path):
-        self.conn, self.what, self.path = conn, what, path
-
-    def __enter__(self):
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _store_error(self.path, self.what, exc) from exc
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                self.conn.execute("COMMIT")
-                return False
-            except sqlite3.Error as err:
-                exc = err
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise _store_error(self.path, self.what, exc) from exc
-        return False
-
-
-def _store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
-    msg = str(exc)
-    if "full" in msg:
-        hint = "the disk is full: free space or lower --cap-bytes"
-    elif "locked" in msg or "busy" in msg:
-        hint = "another process holds the write lock on the hot DB: only the capture service may write it"
-    else:
-        hint = "check the disk and the file; the batch was rolled back"
-    return StoreError(f"{path}: {what} failed ({msg}); {hint}.")
+    def _txn(self, what: str) -> Txn:
+        return Txn(self.conn, what, self.path)
