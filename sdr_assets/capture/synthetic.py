@@ -20,17 +20,21 @@ from sdr_assets.dsp.synth import KINDS, BandScenario
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Annotation, Chunk, SourceInfo, samples_to_ns
 
-# query key -> (keyword argument, parser)
+def _kinds(value: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in value.split(",") if k.strip())
+
+
+# query key -> (keyword argument, parser, what the value must be)
 _QUERY_KEYS = {
-    "seed": ("seed", int),
-    "rate": ("sample_rate_hz", float),
-    "sample_rate_hz": ("sample_rate_hz", float),
-    "center": ("center_freq_hz", float),
-    "center_freq_hz": ("center_freq_hz", float),
-    "emissions_per_s": ("emissions_per_s", float),
-    "noise_dbfs": ("noise_dbfs", float),
-    "kinds": ("kinds", lambda v: tuple(k.strip() for k in v.split(",") if k.strip())),
-    "chunk_samples": ("chunk_samples", int),
+    "seed": ("seed", int, "an integer >= 0"),
+    "rate": ("sample_rate_hz", float, "a number of Hz"),
+    "sample_rate_hz": ("sample_rate_hz", float, "a number of Hz"),
+    "center": ("center_freq_hz", float, "a number of Hz"),
+    "center_freq_hz": ("center_freq_hz", float, "a number of Hz"),
+    "emissions_per_s": ("emissions_per_s", float, "a number >= 0"),
+    "noise_dbfs": ("noise_dbfs", float, "a number of dB (full scale = 0)"),
+    "kinds": ("kinds", _kinds, "a comma-separated list"),
+    "chunk_samples": ("chunk_samples", int, "an integer > 0"),
 }
 
 
@@ -42,13 +46,11 @@ def parse_synthetic_query(query: str) -> dict:
         if key not in _QUERY_KEYS:
             raise ConfigError(f"synthetic:// query key {key!r} is not known; accepted keys: "
                               f"{accepted}")
-        name, parse = _QUERY_KEYS[key]
+        name, parse, must_be = _QUERY_KEYS[key]
         try:
             out[name] = parse(value)
         except ValueError as exc:
-            raise ConfigError(f"synthetic:// query {key}={value!r} is not a valid "
-                              f"{parse.__name__ if hasattr(parse, '__name__') else 'value'}: "
-                              f"{exc}; accepted keys: {accepted}") from exc
+            raise ConfigError(f"synthetic:// query {key}={value!r}: must be {must_be}") from exc
     bad = [k for k in out.get("kinds", ()) if k not in KINDS]
     if bad or ("kinds" in out and not out["kinds"]):
         raise ConfigError(f"synthetic:// kinds={','.join(out['kinds'])!r}: use a comma-separated "
@@ -56,6 +58,8 @@ def parse_synthetic_query(query: str) -> dict:
     for name in ("sample_rate_hz", "chunk_samples"):
         if name in out and out[name] <= 0:
             raise ConfigError(f"synthetic:// {name} must be > 0, got {out[name]}")
+    if out.get("seed", 0) < 0:
+        raise ConfigError(f"synthetic:// seed must be >= 0, got {out['seed']}")
     if out.get("emissions_per_s", 0) < 0:
         raise ConfigError(f"synthetic:// emissions_per_s must be >= 0, got {out['emissions_per_s']}")
     return out

@@ -1,23 +1,34 @@
 """Energy detector for bursts: auto-labels, and the fallback when no model is trained.
 
-Steps (all on an STFT power map ``P[col, bin]``, bins fftshifted, -fs/2 .. +fs/2):
+Coarse stage, on an STFT power map ``P[col, bin]`` (``nfft``/``hop``, bins -fs/2 .. +fs/2):
 
-1. Noise floor per bin and per ``floor_window_s`` of time: the ``floor_percentile``
-   percentile of ``P`` divided by that percentile of the exponential law, i.e. an
-   unbiased mean-noise estimate as long as signals occupy less than ~(1 - percentile) of
-   the time in a bin (persistent carriers and the DC spike are absorbed, as they should be).
-2. SNR map ``P / floor`` averaged over ``smooth_cols`` x ``smooth_bins`` (odd; a CFAR cell).
-3. Hysteresis: cells above ``threshold_db`` seed a detection that grows through cells above
-   ``threshold_low_db``.
-4. Pulses: connected regions of the mask (bins within ``freq_join_bins`` joined).
-5. Packages: pulses that overlap in frequency (within ``freq_join_bins``) are merged while the
-   gap after the package stays under ``min(max_gap_s, max(min_gap_s, gap_ratio * longest
-   pulse))``: rtl_433's end-of-package rule, so the OOK pulses of one packet form one burst
-   and packets separated by more than ``min_gap_s`` stay apart.
-6. Bursts shorter than ``min_duration_s`` are dropped; a burst overlapping a stronger one
-   (higher peak) in time by more than ``suppress_overlap`` of its own duration is
-   suppressed (spurs, images and harmonics of one transmitter) - across all frequencies by
-   default, or only among bursts that also overlap in frequency (``suppress_across_freq``).
+1. Noise model ``level(col) x shape(bin)``: level = median over bins of each column (follows
+   the dongle's AGC column by column; narrowband signals leave it alone), shape = the
+   ``floor_percentile`` of ``P / level`` over each ``floor_window_s``, de-biased for the
+   exponential law (non-flat noise, the DC spike and persistent carriers are absorbed).
+2. SNR map ``P / noise`` averaged over ``smooth_cols`` x ``smooth_bins`` (a CFAR cell).
+3. Hysteresis: cells above ``threshold_db`` seed regions that grow through cells above
+   ``threshold_low_db``; regions closer than ``freq_join_bins`` in frequency are joined.
+4. Regions overlapping in frequency and less than ``max_gap_s`` apart form candidates.
+
+Fine stage, per candidate, in its band only:
+
+5. Envelope from a ``fine_window_s`` STFT summed over the band; pulses are where its
+   amplitude is over the midpoint between the band's noise and its high level (rtl_433's
+   OOK slicer), edges interpolated: starts and ends good to a few tens of microseconds.
+6. Packages: rtl_433's end-of-package rule on those pulses - a gap ends the package when it
+   is over ``max_gap_s``, or over both ``min_gap_s`` and ``gap_ratio`` x the longest pulse
+   so far - so the OOK pulses of one packet form one burst and repeated packets 10+ ms
+   apart stay apart (unless their long pulses say otherwise, as rtl_433 decides).
+7. Bursts shorter than ``min_duration_s`` are dropped. Strongest first (peak power), a burst
+   is suppressed when stronger kept bursts cover more than ``suppress_overlap`` of its
+   duration (spurs, images, harmonics and fragments of one transmitter) - across all
+   frequencies by default, or only among bursts overlapping in frequency
+   (``suppress_across_freq=False``, for concurrent emissions in different bands).
+
+Measured on the 22 rtl_433 recordings in ``shared/data/rtl433`` (72 reference packets, a
+detection within 20 ms of a reference start counts): recall 1.00, precision 0.97 with the
+defaults. Sensitivity: a narrowband burst needs roughly 13-14 dB SNR in one coarse bin.
 
 Frequencies of a :class:`Burst` are BASEBAND Hz, relative to the tuner centre (add
 ``center_freq_hz`` for absolute). Times are sample indices into ``x``.
@@ -30,7 +41,6 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from sdr_assets.dsp.stft import stft_power
-
 
 
 @dataclass(frozen=True)
@@ -215,9 +225,9 @@ def _suppress(bursts: list[tuple], overlap: float, across_freq: bool) -> list[tu
 
 
 def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop: int = 64,
-                  threshold_db: float = 12.0, threshold_low_db: float = 7.0,
+                  threshold_db: float = 10.0, threshold_low_db: float = 6.0,
                   floor_percentile: float = 20.0, floor_window_s: float = 1.0,
-                  smooth_cols: int = 3, smooth_bins: int = 3, freq_join_bins: int = 4,
+                  smooth_cols: int = 9, smooth_bins: int = 1, freq_join_bins: int = 4,
                   min_gap_s: float = 0.010, gap_ratio: float = 10.0, max_gap_s: float = 0.1,
                   min_duration_s: float = 0.0002, fine_window_s: float = 1e-4, suppress_overlap: float | None = 0.5,
                   suppress_across_freq: bool = True, remove_dc: bool = True) -> list[Burst]:
