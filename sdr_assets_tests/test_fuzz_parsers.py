@@ -6,6 +6,7 @@ either succeeds or raises an SdrAssetsError subclass; anything else fails the te
 
 import json
 import math
+import os
 import socket
 import tempfile
 import threading
@@ -21,8 +22,11 @@ from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import SdrAssetsError, SourceError
 from sdr_assets.records import Chunk
 
-FAST = settings(max_examples=150, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
-NET = settings(max_examples=25, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+# SDR_ASSETS_FUZZ_SCALE=20 runs 20x the examples (a deeper local run; the suite stays fast).
+SCALE = max(1, int(os.environ.get("SDR_ASSETS_FUZZ_SCALE", "1")))
+FAST = settings(max_examples=150 * SCALE, deadline=1000,
+                suppress_health_check=[HealthCheck.too_slow])
+NET = settings(max_examples=25 * SCALE, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
@@ -142,7 +146,7 @@ def test_sigmf_metadata_parser_raises_only_source_errors(text):
     assert meta.sample_rate_hz > 0 and meta.captures[0].sample_start == 0
 
 
-@settings(max_examples=80, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80 * SCALE, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
 @given(_valid_like().map(lambda d: json.dumps(d, allow_nan=True)),
        st.binary(max_size=400).map(lambda b: b[:len(b) // 16 * 16] if len(b) % 5 else b))
 def test_sigmf_recordings_open_and_replay_or_fail_cleanly(meta_text, data):
@@ -170,6 +174,20 @@ def test_cu8_file_name_parser_never_raises(name):
     center, rate = parse_rtl433_filename(name)
     for v in (center, rate):
         assert v is None or (math.isfinite(v) and v >= 0)
+
+
+@FAST
+@given(st.tuples(st.text(max_size=300), st.sampled_from(["", ".cu8", ".sigmf-meta",
+                                                          ".sigmf-data", ".cs16", "_1M_250k.cu8"]))
+       .map("".join))
+def test_file_source_on_arbitrary_paths_raises_only_documented_errors(name):
+    src = FileSource(name)
+    try:
+        src.open()
+    except SdrAssetsError:
+        pass  # documented: not found, no rate, bad name
+    finally:
+        src.close()
 
 
 _SCHEMES = st.sampled_from(["synthetic://", "file://", "rtl_tcp://", "rtlsdr://", "RTL_TCP://",

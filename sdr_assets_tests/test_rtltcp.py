@@ -139,6 +139,22 @@ def test_drop_mid_stream_yields_a_reconnect_gap_and_the_stream_goes_on(tmp_path,
     assert server.clients_served == 2 and client.reconnects == 1
 
 
+def test_each_client_gets_the_file_from_its_start_then_eof(tmp_path, port):
+    path, data = _cu8_file(tmp_path, 30_000)
+    with RtlTcpServer(FileSource(path, chunk_samples=7_000), port=port) as server:
+        for _ in range(2):
+            client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6,
+                                  sample_rate_hz=250e3, chunk_samples=4_096, max_reconnects=0)
+            client.open()
+            got = bytearray()
+            with pytest.raises(SourceError, match="server closed the connection"):
+                for ev in client.events():
+                    got += ev.iq
+            client.close()
+            assert bytes(got) == data
+        assert server.clients_served == 2 and server.source_ended
+
+
 def _one_shot_server(port: int, payload: bytes, hold_s: float = 0.0):
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

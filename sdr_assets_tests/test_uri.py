@@ -75,6 +75,8 @@ def test_invalid_rtl_sdr_rates_name_the_ranges(rate):
     ("rtlsdr://-1", {}, "small integer"),
     ("file://", {}, "names no file"),
     ("synthetic://host?seed=1", {}, "only a query"),
+    ("synthetic://[", {}, "only a query"),  # found by the property test
+    ("rtl_tcp://[::1", {}, "bad port|names no host|Invalid"),
     ("synthetic://?seed=x", {}, "seed='x'"),
     ("synthetic://?seed=1", {"loop": True}, "never ends"),
     ("synthetic://?rate=2e6", {"sample_rate_hz": 1e6}, "give it once"),

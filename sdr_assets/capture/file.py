@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
 from sdr_assets.capture.sigmf import (annotation_record, describe_conversion, is_sigmf_path,
-                                      parse_sigmf_meta, sigmf_paths, to_cu8)
+                                      parse_sigmf_meta, path_exists, sigmf_paths, to_cu8)
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Chunk, Gap, SourceInfo, samples_to_ns
 
@@ -86,7 +86,7 @@ class FileSource(Source):
         super().__init__()
         if int(chunk_samples) < 1:
             raise ConfigError(f"chunk_samples must be >= 1, got {chunk_samples!r}")
-        self.path = Path(path).expanduser()
+        self.path = expand_path(path)
         self.center_freq_hz, self.sample_rate_hz = center_freq_hz, sample_rate_hz
         self.gain_db, self.realtime, self.loop = gain_db, bool(realtime), bool(loop)
         self.chunk_samples = int(chunk_samples)
@@ -96,6 +96,9 @@ class FileSource(Source):
 
     # ---- open: validate everything first, then acquire the file handle -------------------
     def open(self) -> SourceInfo:
+        self.close()  # re-opening starts again from the first sample
+        self._stopping = False
+        self._stop_event.clear()
         if is_sigmf_path(self.path):
             info, data_path = self._plan_sigmf()
         else:
@@ -148,7 +151,7 @@ class FileSource(Source):
             raise SourceError(f"SigMF metadata {meta_path} not found; pass the .sigmf-meta, "
                               "the .sigmf-data or the base name of an existing recording") \
                 from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the name
             raise SourceError(f"cannot read {meta_path} ({exc}); check the file") from None
         sm = parse_sigmf_meta(text, where=str(meta_path))
         if sm.dataset:
@@ -159,7 +162,7 @@ class FileSource(Source):
             if ours is not None and theirs is not None and float(ours) != float(theirs):
                 raise ConfigError(f"{flag} {ours:g} contradicts {meta_path.name} ({theirs:g}); "
                                   f"drop {flag} (the recording says what it is)")
-        if not data_path.exists():
+        if not path_exists(data_path):
             raise SourceError(f"SigMF data file {data_path} is missing (the metadata "
                               f"{meta_path.name} has no samples); copy it beside the metadata")
         size = _size(data_path)
@@ -274,14 +277,22 @@ class FileSource(Source):
             self._file = None
 
 
+def expand_path(path: str | os.PathLike) -> Path:
+    """``~`` and ``~user`` expanded where they can be; otherwise the path as written."""
+    try:
+        return Path(path).expanduser()
+    except (RuntimeError, ValueError):  # no such user, no home, a NUL: keep it literal
+        return Path(path)
+
+
 def _size(p: Path) -> int:
     try:
         st = p.stat()
     except FileNotFoundError:
         raise SourceError(f"{p} not found; check the path (relative paths start from "
                           f"{Path.cwd()})") from None
-    except OSError as exc:
-        raise SourceError(f"cannot read {p} ({exc.strerror}); check the path") from None
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"cannot read {p} ({exc}); check the path") from None
     if not p.is_file():
         raise SourceError(f"{p} is not a regular file; pass a cu8 file or a SigMF recording")
     return st.st_size

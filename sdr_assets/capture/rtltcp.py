@@ -92,6 +92,9 @@ class RtlTcpSource(Source):
 
     # ---- connection -----------------------------------------------------------------------
     def open(self) -> SourceInfo:
+        self.close()
+        self._stopping = False
+        self._stop_event.clear()
         self._sock, tuner_type, gain_count = self._connect(first=True)
         self.tuner_type, self.gain_count = tuner_type, gain_count
         try:  # t0 = when the first sample byte arrives (it stays in the socket buffer)

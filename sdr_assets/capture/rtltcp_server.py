@@ -2,8 +2,10 @@
 
 A client gets the 12-byte header, then the source's cu8 bytes; its 5-byte commands are
 recorded in ``commands`` and applied through the Source tuning methods where the source
-can honour them. One client at a time (like rtl_tcp); when it leaves, the next one is
-served, and the source's stream simply continues.
+can honour them. One client at a time (like rtl_tcp). The server owns the source's life:
+it is opened for each client and closed when the client leaves (rtl_tcp likewise starts
+the dongle per client), so a paced source never bursts a backlog at a new client and a
+file is replayed from its start to each client (``--loop`` replays it forever).
 """
 
 import errno
@@ -43,14 +45,14 @@ class RtlTcpServer:
         self.commands: list[tuple[int, int]] = []
         self.clients_served = 0
         self.bytes_sent = 0
-        self.source_ended = False
+        self.source_ended = False  # the last client got the whole source (a file ended)
+        self.error: SdrAssetsError | None = None
         self.info: SourceInfo | None = None
         self._listener: socket.socket | None = None
         self._client: socket.socket | None = None
         self._client_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._events = None
 
     # ---- lifecycle ------------------------------------------------------------------------
     def bind(self) -> tuple[str, int]:
@@ -77,13 +79,14 @@ class RtlTcpServer:
                               "pick another --host/--port") from None
         lsock.settimeout(0.2)
         self.port = lsock.getsockname()[1]
-        try:
+        try:  # fail now (missing file, no dongle), not at the first client
             self.info = self.source.open()
         except BaseException:
             lsock.close()
             raise
+        finally:
+            self.source.close()
         self._listener = lsock
-        self._events = iter(self.source.events())
         return self.address
 
     @property
@@ -97,8 +100,11 @@ class RtlTcpServer:
         return self
 
     def serve_forever(self) -> None:
+        """Serve until stop(); raises the SdrAssetsError that ended serving, if any."""
         self.bind()
         self._serve()
+        if self.error is not None:
+            raise self.error
 
     def stop(self) -> None:
         self._stop.set()
@@ -109,7 +115,6 @@ class RtlTcpServer:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-        self.source.close()
 
     def __enter__(self) -> "RtlTcpServer":
         return self.start()
@@ -119,7 +124,7 @@ class RtlTcpServer:
 
     # ---- serving ---------------------------------------------------------------------------
     def _serve(self) -> None:
-        while not self._stop.is_set() and not self.source_ended:
+        while not self._stop.is_set() and self.error is None:
             try:
                 conn, peer = self._listener.accept()
             except TimeoutError:
@@ -139,26 +144,35 @@ class RtlTcpServer:
                                       name="rtl_tcp-commands", daemon=True)
             reader.start()
             try:
-                self._stream(conn, gone)
+                self.source.open()  # per client, as rtl_tcp starts the dongle per client
+                try:
+                    self._stream(conn, gone, iter(self.source.events()))
+                finally:
+                    self.source.stop()
+                    self.source.close()
                 if self.source_ended and not self._stop.is_set():
                     conn.shutdown(socket.SHUT_WR)  # EOF after the last byte; the client
                     gone.wait(timeout=5)  # reads it all, then hangs up
             except OSError as exc:
                 log.info("rtl_tcp server: client gone (%s)", exc)
+            except SdrAssetsError as exc:  # the source failed: stop serving, say why
+                log.error("rtl_tcp server: the source failed: %s", exc)
+                self.error = exc
             finally:
                 self._close_client()
                 reader.join(timeout=5)
                 log.info("rtl_tcp server: client %s:%s left", *peer[:2])
 
-    def _stream(self, conn: socket.socket, gone: threading.Event) -> None:
+    def _stream(self, conn: socket.socket, gone: threading.Event, events) -> None:
         header = encode_header(self.tuner_type, len(self.gains_tenth_db))
         sent = 0
+        self.source_ended = False
         try:
             conn.sendall(header)
             while not self._stop.is_set() and not gone.is_set():
-                ev = next(self._events, None)
+                ev = next(events, None)
                 if ev is None:
-                    self.source_ended = True
+                    self.source_ended = not self._stop.is_set()
                     log.info("rtl_tcp server: the source ended; closing the client")
                     return
                 if not isinstance(ev, Chunk):

@@ -269,18 +269,28 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
 def sigmf_paths(path: str | Path) -> tuple[Path, Path]:
     """(meta, data) paths for a ``.sigmf-meta``, a ``.sigmf-data`` or a base name."""
     p = Path(path)
-    if p.name.endswith(META_SUFFIX) or p.name.endswith(DATA_SUFFIX):
-        base = p.with_name(p.name.rsplit(".", 1)[0])
-    else:
-        base = p
-    return base.with_name(base.name + META_SUFFIX), base.with_name(base.name + DATA_SUFFIX)
+    name = p.name
+    if name.endswith((META_SUFFIX, DATA_SUFFIX)):
+        name = name.rsplit(".", 1)[0]
+    if not name:
+        raise SourceError(f"{path}: a SigMF recording needs a base name, e.g. dir/recording "
+                          "(dir/recording.sigmf-meta + dir/recording.sigmf-data)")
+    return p.with_name(name + META_SUFFIX), p.with_name(name + DATA_SUFFIX)
 
 
 def is_sigmf_path(path: str | Path) -> bool:
     p = Path(path)
     if p.name.endswith((META_SUFFIX, DATA_SUFFIX)):
         return True
-    return not p.exists() and sigmf_paths(p)[0].exists()
+    return not path_exists(p) and path_exists(sigmf_paths(p)[0])
+
+
+def path_exists(p: Path) -> bool:
+    """Path.exists() that says False (not an exception) for impossible names (NUL, too long)."""
+    try:
+        return p.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def write_sigmf(base_path: str | Path, cu8: bytes, sample_rate_hz: float, center_freq_hz: float,
@@ -296,8 +306,6 @@ def write_sigmf(base_path: str | Path, cu8: bytes, sample_rate_hz: float, center
         raise SourceError(f"write_sigmf: {len(cu8)} bytes is not whole cu8 I/Q pairs; "
                           "pass an even number of bytes")
     meta_path, data_path = sigmf_paths(base_path)
-    if meta_path.name.startswith(".sigmf"):
-        raise SourceError(f"write_sigmf: {base_path} has no base name; pass e.g. dir/recording")
     t0 = 0 if datetime_ns is None else int(datetime_ns)
     glob = {"core:datatype": "cu8", "core:sample_rate": float(sample_rate_hz),
             "core:version": SIGMF_VERSION, "core:num_channels": 1,

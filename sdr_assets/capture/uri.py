@@ -133,8 +133,11 @@ def _num(value, name: str) -> float:
 
 def _synthetic(uri, rest, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
                chunk_samples) -> Source:
-    parts = urlsplit("//" + rest)
-    if parts.netloc or parts.path not in ("", "/") or parts.fragment:
+    try:
+        parts = urlsplit("//" + rest)
+    except ValueError:  # e.g. an unbalanced "[" (IPv6 syntax)
+        parts = None
+    if parts is None or parts.netloc or parts.path not in ("", "/") or parts.fragment:
         raise ConfigError(f"{uri!r}: a synthetic URI has only a query, like "
                           "synthetic://?seed=1 (got extra text before '?')")
     if loop:
@@ -162,10 +165,13 @@ def _file_path(uri: str, rest: str) -> Path:
         raise ConfigError(f"{uri!r} names no file; use file://PATH, e.g. {SCHEMES['file']}")
     if rest.startswith("localhost/"):
         rest = rest[len("localhost"):]
-    p = Path(rest).expanduser()
-    if not p.exists() and "%" in rest:
-        decoded = Path(unquote(rest)).expanduser()
-        if decoded.exists() or Path(str(decoded) + ".sigmf-meta").exists():
+    from sdr_assets.capture.file import expand_path
+    from sdr_assets.capture.sigmf import path_exists
+
+    p = expand_path(rest)
+    if not path_exists(p) and "%" in rest:
+        decoded = expand_path(unquote(rest))
+        if path_exists(decoded) or path_exists(Path(str(decoded) + ".sigmf-meta")):
             p = decoded
     return p
 

@@ -49,6 +49,10 @@ class RtlSdrSource(Source):
         self._lock = threading.Lock()
 
     def open(self) -> SourceInfo:
+        self.close()
+        self._stopping = False
+        self._queue = queue.Queue(maxsize=self._queue.maxsize)
+        self._dropped_samples = 0
         try:
             from rtlsdr import RtlSdr
         except (ImportError, OSError, AttributeError) as exc:  # librtlsdr missing or too old
