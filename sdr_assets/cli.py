@@ -66,7 +66,9 @@ def run(host: str, port: int, partition_minutes: int) -> None:
 @click.option("--loop/--no-loop", default=False, help="Replay a file source forever.")
 def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_rate_hz,
                   gain_db, loop: bool) -> None:
-    """Serve a source over the standard rtl_tcp protocol until Ctrl-C."""
+    """Serve a source over the standard rtl_tcp protocol until Ctrl-C.
+
+    The source is opened for each client (a file is replayed from its start to each one)."""
     import logging
 
     from sdr_assets.capture.rtltcp_server import RtlTcpServer
@@ -89,8 +91,6 @@ def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_
         click.echo("stopping", err=True)
     finally:
         server.stop()
-    if server.source_ended:
-        click.echo("the source ended (use --loop to replay a file forever)", err=True)
 
 
 # ---- capture, status, stats (the capture service; no dagster, torch or ultralytics) ----
