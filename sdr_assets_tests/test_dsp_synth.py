@@ -68,9 +68,11 @@ def test_energy_is_where_the_emission_says(kind):
     sc = BandScenario(5, FS, FC, emissions_per_s=8, kinds=(kind,), snr_db_range=(25.0, 25.0),
                       duration_s_range=(0.02, 0.05))
     cu8, em = sc.render(int(0.5 * FS))
-    e = next(e for e in em if e.end_sample < int(0.5 * FS)
-             and not any(o is not e and o.start_sample < e.end_sample and o.end_sample > e.start_sample
-                         for o in em))
+    def alone(e):
+        return not any(o is not e and o.start_sample < e.end_sample
+                       and o.end_sample > e.start_sample for o in em)
+
+    e = next(e for e in em if e.end_sample < int(0.5 * FS) and alone(e))
     db = stft_db(cu8_to_complex64(cu8), nfft, nfft)
     bins = (np.arange(nfft) - nfft // 2) * FS / nfft + FC
     inside = (bins >= e.freq_lower_hz - FS / nfft) & (bins <= e.freq_upper_hz + FS / nfft)

@@ -61,7 +61,8 @@ def parse_synthetic_query(query: str) -> dict:
     if out.get("seed", 0) < 0:
         raise ConfigError(f"synthetic:// seed must be >= 0, got {out['seed']}")
     if out.get("emissions_per_s", 0) < 0:
-        raise ConfigError(f"synthetic:// emissions_per_s must be >= 0, got {out['emissions_per_s']}")
+        raise ConfigError("synthetic:// emissions_per_s must be >= 0, got "
+                          f"{out['emissions_per_s']}")
     return out
 
 

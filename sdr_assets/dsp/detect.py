@@ -136,7 +136,8 @@ def _group(regions: list[_Region], join_bins: int, max_gap_cols: int) -> list[li
     spans: list[list[int]] = []  # c1, b0, b1 of each group
     for r in sorted(regions, key=lambda q: q.c0):
         for g, sp in zip(groups, spans):
-            if r.c0 - sp[0] <= max_gap_cols and r.b0 <= sp[2] + join_bins and r.b1 >= sp[1] - join_bins:
+            near_in_freq = r.b0 <= sp[2] + join_bins and r.b1 >= sp[1] - join_bins
+            if r.c0 - sp[0] <= max_gap_cols and near_in_freq:
                 g.append(r)
                 sp[:] = [max(sp[0], r.c1), min(sp[1], r.b0), max(sp[2], r.b1)]
                 break
@@ -147,7 +148,8 @@ def _group(regions: list[_Region], join_bins: int, max_gap_cols: int) -> list[li
 
 
 def _fine_pulses(x: np.ndarray, s0: int, s1: int, f_lo: float, f_hi: float, fs: float,
-                 nf: int, coarse_on, coarse_hop: int, coarse_nfft: int) -> tuple[np.ndarray, np.ndarray]:
+                 nf: int, coarse_on: np.ndarray, coarse_hop: int,
+                 coarse_nfft: int) -> tuple[np.ndarray, np.ndarray]:
     """Pulses (start, end sample arrays, float) of the band [f_lo, f_hi] within x[s0:s1].
 
     An nf-point STFT (hop nf/4) summed over the band gives an envelope; a pulse is where its
@@ -229,7 +231,8 @@ def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop:
                   floor_percentile: float = 20.0, floor_window_s: float = 1.0,
                   smooth_cols: int = 9, smooth_bins: int = 1, freq_join_bins: int = 4,
                   min_gap_s: float = 0.010, gap_ratio: float = 10.0, max_gap_s: float = 0.1,
-                  min_duration_s: float = 0.0002, fine_window_s: float = 1e-4, suppress_overlap: float | None = 0.5,
+                  min_duration_s: float = 0.0002, fine_window_s: float = 1e-4,
+                  suppress_overlap: float | None = 0.5,
                   suppress_across_freq: bool = True, remove_dc: bool = True) -> list[Burst]:
     """Bursts of energy in complex baseband ``x`` (see the module docstring for the steps)."""
     x = np.asarray(x)
@@ -275,7 +278,8 @@ def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop:
             for _, a, b, lo, hi, snr_db, peak_db in found]
 
 
-def match_bursts(detected_starts_s, reference_starts_s, tol_s: float = 0.02) -> tuple[int, int, int]:
+def match_bursts(detected_starts_s, reference_starts_s,
+                 tol_s: float = 0.02) -> tuple[int, int, int]:
     """One-to-one matching of start times: returns (true pos, false pos, false neg).
 
     Pairs are taken closest first; a pair counts when the starts differ by <= tol_s.

@@ -231,7 +231,8 @@ class BandScenario:
         for seg in range(s0 // NOISE_SEGMENT, (s1 - 1) // NOISE_SEGMENT + 1 if n_samples else 0):
             off = int(np.random.default_rng([self.seed, 2, seg]).integers(NOISE_BANK))
             a, b = max(s0, seg * NOISE_SEGMENT), min(s1, (seg + 1) * NOISE_SEGMENT)
-            y[a - s0: b - s0] = self._noise[off + a - seg * NOISE_SEGMENT: off + b - seg * NOISE_SEGMENT]
+            base = off - seg * NOISE_SEGMENT
+            y[a - s0: b - s0] = self._noise[base + a: base + b]
         for plan in self._plans:
             plan.add_into(y, s0)
         self._plans = [p for p in self._plans if p.end > s1]
