@@ -198,6 +198,9 @@ class FileSource(Source):
                                                   "version": sm.version, **sm.extra}}
         if sm.captures[0].datetime_ns is None:
             meta["t0_from"] = "open time (no core:datetime)"
+        if self.center_freq_hz is None and all(c.center_freq_hz is None for c in sm.captures):
+            log.warning("%s: no core:frequency (pass --center-freq-hz); using 0 Hz", meta_path)
+            meta["center_freq_known"] = False
         if sm.datatype != "cu8":
             meta["converted_from"] = sm.datatype
             meta["conversion"] = describe_conversion(sm.datatype)
