@@ -46,9 +46,23 @@ class Emission:
 
 
 def _phasor(cycles: np.ndarray) -> np.ndarray:
-    """exp(2j*pi*cycles) as complex64, from float64 cycles reduced mod 1 first."""
-    frac = np.mod(cycles, 1.0) * _TWO_PI
-    return (np.cos(frac) + 1j * np.sin(frac)).astype(np.complex64)
+    """exp(2j*pi*cycles) as complex64: cycles (float64) reduced mod 1, then float32 trig."""
+    angle = ((cycles - np.floor(cycles)) * _TWO_PI).astype(np.float32)
+    out = np.empty(angle.shape, dtype=np.complex64)
+    out.real = np.cos(angle)
+    out.imag = np.sin(angle)
+    return out
+
+
+def _wrap_read(bank: np.ndarray, start: int, n: int) -> np.ndarray:
+    """n samples of a periodic bank from index start (copies, wrapping as often as needed)."""
+    out = np.empty(n, dtype=bank.dtype)
+    pos, i = 0, start % bank.size
+    while pos < n:
+        m = min(n - pos, bank.size - i)
+        out[pos: pos + m] = bank[i: i + m]
+        pos, i = pos + m, 0
+    return out
 
 
 class _Plan:
@@ -89,9 +103,7 @@ class _Plan:
             k = np.arange(k0, k0 + n, dtype=np.float64)
             y = _phasor(k * (p["f0"] + 0.5 * p["rate"] * k))
         else:  # wideband: a band-limited noise bank read from an offset, shifted to f
-            bank = p["bank"]
-            idx = (p["offset"] + k0) % bank.size
-            y = np.take(bank, np.arange(idx, idx + n) % bank.size)
+            y = _wrap_read(p["bank"], p["offset"] + k0, n)
             y *= self._tone(p["f"], b0, b1)
         y *= self.amp
         return y
