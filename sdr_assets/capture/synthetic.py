@@ -13,12 +13,21 @@ count), and times continue from where the previous tuning stopped.
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
 from sdr_assets.dsp.synth import KINDS, BandScenario
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Annotation, Chunk, SourceInfo, samples_to_ns
+
+def _start_ns(value: str) -> int:
+    """ISO 8601 time -> ns since the epoch (naive times are UTC)."""
+    t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1e9)
+
 
 def _kinds(value: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in value.split(",") if k.strip())
@@ -35,6 +44,8 @@ _QUERY_KEYS = {
     "noise_dbfs": ("noise_dbfs", float, "a number of dB (full scale = 0)"),
     "kinds": ("kinds", _kinds, "a comma-separated list"),
     "chunk_samples": ("chunk_samples", int, "an integer > 0"),
+    "start": ("start_ns", _start_ns, "an ISO 8601 UTC time like 2026-11-23T10:00:00Z"),
+    "duration_s": ("duration_s", float, "a number of seconds > 0"),
 }
 
 
@@ -60,6 +71,8 @@ def parse_synthetic_query(query: str) -> dict:
             raise ConfigError(f"synthetic:// {name} must be > 0, got {out[name]}")
     if out.get("seed", 0) < 0:
         raise ConfigError(f"synthetic:// seed must be >= 0, got {out['seed']}")
+    if out.get("duration_s", 1) <= 0:
+        raise ConfigError(f"synthetic:// duration_s must be > 0, got {out['duration_s']}")
     if out.get("emissions_per_s", 0) < 0:
         raise ConfigError("synthetic:// emissions_per_s must be >= 0, got "
                           f"{out['emissions_per_s']}")
@@ -72,8 +85,13 @@ class SyntheticSource(Source):
     def __init__(self, seed: int = 0, sample_rate_hz: float = 2.4e6,
                  center_freq_hz: float = 433.92e6, gain_db: float | None = None,
                  realtime: bool = True, chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
-                 uri: str = "synthetic://", **scenario_kwargs):
+                 uri: str = "synthetic://", start_ns: int | None = None,
+                 duration_s: float | None = None, **scenario_kwargs):
+        """start_ns: the first sample's time (default: the wall clock at open(); a past start
+        replays the band into past partitions, e.g. for backfills and tests).
+        duration_s: end the stream after this many seconds of samples (default: never)."""
         super().__init__()
+        self.start_ns, self.duration_s = start_ns, duration_s
         if chunk_samples <= 0 or sample_rate_hz <= 0:
             raise ConfigError(f"SyntheticSource: chunk_samples ({chunk_samples}) and "
                               f"sample_rate_hz ({sample_rate_hz}) must be > 0")
@@ -100,7 +118,7 @@ class SyntheticSource(Source):
     def open(self) -> SourceInfo:
         self._stopping = False
         self._stop_event.clear()
-        self.t0_ns = time.time_ns()
+        self.t0_ns = self.start_ns if self.start_ns is not None else time.time_ns()
         return SourceInfo(uri=self.uri, kind="synthetic", center_freq_hz=self.center_freq_hz,
                           sample_rate_hz=self.sample_rate_hz, gain_db=self.gain_db,
                           realtime=self.realtime,
@@ -117,7 +135,12 @@ class SyntheticSource(Source):
             raise SourceError("SyntheticSource.events() called before open(): call open() "
                               "(or use it as a context manager) first")
         seg_t0_ns, seg_samples = self.t0_ns, 0  # start of the current tuning
+        end_ns = (None if self.duration_s is None
+                  else self.t0_ns + int(round(self.duration_s * 1e9)))
         while not self._stopping:
+            if end_ns is not None and seg_t0_ns + samples_to_ns(
+                    seg_samples, self._scenario.sample_rate_hz) >= end_ns:
+                return
             with self._lock:
                 if self._retune_pending:
                     seg_t0_ns += samples_to_ns(seg_samples, self._scenario.sample_rate_hz)
