@@ -135,11 +135,9 @@ def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
 @click.option("--interval-s", type=float, default=1.0, show_default=True, help="Refresh period with --watch.")
 def status(watch: bool, interval_s: float) -> None:
     """Live figures of the newest capture (read-only; safe beside a running capture)."""
-    from rich.console import Console
-
     from sdr_assets.capture.console import status_command
 
-    status_command(watch, interval_s, Console())
+    status_command(watch, interval_s)
 
 
 @main.command()
@@ -148,11 +146,9 @@ def status(watch: bool, interval_s: float) -> None:
 @click.option("--all-metrics", is_flag=True, help="Show every metric.")
 def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
     """Telemetry history per capture or per hour (count, min/avg/max) and hot DB figures."""
-    from rich.console import Console
-
     from sdr_assets.capture.console import stats_command
 
-    stats_command(by, metrics, all_metrics, Console())
+    stats_command(by, metrics, all_metrics)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,17 @@ def render_status(st: dict | None, hot_path: Path):
     return table
 
 
-def status_command(watch: bool, interval_s: float, console) -> None:
+def make_console():
+    """A rich console; piped output gets wide lines (paths and URIs stay whole)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def status_command(watch: bool, interval_s: float, console=None) -> None:
+    console = console or make_console()
     hot_path = DataPaths.from_env().hot_db
     if not watch:
         console.print(render_status(read_status(hot_path), hot_path), soft_wrap=True)
@@ -182,9 +192,10 @@ def status_command(watch: bool, interval_s: float, console) -> None:
 
 
 # ---- stats ------------------------------------------------------------------------------
-def stats_command(by: str, metrics: tuple[str, ...], all_metrics: bool, console) -> None:
+def stats_command(by: str, metrics: tuple[str, ...], all_metrics: bool, console=None) -> None:
     from rich.table import Table
 
+    console = console or make_console()
     from sdr_assets.store.db import connect_ro
     from sdr_assets.store.telemetry import database_stats, stats
 
