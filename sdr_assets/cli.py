@@ -38,17 +38,26 @@ def home() -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 @click.option("--partition-minutes", default=5, show_default=True, type=int,
               help="Partition length for this session (SDR_ASSETS_PARTITION_MINUTES).")
-def run(host: str, port: int, partition_minutes: int) -> None:
-    """Start the Dagster UI on HOST:PORT (the `make run` main job); Ctrl-C stops it all."""
+@click.option("--capture-source", default="synthetic://?seed=1", show_default=True, metavar="URI",
+              help="What the capture service beside Dagster records.")
+@click.option("--capture-rate-hz", type=float, default=1_024_000, show_default=True,
+              help="Its sample rate (0: the source's own).")
+@click.option("--no-capture", is_flag=True, help="Start Dagster only.")
+def run(host: str, port: int, partition_minutes: int, capture_source: str, capture_rate_hz: float,
+        no_capture: bool) -> None:
+    """Start the Dagster UI on HOST:PORT and the capture service (the `make run` main job);
+    Ctrl-C stops it all."""
     import os
 
     from sdr_assets.paths import DataPaths
-    from sdr_assets.supervisor import dagster_service, run_services
+    from sdr_assets.supervisor import capture_service, dagster_service, run_services
 
     os.environ["SDR_ASSETS_PARTITION_MINUTES"] = str(partition_minutes)
     paths = DataPaths.from_env()
     repo_root = Path.cwd()
     services = [dagster_service(paths, repo_root, host, port)]
+    if not no_capture:
+        services.append(capture_service(paths, capture_source, capture_rate_hz or None))
     click.echo(f"Data root: {paths.root}\nDagster UI: http://{host}:{port}  (Ctrl-C stops everything)",
                err=True)
     sys.exit(run_services(services))

@@ -1,4 +1,4 @@
-"""`make run`: start Dagster (and the capture service) as child processes; one Ctrl-C stops all.
+"""`make run`: start Dagster and the capture service as child processes; one Ctrl-C stops all.
 
 Each child gets its own process group, so the terminal's SIGINT reaches only this
 supervisor, which then sends SIGINT to every child group, waits, and SIGKILLs stragglers.
@@ -47,6 +47,26 @@ def dagster_service(paths: DataPaths, repo_root: Path, host: str, port: int) -> 
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "sdr_assets.definitions"]
     argv = [dagster, "dev", *target, "-h", host, "-p", str(port)]
     return Service("dagster", argv, env)
+
+
+DEFAULT_CAPTURE_SOURCE = "synthetic://?seed=1"
+# 1.024 MS/s keeps the capture's CPU modest so Dagster stays responsive on a small machine,
+# and two 5-minute windows (1.2 GB) fit the hot DB's default 2 GiB cap.
+DEFAULT_CAPTURE_RATE_HZ = 1_024_000
+
+
+def capture_service(paths: DataPaths, source_uri: str = DEFAULT_CAPTURE_SOURCE,
+                    sample_rate_hz: float | None = DEFAULT_CAPTURE_RATE_HZ) -> Service:
+    """`sdr-assets capture` as a child: same data root (and partition length) as Dagster."""
+    env = dict(os.environ)
+    env["SDR_ASSETS_HOME"] = str(paths.root)
+    bin_dir = Path(sys.executable).parent
+    cli = str(bin_dir / "sdr-assets") if (bin_dir / "sdr-assets").exists() else "sdr-assets"
+    argv = [cli, "capture", "--source", source_uri]
+    if sample_rate_hz is not None:
+        rate = float(sample_rate_hz)
+        argv += ["--sample-rate-hz", str(int(rate)) if rate.is_integer() else repr(rate)]
+    return Service("capture", argv, env)
 
 
 def run_services(services: list[Service], out=sys.stderr) -> int:

@@ -1,8 +1,10 @@
-"""`make run`'s main job: the Dagster UI comes up, and one SIGINT stops everything."""
+"""`make run`'s main job: the Dagster UI and the capture service come up, and one SIGINT
+stops everything (the capture drains and records its end)."""
 
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +28,21 @@ def _wait_server_info(port: int, proc, timeout_s: float = 240.0) -> dict:
     raise AssertionError("the Dagster UI did not answer /server_info in time")
 
 
+def _query(path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _stored_chunks(hot) -> int:
+    try:
+        return _query(hot, "SELECT count(*) FROM chunks")[0][0] if hot.exists() else 0
+    except sqlite3.OperationalError:  # the schema is being created
+        return 0
+
+
 def test_run_serves_ui_and_one_sigint_stops_all(port, data_root):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cli = Path(sys.executable).parent / "sdr-assets"
@@ -36,8 +53,17 @@ def test_run_serves_ui_and_one_sigint_stops_all(port, data_root):
         info = _wait_server_info(port, proc)
         assert info.get("dagster_version") == "1.13.27"
         time.sleep(3)  # let dagster dev start its daemon and code server
-        tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-        assert len(tree) >= 3  # supervisor, dagster dev, webserver/daemon/code server
+        children = psutil.Process(proc.pid).children(recursive=True)
+        tree = [proc.pid] + [c.pid for c in children]
+        assert len(tree) >= 4  # supervisor, capture, dagster dev, webserver/daemon/code server
+        # the capture service runs beside Dagster, in the same data root, and is storing
+        captures = [c for c in children if "capture" in c.cmdline() and "synthetic://?seed=1" in c.cmdline()]
+        assert len(captures) == 1, [c.cmdline() for c in children]
+        hot = data_root / "hot.db"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _stored_chunks(hot) == 0:
+            time.sleep(0.5)
+        assert _stored_chunks(hot) > 0
         os.killpg(proc.pid, signal.SIGINT)
         t0 = time.monotonic()
         proc.wait(timeout=15)
@@ -48,6 +74,8 @@ def test_run_serves_ui_and_one_sigint_stops_all(port, data_root):
                  and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert alive == [], f"still running {time.monotonic() - t0:.1f} s after SIGINT: {alive}"
         assert time.monotonic() - t0 <= 10.0
+        # the capture stopped cleanly: drained, committed, its end recorded
+        assert _query(hot, "SELECT end_reason FROM captures") == [("signal",)]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
