@@ -56,6 +56,16 @@ def adb(tmp_path):
     db.close()
 
 
+def test_straddling_chunk_tail_counts_in_the_next_window(adb, snapshot):
+    snap, chunks, _ = snapshot
+    t0, t1 = win(1)
+    assert any(c.t_start_ns < t0 < c.t_end_ns for c in chunks)  # a chunk straddles t0
+    st = adb.load_window(snap, "p1", t0, t1, keep_partitions=3)
+    first = next(adb.iter_chunks("p1", with_iq=False))
+    assert first.t_start_ns > t0  # the window's own chunks leave [t0, first) uncovered
+    assert st.coverage == pytest.approx(1.0, abs=1e-6)
+
+
 def test_load_window_copies_exactly_and_is_idempotent(adb, snapshot):
     snap, chunks, _ = snapshot
     t0, t1 = win(0)
@@ -65,7 +75,10 @@ def test_load_window_copies_exactly_and_is_idempotent(adb, snapshot):
     assert st.n_samples == sum(c.n_samples for c in mine) and not st.empty
     assert st.duration_s == 1.0 and st.expected_samples == 1_000_000 and st.sample_rate_hz == FS_HZ
     assert abs(st.covered_s - st.n_samples / FS_HZ) < 1e-9
-    assert st.coverage == pytest.approx(st.n_samples / 1_000_000)
+    # the last chunk runs past t1: only the samples inside the window count, so a window
+    # whose chunks tile it end to end is fully covered (never > 1 by chunk boundaries)
+    assert st.n_samples > 1_000_000 and st.coverage == pytest.approx(1.0)
+
     rows = list(adb.iter_chunks("p0"))
     assert [r.iq for r in rows] == [c.iq for c in mine]
     assert [r.t_start_ns for r in rows] == [c.t_start_ns for c in mine]

@@ -47,7 +47,7 @@ class WindowStats:
     duration_s: float  # window length
     covered_s: float  # stored samples / fs
     expected_samples: int  # duration_s * fs
-    coverage: float  # n_samples / (expected_samples - n_samples_lost)
+    coverage: float  # stored samples in the window / (expected_samples - n_samples_lost)
     empty: bool
     sample_rate_hz: float = 0.0
     dropped_partitions: tuple[str, ...] = ()  # evicted by keep_partitions: delete their PNGs

@@ -109,6 +109,25 @@ def _sample_rate(conn, key: str, t0: int) -> float:
     return 0.0
 
 
+def _samples_in_window(conn, key: str, t0: int, t1: int) -> float:
+    """Stored samples whose time lies in [t0, t1): the partition's chunks clipped to the
+    window, plus the tail of the snapshot's chunk that straddles t0 (it belongs to the
+    previous partition, by its start), so chunk boundaries never read as missing samples."""
+    total = 0.0
+    rows = list(conn.execute(
+        "SELECT t_start_ns, n_samples, sample_rate_hz FROM main.chunks WHERE partition_key = ?",
+        (key,)))
+    rows += conn.execute(
+        "SELECT t_start_ns, n_samples, sample_rate_hz FROM snap.chunks WHERE t_start_ns < ? "
+        "ORDER BY t_start_ns DESC LIMIT 1", (t0,)).fetchall()
+    for c_t0, n, fs in rows:
+        c_t1 = c_t0 + n * NS_PER_S / fs
+        overlap = min(c_t1, t1) - max(c_t0, t0)
+        if overlap > 0:
+            total += overlap * fs / NS_PER_S
+    return total
+
+
 def _stats(conn, key: str, t0: int, t1: int) -> dict:
     n_chunks, n_samples, first_seq, last_seq, covered_s = conn.execute(
         "SELECT count(*), coalesce(sum(n_samples), 0), min(seq), max(seq), "
@@ -125,7 +144,8 @@ def _stats(conn, key: str, t0: int, t1: int) -> dict:
     duration_s = (t1 - t0) / NS_PER_S
     expected = int(round(duration_s * rate))
     denom = expected - lost
-    coverage = n_samples / denom if denom > 0 else (1.0 if n_samples else 0.0)
+    in_window = _samples_in_window(conn, key, t0, t1)
+    coverage = min(1.0, in_window / denom) if denom > 0 else (1.0 if n_samples else 0.0)
     return dict(n_chunks=n_chunks, n_samples=n_samples, n_gaps=n_gaps, n_samples_lost=lost,
                 first_seq=first_seq, last_seq=last_seq, duration_s=duration_s, covered_s=covered_s,
                 expected_samples=expected, coverage=coverage, empty=n_chunks == 0, sample_rate_hz=rate)

@@ -1,0 +1,158 @@
+"""Analysis assets: point-in-time snapshot -> circular-buffer window -> spectrogram frames."""
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from sdr_assets.defs.partitions import TIME_PARTITIONS, window_ns
+from sdr_assets.defs.resources import SdrStore, SpectrogramSettings
+from sdr_assets.store import frames as frames_store
+from sdr_assets.store import snapshot as snap
+from sdr_assets.store.window import AnalysisDB, check_contiguity
+
+GROUP = "analysis"
+COVERAGE_MIN = 0.999  # stored / (expected - recorded as lost)
+
+
+def snapshot_path(store: SdrStore, partition_key: str) -> Path:
+    return store.paths().snapshots / f"hot-{partition_key.replace(':', '')}.db"
+
+
+def _require_held(hot: Path, t0_ns: int, t1_ns: int, key: str) -> None:
+    """Fail clearly when retention has already dropped the partition's samples."""
+    if not hot.exists():
+        raise dg.Failure(
+            f"No hot database at {hot}: start the capture first "
+            "(`sdr-assets capture --source synthetic://?seed=1`), then materialise again.")
+    held = snap.hot_time_range(hot)
+    pruned = snap.hot_pruned(hot)
+    if held is not None and pruned and t1_ns <= held[0]:
+        raise dg.Failure(
+            f"Partition {key} is no longer held by the hot database: it now starts at "
+            f"{_iso(held[0])}, after this window ended. Raise the capture's --cap-bytes / "
+            "--max-age-s to keep more history, or materialise newer partitions.")
+
+
+def _iso(t_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t_ns / 1e9))
+
+
+@dg.asset(
+    partitions_def=TIME_PARTITIONS, group_name=GROUP, kinds={"sqlite"},
+    check_specs=[dg.AssetCheckSpec("snapshot_integrity", asset="hot_snapshot",
+                                   description="PRAGMA integrity_check on the copy is ok")],
+)
+def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
+    """Point-in-time copy of the hot DB (SQLite online backup, one step, non-blocking)."""
+    paths = store.paths()
+    t0_ns, t1_ns = window_ns(context)
+    _require_held(paths.hot_db, t0_ns, t1_ns, context.partition_key)
+    dest = snapshot_path(store, context.partition_key)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    res = snap.take_snapshot(paths.hot_db, dest)
+    removed = snap.prune_snapshots(paths.snapshots, keep=store.keep_snapshots)
+    context.log.info(f"snapshot {dest.name}: {res.n_bytes / 1e6:.1f} MB in {res.seconds:.2f} s, "
+                     f"{res.n_chunks} chunks, last seq {res.last_seq}, integrity {res.integrity}")
+    meta = {
+        "path": dg.MetadataValue.path(str(dest)),
+        "bytes": res.n_bytes, "MB": round(res.n_bytes / 1e6, 2),
+        "seconds": round(res.seconds, 3), "MB/s": round(res.mb_per_s, 1),
+        "chunks": res.n_chunks, "last_seq": res.last_seq if res.last_seq is not None else -1,
+        "integrity": res.integrity, "snapshots_pruned": len(removed),
+    }
+    return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
+        check_name="snapshot_integrity", passed=res.integrity == "ok",
+        metadata={"integrity_check": res.integrity})])
+
+
+@dg.asset(
+    partitions_def=TIME_PARTITIONS, group_name=GROUP, kinds={"sqlite"}, deps=[hot_snapshot],
+    check_specs=[dg.AssetCheckSpec(
+        "window_coverage", asset="iq_window",
+        description="samples stored vs expected, less recorded gaps; unrecorded holes fail")],
+)
+def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
+    """The partition's chunks, gaps and annotations, copied into the analysis DB."""
+    paths = store.paths()
+    src = snapshot_path(store, context.partition_key)
+    if not src.exists():
+        raise dg.Failure(f"No snapshot for {context.partition_key} at {src}; materialise "
+                         "hot_snapshot for this partition first.")
+    integrity = snap.verify_snapshot(src)
+    if integrity != "ok":
+        raise dg.Failure(f"Snapshot {src} is corrupt ({integrity}); re-materialise "
+                         "hot_snapshot for this partition. The hot DB was not touched.")
+    t0_ns, t1_ns = window_ns(context)
+    db = AnalysisDB(paths.analysis_db)
+    db.open()
+    try:
+        st = db.load_window(src, context.partition_key, t0_ns, t1_ns,
+                            keep_partitions=store.keep_partitions)
+        holes = check_contiguity(list(db.iter_chunks(context.partition_key, with_iq=False)),
+                                 db.gaps(context.partition_key))
+    finally:
+        db.close()
+    for key in st.dropped_partitions:
+        shutil.rmtree(frames_store.partition_folder(paths.spectrograms, key), ignore_errors=True)
+    if st.empty:
+        context.log.warning(f"partition {context.partition_key} holds no samples: the window "
+                            "is empty (was the capture running then?)")
+    meta = {
+        "samples": st.n_samples, "chunks": st.n_chunks, "seconds_covered": round(st.covered_s, 3),
+        "window_s": round(st.duration_s, 1), "gaps": st.n_gaps,
+        "samples_lost": st.n_samples_lost, "coverage_pct": round(100 * st.coverage, 3),
+        "empty": st.empty, "first_seq": st.first_seq if st.first_seq is not None else -1,
+        "last_seq": st.last_seq if st.last_seq is not None else -1,
+        "partitions_dropped": ", ".join(st.dropped_partitions) or "none",
+    }
+    if st.empty:
+        meta["note"] = "empty window: no samples stored in this partition"
+    # An unrecorded hole breaks the promise (ERROR); a window the capture covered only in
+    # part (it started or stopped inside it, with nothing lost) is worth a WARN.
+    passed = not holes and (st.empty or st.coverage >= COVERAGE_MIN)
+    return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
+        check_name="window_coverage", passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR if holes else dg.AssetCheckSeverity.WARN,
+        metadata={"coverage_pct": round(100 * st.coverage, 3), "unrecorded_holes": len(holes),
+                  "first_hole": str(holes[0]) if holes else "none"})])
+
+
+@dg.asset(
+    partitions_def=TIME_PARTITIONS, group_name=GROUP, kinds={"numpy"}, deps=[iq_window],
+    check_specs=[dg.AssetCheckSpec("frame_count", asset="spectrograms",
+                                   description="frames written == frames the samples imply")],
+)
+def spectrograms(context: dg.AssetExecutionContext, store: SdrStore,
+                 spectrogram: SpectrogramSettings):
+    """STFT frames of the window as 8-bit PNGs, indexed so every pixel maps to time and Hz."""
+    from sdr_assets.dsp.stft import pick_backend
+
+    paths = store.paths()
+    backend = pick_backend() if spectrogram.backend == "auto" else spectrogram.backend
+    conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
+    try:
+        st = frames_store.render_partition(
+            conn, context.partition_key, paths.spectrograms, nfft=spectrogram.nfft,
+            hop=spectrogram.hop, frame_cols=spectrogram.frame_cols, backend=backend)
+        on_disk = conn.execute("SELECT path FROM frames WHERE partition_key = ?",
+                               (context.partition_key,)).fetchall()
+    finally:
+        conn.close()
+    missing = [p for (p,) in on_disk if not (paths.root / p).exists()]
+    ms_per_frame = 1000 * (st.stft_s + st.png_s) / max(st.n_frames, 1)
+    meta = {
+        "frames": st.n_frames, "expected_frames": st.expected_frames, "samples": st.n_samples,
+        "seconds": round(st.seconds, 2), "stft_s": round(st.stft_s, 3),
+        "png_s": round(st.png_s, 3), "ms_per_frame": round(ms_per_frame, 2),
+        "backend": st.backend, "nfft": spectrogram.nfft, "hop": spectrogram.hop,
+        "frame_cols": spectrogram.frame_cols, "folder": dg.MetadataValue.path(st.folder),
+    }
+    if st.n_frames == 0:
+        meta["note"] = "no frames: the window holds no samples"
+    return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
+        check_name="frame_count", passed=st.n_frames == st.expected_frames and not missing,
+        metadata={"frames": st.n_frames, "expected": st.expected_frames,
+                  "missing_files": len(missing)})])

@@ -1,0 +1,151 @@
+"""Analysis assets through Dagster: CLI materialisation on captured data, checks, bad input."""
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdr_assets.dsp.stft import FrameGeometry
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RATE_HZ = 250_000
+
+
+def _past_minute(minutes_ago: int = 90) -> datetime:
+    t = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return t.replace(second=0, microsecond=0)
+
+
+def _capture(env, uri: str, *extra: str) -> None:
+    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
+                          "--partition-minutes", "1", *extra], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.fixture
+def env(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDR_ASSETS_PARTITION_MINUTES", "1")
+    dh = tmp_path / "dagster_home"
+    dh.mkdir()
+    (dh / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    return dict(os.environ, DAGSTER_HOME=str(dh), SDR_ASSETS_PARTITION_MINUTES="1")
+
+
+def test_cli_materialize_then_tone_lands_on_its_row(env, data_root):
+    start = _past_minute()
+    uri = (f"synthetic://?seed=7&rate={RATE_HZ}&kinds=cw&emissions_per_s=0.3"
+           f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=130")
+    _capture(env, uri)
+    key = (start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M")
+    out = subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m",
+                          "sdr_assets.definitions", "--select",
+                          "hot_snapshot,iq_window,spectrograms", "--partition", key],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "RUN_SUCCESS" in out.stdout + out.stderr
+
+    conn = sqlite3.connect(data_root / "analysis.db")
+    frames = conn.execute("SELECT t_start_ns, t_end_ns, sample_rate_hz, center_freq_hz, nfft, "
+                          "hop, width_px, height_px, path FROM frames WHERE partition_key = ? "
+                          "ORDER BY t_start_ns", (key,)).fetchall()
+    anns = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz FROM "
+                        "annotations WHERE partition_key = ? AND label = 'cw'", (key,)).fetchall()
+    assert len(frames) >= 30 and anns
+    checked = 0
+    for t0, t1, fs, fc, nfft, hop, w, h, path in frames:
+        geom = FrameGeometry(t0, fs, fc, nfft, hop, w, h)
+        inside = [a for a in anns if a[0] < t1 and a[1] > t0]
+        if len(inside) != 1:
+            continue  # one tone at a time, so the brightest row is unambiguous
+        a_t0, a_t1, f_lo, f_hi = inside[0]
+        x0, x1 = int(max(0, geom.t_ns_to_x(a_t0))) + 1, int(min(w, geom.t_ns_to_x(a_t1))) - 1
+        if x1 - x0 < 8:
+            continue
+        img = np.asarray(Image.open(data_root / path), dtype=np.float32)
+        row = int(np.argmax(img[:, x0:x1].mean(axis=1)))
+        tone_hz = (f_lo + f_hi) / 2
+        assert abs(geom.y_to_freq_hz(row) - tone_hz) <= geom.bin_hz, (row, tone_hz)
+        checked += 1
+    assert checked >= 1
+
+
+def _materialize(keys, partition, select=None):
+    from sdr_assets.definitions import defs
+
+    assets = [defs.get_assets_def(k) for k in keys]
+    return dg.materialize(assets, partition_key=partition, raise_on_error=False,
+                          resources={"store": defs.resources["store"],
+                                     "spectrogram": defs.resources["spectrogram"]},
+                          instance=dg.DagsterInstance.ephemeral(), selection=select)
+
+
+def _meta(result, key):
+    mats = result.asset_materializations_for_node(key)
+    return {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items()} if mats else None
+
+
+def _checks(result):
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_empty_partition_is_an_empty_window_not_a_crash(env, data_root):
+    start = _past_minute(120)
+    _capture(env, f"synthetic://?seed=1&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
+    later = (start + timedelta(minutes=10)).strftime("%Y-%m-%d-%H:%M")  # no data there
+    res = _materialize(["hot_snapshot", "iq_window", "spectrograms"], later)
+    assert res.success
+    win = _meta(res, "iq_window")
+    assert win["empty"] is True and win["samples"] == 0 and "empty" in win["note"]
+    assert _meta(res, "spectrograms")["frames"] == 0
+
+
+def test_corrupt_snapshot_fails_and_hot_db_is_untouched(env, data_root):
+    start = _past_minute(150)
+    _capture(env, f"synthetic://?seed=2&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=70")
+    key = start.strftime("%Y-%m-%d-%H:%M")
+    hot = data_root / "hot.db"
+    res = _materialize(["hot_snapshot"], key)
+    assert res.success and _checks(res) == {"snapshot_integrity": True}
+    before = hashlib.sha256(hot.read_bytes()).hexdigest()
+    snap = next((data_root / "snapshots").glob("*.db"))
+    with open(snap, "r+b") as f:  # flip bytes in the middle of the copy
+        f.seek(snap.stat().st_size // 2)
+        f.write(os.urandom(8192))
+    res = _materialize(["iq_window"], key)
+    assert not res.success
+    failure = [e for e in res.all_events if e.is_step_failure][0]
+    assert "corrupt" in str(failure.event_specific_data.error.message)
+    assert hashlib.sha256(hot.read_bytes()).hexdigest() == before
+
+
+def test_sensor_requests_newest_closed_partition_once(env, data_root):
+    from sdr_assets.defs.automation import hot_db_sensor
+
+    start = _past_minute(30)
+    _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=125")
+    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
+    req = hot_db_sensor(ctx)
+    # data runs to start+125 s (whole chunks), so the newest closed partition starts at +1 min
+    assert isinstance(req, dg.RunRequest)
+    assert req.partition_key == (start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M")
+    assert req.run_key == req.partition_key
+    again = hot_db_sensor(dg.build_sensor_context(cursor=req.partition_key,
+                                                  instance=dg.DagsterInstance.ephemeral()))
+    assert isinstance(again, dg.SkipReason)
+
+
+def test_sensor_skips_without_hot_db(env):
+    from sdr_assets.defs.automation import hot_db_sensor
+
+    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
+    assert isinstance(res, dg.SkipReason) and "sdr-assets capture" in res.skip_message
