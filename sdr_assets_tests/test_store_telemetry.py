@@ -143,3 +143,11 @@ def test_logger_needs_a_db_with_a_telemetry_table(tmp_path):
         MetricsLogger(other, "training")
     with pytest.raises(ConfigError):
         MetricsLogger(other, "")
+
+
+def test_logger_refuses_the_hot_db(tmp_path):
+    path = tmp_path / "hot.db"
+    with HotWriter(path):
+        pass
+    with pytest.raises(StoreError, match="is the hot DB"):
+        MetricsLogger(path, "training")

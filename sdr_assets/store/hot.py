@@ -3,14 +3,17 @@
 Exactly one thread (the capture service's writer thread) calls a :class:`HotWriter`. Each
 ``write_batch`` is one ``BEGIN IMMEDIATE`` transaction that first makes room (max age, then
 the byte cap, deleting the oldest chunks in small steps so freed pages are reused and the
-file stops growing), then inserts. WAL checkpoints run off the commit path by default: a
-small background thread with its own connection runs ``PASSIVE`` checkpoints; the writer only
-checkpoints itself when the WAL has grown past a bound that the background thread could not
-reset (frames keep arriving while it copies).
+file stops growing), then inserts.
+
+Checkpoints: ONLY this connection ever writes or checkpoints the hot DB (SQLite's in-line
+autocheckpoint, every ``wal_autocheckpoint_pages``). SQLite 3.7.0-3.51.2 has the "WAL-reset
+bug" (sqlite.org/wal.html#walresetbug): a checkpoint on one connection racing a WAL reset by
+a commit on another can corrupt the database. Measured here (SQLite 3.40.1): a background
+checkpointer thread with its own connection made 6 of 46 live snapshots fail integrity_check
+("2nd reference to page"). So no second connection checkpoints: readers open ``mode=ro``.
 """
 
 import json
-import logging
 import math
 import sqlite3
 import time
@@ -20,15 +23,11 @@ from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
-from sdr_assets.store.checkpoint import Checkpointer
-from sdr_assets.store.db import HOT_APP_ID, JOURNAL_SIZE_LIMIT_BYTES, connect_hot, file_bytes, hot_migrations, migrate
+from sdr_assets.store.db import HOT_APP_ID, connect_hot, hot_migrations, migrate
 from sdr_assets.store.txn import Txn
 
-log = logging.getLogger(__name__)
-
 BYTES_PER_SAMPLE = 2
-CHECKPOINT_MODES = ("background", "inline")
-INLINE_CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_AUTOCHECKPOINT_PAGES = 256  # 16 MiB of WAL at 64 KiB pages: short in-line copies
 
 
 @dataclass
@@ -80,60 +79,45 @@ class HotWriter:
 
     def __init__(self, path, *, synchronous: str = "NORMAL", cap_bytes: int | None = 2 * 1024**3,
                  max_age_s: float | None = None, prune_step_chunks: int = 64,
-                 checkpoint: str = "background", checkpoint_interval_s: float = 1.0,
-                 wal_reset_bytes: int = 4 * JOURNAL_SIZE_LIMIT_BYTES):
-        if checkpoint not in CHECKPOINT_MODES:
-            raise ConfigError(f"checkpoint={checkpoint!r}: use one of {CHECKPOINT_MODES}.")
+                 wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES):
         if cap_bytes is not None and cap_bytes <= 0:
             raise ConfigError(f"cap_bytes={cap_bytes}: must be > 0 (or None for no byte cap).")
         if max_age_s is not None and max_age_s <= 0:
             raise ConfigError(f"max_age_s={max_age_s}: must be > 0 (or None for no age limit).")
         if prune_step_chunks < 1:
             raise ConfigError(f"prune_step_chunks={prune_step_chunks}: must be >= 1.")
+        if wal_autocheckpoint_pages < 1:
+            raise ConfigError(f"wal_autocheckpoint_pages={wal_autocheckpoint_pages}: must be >= 1 "
+                              "(the writer is the only connection that checkpoints the hot DB).")
         self.path = Path(path)
         self.synchronous = synchronous
         self.cap_bytes = cap_bytes
         self.max_age_s = max_age_s
         self.prune_step_chunks = prune_step_chunks
-        self.checkpoint = checkpoint
-        self.checkpoint_interval_s = checkpoint_interval_s
-        self.wal_reset_bytes = wal_reset_bytes
+        self.wal_autocheckpoint_pages = wal_autocheckpoint_pages
         self._conn: sqlite3.Connection | None = None
         self._page_size = 0
         self._last_seq: int | None = None
-        self._ckpt: Checkpointer | None = None
-        self.n_inline_checkpoints = 0
 
     # -- life cycle -------------------------------------------------------------------
     def open(self) -> None:
-        """Connect, migrate, set pragmas, start the background checkpointer."""
+        """Connect, migrate, set pragmas."""
         if self._conn is not None:
             return
         conn = connect_hot(self.path, synchronous=self.synchronous)
         try:
             migrate(conn, hot_migrations(), application_id=HOT_APP_ID)
-            # background: SQLite's in-line autocheckpoint off; the thread below does it.
-            conn.execute(f"PRAGMA wal_autocheckpoint={0 if self.checkpoint == 'background' else 1000}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint_pages)}")
             self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             self._last_seq = conn.execute("SELECT max(seq) FROM chunks").fetchone()[0]
         except BaseException:
             conn.close()
             raise
         self._conn = conn
-        if self.checkpoint == "background":
-            self._ckpt = Checkpointer(self.path, self.checkpoint_interval_s)
-            self._ckpt.start()
 
     def close(self) -> None:
-        if self._ckpt is not None:
-            self._ckpt.stop()
-            self._ckpt = None
         if self._conn is not None:
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:
-                log.warning("final checkpoint of %s failed: %s", self.path, exc)
-            self._conn.close()
+            self._conn.close()  # the last connection to close checkpoints and removes the WAL
             self._conn = None
 
     def __enter__(self) -> "HotWriter":
@@ -217,7 +201,6 @@ class HotWriter:
                 )
         if chunks:
             self._last_seq = first_seq + len(chunks) - 1
-        self._maybe_reset_wal()
         return BatchResult(time.perf_counter() - t0, len(chunks), n_bytes,
                            self._last_seq if chunks else None, pruned)
 
@@ -274,22 +257,6 @@ class HotWriter:
         conn.execute("DELETE FROM gaps WHERE t_start_ns < ? AND t_end_ns <= ?", (oldest, oldest))
         conn.execute("DELETE FROM annotations WHERE t_start_ns < ? AND t_end_ns <= ?", (oldest, oldest))
         conn.execute("DELETE FROM telemetry WHERE t_ns < ?", (oldest,))
-
-    def _maybe_reset_wal(self) -> None:
-        """Checkpoint in-line only when the WAL outgrew ``wal_reset_bytes`` (see module doc)."""
-        if self.checkpoint != "background":
-            return
-        if file_bytes(f"{self.path}-wal") <= self.wal_reset_bytes:
-            return
-        # Only a short tail may be copied here; a big backlog is the background thread's job.
-        ckpt = self._ckpt
-        behind = ckpt is not None and ckpt.backlog_frames * self._page_size > INLINE_CHECKPOINT_MAX_BYTES
-        if behind and ckpt.is_alive():
-            return
-        busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.n_inline_checkpoints += 1
-        if busy:
-            log.debug("in-line checkpoint of %s was busy", self.path)
 
     # -- sizes ------------------------------------------------------------------------
     def db_size_bytes(self) -> int:

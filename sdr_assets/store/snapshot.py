@@ -4,7 +4,12 @@ One-step online backup (``backup(pages=-1)``): in WAL mode it reads one consiste
 without blocking the writer (a paged backup restarts on every foreign write and never
 finishes under a live writer). The copy is written under a temporary name, switched to a
 rollback journal (a standalone file), checked (``integrity_check`` plus each chunk's CRC-32),
-fsynced and renamed into place. The hot DB is only touched by a PASSIVE checkpoint afterwards.
+fsynced and renamed into place.
+
+The source is opened ``mode=ro`` (a read-only connection still reads the WAL through the
+shared -shm index) and this module never checkpoints the hot DB on SQLite < 3.51.3: a second
+connection checkpointing while the writer resets the WAL is the trigger of SQLite's WAL-reset
+corruption bug (see store/hot.py). The writer's own autocheckpoint shrinks the WAL instead.
 """
 
 import logging
@@ -22,6 +27,9 @@ from sdr_assets.records import samples_to_ns
 from sdr_assets.store.db import BUSY_TIMEOUT_MS, check_sqlite_file, connect_ro
 
 log = logging.getLogger(__name__)
+
+# SQLite fixed its WAL-reset bug in 3.51.3; before that only the writer may checkpoint.
+CHECKPOINT_AFTER_SNAPSHOT = sqlite3.sqlite_version_info >= (3, 51, 3)
 
 
 @dataclass
@@ -96,8 +104,7 @@ def _take_snapshot(hot_path: Path, dest_path: Path) -> SnapshotResult:
     _remove_db_files(tmp)
     t0 = time.perf_counter()
     try:
-        # A normal (read-write, never-create) connection sees the WAL; it writes nothing.
-        src = sqlite3.connect(hot_path.resolve().as_uri() + "?mode=rw", uri=True, isolation_level=None)
+        src = sqlite3.connect(hot_path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
         try:
             src.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             dst = sqlite3.connect(str(tmp), isolation_level=None)
@@ -108,7 +115,11 @@ def _take_snapshot(hot_path: Path, dest_path: Path) -> SnapshotResult:
             finally:
                 dst.close()
             backup_s = time.perf_counter() - t0
-            src.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if CHECKPOINT_AFTER_SNAPSHOT:
+                src.close()  # a read-write connection for the checkpoint (safe from 3.51.3 on)
+                src = sqlite3.connect(hot_path.resolve().as_uri() + "?mode=rw", uri=True, isolation_level=None)
+                src.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                src.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         finally:
             src.close()
         # The copied header still says WAL: make the snapshot one standalone file.

@@ -3,8 +3,9 @@
 ``MetricsLogger`` is for processes other than the capture service (training, inference,
 ...): ``log()`` only puts on a bounded queue (never blocks; a full queue counts the drop),
 a background thread batches rows into the DB's ``telemetry`` table with ``BEGIN IMMEDIATE``.
-Point it at ``analysis.db`` (or any DB with a telemetry table); the capture service logs its
-own figures through ``HotWriter.write_batch`` so the hot DB keeps a single writer.
+Point it at ``analysis.db`` (or any DB with a telemetry table but the hot DB, which it
+refuses): the capture service logs its own figures through ``HotWriter.write_batch`` so the
+hot DB keeps a single writer. The query helpers work on any of them.
 """
 
 import logging
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import samples_to_ns
-from sdr_assets.store.db import connect_ro, connect_rw, file_bytes
+from sdr_assets.store.db import HOT_APP_ID, connect_ro, connect_rw, file_bytes
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,14 @@ class MetricsLogger:
         conn = connect_ro(self.db_path)  # fail here, in the caller, not in the thread
         try:
             ok = _has_telemetry(conn)
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         finally:
             conn.close()
+        if app_id == HOT_APP_ID:
+            raise StoreError(
+                f"{self.db_path} is the hot DB: only the capture service writes it (a second writer "
+                "risks SQLite's WAL-reset bug and slows the capture). Log to analysis.db instead."
+            )
         if not ok:
             raise StoreError(
                 f"{self.db_path} has no telemetry table; open it once with AnalysisDB(path).open() "

@@ -1,0 +1,183 @@
+"""Snapshot cost: one-step online backup vs `cp`, and the live writer's commit latency
+without vs with snapshots running, both measured in this run.
+
+A hot DB of --size-mb is built with HotWriter (256 KiB chunks). Then:
+  1. copy speed: `cp` of the (checkpointed) file vs the backup step of take_snapshot,
+     and the whole take_snapshot (backup + integrity_check + CRC pass + fsync + rename);
+  2. a writer subprocess (the capture service's role) appends 256 KiB chunks at --rate-mb-s
+     with the byte cap active (retention deletes as it writes), for --seconds alone, then for
+     --seconds while this process takes snapshots back to back (every commit overlaps one),
+     --rounds times interleaved. Reported: the writer's transaction latency p50/p99/max
+     (BatchResult.commit_s, pooled over rounds), the p99 of each round, and the p99 ratio.
+Targets: backup >= 0.5x cp; p99 with snapshots <= 2x p99 alone. Exit 0 regardless.
+
+    .venv/bin/python bench/snapshot.py [--size-mb 400] [--rate-mb-s 6.4] [--seconds 8]
+        [--rounds 3] [--chunks-per-batch 1] [--autocheckpoint-pages 256[,1000,...]]
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdr_assets.records import Chunk, SourceInfo  # noqa: E402
+from sdr_assets.store.hot import HotWriter  # noqa: E402
+from sdr_assets.store.snapshot import take_snapshot  # noqa: E402
+
+CHUNK_BYTES = 256 * 1024
+FS_HZ = 3.2e6
+INFO = SourceInfo("synthetic://bench", "synthetic", 100e6, FS_HZ)
+
+
+def blob_pool(n: int = 32) -> list[bytes]:
+    return [os.urandom(CHUNK_BYTES) for _ in range(n)]
+
+
+def build(path: Path, size_mb: float) -> int:
+    pool = blob_pool()
+    n = int(size_mb * 1e6 / CHUNK_BYTES)
+    with HotWriter(path, cap_bytes=None) as w:
+        cid = w.begin_capture(INFO, time.time_ns())
+        t = 1_700_000_000 * 10**9
+        for i in range(0, n, 16):
+            cs = []
+            for j in range(i, min(n, i + 16)):
+                cs.append(Chunk(t, 100e6, FS_HZ, None, pool[j % len(pool)]))
+                t = cs[-1].t_end_ns
+            w.write_batch(cid, cs)
+    return n
+
+
+def writer_main(hot: str, rate_mb_s: float, seconds: float, ckpt_pages: int, per_batch: int, out: str) -> None:
+    """Subprocess: append batches at a steady rate; dump the commit latencies as JSON."""
+    pool = blob_pool(8)
+    interval_s = per_batch * CHUNK_BYTES / (rate_mb_s * 1e6)
+    lat, wal_max = [], 0
+    with HotWriter(hot, cap_bytes=os.path.getsize(hot), wal_autocheckpoint_pages=ckpt_pages) as w:
+        cid, t, _ = w.last_chunk_end()
+        start = time.monotonic()
+        k = 0
+        while time.monotonic() - start < seconds:
+            cs = []
+            for _ in range(per_batch):
+                cs.append(Chunk(t, 100e6, FS_HZ, None, pool[k % len(pool)]))
+                t, k = cs[-1].t_end_ns, k + 1
+            lat.append(w.write_batch(cid, cs).commit_s)
+            wal_max = max(wal_max, os.path.getsize(f"{hot}-wal") if os.path.exists(f"{hot}-wal") else 0)
+            sleep = start + len(lat) * interval_s - time.monotonic()
+            if sleep > 0:
+                time.sleep(sleep)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(out).write_text(json.dumps({"lat": lat, "wal_max": wal_max, "rss_mb": rss_mb}))
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, with_snapshots: bool) -> tuple[dict, list]:
+    out = tmp / "lat.json"
+    proc = subprocess.Popen([sys.executable, __file__, "--writer", str(hot), str(args.rate_mb_s),
+                             str(args.seconds), str(ckpt_pages), str(args.chunks_per_batch), str(out)])
+    snaps = []
+    if with_snapshots:  # back to back: every commit of this phase overlaps a snapshot
+        while proc.poll() is None:
+            snaps.append(take_snapshot(hot, tmp / "snaps" / "live.db"))
+    if proc.wait() != 0:
+        raise SystemExit(f"writer subprocess failed with code {proc.returncode}")
+    if (tmp / "snaps").exists():
+        shutil.rmtree(tmp / "snaps")
+    return json.loads(out.read_text()), snaps
+
+
+def latency_table(tmp: Path, hot: Path, args) -> None:
+    modes = [int(x) for x in args.autocheckpoint_pages.split(",")]
+    print(f"\nwriter at {args.rate_mb_s} MB/s, {args.chunks_per_batch} x 256 KiB a commit, byte cap active; "
+          f"{args.rounds} rounds of {args.seconds:g} s alone / {args.seconds:g} s with snapshots back to back")
+    print(f"{'autocheckpoint / phase':<30}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'WAL MB':>8}"
+          f"{'RSS MB':>8}{'snaps':>7}   p99 per round")
+    for mode in modes:
+        pooled = {False: [], True: []}
+        extra = {False: dict(wal=0.0, rss=0.0, snaps=0, bad=0, rounds=[]),
+                 True: dict(wal=0.0, rss=0.0, snaps=0, bad=0, rounds=[])}
+        for _ in range(args.rounds):
+            for live in (False, True):
+                r, snaps = run_writer(tmp, hot, args, mode, live)
+                lat = [x * 1e3 for x in r["lat"]]
+                pooled[live] += lat
+                e = extra[live]
+                e["wal"] = max(e["wal"], r["wal_max"] / 1e6)
+                e["rss"] = max(e["rss"], r["rss_mb"])
+                e["snaps"] += len(snaps)
+                e["bad"] += sum(s.integrity != "ok" for s in snaps)
+                e["rounds"].append(pct(lat, 0.99))
+        for live in (False, True):
+            lat, e = pooled[live], extra[live]
+            rounds = " ".join(f"{x:.1f}" for x in e["rounds"])
+            print(f"{str(mode) + ' pages' + (' + snapshots' if live else ' alone'):<30}{len(lat):6d}{pct(lat, 0.5):9.2f}"
+                  f"{pct(lat, 0.99):9.2f}{max(lat):9.2f}{e['wal']:8.1f}{e['rss']:8.0f}{e['snaps']:7d}   {rounds}"
+                  + (f"  ({e['bad']} snapshots NOT ok)" if e["bad"] else ""))
+        ratio = pct(pooled[True], 0.99) / pct(pooled[False], 0.99)
+        print(f"{'  p99 ratio (with / alone)':<30}{ratio:>23.2f}x   target <= 2: {'ok' if ratio <= 2 else 'MISS'}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mb", type=float, default=400)
+    ap.add_argument("--rate-mb-s", type=float, default=6.4)
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--chunks-per-batch", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--autocheckpoint-pages", default="256",
+                    help="comma-separated wal_autocheckpoint values to compare, e.g. 256,1000")
+    ap.add_argument("--dir", default=None, help="where the temp folder goes (default: system temp)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-snapshot-", dir=args.dir) as d:
+        tmp = Path(d)
+        hot = tmp / "hot.db"
+        t = time.perf_counter()
+        n = build(hot, args.size_mb)
+        size = os.path.getsize(hot)
+        print(f"hot DB: {size / 1e6:.0f} MB, {n} chunks of 256 KiB, built in {time.perf_counter() - t:.1f} s "
+              f"({size / 1e6 / (time.perf_counter() - t):.0f} MB/s through HotWriter)")
+
+        # 1. copy speed, 3 interleaved runs each (median); the file is in the page cache for both
+        cp_s, snaps = [], []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run(["cp", str(hot), str(tmp / "cp.db")], check=True)
+            cp_s.append(time.perf_counter() - t)
+            os.unlink(tmp / "cp.db")
+            snaps.append(take_snapshot(hot, tmp / "snaps" / "one.db"))
+        shutil.rmtree(tmp / "snaps")
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        cp_t, bk_t, all_t = med(cp_s), med([r.backup_s for r in snaps]), med([r.seconds for r in snaps])
+        chk_t = med([r.check_s for r in snaps])
+        mb = size / 1e6
+        print(f"\n{'copy of ' + format(mb, '.0f') + ' MB (median of 3)':<40}{'s':>8}{'MB/s':>9}{'x cp':>7}")
+        print(f"{'cp':<40}{cp_t:8.3f}{mb / cp_t:9.0f}{1:7.2f}")
+        print(f"{'backup step (one step, pages=-1)':<40}{bk_t:8.3f}{mb / bk_t:9.0f}{cp_t / bk_t:7.2f}"
+              f"   target >= 0.5: {'ok' if cp_t / bk_t >= 0.5 else 'MISS'}")
+        print(f"{'take_snapshot (+check, CRC, fsync)':<40}{all_t:8.3f}{mb / all_t:9.0f}{cp_t / all_t:7.2f}"
+              f"   (check {chk_t:.3f} s; integrity {', '.join(sorted({r.integrity for r in snaps}))})")
+
+        # 2. writer latency without / with snapshots
+        latency_table(tmp, hot, args)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--writer":
+        writer_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
+                    sys.argv[7])
+        sys.exit(0)
+    sys.exit(main())
