@@ -3,6 +3,10 @@ import socket
 
 import pytest
 
+# Partitions are fixed when sdr_assets.definitions is first imported: the whole test session
+# uses 1-minute partitions so that short captures fill closed partitions quickly.
+os.environ["SDR_ASSETS_PARTITION_MINUTES"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _data_root(tmp_path, monkeypatch):
