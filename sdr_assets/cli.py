@@ -63,6 +63,23 @@ def run(host: str, port: int, partition_minutes: int, capture_source: str, captu
     sys.exit(run_services(services))
 
 
+@main.command()
+@click.option("--from", "first", required=True, metavar="KEY", help="First partition, e.g. 2026-11-23-00:00.")
+@click.option("--to", "last", required=True, metavar="KEY", help="Last partition (inclusive).")
+@click.option("--select", default="hot_snapshot,iq_window,spectrograms", show_default=True,
+              help="Comma-separated assets to materialise for each partition.")
+def backfill(first: str, last: str, select: str) -> None:
+    """Materialise a range of partitions through Dagster, one run each, with a progress bar."""
+    from sdr_assets.defs.backfill import partition_range, run_backfill
+
+    keys = partition_range(first, last)
+    report = run_backfill(keys, [s.strip() for s in select.split(",") if s.strip()],
+                          echo=lambda m: click.echo(m, err=True))
+    click.echo(f"backfill: {len(report.succeeded)} succeeded, {len(report.failed)} failed, "
+               f"{len(report.not_held)} no longer held")
+    sys.exit(1 if report.failed or report.not_held else 0)
+
+
 @main.command("serve-rtl-tcp")
 @click.option("--source", "source_uri", required=True,
               help="What to serve: synthetic://?seed=1, file://PATH, rtlsdr://0, ...")
