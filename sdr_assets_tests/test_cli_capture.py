@@ -162,3 +162,24 @@ def test_capture_help_lists_every_flag():
                  "--duration-s", "--partition-minutes"):
         assert flag in out.stdout
     assert json.dumps("--writer-delay-s") not in out.stdout  # the test hook stays hidden
+
+
+def test_a_second_capture_on_the_same_hot_db_is_refused(data_root, tmp_path):
+    """The hot DB has exactly one writer: a second capture names the first one's pid."""
+    from sdr_assets_tests.capture_support import chunks_of_newest_capture, start_cli, wait_until
+
+    hot = data_root / "hot.db"
+    first = start_cli("capture", "--source", "synthetic://?seed=1&rate=250000", "--partition-minutes", "1",
+                      stderr_path=tmp_path / "first.log")
+    try:
+        wait_until(lambda: chunks_of_newest_capture(hot) >= 1, 60, "the first capture", first)
+        out = run_cli("capture", "--source", "synthetic://?seed=2&rate=250000", "--partition-minutes", "1",
+                      "--duration-s", "2")
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        assert out.returncode == 2 and len(lines) == 1, out.stderr
+        assert lines[0].startswith("error: another capture") and f"pid {first.pid}" in lines[0]
+        assert query(hot, "SELECT count(*) FROM captures")[0][0] == 1
+    finally:
+        first.send_signal(2)
+        first.wait(timeout=30)
+    assert first.returncode == 0

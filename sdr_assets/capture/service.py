@@ -20,16 +20,16 @@ import signal
 import threading
 import time
 import traceback
-from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sdr_assets.capture.base import Source
+from sdr_assets.capture.lock import WriterLock
+from sdr_assets.capture.losses import LossRecorder, iso_utc
 from sdr_assets.capture.ring import DEFAULT_RING_BYTES, ByteRing
 from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters, TelemetrySampler
 from sdr_assets.errors import CaptureError, ConfigError, SdrAssetsError
-from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo
 
 DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_BATCH_MAX_S = 0.25
@@ -58,10 +58,6 @@ class CaptureSummary:
         return (f"capture {self.capture_id} ended ({self.end_reason}) after {self.duration_s:.1f} s: "
                 f"received {self.samples_received} samples, stored {self.samples_stored} "
                 f"({self.bytes_stored / 1e6:.1f} MB), lost {lost}" + (f" ({causes})" if causes else ""))
-
-
-def _iso(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns / NS_PER_S, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 class CaptureService:
@@ -100,8 +96,7 @@ class CaptureService:
         self._log = log or (lambda line: None)
         self.counters = Counters()
         self._sampler = TelemetrySampler()
-        self._side: deque[Gap | Annotation] = deque()
-        self._overflow: list | None = None  # [t_start_ns, n_samples, sample_rate_hz]
+        self._losses = LossRecorder(self.counters, self._ring.capacity_bytes)
         self._info: SourceInfo | None = None
         self.capture_id: int | None = None
         self._resume_from: tuple[int, float] | None = None
@@ -130,8 +125,13 @@ class CaptureService:
         t0 = time.monotonic()
         info = self._info = self._source.open()
         old_handlers = {}
+        lock = WriterLock(self.hot_path)
         try:
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    old_handlers[sig] = signal.signal(sig, lambda *_: self.stop("signal"))
             check_capacity(self._cap_bytes, info.sample_rate_hz, self._window_s)
+            lock.acquire()
             writer = threading.Thread(target=self._write_thread, name="capture-writer", daemon=True)
             writer.start()
             self._ready.wait()
@@ -141,14 +141,12 @@ class CaptureService:
             self._log(self._start_line(info))
             reader = threading.Thread(target=self._read_thread, name="capture-reader", daemon=True)
             reader.start()
-            if threading.current_thread() is threading.main_thread():
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    old_handlers[sig] = signal.signal(sig, lambda *_: self.stop("signal"))
             self._supervise(t0, reader, writer)
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
             self._source.close()
+            lock.release()
         summary = CaptureSummary(self.capture_id, self._end_reason(), self.counters.samples_received,
                                  self.counters.samples_stored, dict(self.counters.lost),
                                  self._bytes_stored, time.monotonic() - t0)
@@ -188,7 +186,7 @@ class CaptureService:
         pace = "realtime" if info.realtime else "unpaced"
         resume = ""
         if self._resume_from is not None:
-            resume = f"; newest stored sample {_iso(self._resume_from[0])}"
+            resume = f"; newest stored sample {iso_utc(self._resume_from[0])}"
         return (f"capture {self.capture_id}: {info.uri} ({info.kind}, {pace}) "
                 f"{info.sample_rate_hz / 1e6:g} MS/s at {info.center_freq_hz / 1e6:.6g} MHz, gain {gain} "
                 f"-> {self.hot_path} (ring {self._ring.capacity_bytes / 2**20:g} MiB, "
@@ -197,25 +195,24 @@ class CaptureService:
     # ---- reader thread -------------------------------------------------------------------
     def _read_thread(self) -> None:
         wait_s = 0.0 if self._info.realtime else PAUSABLE_PUT_WAIT_S
+        losses = self._losses
         try:
             for event in self._source.events():
                 if self._abandoned:
                     break
                 if self._first_event and isinstance(event, (Chunk, Gap)):
                     self._first_event = False  # (annotations may start inside a chunk)
-                    self._note_restart(event)
+                    losses.restart(self._resume_from, event.t_start_ns)
                 if isinstance(event, Chunk):
                     self.counters.samples_received += event.n_samples
                     if self._ring.put(event, wait_s):
-                        self._flush_overflow()
+                        losses.flush()
+                    elif self._writer_dead:  # the database is gone: counted, nowhere to record
+                        self.counters.add_lost("write_error", event.n_samples)
                     else:
-                        self._overflowed(event)
-                elif isinstance(event, Gap):
-                    self._flush_overflow()
-                    self.counters.add_lost(event.cause, event.n_samples_lost)
-                    self._side.append(event)
-                elif isinstance(event, Annotation):
-                    self._side.append(event)
+                        losses.overflowed(event)
+                elif isinstance(event, (Gap, Annotation)):
+                    losses.source_event(event)
                 else:
                     raise CaptureError(f"the source yielded a {type(event).__name__}; "
                                        f"a source must yield Chunk, Gap or Annotation records.")
@@ -225,42 +222,8 @@ class CaptureService:
             traceback.print_exc()
             self._fail(CaptureError(f"the source failed: {type(exc).__name__}: {exc}"))
         finally:
-            self._flush_overflow()
+            losses.flush()
             self._ring.close()
-
-    def _overflowed(self, chunk: Chunk) -> None:
-        cause = "write_error" if self._writer_dead else "ring_overflow"
-        self.counters.add_lost(cause, chunk.n_samples)
-        if cause != "ring_overflow":
-            return  # the database is gone: counted in the summary, nowhere to record it
-        run = self._overflow
-        if run is not None and run[2] == chunk.sample_rate_hz and abs(
-                chunk.t_start_ns - (run[0] + samples_to_ns(run[1], run[2]))) <= samples_to_ns(1, run[2]):
-            run[1] += chunk.n_samples
-            return
-        self._flush_overflow()
-        self._overflow = [chunk.t_start_ns, chunk.n_samples, chunk.sample_rate_hz]
-
-    def _flush_overflow(self) -> None:
-        if self._overflow is not None:
-            t_start_ns, n, rate = self._overflow
-            self._overflow = None
-            self._side.append(Gap(t_start_ns, n, rate, "ring_overflow",
-                                  f"ring full ({self._ring.capacity_bytes} bytes): the writer fell behind"))
-
-    def _note_restart(self, event) -> None:
-        """On the first event: record the dead time since the newest stored sample."""
-        if self._resume_from is None:
-            return
-        prev_end_ns, rate_hz = self._resume_from
-        dead_ns = event.t_start_ns - prev_end_ns
-        if dead_ns <= samples_to_ns(1, rate_hz):
-            return  # a replay that starts earlier, or a seamless continuation
-        n = int(round(dead_ns * rate_hz / NS_PER_S))
-        self.counters.add_lost("restart", n)
-        self._side.append(Gap(prev_end_ns, n, rate_hz, "restart",
-                              f"service was down from {_iso(prev_end_ns)} to {_iso(event.t_start_ns)} "
-                              f"({dead_ns / NS_PER_S:.3f} s)"))
 
     # ---- writer thread -------------------------------------------------------------------
     def _write_thread(self) -> None:
@@ -332,8 +295,9 @@ class CaptureService:
             wait_s = min(self._batch_max_s, max(0.0, next_telemetry - time.monotonic()))
             chunks = self._ring.get_batch(self._batch_target, wait_s)
             gaps, notes = [], []
-            while self._side:
-                event = self._side.popleft()
+            side = self._losses.side
+            while side:
+                event = side.popleft()
                 (gaps if isinstance(event, Gap) else notes).append(event)
             telemetry = []
             if finished or time.monotonic() >= next_telemetry:
