@@ -113,3 +113,71 @@ def test_restart_records_the_dead_time_as_a_gap(tmp_path):
     assert n_lost >= 250_000 * 0.9  # at least the second it was down
     assert second.samples_lost == {"restart": n_lost}
     assert uncovered_holes(hot) == []
+
+
+class _StubbornSource(Source):
+    """Ignores stop(): one chunk, then blocks in events() for a long time."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def open(self):
+        return SourceInfo("test://stubborn", "test", 100e6, 250_000.0, None, True)
+
+    def events(self):
+        yield Chunk(1_000_000_000, 100e6, 250_000.0, None, b"\x80" * 2000)
+        self.release.wait(30)
+
+
+def test_a_source_that_ignores_stop_is_left_behind_and_the_capture_still_ends(tmp_path):
+    hot = tmp_path / "hot.db"
+    src = _StubbornSource()
+    try:
+        summary = _service(src, hot, duration_s=0.5, reader_stop_timeout_s=0.5).run()
+    finally:
+        src.release.set()
+    assert summary.end_reason == "duration"
+    assert summary.samples_received == summary.samples_stored == 1000
+    assert query(hot, "SELECT end_reason FROM captures") == [("duration",)]
+
+
+def test_a_database_that_stays_locked_ends_the_capture_with_every_sample_counted(tmp_path):
+    """Someone else holds the hot DB's write lock past the busy timeout: the write fails,
+    the capture ends with the error recorded, and what it could not store is counted."""
+    import sqlite3
+    import time
+
+    hot = tmp_path / "hot.db"
+    src = CountingSource(open_source("synthetic://?seed=1&rate=250000"))
+    svc = _service(src, hot)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["summary"] = svc.run()
+        except Exception as exc:  # the error is the subject of this test
+            outcome["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 30
+    while svc.counters.samples_stored == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rogue = sqlite3.connect(hot, isolation_level=None)
+    rogue.execute("BEGIN IMMEDIATE")  # a second writer: what the flock keeps out
+    deadline = time.monotonic() + 60
+    while not svc._writer_dead and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rogue.execute("ROLLBACK")
+    rogue.close()
+    t.join(timeout=60)
+    assert not t.is_alive()
+    err = outcome.get("error")
+    assert err is not None and "locked" in str(err)
+    c = svc.counters
+    assert c.lost.get("write_error", 0) > 0
+    assert c.samples_received == c.samples_stored + c.lost["write_error"] == src.samples_produced
+    (reason,) = query(hot, "SELECT end_reason FROM captures")[0]
+    assert reason.startswith("error: ") and "locked" in reason
+    assert query(hot, "SELECT sum(n_samples) FROM chunks")[0][0] == c.samples_stored

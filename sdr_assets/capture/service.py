@@ -74,6 +74,7 @@ class CaptureService:
                  telemetry_interval_s: float = 1.0,
                  duration_s: float | None = None,
                  writer_delay_s: float = 0.0,
+                 reader_stop_timeout_s: float = READER_STOP_TIMEOUT_S,
                  log=None) -> None:
         if batch_max_bytes <= 0 or batch_max_s <= 0 or telemetry_interval_s <= 0:
             raise ConfigError("batch_max_bytes, batch_max_s and telemetry_interval_s must be > 0.")
@@ -93,6 +94,7 @@ class CaptureService:
         self._telemetry_interval_s = telemetry_interval_s
         self._duration_s = duration_s
         self._writer_delay_s = writer_delay_s
+        self._reader_stop_timeout_s = reader_stop_timeout_s
         self._log = log or (lambda line: None)
         self.counters = Counters()
         self._sampler = TelemetrySampler()
@@ -163,13 +165,14 @@ class CaptureService:
             if self._duration_s is not None and now - t0 >= self._duration_s:
                 self.stop("duration")
             if self._stop_reason is not None and abandon_at is None:
-                abandon_at = now + READER_STOP_TIMEOUT_S
-            if abandon_at is not None and reader.is_alive() and now > abandon_at:
-                self._log(f"warning: the source did not stop within {READER_STOP_TIMEOUT_S:.0f} s; "
+                abandon_at = now + self._reader_stop_timeout_s
+            if abandon_at is not None and reader.is_alive() and now > abandon_at and not self._abandoned:
+                self._log(f"warning: the source did not stop within {self._reader_stop_timeout_s:g} s; "
                           f"leaving it behind and closing the capture.")
                 self._abandoned = True
                 self._ring.close()
-        reader.join(1.0)
+        if not self._abandoned:  # (after a writer failure the reader may still be counting)
+            reader.join(self._reader_stop_timeout_s)
 
     def _end_reason(self) -> str:
         if self._error is not None:
