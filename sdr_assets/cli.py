@@ -177,5 +177,38 @@ def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
     stats_command(by, metrics, all_metrics)
 
 
+# ---- evaluate (the detection chain against a manifest of reference bursts) ----
+@main.command()
+@click.option("--recordings", "recordings_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder holding the manifest's recordings.")
+@click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="JSON manifest (format: ../shared/data/rtl433/manifest.json).")
+@click.option("--detector", type=click.Choice(["energy", "yolo"]), default="energy", show_default=True,
+              help="yolo: the current model of $SDR_ASSETS_HOME's registry.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="JSON lines, one per detection.")
+@click.option("--limit", type=int, default=None, help="Only the first N recordings.")
+@click.option("--tol-s", type=float, default=0.02, show_default=True, help="Start-time tolerance for a match.")
+@click.option("--conf", type=float, default=0.25, show_default=True, help="yolo: minimum confidence.")
+def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -> None:
+    """Ingest each recording, run the chain to detections, score against the manifest."""
+    import json
+
+    from tqdm import tqdm
+
+    from sdr_assets.ml.evaluation import evaluate_recordings, load_manifest
+
+    recs = load_manifest(manifest)[: limit if limit is not None and limit >= 0 else None]
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w") as fh:
+        def write(res) -> None:
+            fh.writelines(json.dumps(d) + "\n" for d in res.detections)
+
+        summary = evaluate_recordings(recs, Path(recordings_dir), detector=detector, tol_s=tol_s, conf=conf,
+                                      on_file=write, progress=lambda it: tqdm(it, desc="evaluate", unit="file"))
+    click.echo(f"{summary.line()}; {sum(len(f.detections) for f in summary.files)} detections -> {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -4,15 +4,18 @@ import dagster as dg
 
 from sdr_assets.defs.analysis import hot_snapshot, iq_window, spectrograms
 from sdr_assets.defs.automation import analysis_job, analysis_schedule, hot_db_sensor
-from sdr_assets.defs.resources import SdrStore, SpectrogramSettings
+from sdr_assets.defs.detector import detection_report, detections, detector_model, training_labels
+from sdr_assets.defs.detector_jobs import detections_job, detector_job, detector_schedule, new_model_sensor
+from sdr_assets.defs.resources import DetectorSettings, SdrStore, SpectrogramSettings
 
 
 def build_definitions() -> dg.Definitions:
     """Assemble assets, checks, jobs, schedules, sensors and resources."""
     return dg.Definitions(
-        assets=[hot_snapshot, iq_window, spectrograms],
-        jobs=[analysis_job],
-        schedules=[analysis_schedule],
-        sensors=[hot_db_sensor],
-        resources={"store": SdrStore(), "spectrogram": SpectrogramSettings()},
+        assets=[hot_snapshot, iq_window, spectrograms, training_labels, detector_model, detections,
+                detection_report],
+        jobs=[analysis_job, detector_job, detections_job],
+        schedules=[analysis_schedule, detector_schedule],
+        sensors=[hot_db_sensor, new_model_sensor],
+        resources={"store": SdrStore(), "spectrogram": SpectrogramSettings(), "detector": DetectorSettings()},
     )

@@ -29,3 +29,27 @@ class SpectrogramSettings(dg.ConfigurableResource):
     hop: int = 640
     frame_cols: int = 640
     backend: str = "auto"  # auto | numpy | torch-cuda
+
+
+class DetectorSettings(dg.ConfigurableResource):
+    """YOLO training and inference: modest CPU defaults; device auto picks CUDA when present."""
+
+    model: str = "yolo11n.yaml"  # a yaml (yolo11n/s/m.yaml, yolov8n.yaml), never a .pt name
+    epochs: int = 30
+    imgsz: int = 320
+    batch: int = 16
+    device: str = "auto"  # auto | cpu | cuda
+    lookback_partitions: int = 24  # the newest labelled time partitions a model learns from
+    val_fraction: float = 0.2  # the latest frames, held back for validation
+    patience: int = 20
+    seed: int = 0
+    conf: float = 0.25  # inference: minimum confidence
+    runtime: str = "auto"  # inference: auto (torch on CUDA, else onnxruntime) | onnx | torch
+    report_frames: int = 8  # detection_report: frames stitched into the waterfall
+
+    def training_config(self):
+        from sdr_assets.ml.training import TrainingConfig
+
+        return TrainingConfig(model=self.model, epochs=self.epochs, imgsz=self.imgsz, batch=self.batch,
+                              device=self.device, lookback_partitions=self.lookback_partitions,
+                              val_fraction=self.val_fraction, patience=self.patience, seed=self.seed)

@@ -1,0 +1,146 @@
+"""Detector assets: training labels, the nightly YOLO model, detections with lineage, a report.
+
+Wiring only: the work is in ml.labelling, ml.training, ml.detections and ml.report.
+"""
+
+import math
+
+import dagster as dg
+
+from sdr_assets.defs.analysis import spectrograms
+from sdr_assets.defs.partitions import DAILY_PARTITIONS, TIME_PARTITIONS
+from sdr_assets.defs.resources import DetectorSettings, SdrStore
+from sdr_assets.store.window import AnalysisDB
+
+ANALYSIS_GROUP = "analysis"
+DETECTOR_GROUP = "detector"
+_METRICS = ("map50", "map50_95", "precision", "recall")
+
+
+def _num(value):
+    """A metadata-safe number (NaN, which ultralytics reports for an empty split, as a string)."""
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else round(value, 4)
+
+
+@dg.asset(partitions_def=TIME_PARTITIONS, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
+def training_labels(context: dg.AssetExecutionContext, store: SdrStore):
+    """YOLO boxes on the window's frames: its annotations, else energy-detector auto-labels."""
+    from sdr_assets.ml.labelling import label_partition
+
+    paths = store.paths()
+    with AnalysisDB(paths.analysis_db) as db:
+        st = label_partition(db.conn, context.partition_key)
+    meta = {
+        "frames": st.n_frames, "frames_with_boxes": st.frames_with_boxes, "boxes": st.n_boxes,
+        "source": st.source, "auto_boxes": st.n_auto, "ground_truth_boxes": st.n_ground_truth,
+        "annotations" if st.source == "annotations" else "energy_bursts": st.n_sources,
+        "boxes_per_class": dg.MetadataValue.json(st.per_class),
+        **{f"boxes_{k}": v for k, v in st.per_class.items()},
+    }
+    if st.relabelled:
+        meta["relabelled_as_burst"] = dg.MetadataValue.json(st.relabelled)
+    if st.n_frames == 0:
+        meta["note"] = "no frames: the window is empty or its spectrograms were not rendered"
+    context.log.info(f"{st.n_boxes} boxes on {st.frames_with_boxes}/{st.n_frames} frames from {st.source}")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(partitions_def=DAILY_PARTITIONS, group_name=DETECTOR_GROUP, kinds={"pytorch", "onnx"}, pool="gpu")
+def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
+    """The nightly YOLO detector: trained on recent labelled windows, current only if it beats the champion."""
+    from sdr_assets.ml.training import NoLabelledFrames, train_and_register
+    from sdr_assets.store.telemetry import MetricsLogger
+
+    paths = store.paths()
+    before_ns = int(context.partition_time_window.end.timestamp() * 1e9)
+    with AnalysisDB(paths.analysis_db) as db:
+        metrics_log = MetricsLogger(paths.analysis_db, "training")
+
+        def on_epoch(epoch: int, metrics: dict) -> None:
+            metrics_log.log("epoch", epoch)
+            for name, value in metrics.items():
+                if not math.isnan(value):  # SQLite stores NaN as NULL: the column refuses it
+                    metrics_log.log(name, value)
+            context.log.info(f"epoch {epoch}: " + ", ".join(f"{k} {_num(metrics.get(k))}" for k in _METRICS))
+
+        try:
+            out = train_and_register(db.conn, paths, detector.training_config(), before_ns=before_ns,
+                                     on_epoch=on_epoch, log=context.log.info)
+        except NoLabelledFrames as exc:
+            raise dg.Failure(str(exc)) from exc
+        finally:
+            metrics_log.close()
+    champ = out.champion_metrics or {}
+    table = "| metric | challenger (new) | champion (current) |\n| --- | --- | --- |\n" + "".join(
+        f"| {k} | {_num(out.challenger_metrics.get(k))} | {_num(champ.get(k)) if champ else '-'} |\n"
+        for k in _METRICS)
+    verdict = ("no champion: the new model is current" if out.champion_version is None else
+               f"{'beats' if out.promoted else 'does not beat'} champion {out.champion_version} on the same "
+               f"{out.n_val} validation frames")
+    meta = {
+        "version": out.version, "promoted": out.promoted, "verdict": verdict,
+        "champion_version": out.champion_version or "none",
+        "comparison": dg.MetadataValue.md(table),
+        **{k: _num(out.challenger_metrics.get(k)) for k in _METRICS},
+        **{f"champion_{k}": _num(champ.get(k)) for k in _METRICS if champ},
+        "partitions": dg.MetadataValue.json(out.partitions), "n_partitions": len(out.partitions),
+        "train_frames": out.n_train, "val_frames": out.n_val, "boxes": out.n_boxes,
+        "epochs_run": out.epochs_run, "train_s": round(out.train_s, 1), "device": out.device,
+        "model": detector.model, "imgsz": detector.imgsz,
+        "weights": dg.MetadataValue.path(str(out.weights_path)),
+        "onnx": dg.MetadataValue.path(str(out.onnx_path)),
+    }
+    if out.champion_note:
+        meta["champion_note"] = out.champion_note
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(partitions_def=TIME_PARTITIONS, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
+def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
+    """Detections in the window with lineage to raw chunks: the current YOLO model, else the energy detector."""
+    from sdr_assets.ml.detections import detect_partition
+    from sdr_assets.ml.infer import OnnxDetector, load_detector
+    from sdr_assets.store.registry import current_model
+
+    paths = store.paths()
+    with AnalysisDB(paths.analysis_db) as db:
+        row = current_model(db.conn)
+        model, version, name = None, "energy", "energy detector on the IQ (no model in the registry yet)"
+        if row is not None:
+            model = load_detector(row, prefer=detector.runtime, conf=detector.conf)
+            version = row.version
+            name = "yolo onnxruntime (CPU)" if isinstance(model, OnnxDetector) else \
+                f"yolo torch ({getattr(model, 'device', '?')})"
+        st, _ = detect_partition(db.conn, context.partition_key, paths.root, detector=model,
+                                 model_version=version, detector_name=name)
+    meta = {
+        "count": st.n_detections, "model_version": st.model_version, "detector": st.detector,
+        "per_label": dg.MetadataValue.json(st.per_label), **{f"count_{k}": v for k, v in st.per_label.items()},
+        "frames": st.n_frames, "ms_per_frame": round(st.ms_per_frame, 2), "seconds": round(st.seconds, 2),
+        "joined_at_frame_edges": st.n_joined, "suppressed_overlaps": st.n_suppressed,
+        "dropped_without_samples": st.n_no_samples,
+    }
+    if row is None:
+        meta["note"] = ("no trained model yet: the energy detector ran on the window's IQ "
+                        "(materialise detector_model to train one)")
+    context.log.info(f"{st.n_detections} detections with {st.detector} ({st.model_version})")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(partitions_def=TIME_PARTITIONS, group_name=ANALYSIS_GROUP, kinds={"png"}, deps=[detections])
+def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
+    """A waterfall of the window's first frames with its detections drawn, and a count per label."""
+    from sdr_assets.ml.report import render_report
+
+    paths = store.paths()
+    out = paths.reports / f"{context.partition_key.replace(':', '')}.png"
+    with AnalysisDB(paths.analysis_db) as db:
+        rep = render_report(db.conn, context.partition_key, paths.root, out, max_frames=detector.report_frames)
+    meta = {
+        "waterfall": dg.MetadataValue.md(rep.markdown(f"{context.partition_key} detections")),
+        "path": dg.MetadataValue.path(str(rep.path)),
+        "detections": sum(rep.counts.values()), **{f"count_{k}": v for k, v in rep.counts.items()},
+        "frames_shown": rep.n_frames_shown, "frames": rep.n_frames, "boxes_drawn": rep.n_boxes_drawn,
+        "width_px": rep.width_px, "height_px": rep.height_px, "png_kb": round(len(rep.png) / 1024, 1),
+    }
+    return dg.MaterializeResult(metadata=meta)

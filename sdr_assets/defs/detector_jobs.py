@@ -1,0 +1,87 @@
+"""The nightly training job and schedule, and the sensor that re-runs detections after it.
+
+detector_schedule (02:00 UTC) runs detector_job for the day that just ended. Whenever a
+detector_model materialisation promotes a new model (from that job, a backfill or the UI),
+new_model_sensor requests detections + detection_report for the newest
+``SDR_ASSETS_REDETECT_PARTITIONS`` (default 6) time partitions that have spectrograms, one
+run per partition, run_key = "<model version>:<partition>" so each is requested once.
+"""
+
+import os
+import sqlite3
+
+import dagster as dg
+
+from sdr_assets.defs.detector import detection_report, detections, detector_model
+from sdr_assets.defs.partitions import DAILY_PARTITIONS, TIME_PARTITIONS
+from sdr_assets.errors import ConfigError
+from sdr_assets.paths import DataPaths
+
+ENV_REDETECT = "SDR_ASSETS_REDETECT_PARTITIONS"
+
+detector_job = dg.define_asset_job(
+    "detector_job", selection=dg.AssetSelection.assets(detector_model), partitions_def=DAILY_PARTITIONS,
+    description="Train the YOLO detector on recent labelled windows; promote it if it beats the current one.")
+
+detector_schedule = dg.build_schedule_from_partitioned_job(
+    detector_job, name="detector_schedule", hour_of_day=2, minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Nightly at 02:00 UTC: train on the day that ended (new_model_sensor then re-detects).")
+
+detections_job = dg.define_asset_job(
+    "detections_job", selection=dg.AssetSelection.assets(detections, detection_report),
+    partitions_def=TIME_PARTITIONS,
+    description="Re-run detections and the report for one window (after a new model is promoted).")
+
+
+def redetect_count() -> int:
+    raw = os.environ.get(ENV_REDETECT, "6").strip()
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ConfigError(f"{ENV_REDETECT}={raw!r} must be a whole number >= 0 (0 disables re-detection).")
+    return n
+
+
+def recent_partitions_with_frames(analysis_db, limit: int) -> list[str]:
+    """The newest ``limit`` time-partition keys that have spectrogram frames, newest first."""
+    from sdr_assets.store.db import connect_ro
+
+    if limit <= 0 or not analysis_db.exists():
+        return []
+    conn = connect_ro(analysis_db)
+    try:
+        rows = conn.execute("SELECT partition_key, max(t_start_ns) AS t FROM frames GROUP BY partition_key "
+                            "ORDER BY t DESC").fetchall()
+    except sqlite3.OperationalError:  # no frames table yet: nothing rendered
+        return []
+    finally:
+        conn.close()
+    keys = []
+    for key, _ in rows:
+        if TIME_PARTITIONS.has_partition_key(key):
+            keys.append(key)
+        if len(keys) == limit:
+            break
+    return keys
+
+
+@dg.asset_sensor(asset_key=detector_model.key, job=detections_job, minimum_interval_seconds=30,
+                 default_status=dg.DefaultSensorStatus.RUNNING)
+def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """After detector_model promotes a model, re-run detections for the recent windows."""
+    mat = asset_event.asset_materialization
+    meta = mat.metadata if mat is not None else {}
+    version = getattr(meta.get("version"), "value", None)
+    promoted = getattr(meta.get("promoted"), "value", False)
+    if not version or not promoted:
+        yield dg.SkipReason(f"detector_model {version or '?'} was not promoted: detections stay as they are.")
+        return
+    keys = recent_partitions_with_frames(DataPaths.from_env().analysis_db, redetect_count())
+    if not keys:
+        yield dg.SkipReason("no windows with spectrograms to re-detect.")
+        return
+    for key in keys:
+        yield dg.RunRequest(run_key=f"{version}:{key}", partition_key=key, tags={"model_version": version})

@@ -1,0 +1,159 @@
+"""Detections of one partition, with lineage, into the analysis DB's ``detections`` table.
+
+Two detectors, one output:
+
+- a trained model (``ml.infer.load_detector``) over the partition's spectrogram frames: pixel
+  boxes -> absolute time/Hz (``to_time_freq``), boxes cut by a frame edge joined
+  (``join_frame_edges``), weaker overlapping boxes suppressed (``suppress_overlaps``);
+- until a model exists, the energy detector over the window's IQ (``ml.energy``), label
+  ``burst``, ``model_version = "energy"``, confidence from its SNR.
+
+Each row's ``first_seq``/``last_seq`` are the hot-DB chunks whose samples overlap the box
+(``store.lineage``); ``frame_id`` is the frame the box was seen on (for an energy burst, the
+frame holding its start; -1 when the partition has no frames). A box that covers no stored
+sample (a model's box in a partial frame's black padding) is dropped and counted.
+"""
+
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdr_assets.ml.energy import window_bursts
+from sdr_assets.ml.labelling import partition_frames
+from sdr_assets.ml.labels import BoxGeometry
+from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, suppress_overlaps, to_time_freq
+from sdr_assets.store.lineage import ChunkIndex
+
+ENERGY_VERSION = "energy"
+EDGE_TOL_COLS = 2  # a box edge this many columns from a frame edge counts as cut by it
+
+
+@dataclass
+class DetectionStats:
+    partition_key: str
+    model_version: str
+    detector: str  # "energy (IQ)" | "yolo onnxruntime" | "yolo torch"
+    n_frames: int
+    n_detections: int = 0
+    per_label: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    n_joined: int = 0  # boxes removed by joining frame-edge pieces
+    n_suppressed: int = 0
+    n_no_samples: int = 0  # boxes dropped because no stored sample lies under them
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000.0 * self.seconds / max(self.n_frames, 1)
+
+
+@dataclass(frozen=True)
+class DetectionRow:
+    t_start_ns: int
+    t_end_ns: int
+    freq_lower_hz: float
+    freq_upper_hz: float
+    label: str
+    confidence: float
+    frame_id: int
+    first_seq: int
+    last_seq: int
+
+
+def frame_edges(frames: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(end of frame A, start of frame B) for consecutive frames that abut in time."""
+    out = []
+    for a, b in zip(frames, frames[1:]):
+        ga, gb = BoxGeometry.of(a), BoxGeometry.of(b)
+        end = int(round(ga.image_t_end_ns))
+        if abs(gb.t_start_ns - end) <= ga.col_ns and a["center_freq_hz"] == b["center_freq_hz"]:
+            out.append((end, gb.t_start_ns))
+    return out
+
+
+def _frame_for(frames: Sequence[dict[str, Any]], t_ns: int) -> int:
+    """frame_id of the frame holding time t_ns (else the nearest one; -1 without frames)."""
+    best, best_d = -1, None
+    for f in frames:
+        d = 0 if f["t_start_ns"] <= t_ns < f["t_end_ns"] else min(abs(t_ns - f["t_start_ns"]),
+                                                                   abs(t_ns - f["t_end_ns"]))
+        if best_d is None or d < best_d:
+            best, best_d = f["frame_id"], d
+            if d == 0:
+                break
+    return best
+
+
+def energy_boxes(conn: sqlite3.Connection, partition_key: str, frames: Sequence[dict[str, Any]],
+                 **energy_kwargs) -> list[TimeFreqBox]:
+    return [TimeFreqBox(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label, b.confidence,
+                        (_frame_for(frames, b.t_start_ns),))
+            for b in window_bursts(conn, partition_key, **energy_kwargs)]
+
+
+def model_boxes(detector: Callable, frames: Sequence[dict[str, Any]], root: Path,
+                batch: int = 16) -> list[TimeFreqBox]:
+    """Run ``detector`` (a list of images -> per image a list of Detection) over the frames."""
+    boxes: list[TimeFreqBox] = []
+    for i in range(0, len(frames), batch):
+        part = frames[i: i + batch]
+        results = detector([root / f["path"] for f in part])
+        for f, dets in zip(part, results):
+            boxes.extend(to_time_freq(dets, BoxGeometry.of(f), f["frame_id"]))
+    return boxes
+
+
+def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | str, *,
+                     detector: Callable | None = None, model_version: str = ENERGY_VERSION,
+                     detector_name: str = "", write: bool = True,
+                     **energy_kwargs) -> tuple[DetectionStats, list[DetectionRow]]:
+    """Detect in one partition (``detector=None``: the energy detector) and replace its rows."""
+    t0 = time.perf_counter()
+    frames = partition_frames(conn, partition_key)
+    if detector is None:
+        model_version = ENERGY_VERSION
+        boxes = energy_boxes(conn, partition_key, frames, **energy_kwargs)
+        joined = boxes
+        name = "energy (IQ)"
+    else:
+        boxes = model_boxes(detector, frames, Path(root))
+        tol_ns = int(EDGE_TOL_COLS * max((BoxGeometry.of(f).col_ns for f in frames), default=0))
+        joined = join_frame_edges(boxes, frame_edges(frames), tol_ns)
+        name = detector_name or f"yolo {type(detector).__name__}"
+    kept = suppress_overlaps(joined)
+    index = ChunkIndex.for_partition(conn, partition_key)
+    rows, no_samples = [], 0
+    for b in kept:
+        seqs = index.seqs(b.t_start_ns, b.t_end_ns)
+        if seqs is None:
+            no_samples += 1
+            continue
+        frame_id = b.frame_ids[0] if b.frame_ids else _frame_for(frames, b.t_start_ns)
+        rows.append(DetectionRow(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label,
+                                 b.confidence, frame_id, *seqs))
+    if write:
+        write_detections(conn, partition_key, model_version, rows)
+    stats = DetectionStats(partition_key, model_version, name, len(frames), len(rows),
+                           dict(sorted(Counter(r.label for r in rows).items())), time.perf_counter() - t0,
+                           len(boxes) - len(joined), len(joined) - len(kept), no_samples)
+    return stats, rows
+
+
+def write_detections(conn: sqlite3.Connection, partition_key: str, model_version: str,
+                     rows: Sequence[DetectionRow]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM detections WHERE partition_key = ?", (partition_key,))
+        conn.executemany(
+            "INSERT INTO detections (partition_key, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, "
+            "confidence, model_version, frame_id, first_seq, last_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [(partition_key, r.t_start_ns, r.t_end_ns, r.freq_lower_hz, r.freq_upper_hz, r.label, r.confidence,
+              model_version, r.frame_id, r.first_seq, r.last_seq) for r in rows])
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
