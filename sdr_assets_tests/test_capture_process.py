@@ -41,6 +41,8 @@ def test_sigkill_five_times_leaves_an_intact_db_with_every_hole_explained(data_r
         assert uncovered_holes(hot) == [], f"after kill {k}"
         assert query(hot, "SELECT ended_ns, end_reason FROM captures ORDER BY capture_id DESC LIMIT 1") \
             == [(None, None)]  # a crash leaves no end: the truth
+        if k == 0:  # its pid is still in hot.db.lock, but the process is gone
+            assert "not running (no end recorded" in run_cli("status").stdout
         time.sleep(rng.uniform(0.1, 0.6))  # dead time before the restart
 
     # A last, clean run: the service resumes, records the dead time, and ends properly.
@@ -65,7 +67,7 @@ def test_a_stop_signal_drains_the_ring_and_stores_every_received_sample(data_roo
     try:
         wait_until(lambda: chunks_of_newest_capture(hot) >= 4, 60, "chunks to be committed", proc)
         status = run_cli("status")
-        assert status.returncode == 0 and "running" in status.stdout, status.stdout
+        assert status.returncode == 0 and f"running (pid {proc.pid})" in status.stdout, status.stdout
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == 0, log.read_text()
     finally:

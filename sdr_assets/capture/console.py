@@ -15,7 +15,7 @@ from sdr_assets.paths import DataPaths
 
 ENV_PARTITION_MINUTES = "SDR_ASSETS_PARTITION_MINUTES"
 DEFAULT_PARTITION_MINUTES = 60.0
-STALE_AFTER_S = 5.0  # telemetry is written every second; older than this = not running
+STALE_AFTER_S = 5.0  # telemetry is written every second; older than this = stalled
 STATS_DEFAULT_METRICS = ("samples_received_per_s", "samples_lost", "ingest_mb_s", "ring_high_water",
                          "commit_ms_p99", "commit_ms_max", "rss_mb", "cpu_percent", "db_size_bytes")
 
@@ -80,6 +80,7 @@ def _iso(t_ns: int | None) -> str:
 
 def read_status(hot_path: Path) -> dict | None:
     """The newest capture and its latest telemetry; None if no capture has run."""
+    from sdr_assets.capture.lock import holder_pid
     from sdr_assets.store.db import connect_ro
     from sdr_assets.store.telemetry import latest
 
@@ -110,12 +111,16 @@ def read_status(hot_path: Path) -> dict | None:
     now_ns = time.time_ns()
     age_s = None if out["last_row_ns"] is None else (now_ns - out["last_row_ns"]) / 1e9
     out["last_row_age_s"] = age_s
+    pid = holder_pid(hot_path)
+    out["pid"] = pid
     if out["ended_ns"] is not None:
         out["state"] = f"stopped ({out['end_reason']})"
-    elif age_s is not None and age_s <= STALE_AFTER_S:
-        out["state"] = "running"
-    elif age_s is None and (now_ns - out["started_ns"]) / 1e9 <= STALE_AFTER_S:
-        out["state"] = "starting"
+    elif pid is not None and age_s is not None and age_s <= STALE_AFTER_S:
+        out["state"] = f"running (pid {pid})"
+    elif pid is not None and age_s is None:
+        out["state"] = f"starting (pid {pid})"
+    elif pid is not None:
+        out["state"] = f"running (pid {pid}) but stalled: no telemetry for {age_s:.0f} s"
     else:
         out["state"] = "not running (no end recorded: killed or crashed; the next start records the dead time)"
     return out

@@ -35,5 +35,24 @@ class WriterLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # no pid: nobody is writing
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+
+def holder_pid(hot_path: Path) -> int | None:
+    """The pid of the live capture writing ``hot_path``, else None. Reads the pid the holder
+    wrote (never takes the lock, so it cannot make a starting capture fail) and checks that
+    the process is alive and is a capture (a SIGKILLed holder leaves its pid behind)."""
+    import psutil
+
+    try:
+        text = Path(f"{hot_path}.lock").read_text().strip()
+        pid = int(text)
+        proc = psutil.Process(pid)
+        cmdline = " ".join(proc.cmdline())
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (FileNotFoundError, ValueError, psutil.Error):
+        return None
+    return pid if "capture" in cmdline or pid == os.getpid() else None
