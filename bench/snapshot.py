@@ -12,7 +12,7 @@ A hot DB of --size-mb is built with HotWriter (256 KiB chunks). Then:
 Targets: backup >= 0.5x cp; p99 with snapshots <= 2x p99 alone. Exit 0 regardless.
 
     .venv/bin/python bench/snapshot.py [--size-mb 400] [--rate-mb-s 6.4] [--seconds 8]
-        [--rounds 3] [--chunks-per-batch 1] [--autocheckpoint-pages 256[,1000,...]]
+        [--rounds 3] [--chunks-per-batch 1] [--autocheckpoint-pages 1000[,256,...]]
 """
 
 import argparse
@@ -137,8 +137,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--chunks-per-batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--autocheckpoint-pages", default="256",
-                    help="comma-separated wal_autocheckpoint values to compare, e.g. 256,1000")
+    ap.add_argument("--autocheckpoint-pages", default="1000",
+                    help="comma-separated wal_autocheckpoint values to compare, e.g. 1000,256")
     ap.add_argument("--dir", default=None, help="where the temp folder goes (default: system temp)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-snapshot-", dir=args.dir) as d:

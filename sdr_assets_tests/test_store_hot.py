@@ -45,7 +45,7 @@ def test_pragmas_in_force(tmp_path):
         assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 0
         assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == 64 * 1024 * 1024
         assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
-        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 256  # the writer checkpoints
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # the writer checkpoints
         assert conn.isolation_level is None
     ro = connect_ro(tmp_path / "hot.db")
     try:

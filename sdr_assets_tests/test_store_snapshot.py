@@ -104,13 +104,14 @@ blobs = [os.urandom(262144) for _ in range(4)]
 with HotWriter(hot, cap_bytes=24 * 2**20, wal_autocheckpoint_pages=16) as w:
     cid = w.begin_capture(SourceInfo("synthetic://", "synthetic", 1e8, 1e6), 0)
     t, k, end = 0, 0, time.monotonic() + seconds
-    print("ready", flush=True)
     while time.monotonic() < end:
         cs = []
         for _ in range(2):
             cs.append(Chunk(t, 1e8, 1e6, None, blobs[k % 4]))
             t, k = cs[-1].t_end_ns, k + 1
         w.write_batch(cid, cs)
+        if k == 2:
+            print("ready", flush=True)  # one batch is in
 """
 
 
