@@ -1,9 +1,11 @@
 """A waterfall PNG of a partition with its detections drawn (PIL only, no matplotlib).
 
 The first ``max_frames`` spectrogram frames are stitched left to right (time runs right,
-frequency up, as in the frames), coloured with a small black-blue-yellow map, boxes drawn
-per detection in a colour per label, and the whole downsampled to at most
-``max_width_px`` x ``max_height_px``. Frames that do not abut in time (a gap, a retune) are
+frequency up, as in the frames), coloured with a small black-blue-yellow map (16 levels,
+the noise floor black: the PNG stays tens of kB, fit for inline metadata), boxes drawn per
+detection in a colour per label, the whole downsampled by whole factors to at most
+``max_width_px`` x ``max_height_px`` (max over rows so a one-bin tone survives, mean over
+columns so noise averages down). Frames that do not abut in time (a gap, a retune) are
 separated by a thin white line.
 """
 
@@ -23,6 +25,11 @@ from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
 LABEL_COLOURS = {"cw": (0, 255, 255), "ook": (255, 64, 64), "fsk": (64, 255, 64), "chirp": (255, 0, 255),
                  "wideband": (255, 160, 0), "burst": (255, 255, 255)}
 DEFAULT_COLOUR = (255, 128, 192)
+NOISE_CUT = 40  # of 255: about 4.7 dB over the frame's 20th percentile (frames span 30 dB or more)
+LEVELS = 16  # colours for the spectrogram; palette entries after them: white, then one per label
+WHITE = LEVELS
+LABEL_INDEX = {name: LEVELS + 1 + i for i, name in enumerate(LABEL_COLOURS)}
+LABEL_INDEX[None] = LEVELS + 1 + len(LABEL_COLOURS)
 
 
 @dataclass
@@ -46,6 +53,13 @@ class Report:
                 f"| label | detections |\n| --- | --- |\n{rows}")
 
 
+def palette() -> list[int]:
+    """LEVELS map colours, white, the label colours and the default label colour (flat RGB)."""
+    lut = colour_lut()[(np.arange(LEVELS) * 255) // (LEVELS - 1)]
+    extra = [(255, 255, 255), *LABEL_COLOURS.values(), DEFAULT_COLOUR]
+    return [int(v) for rgb in [*map(tuple, lut), *extra] for v in rgb]
+
+
 def colour_lut() -> np.ndarray:
     """256 x 3 uint8: black -> blue -> magenta -> yellow -> white, monotonic in brightness."""
     x = np.linspace(0.0, 1.0, 256)
@@ -55,7 +69,7 @@ def colour_lut() -> np.ndarray:
 
 
 def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str, out_path: Path | str, *,
-                  max_frames: int = 8, max_width_px: int = 1600, max_height_px: int = 320) -> Report:
+                  max_frames: int = 8, max_width_px: int = 1200, max_height_px: int = 240) -> Report:
     """Stitch, colour, draw and save the partition's waterfall (see the module doc)."""
     root, out_path = Path(root), Path(out_path)
     frames = partition_frames(conn, partition_key)
@@ -64,8 +78,9 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
     counts = dict(sorted(Counter(d[4] for d in dets).items()))
     shown = frames[:max_frames]
     if not shown:
-        canvas = Image.new("RGB", (max_width_px // 2, 64), (0, 0, 0))
-        ImageDraw.Draw(canvas).text((8, 24), f"{partition_key}: no spectrogram frames", fill=(255, 255, 255))
+        canvas = Image.new("P", (max_width_px // 2, 64), 0)
+        canvas.putpalette(palette())
+        ImageDraw.Draw(canvas).text((8, 24), f"{partition_key}: no spectrogram frames", fill=WHITE)
         return _save(canvas, out_path, 0, len(frames), 0, counts)
     height = max(f["height_px"] for f in shown)
     width = sum(f["width_px"] for f in shown)
@@ -78,19 +93,23 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
             breaks.append(x)
         offsets.append(x)
         x += f["width_px"]
-    rgb = colour_lut()[grey]
+    small = _pool(grey, -(-height // max_height_px), -(-width // max_width_px))
+    size = (small.shape[1], small.shape[0])
+    sx, sy = size[0] / width, size[1] / height
+    # noise below NOISE_CUT goes black and LEVELS colours remain: the PNG stays small (the UI
+    # shows it inline) and the emissions stand out
+    levels = np.clip((small - NOISE_CUT) * LEVELS // (256 - NOISE_CUT), 0, LEVELS - 1).astype(np.uint8)
     for b in breaks:
-        rgb[:, b] = 255
-    sx, sy = min(1.0, max_width_px / width), min(1.0, max_height_px / height)
-    canvas = Image.fromarray(rgb).resize((max(1, round(width * sx)), max(1, round(height * sy))),
-                                         Image.Resampling.BILINEAR)
+        levels[:, min(size[0] - 1, round(b * sx))] = WHITE
+    canvas = Image.frombytes("P", size, np.ascontiguousarray(levels).tobytes())
+    canvas.putpalette(palette())
     draw = ImageDraw.Draw(canvas)
     n_drawn = 0
     t_lo, t_hi = shown[0]["t_start_ns"], shown[-1]["t_end_ns"]
     for t0, t1, f_lo, f_hi, label, conf in dets:
         if t1 <= t_lo or t0 >= t_hi:
             continue
-        colour = LABEL_COLOURS.get(label, DEFAULT_COLOUR)
+        colour = LABEL_INDEX.get(label, LABEL_INDEX[None])
         for f, off in zip(shown, offsets):
             if t1 <= f["t_start_ns"] or t0 >= f["t_end_ns"]:
                 continue
@@ -103,6 +122,15 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
                 draw.text((x0 + 2, max(0.0, y0 - 11)), f"{label} {conf:.2f}", fill=colour)
             n_drawn += 1
     return _save(canvas, out_path, len(shown), len(frames), n_drawn, counts)
+
+
+def _pool(grey: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """Downsample by whole factors: max over fy rows (a one-bin tone survives), mean over fx
+    columns (noise averages down). Edges are padded by repetition."""
+    h, w = grey.shape
+    g = np.pad(grey, ((0, -h % fy), (0, -w % fx)), mode="edge").astype(np.float32)
+    g = g.reshape(g.shape[0] // fy, fy, g.shape[1]).max(axis=1)
+    return g.reshape(g.shape[0], g.shape[1] // fx, fx).mean(axis=2).astype(np.int32)
 
 
 def _save(canvas: Image.Image, out_path: Path, shown: int, total: int, drawn: int, counts: dict) -> Report:
