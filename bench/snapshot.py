@@ -7,7 +7,8 @@ A hot DB of --size-mb is built with HotWriter (256 KiB chunks). Then:
   2. a writer subprocess (the capture service's role) appends 256 KiB chunks at --rate-mb-s
      with the byte cap active (retention deletes as it writes), for --seconds alone, then for
      --seconds while this process takes snapshots back to back (every commit overlaps one),
-     --rounds times interleaved. Reported: the writer's transaction latency p50/p99/max
+     then (control) --seconds while `cp` copies the same file back to back, --rounds times
+     interleaved. Reported: the writer's transaction latency p50/p99/max
      (BatchResult.commit_s, pooled over rounds), the p99 of each round, and the p99 ratio.
 Targets: backup >= 0.5x cp; p99 with snapshots <= 2x p99 alone. Exit 0 regardless.
 
@@ -84,50 +85,61 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, with_snapshots: bool) -> tuple[dict, list]:
+PHASES = ("alone", "snapshots", "cp")  # cp: the same bytes copied by `cp`, as a control
+
+
+def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, phase: str) -> tuple[dict, list]:
     out = tmp / "lat.json"
     proc = subprocess.Popen([sys.executable, __file__, "--writer", str(hot), str(args.rate_mb_s),
                              str(args.seconds), str(ckpt_pages), str(args.chunks_per_batch), str(out)])
     snaps = []
-    if with_snapshots:  # back to back: every commit of this phase overlaps a snapshot
-        while proc.poll() is None:
+    while proc.poll() is None and phase != "alone":  # back to back: every commit overlaps one
+        if phase == "snapshots":
             snaps.append(take_snapshot(hot, tmp / "snaps" / "live.db"))
+        else:
+            subprocess.run(["cp", str(hot), str(tmp / "cp.db")], check=True)
+            snaps.append(None)
     if proc.wait() != 0:
         raise SystemExit(f"writer subprocess failed with code {proc.returncode}")
-    if (tmp / "snaps").exists():
-        shutil.rmtree(tmp / "snaps")
+    for leftover in (tmp / "snaps", tmp / "cp.db"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        elif leftover.exists():
+            leftover.unlink()
     return json.loads(out.read_text()), snaps
 
 
 def latency_table(tmp: Path, hot: Path, args) -> None:
     modes = [int(x) for x in args.autocheckpoint_pages.split(",")]
     print(f"\nwriter at {args.rate_mb_s} MB/s, {args.chunks_per_batch} x 256 KiB a commit, byte cap active; "
-          f"{args.rounds} rounds of {args.seconds:g} s alone / {args.seconds:g} s with snapshots back to back")
+          f"{args.rounds} rounds of {args.seconds:g} s each: alone / snapshots back to back / cp back to back")
     print(f"{'autocheckpoint / phase':<30}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'WAL MB':>8}"
-          f"{'RSS MB':>8}{'snaps':>7}   p99 per round")
+          f"{'RSS MB':>8}{'copies':>7}   p99 per round")
     for mode in modes:
-        pooled = {False: [], True: []}
-        extra = {False: dict(wal=0.0, rss=0.0, snaps=0, bad=0, rounds=[]),
-                 True: dict(wal=0.0, rss=0.0, snaps=0, bad=0, rounds=[])}
+        pooled = {ph: [] for ph in PHASES}
+        extra = {ph: dict(wal=0.0, rss=0.0, n=0, bad=0, rounds=[]) for ph in PHASES}
         for _ in range(args.rounds):
-            for live in (False, True):
-                r, snaps = run_writer(tmp, hot, args, mode, live)
+            for ph in PHASES:
+                r, copies = run_writer(tmp, hot, args, mode, ph)
                 lat = [x * 1e3 for x in r["lat"]]
-                pooled[live] += lat
-                e = extra[live]
+                pooled[ph] += lat
+                e = extra[ph]
                 e["wal"] = max(e["wal"], r["wal_max"] / 1e6)
                 e["rss"] = max(e["rss"], r["rss_mb"])
-                e["snaps"] += len(snaps)
-                e["bad"] += sum(s.integrity != "ok" for s in snaps)
+                e["n"] += len(copies)
+                e["bad"] += sum(c is not None and c.integrity != "ok" for c in copies)
                 e["rounds"].append(pct(lat, 0.99))
-        for live in (False, True):
-            lat, e = pooled[live], extra[live]
+        for ph in PHASES:
+            lat, e = pooled[ph], extra[ph]
             rounds = " ".join(f"{x:.1f}" for x in e["rounds"])
-            print(f"{str(mode) + ' pages' + (' + snapshots' if live else ' alone'):<30}{len(lat):6d}{pct(lat, 0.5):9.2f}"
-                  f"{pct(lat, 0.99):9.2f}{max(lat):9.2f}{e['wal']:8.1f}{e['rss']:8.0f}{e['snaps']:7d}   {rounds}"
+            print(f"{f'{mode} pages, {ph}':<30}{len(lat):6d}{pct(lat, 0.5):9.2f}"
+                  f"{pct(lat, 0.99):9.2f}{max(lat):9.2f}{e['wal']:8.1f}{e['rss']:8.0f}{e['n']:7d}   {rounds}"
                   + (f"  ({e['bad']} snapshots NOT ok)" if e["bad"] else ""))
-        ratio = pct(pooled[True], 0.99) / pct(pooled[False], 0.99)
-        print(f"{'  p99 ratio (with / alone)':<30}{ratio:>23.2f}x   target <= 2: {'ok' if ratio <= 2 else 'MISS'}")
+        alone = pct(pooled["alone"], 0.99)
+        ratio = pct(pooled["snapshots"], 0.99) / alone
+        print(f"{'  p99 ratio snapshots / alone':<30}{ratio:>23.2f}x   target <= 2: {'ok' if ratio <= 2 else 'MISS'}")
+        print(f"{'  p99 ratio cp / alone':<30}{pct(pooled['cp'], 0.99) / alone:>23.2f}x   (control: the same "
+              "bytes copied without SQLite)")
 
 
 def main() -> int:
