@@ -61,6 +61,7 @@ def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
         "bytes": res.n_bytes, "MB": round(res.n_bytes / 1e6, 2),
         "seconds": round(res.seconds, 3), "MB/s": round(res.mb_per_s, 1),
         "chunks": res.n_chunks, "last_seq": res.last_seq if res.last_seq is not None else -1,
+        "holds_until": _iso(res.last_t_end_ns) if res.last_t_end_ns else "no samples",
         "integrity": res.integrity, "snapshots_pruned": len(removed),
     }
     return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
