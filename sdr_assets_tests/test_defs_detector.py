@@ -171,6 +171,17 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
     reqs = new_model_sensor.evaluate_tick(ctx).run_requests
     assert [(r.partition_key, r.run_key) for r in reqs] == [(key, f"{version}:{key}")]
+
+    # a second night: the new model is the challenger, the first one defends on the same frames
+    res = _materialize(["detector_model"], day, instance, **small)
+    assert res.success, _failure(res)
+    meta = _meta(res, "detector_model")
+    assert meta["version"] != version and meta["champion_version"] == version
+    assert {"champion_map50", "map50"} <= set(meta) and "challenger" in meta["comparison"]
+    wins = isinstance(meta["map50"], float) and (meta["champion_map50"] == "nan" or meta["map50"] > meta["champion_map50"])
+    assert meta["promoted"] is wins
+    current = conn.execute("SELECT version FROM models WHERE is_current = 1").fetchall()
+    assert current == [(meta["version"] if wins else version,)]
     conn.close()
 
 
