@@ -250,3 +250,26 @@ def test_detector_model_without_labels_fails_clearly(env, data_root):
     res = _materialize(["detector_model"], (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d"))
     assert not res.success
     assert "materialise training_labels for some partitions first" in _failure(res)
+
+
+def test_empty_window_labels_detects_and_reports_nothing(env, data_root):
+    start = _past_minute(110)
+    _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=5")
+    later = _key(start + timedelta(minutes=5))  # no samples there
+    res = _materialize(CHAIN + ["training_labels", "detections", "detection_report"], later)
+    assert res.success, _failure(res)
+    assert _meta(res, "training_labels")["boxes"] == 0 and "no frames" in _meta(res, "training_labels")["note"]
+    assert _meta(res, "detections")["count"] == 0
+    rep = _meta(res, "detection_report")
+    assert rep["frames"] == 0 and "data:image/png;base64," in rep["waterfall"] and Path(rep["path"]).is_file()
+
+
+def test_training_never_runs_in_the_hourly_chain_and_holds_the_gpu_pool():
+    from sdr_assets.definitions import defs
+    from sdr_assets.defs.detector_jobs import detector_schedule
+
+    hourly = defs.resolve_job_def("analysis_job").asset_layer.executable_asset_keys
+    assert {k.path[-1] for k in hourly} >= {"training_labels", "detections", "detection_report"}
+    assert "detector_model" not in {k.path[-1] for k in hourly}
+    assert defs.get_assets_def("detector_model").op.pool == "gpu"
+    assert (detector_schedule.cron_schedule, detector_schedule.execution_timezone) == ("0 2 * * *", "UTC")
