@@ -196,7 +196,7 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -
 
     from tqdm import tqdm
 
-    from sdr_assets.ml.evaluation import evaluate_recordings, load_manifest
+    from sdr_assets.evaluation import evaluate_recordings, load_manifest
 
     recs = load_manifest(manifest)[: limit if limit is not None and limit >= 0 else None]
     out = Path(out_path)
