@@ -210,5 +210,60 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -
     click.echo(f"{summary.line()}; {sum(len(f.detections) for f in summary.files)} detections -> {out}")
 
 
+# ---- export and report (plain modules: store.export, store.plots) ----
+@main.command()
+@click.option("--partition", "partition_key", required=True, metavar="KEY",
+              help="A partition the analysis DB holds, e.g. 2026-11-23-00:00.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for KEY.sigmf-meta + KEY.sigmf-data (created if missing).")
+@click.option("--with-annotations/--no-annotations", default=True, show_default=True,
+              help="Ground truth and detections as SigMF annotations.")
+def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
+    """Export a partition of the analysis DB as SigMF (cu8 exactly as stored, annotated)."""
+    from sdr_assets.paths import DataPaths
+    from sdr_assets.store.export import export_partition
+
+    res = export_partition(DataPaths.from_env().analysis_db, partition_key, out_dir,
+                           with_annotations=with_annotations, progress=True)
+    for rec in res.recordings:
+        click.echo(f"{rec.meta_path}: {rec.n_samples} samples at {rec.sample_rate_hz:.0f} S/s in "
+                   f"{len(rec.segments)} capture segment(s); {rec.n_annotations} annotations "
+                   f"({rec.n_ground_truth} ground truth, {rec.n_detections} detections, "
+                   f"{rec.n_clipped} clipped at the edges)")
+    if res.n_outside:
+        click.echo(f"{res.n_outside} annotation(s) fall in a gap (no samples held) and were left out")
+    click.echo(f"{res.n_bytes / 1e6:.1f} MB in {res.seconds:.2f} s")
+
+
+@main.command()
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a 4-panel PNG: ingest MB/s, samples lost /s, commit ms p50/p99, DB size MB.")
+@click.option("--since-minutes", type=float, default=60.0, show_default=True,
+              help="How far back to read the hot DB's telemetry.")
+def report(plot_path: Path | None, since_minutes: float) -> None:
+    """The capture's telemetry (hot DB, read-only, short read): a text summary and a chart."""
+    import time
+
+    from sdr_assets.errors import ConfigError
+    from sdr_assets.paths import DataPaths
+    from sdr_assets.store.plots import plot_telemetry, read_telemetry, summarize
+
+    if since_minutes <= 0:
+        raise ConfigError(f"--since-minutes {since_minutes:g}: must be > 0.")
+    paths = DataPaths.from_env()
+    since_ns = time.time_ns() - int(since_minutes * 60e9)
+    series = read_telemetry(paths.hot_db, since_ns)
+    if not series.n_rows:
+        raise SdrAssetsError(f"no capture telemetry in {paths.hot_db} in the last {since_minutes:g} "
+                             "minutes; is a capture running (`sdr-assets status`)? Widen --since-minutes.")
+    summary = summarize(series)
+    for line in summary.lines():
+        click.echo(line)
+    if plot_path is not None:
+        chart = plot_telemetry(series, plot_path, config_root=paths.root,
+                               title=f"capture telemetry, last {since_minutes:g} min ({paths.hot_db})")
+        click.echo(f"plot: {chart.path} ({chart.width_px}x{chart.height_px} px, {chart.n_axes} panels)")
+
+
 if __name__ == "__main__":
     main()

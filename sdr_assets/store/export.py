@@ -1,0 +1,317 @@
+"""Export one partition of the analysis DB as SigMF: cu8 exactly as stored, annotated.
+
+Layout (what the SigMF spec allows, and how we use it):
+
+- One recording (``NAME.sigmf-data`` + ``NAME.sigmf-meta``) per run of one sample rate:
+  ``core:sample_rate`` is global in SigMF, so a change of rate starts a new recording
+  (``KEY_r1``, ``KEY_r2``, ...; a partition at one rate is one recording, ``KEY``).
+- Inside a recording, one **capture segment** per contiguous run of chunks: a retune (new
+  ``core:frequency``), a hole in time or a recorded gap starts a new segment with its own
+  ``core:sample_start`` (index in the data file), ``core:datetime`` (UTC, ns) and
+  ``core:global_index`` (the sample's index in the uninterrupted stream from the recording's
+  first sample: the jump between two segments is the number of samples lost there).
+- Ground truth (``annotations`` table) and detections (``detections`` table) become SigMF
+  annotations with ``core:sample_start``/``core:sample_count`` (clipped to the samples the
+  recording holds; ``sdr_assets:clipped`` says so), RF edges ``core:freq_lower_edge``/
+  ``core:freq_upper_edge``, ``core:label``, ``core:generator`` and namespaced extras
+  (``sdr_assets:origin``, ``sdr_assets:confidence``, ``sdr_assets:model_version``,
+  ``sdr_assets:first_seq``/``last_seq``, ...), the namespace declared in ``core:extensions``.
+- ``core:sha512`` of the data file, so any SigMF reader can verify the copy.
+
+Read-only on the analysis DB; files are written under temporary names and renamed.
+"""
+
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdr_assets.capture.sigmf import DATA_SUFFIX, META_SUFFIX, format_datetime_ns
+from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
+from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.store.db import connect_ro
+
+SIGMF_VERSION = "1.2.0"  # core:extensions and core:global_index as in the 1.x specification
+NAMESPACE = "sdr_assets"
+EXTENSION = {"name": NAMESPACE, "version": "1.0.0", "optional": True}
+
+
+@dataclass
+class Segment:
+    """A contiguous run of chunks: one SigMF capture segment."""
+
+    sample_start: int  # in the recording's data file
+    n_samples: int
+    t_start_ns: int
+    sample_rate_hz: float
+    center_freq_hz: float
+    first_seq: int
+    last_seq: int
+
+    @property
+    def t_end_ns(self) -> int:
+        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
+
+
+@dataclass
+class Recording:
+    meta_path: Path
+    data_path: Path
+    sample_rate_hz: float
+    segments: list[Segment]
+    n_ground_truth: int = 0
+    n_detections: int = 0
+    n_clipped: int = 0  # annotations cut at the edges of the samples held
+    sha512: str = ""
+    sha256: str = ""  # of the data file: equal to the stored chunks' iq concatenated
+
+    @property
+    def n_samples(self) -> int:
+        return sum(s.n_samples for s in self.segments)
+
+    @property
+    def n_annotations(self) -> int:
+        return self.n_ground_truth + self.n_detections
+
+
+@dataclass
+class ExportResult:
+    partition_key: str
+    recordings: list[Recording] = field(default_factory=list)
+    n_bytes: int = 0
+    seconds: float = 0.0
+    n_outside: int = 0  # annotations/detections with no sample in any recording (in a gap)
+
+
+def base_name(partition_key: str) -> str:
+    return partition_key.replace(":", "")
+
+
+def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path | str, *,
+                     with_annotations: bool = True, progress: bool = False) -> ExportResult:
+    """Write the partition as SigMF recording(s) under ``out_dir`` (see the module doc)."""
+    t0 = time.perf_counter()
+    out_dir = _out_folder(out_dir)
+    analysis_db = Path(analysis_db)
+    if not analysis_db.exists():
+        raise StoreError(f"no analysis DB at {analysis_db}; materialise iq_window for "
+                         f"{partition_key} first (or check $SDR_ASSETS_HOME).")
+    conn = connect_ro(analysis_db)
+    try:
+        _require_partition(conn, partition_key)
+        recordings = _plan(conn, partition_key, out_dir)
+        res = ExportResult(partition_key, recordings)
+        res.n_bytes = _write_data(conn, partition_key, recordings, progress)
+        if with_annotations:
+            truth, dets = _annotation_rows(conn, partition_key)
+        else:
+            truth, dets = [], []
+    finally:
+        conn.close()
+    placed = set()
+    for rec in recordings:
+        anns = []
+        for kind, rows in (("truth", truth), ("detection", dets)):
+            for row in rows:
+                item = _sigmf_annotation(rec, kind, row)
+                if item is not None:
+                    anns.append(item)
+                    placed.add((kind, row[0]))
+                    rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
+                    if kind == "truth":
+                        rec.n_ground_truth += 1
+                    else:
+                        rec.n_detections += 1
+        anns.sort(key=lambda a: (a["core:sample_start"], a[f"{NAMESPACE}:origin"] == "detection"))
+        _write_meta(rec, partition_key, anns, len(recordings))
+    res.n_outside = len(truth) + len(dets) - len(placed)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _out_folder(out_dir) -> Path:
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder to write the SigMF recording "
+                          "into (it is created if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder {out} ({exc.strerror}); pass a writable "
+                          "folder as --out.") from exc
+    return out
+
+
+def _require_partition(conn: sqlite3.Connection, key: str) -> None:
+    held = [r[0] for r in conn.execute("SELECT partition_key FROM partitions ORDER BY t_start_ns")]
+    if key not in held:
+        listing = ", ".join(held) if held else "none"
+        raise PartitionNotHeldError(
+            f"partition {key!r} is not in the analysis DB (it holds: {listing}); materialise "
+            f"iq_window for it first (`sdr-assets backfill --from {key} --to {key}`).")
+    n = conn.execute("SELECT count(*) FROM chunks WHERE partition_key = ?", (key,)).fetchone()[0]
+    if n == 0:
+        raise StoreError(f"partition {key} holds no samples (the capture was not running then); "
+                         "nothing to export.")
+
+
+def _plan(conn: sqlite3.Connection, key: str, out_dir: Path) -> list[Recording]:
+    """Split the partition's chunks (time order) into recordings (one rate) and segments."""
+    gap_starts = [r[0] for r in conn.execute(
+        "SELECT t_start_ns FROM gaps WHERE partition_key = ? AND n_samples_lost > 0", (key,))]
+    runs: list[list[Segment]] = []
+    seg: Segment | None = None
+    for seq, t_ns, fs, fc, n in conn.execute(
+            "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
+            "WHERE partition_key = ? ORDER BY t_start_ns, seq", (key,)):
+        if seg is not None and fs == seg.sample_rate_hz and fc == seg.center_freq_hz:
+            end, tol = seg.t_end_ns, samples_to_ns(1, fs)
+            gap_here = any(end - tol <= g <= t_ns + tol for g in gap_starts)
+            if abs(t_ns - end) <= tol and not gap_here:
+                seg.n_samples += n
+                seg.last_seq = seq
+                continue
+        if seg is None or fs != seg.sample_rate_hz:
+            runs.append([])
+            start = 0
+        else:
+            start = seg.sample_start + seg.n_samples
+        seg = Segment(start, n, t_ns, fs, fc, seq, seq)
+        runs[-1].append(seg)
+    base = base_name(key)
+    recs = []
+    for i, segs in enumerate(runs, 1):
+        name = base if len(runs) == 1 else f"{base}_r{i}"
+        recs.append(Recording(out_dir / (name + META_SUFFIX), out_dir / (name + DATA_SUFFIX),
+                              segs[0].sample_rate_hz, segs))
+    return recs
+
+
+def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progress: bool) -> int:
+    """Stream every chunk's iq, in the order planned, into its recording's data file."""
+    from tqdm import tqdm
+
+    total = 2 * sum(r.n_samples for r in recs)
+    cur = conn.execute("SELECT iq FROM chunks WHERE partition_key = ? ORDER BY t_start_ns, seq", (key,))
+    written = 0
+    with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not progress,
+              file=sys.stderr) as bar:
+        for rec in recs:
+            need = 2 * rec.n_samples
+            sha512, sha256, got = hashlib.sha512(), hashlib.sha256(), 0
+            tmp = rec.data_path.with_name(rec.data_path.name + ".tmp")
+            with open(tmp, "wb") as fh:
+                while got < need:
+                    row = cur.fetchone()
+                    if row is None:
+                        raise StoreError(f"partition {key} changed while it was exported "
+                                         "(rows missing); run the export again.")
+                    iq = row[0]
+                    fh.write(iq)
+                    sha512.update(iq)
+                    sha256.update(iq)
+                    got += len(iq)
+                    bar.update(len(iq))
+                fh.flush()
+                os.fsync(fh.fileno())
+            if got != need:
+                raise StoreError(f"partition {key}: chunk sizes disagree with n_samples "
+                                 f"({got} bytes read, {need} expected); re-materialise iq_window.")
+            os.replace(tmp, rec.data_path)
+            rec.sha512, rec.sha256 = sha512.hexdigest(), sha256.hexdigest()
+            written += got
+    cur.close()
+    return written
+
+
+def _annotation_rows(conn: sqlite3.Connection, key: str):
+    truth = conn.execute(
+        "SELECT annotation_id, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, snr_db, "
+        "origin, capture_id FROM annotations WHERE partition_key = ? ORDER BY t_start_ns", (key,)).fetchall()
+    dets = conn.execute(
+        "SELECT detection_id, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, "
+        "model_version, frame_id, first_seq, last_seq FROM detections WHERE partition_key = ? "
+        "ORDER BY t_start_ns", (key,)).fetchall()
+    return truth, dets
+
+
+def sample_span(segments: list[Segment], t_start_ns: int, t_end_ns: int) -> tuple[int, int, bool] | None:
+    """[first, end) sample indices in the data file of a time span, clipped to the samples the
+    segments hold, and whether it was clipped; None when no sample of it is held."""
+    inside = [s for s in segments if s.t_end_ns > t_start_ns and s.t_start_ns < t_end_ns]
+    if not inside:
+        return None
+    a, b = inside[0], inside[-1]
+    off = max(0, round((t_start_ns - a.t_start_ns) * a.sample_rate_hz / NS_PER_S))
+    first = a.sample_start + min(off, a.n_samples)
+    off = min(b.n_samples, round((t_end_ns - b.t_start_ns) * b.sample_rate_hz / NS_PER_S))
+    last = b.sample_start + max(off, 0)
+    if last <= first:
+        return None
+    # clipped: an edge lay where no sample is held (before/after the samples, or in a gap)
+    return first, last, t_start_ns < a.t_start_ns or t_end_ns > b.t_end_ns
+
+
+def _sigmf_annotation(rec: Recording, kind: str, row) -> dict | None:
+    span = sample_span(rec.segments, row[1], row[2])
+    if span is None:
+        return None
+    first, end, clipped = span
+    item = {"core:sample_start": int(first), "core:sample_count": int(end - first),
+            "core:freq_lower_edge": float(row[3]), "core:freq_upper_edge": float(row[4]),
+            "core:label": str(row[5])}
+    ns = NAMESPACE
+    if kind == "truth":
+        _id, _t0, _t1, _lo, _hi, _label, snr_db, origin, capture_id = row
+        item["core:generator"] = f"sdr_assets ground truth ({origin})"
+        item[f"{ns}:origin"] = origin
+        item[f"{ns}:annotation_id"] = int(_id)
+        item[f"{ns}:capture_id"] = int(capture_id)
+        if snr_db is not None:
+            item[f"{ns}:snr_db"] = round(float(snr_db), 2)
+    else:
+        _id, _t0, _t1, _lo, _hi, _label, conf, version, frame_id, first_seq, last_seq = row
+        item["core:generator"] = f"sdr_assets detector {version}"
+        item[f"{ns}:origin"] = "detection"
+        item[f"{ns}:confidence"] = round(float(conf), 4)
+        item[f"{ns}:model_version"] = version
+        item[f"{ns}:detection_id"] = int(_id)
+        item[f"{ns}:frame_id"] = int(frame_id)
+        item[f"{ns}:first_seq"] = int(first_seq)
+        item[f"{ns}:last_seq"] = int(last_seq)
+    item[f"{ns}:t_start_ns"] = int(row[1])
+    item[f"{ns}:t_end_ns"] = int(row[2])
+    if clipped:
+        item[f"{ns}:clipped"] = True
+    return item
+
+
+def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings: int) -> None:
+    s0 = rec.segments[0]
+    fs = rec.sample_rate_hz
+    captures = []
+    for s in rec.segments:
+        captures.append({
+            "core:sample_start": s.sample_start,
+            "core:global_index": max(0, round((s.t_start_ns - s0.t_start_ns) * fs / NS_PER_S)),
+            "core:frequency": float(s.center_freq_hz),
+            "core:datetime": format_datetime_ns(s.t_start_ns),
+            f"{NAMESPACE}:first_seq": s.first_seq, f"{NAMESPACE}:last_seq": s.last_seq,
+        })
+    glob = {
+        "core:datatype": "cu8", "core:sample_rate": float(fs), "core:version": SIGMF_VERSION,
+        "core:num_channels": 1, "core:recorder": "sdr_assets", "core:sha512": rec.sha512,
+        "core:description": (f"sdr_assets partition {key}: {rec.n_samples} samples in "
+                             f"{len(rec.segments)} capture segment(s), cu8 exactly as captured"),
+        "core:extensions": [dict(EXTENSION)],
+        f"{NAMESPACE}:partition_key": key, f"{NAMESPACE}:recordings_in_partition": n_recordings,
+        f"{NAMESPACE}:first_seq": s0.first_seq, f"{NAMESPACE}:last_seq": rec.segments[-1].last_seq,
+    }
+    doc = {"global": glob, "captures": captures, "annotations": annotations}
+    tmp = rec.meta_path.with_name(rec.meta_path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, rec.meta_path)
