@@ -7,7 +7,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 export SDR_ASSETS_HOME ?= $(CURDIR)/var
 
-.PHONY: run test soak bench clean-data
+.PHONY: run test test-deps soak bench clean-data
 
 # Rebuilt when pyproject.toml changes (the stamp is older than it) or .venv is missing.
 # torch, torchvision and ultralytics come in the same pip command (see README).
@@ -19,8 +19,24 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/sdr-assets run
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(VENV)/bin/python -m pytest
+
+# Debian packages the tests drive: chromium (the browser test), postgresql and redis-server
+# (the production-path tests). Installed with apt only where missing and only as root (CI);
+# otherwise it says what to install and those tests skip.
+test-deps:
+	@need=""; \
+	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	if [ -z "$$need" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "test-deps: installing$$need (apt-get)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q$$need; \
+	else \
+		echo "test-deps: missing$$need; install them (sudo apt-get install$$need) or their tests skip"; \
+	fi
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
