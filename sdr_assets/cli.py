@@ -210,7 +210,7 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -
     click.echo(f"{summary.line()}; {sum(len(f.detections) for f in summary.files)} detections -> {out}")
 
 
-# ---- export and report (plain modules: store.export, store.plots) ----
+# ---- export and report (plain modules: sigmf_export, store.plots) ----
 @main.command()
 @click.option("--partition", "partition_key", required=True, metavar="KEY",
               help="A partition the analysis DB holds, e.g. 2026-11-23-00:00.")
@@ -221,7 +221,7 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -
 def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
     """Export a partition of the analysis DB as SigMF (cu8 exactly as stored, annotated)."""
     from sdr_assets.paths import DataPaths
-    from sdr_assets.store.export import export_partition
+    from sdr_assets.sigmf_export import export_partition
 
     res = export_partition(DataPaths.from_env().analysis_db, partition_key, out_dir,
                            with_annotations=with_annotations, progress=True)

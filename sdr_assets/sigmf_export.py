@@ -18,7 +18,9 @@ Layout (what the SigMF spec allows, and how we use it):
   ``sdr_assets:first_seq``/``last_seq``, ...), the namespace declared in ``core:extensions``.
 - ``core:sha512`` of the data file, so any SigMF reader can verify the copy.
 
-Read-only on the analysis DB; files are written under temporary names and renamed.
+Read-only on the analysis DB; files are written under temporary names and renamed. An
+application-level module (like cli.py): it joins store/ (the analysis DB) and capture/sigmf.py
+(the format), so it sits beside them rather than in either part. No dagster.
 """
 
 import hashlib

@@ -177,7 +177,7 @@ def _hot_with_gap_retune_and_rate_change(hot: Path, t0_ns: int):
 
 
 def test_gap_retune_and_rate_change_become_segments_and_recordings(data_root, tmp_path):
-    from sdr_assets.store.export import export_partition
+    from sdr_assets.sigmf_export import export_partition
     from sdr_assets.store.snapshot import take_snapshot
     from sdr_assets.store.window import AnalysisDB
 
