@@ -69,7 +69,6 @@ class Recording:
     n_detections: int = 0
     n_clipped: int = 0  # annotations cut at the edges of the samples held
     sha512: str = ""
-    sha256: str = ""  # of the data file: equal to the stored chunks' iq concatenated
 
     @property
     def n_samples(self) -> int:
@@ -204,7 +203,7 @@ def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progr
               file=sys.stderr) as bar:
         for rec in recs:
             need = 2 * rec.n_samples
-            sha512, sha256, got = hashlib.sha512(), hashlib.sha256(), 0
+            sha512, got = hashlib.sha512(), 0
             tmp = rec.data_path.with_name(rec.data_path.name + ".tmp")
             with open(tmp, "wb") as fh:
                 while got < need:
@@ -215,7 +214,6 @@ def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progr
                     iq = row[0]
                     fh.write(iq)
                     sha512.update(iq)
-                    sha256.update(iq)
                     got += len(iq)
                     bar.update(len(iq))
                 fh.flush()
@@ -224,7 +222,7 @@ def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progr
                 raise StoreError(f"partition {key}: chunk sizes disagree with n_samples "
                                  f"({got} bytes read, {need} expected); re-materialise iq_window.")
             os.replace(tmp, rec.data_path)
-            rec.sha512, rec.sha256 = sha512.hexdigest(), sha256.hexdigest()
+            rec.sha512 = sha512.hexdigest()
             written += got
     cur.close()
     return written

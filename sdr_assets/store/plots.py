@@ -205,7 +205,11 @@ def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str 
         if not drawn:
             ax.text(0.5, 0.5, "no rows", transform=ax.transAxes, ha="center", va="center", color="grey")
         elif len(metrics) > 1:
-            ax.legend(loc="upper left", fontsize="small")
+            ax.legend(loc="best", fontsize="small")
+    ts = [t for rows in series.by_metric.values() for t, _, _ in rows]
+    if ts and max(ts) - min(ts) < 10 * 10**9:  # a few rows: +-5 s, not matplotlib's +-days
+        axes[-1].set_xlim(datetime.fromtimestamp(min(ts) / 1e9 - 5, UTC),
+                          datetime.fromtimestamp(max(ts) / 1e9 + 5, UTC))
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
     axes[-1].set_xlabel("time (UTC)")
     fig.suptitle(title)
