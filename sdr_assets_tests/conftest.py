@@ -8,6 +8,16 @@ import pytest
 os.environ["SDR_ASSETS_PARTITION_MINUTES"] = "1"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``soak`` (the long forms) run only with SDR_ASSETS_SOAK=1 (`make soak`)."""
+    if os.environ.get("SDR_ASSETS_SOAK") == "1":
+        return
+    skip = pytest.mark.skip(reason="long form: runs under `make soak` (SDR_ASSETS_SOAK=1)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _data_root(tmp_path, monkeypatch):
     """Every test writes under its own data root, never ./var."""
