@@ -30,3 +30,44 @@ def test_core_imports_without_heavy_frameworks():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
     assert len(modules) >= 7
+
+
+# Which of the package's parts each part may import (DESIGN.md: dsp <- capture, store, ml <- defs).
+_ALLOWED = {
+    "dsp": set(),
+    "capture": {"dsp", "store"},
+    "store": {"dsp"},
+    "ml": {"dsp", "store"},
+}
+_SHARED = {"records", "errors", "paths"}
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def test_parts_import_only_downwards_and_never_dagster():
+    from pathlib import Path
+
+    root = Path(sdr_assets.__path__[0])
+    bad = []
+    for part, allowed in _ALLOWED.items():
+        for f in (root / part).rglob("*.py"):
+            for mod in _imports(f):
+                top = mod.split(".")
+                if top[0] == "dagster" or top[0].startswith("dagster_"):
+                    bad.append(f"{f.relative_to(root)} imports {mod}")
+                if top[0] == "sdr_assets" and len(top) > 1:
+                    target = top[1]
+                    if target not in _SHARED and target != part and target not in allowed:
+                        bad.append(f"{f.relative_to(root)} imports {mod}")
+    assert bad == []
