@@ -1,0 +1,169 @@
+"""The production path (README "Production"): the Dagster instance on a real PostgreSQL server
+(deploy/dagster.postgres.yaml) and, with SDR_ASSETS_EXECUTOR=celery, steps run by a real
+`dagster-celery` worker over a real Redis broker (deploy/celery.yaml).
+
+The servers are Debian's (`make test-deps` installs postgresql and redis-server where they are
+missing), started here on free localhost ports in temporary folders and stopped afterwards.
+"""
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sdr_assets_tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SELECT = "hot_snapshot,iq_window,spectrograms"
+RATE_HZ = 250_000
+IS_ROOT = os.geteuid() == 0
+
+psycopg2 = pytest.importorskip("psycopg2", reason="dagster-postgres (dev extra) brings psycopg2: "
+                               "pip install -e '.[dev]'")
+pytest.importorskip("dagster_postgres", reason="pip install -e '.[dev]' (dagster-postgres)")
+
+
+def _missing(what: str, install: str):
+    """Not root: say what to install and skip. Root (CI): `make test-deps` should have installed it."""
+    msg = f"{what} is missing: `make test-deps` installs it as root (apt-get install {install})"
+    if IS_ROOT:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if not found:
+        _missing("PostgreSQL (initdb)", "postgresql")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (as the postgres user when run as root)."""
+    pg_bin = _pg_bin()
+    as_user = {}
+    if IS_ROOT:  # initdb refuses to run as root
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("running as root but there is no `postgres` user; reinstall Debian's postgresql")
+        as_user = {"user": "postgres", "group": "postgres"}
+    folder = Path(tempfile.mkdtemp(prefix="sdr-pg-"))  # not under pytest's 0700 tmp: postgres reads it
+    if IS_ROOT:
+        shutil.chown(folder, "postgres", "postgres")
+    port = free_port()
+    data, log = folder / "data", folder / "server.log"
+
+    def pg(*argv):
+        out = subprocess.run([str(pg_bin / argv[0]), *argv[1:]], capture_output=True, text=True,
+                             timeout=120, **as_user)
+        assert out.returncode == 0, f"{argv[0]}: {out.stdout}{out.stderr}"
+
+    pg("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+    pg("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+       f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield {"host": "127.0.0.1", "port": port, "user": "postgres"}
+    finally:
+        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _connect(pg: dict, dbname: str):
+    return psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], dbname=dbname)
+
+
+@pytest.fixture
+def pg_instance(postgres, tmp_path, data_root, request):
+    """A fresh database, a DAGSTER_HOME with deploy/dagster.postgres.yaml, and the env for both."""
+    db = "dagster_" + request.node.name.lower().replace("test_", "")[:40]
+    conn = _connect(postgres, "postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
+        cur.execute(f'CREATE DATABASE "{db}"')
+    conn.close()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+    env = dict(os.environ, DAGSTER_HOME=str(home), SDR_ASSETS_HOME=str(data_root),
+               SDR_ASSETS_PARTITION_MINUTES="1", DAGSTER_PG_HOST=postgres["host"],
+               DAGSTER_PG_PORT=str(postgres["port"]), DAGSTER_PG_USER=postgres["user"],
+               DAGSTER_PG_PASSWORD="unused-with-trust-auth", DAGSTER_PG_DB=db, PYTHONUNBUFFERED="1")
+    env.pop("SDR_ASSETS_EXECUTOR", None)
+    return {"env": env, "db": db, "home": home}
+
+
+def _capture_one_partition(env) -> str:
+    start = (datetime.now(UTC) - timedelta(minutes=50)).replace(second=0, microsecond=0)
+    uri = f"synthetic://?seed=21&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=70"
+    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
+                          "--partition-minutes", "1"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return start.strftime("%Y-%m-%d-%H:%M")
+
+
+def _materialize(env, key: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "sdr_assets.definitions",
+                           "--select", SELECT, "--partition", key], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=400)
+
+
+def _runs_in_postgres(pg: dict, db: str) -> list[tuple]:
+    conn = _connect(pg, db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT run_id, status, run_body FROM runs")
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def _events(pg: dict, db: str, run_id: str, event_type: str) -> list[str]:
+    conn = _connect(pg, db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = %s "
+                        "ORDER BY id", (run_id, event_type))
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def _materialized_assets(pg: dict, db: str, run_id: str) -> set[str]:
+    events = _events(pg, db, run_id, "ASSET_MATERIALIZATION")
+    names = set()
+    for raw in events:
+        data = json.loads(raw)["dagster_event"]["event_specific_data"]["materialization"]
+        names.add("/".join(data["asset_key"]["path"]))
+    return names
+
+
+def test_materialise_with_the_instance_on_postgres(postgres, pg_instance, data_root):
+    env = pg_instance["env"]
+    key = _capture_one_partition(env)
+    out = _materialize(env, key)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    runs = _runs_in_postgres(postgres, pg_instance["db"])
+    assert len(runs) == 1, runs
+    run_id, status, body = runs[0]
+    assert status == "SUCCESS"
+    assert json.loads(body)["tags"]["dagster/partition"] == key
+    assert _materialized_assets(postgres, pg_instance["db"], run_id) == set(SELECT.split(","))
+    # nothing went to the embedded SQLite storage
+    assert not list(pg_instance["home"].rglob("*.db")), list(pg_instance["home"].rglob("*.db"))
+    # and the product's own data is there
+    assert any((data_root / "spectrograms").rglob("*.png"))
