@@ -45,28 +45,35 @@ def check_results(result) -> list[tuple[str, bool, str]]:
 
 
 def failure_text(result) -> str:
-    """The messages of the run's failed steps ('' when none failed)."""
+    """The messages of the run's failed steps with their causes ('' when none failed)."""
     out = []
     for e in result.all_events:
         if e.is_step_failure:
             err = e.event_specific_data.error
-            out.append(f"{e.step_key}: {err.message.strip() if err else '?'}")
+            parts = []
+            while err is not None:
+                parts.append(err.message.strip())
+                err = err.cause
+            out.append(f"{e.step_key}: " + " <- ".join(parts))
     return "\n".join(out)
 
 
 # ---- files -----------------------------------------------------------------------------------
 def db_files_digest(db_path) -> str:
-    """sha256 over a database file and its -wal/-shm companions (missing ones count as such)."""
+    """sha256 over what a database holds: the main file and, when it has frames, its WAL.
+
+    An empty -wal and the -shm index are left out: any read-only reader of a WAL database
+    (the snapshot, `sdr-assets status`) may create them, which changes no data."""
     h = hashlib.sha256()
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal"):
         p = Path(f"{db_path}{suffix}")
         h.update(suffix.encode() + b"\0")
-        if p.exists():
+        if p.exists() and (suffix == "" or p.stat().st_size > 0):
             with open(p, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)
         else:
-            h.update(b"<missing>")
+            h.update(b"<missing or empty>")
     return h.hexdigest()
 
 

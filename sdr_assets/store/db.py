@@ -260,7 +260,10 @@ def _apply_one(conn, name, version, sql, application_id) -> None:
     except sqlite3.Error as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        raise StoreError(f"{name}: migration {version} failed ({exc}); nothing of it was applied.") from exc
+        from sdr_assets.store.txn import disk_full_hint, is_disk_full
+
+        hint = f"; {disk_full_hint(name)}" if is_disk_full(exc) else ""
+        raise StoreError(f"{name}: migration {version} failed ({exc}); nothing of it was applied{hint}.") from exc
 
 
 def file_bytes(path) -> int:

@@ -129,19 +129,22 @@ def _take_snapshot(hot_path: Path, dest_path: Path) -> SnapshotResult:
             figures = _chunk_figures(dst)
         finally:
             dst.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         _remove_db_files(tmp)
-        raise StoreError(f"snapshot of {hot_path} into {dest_path} failed ({exc}); "
-                         "check free disk space and that the hot DB is readable.") from exc
+        raise _snapshot_error(hot_path, dest_path, exc) from exc
     except BaseException:
         _remove_db_files(tmp)
         raise
     t1 = time.perf_counter()
     integrity = verify_snapshot(tmp)
     check_s = time.perf_counter() - t1
-    _fsync(tmp)
-    os.replace(tmp, dest_path)
-    _fsync_dir(dest_path.parent)
+    try:
+        _fsync(tmp)
+        os.replace(tmp, dest_path)
+        _fsync_dir(dest_path.parent)
+    except OSError as exc:
+        _remove_db_files(tmp)
+        raise _snapshot_error(hot_path, dest_path, exc) from exc
     n_bytes = dest_path.stat().st_size
     return SnapshotResult(
         path=dest_path, n_bytes=n_bytes, seconds=time.perf_counter() - t0,
@@ -149,6 +152,22 @@ def _take_snapshot(hot_path: Path, dest_path: Path) -> SnapshotResult:
         first_t_start_ns=figures[2], n_chunks=figures[3], integrity=integrity,
         backup_s=backup_s, check_s=check_s,
     )
+
+
+def _snapshot_error(hot_path: Path, dest_path: Path, exc: BaseException) -> StoreError:
+    from sdr_assets.store.txn import disk_full_hint, is_disk_full
+
+    if is_disk_full(exc):
+        return StoreError(
+            f"snapshot of {hot_path} into {dest_path} failed ({exc}): {disk_full_hint(dest_path)}; "
+            f"the copy needs about {_size(hot_path) / 1e6:.0f} MB (keep_snapshots sets how many are "
+            "kept). The partial copy was removed; the hot DB was not touched.")
+    return StoreError(f"snapshot of {hot_path} into {dest_path} failed ({exc}); "
+                      "check free disk space and that the hot DB is readable.")
+
+
+def _size(path: Path) -> int:
+    return sum(os.path.getsize(f"{path}{s}") for s in ("", "-wal") if os.path.exists(f"{path}{s}"))
 
 
 def verify_snapshot(path) -> str:

@@ -1,5 +1,7 @@
 """BEGIN IMMEDIATE ... COMMIT for a single writer, with errors that say what to do."""
 
+import errno
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -35,10 +37,31 @@ class Txn:
 
 def store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
     msg = str(exc)
-    if "full" in msg:
-        hint = "the disk is full: free space or lower --cap-bytes"
+    if is_disk_full(exc):
+        hint = (f"{disk_full_hint(path)}, or lower --cap-bytes so hot.db and its WAL (up to 64 MiB "
+                "more) fit in the space there")
     elif "locked" in msg or "busy" in msg:
         hint = "another process holds the write lock on the hot DB: only the capture service may write it"
     else:
         hint = "check the disk and the file; the batch was rolled back"
     return StoreError(f"{path}: {what} failed ({msg}); {hint}.")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full") or an OSError ENOSPC/EDQUOT."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_hint(path: Path | str) -> str:
+    """'disk full: FOLDER has N MB free; free space there or ...' for the folder holding path."""
+    folder = Path(path)
+    if not folder.is_dir():
+        folder = folder.parent
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "no free space that can be read"
+    return (f"disk full: {folder} has {free}; free space there or point SDR_ASSETS_HOME at a "
+            "larger disk")

@@ -236,8 +236,18 @@ class AnalysisDB:
         snapshot_path = Path(snapshot_path)
         if not snapshot_path.exists():
             raise StoreError(f"snapshot {snapshot_path} does not exist; materialize the snapshot first.")
-        return load_window_into(self.conn, ro_uri(snapshot_path), str(snapshot_path), partition_key,
-                                int(t_start_ns), int(t_end_ns), keep_partitions, require_held)
+        try:
+            return load_window_into(self.conn, ro_uri(snapshot_path), str(snapshot_path), partition_key,
+                                    int(t_start_ns), int(t_end_ns), keep_partitions, require_held)
+        except (sqlite3.Error, OSError) as exc:
+            from sdr_assets.store.txn import disk_full_hint, is_disk_full
+
+            if not is_disk_full(exc):
+                raise
+            raise StoreError(
+                f"{self.path}: loading window {partition_key} from {snapshot_path.name} failed ({exc}): "
+                f"{disk_full_hint(self.path)}, or lower keep_partitions (each partition holds its "
+                "samples). Nothing of this window was written.") from exc
 
     # -- readers ----------------------------------------------------------------------
     def iter_chunks(self, partition_key: str, with_iq: bool = True) -> Iterator[ChunkRow]:
