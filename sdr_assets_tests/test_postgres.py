@@ -167,3 +167,77 @@ def test_materialise_with_the_instance_on_postgres(postgres, pg_instance, data_r
     assert not list(pg_instance["home"].rglob("*.db")), list(pg_instance["home"].rglob("*.db"))
     # and the product's own data is there
     assert any((data_root / "spectrograms").rglob("*.png"))
+
+
+@pytest.fixture
+def redis_url():
+    """A throw-away Redis server on 127.0.0.1: the Celery broker and result backend."""
+    import redis
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        _missing("Redis (redis-server)", "redis-server")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, "redis-server exited at start"
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not answer in 30 s"
+                time.sleep(0.2)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def test_celery_worker_runs_the_steps(postgres, pg_instance, redis_url, tmp_path, data_root):
+    env = dict(pg_instance["env"], SDR_ASSETS_CELERY_BROKER=redis_url,
+               SDR_ASSETS_CELERY_BACKEND=redis_url,
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # the worker runs `celery`
+    key = _capture_one_partition(env)
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+             "-y", str(REPO / "deploy" / "celery.yaml"), "-n", "sdr-test", "--", "--concurrency=1"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while b" ready." not in log.read_bytes():
+            assert worker.poll() is None, f"the worker exited: {log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"the worker is not ready: {log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        out = _materialize(dict(env, SDR_ASSETS_EXECUTOR="celery"), key)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:] + log.read_text()[-3000:]
+    finally:
+        _stop_group(worker)
+    runs = _runs_in_postgres(postgres, pg_instance["db"])
+    assert [r[1] for r in runs] == ["SUCCESS"], runs
+    run_id = runs[0][0]
+    delegated = [e for e in _events(postgres, pg_instance["db"], run_id, "ENGINE_EVENT")
+                 if "in celery worker" in e]
+    assert len(delegated) == 3, delegated  # each step went to the worker
+    assert "sdr-test@" in delegated[0]
+    assert _materialized_assets(postgres, pg_instance["db"], run_id) == set(SELECT.split(","))
+    assert any((data_root / "spectrograms").rglob("*.png"))
