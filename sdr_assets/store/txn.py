@@ -50,7 +50,7 @@ def store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
 def is_disk_full(exc: BaseException) -> bool:
     """SQLite's SQLITE_FULL ("database or disk is full") or an OSError ENOSPC/EDQUOT."""
     if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in str(exc)
+        return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == 13 or "disk is full" in str(exc)
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 

@@ -172,14 +172,7 @@ class AnalysisDB:
             return
         reason = _corrupt_reason(self.path)
         if reason:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(f"{self.path}{suffix}")
-                if src.exists():
-                    os.replace(src, f"{aside}{suffix}")
-            self.recovered_from = aside
-            log.warning("analysis DB %s was unreadable (%s); moved to %s and started a fresh one "
-                        "(re-materialize the windows you need)", self.path, reason, aside)
+            self._move_aside(reason)
         conn = connect_rw(self.path)
         try:
             migrate(conn, analysis_migrations(), application_id=ANALYSIS_APP_ID)
@@ -187,6 +180,16 @@ class AnalysisDB:
             conn.close()
             raise
         self._conn = conn
+
+    def _move_aside(self, reason: str) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{aside}{suffix}")
+        self.recovered_from = aside
+        log.warning("analysis DB %s was unreadable (%s); moved to %s and started a fresh one "
+                    "(re-materialize the windows you need)", self.path, reason, aside)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -236,18 +239,36 @@ class AnalysisDB:
         snapshot_path = Path(snapshot_path)
         if not snapshot_path.exists():
             raise StoreError(f"snapshot {snapshot_path} does not exist; materialize the snapshot first.")
-        try:
-            return load_window_into(self.conn, ro_uri(snapshot_path), str(snapshot_path), partition_key,
-                                    int(t_start_ns), int(t_end_ns), keep_partitions, require_held)
-        except (sqlite3.Error, OSError) as exc:
-            from sdr_assets.store.txn import disk_full_hint, is_disk_full
+        args = (ro_uri(snapshot_path), str(snapshot_path), partition_key, int(t_start_ns), int(t_end_ns),
+                keep_partitions, require_held)
+        from sdr_assets.store.txn import disk_full_hint, is_disk_full
 
+        try:
+            try:
+                return load_window_into(self.conn, *args)
+            except sqlite3.DatabaseError as exc:  # a big file is not quick_checked at open()
+                if is_disk_full(exc) or not self._corrupt_after(exc):
+                    raise
+                self.close()
+                self._move_aside(str(exc))
+                self.open()
+                return load_window_into(self.conn, *args)  # into the fresh DB, once
+        except (sqlite3.Error, OSError) as exc:
             if not is_disk_full(exc):
                 raise
             raise StoreError(
                 f"{self.path}: loading window {partition_key} from {snapshot_path.name} failed ({exc}): "
                 f"{disk_full_hint(self.path)}, or lower keep_partitions (each partition holds its "
                 "samples). Nothing of this window was written.") from exc
+
+    def _corrupt_after(self, exc: sqlite3.DatabaseError) -> bool:
+        """After a 'malformed' error: is this DB corrupt (not the snapshot)? quick_check says."""
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in (11, 26):  # CORRUPT, NOTADB
+            return False
+        try:
+            return self.conn.execute("PRAGMA main.quick_check(1)").fetchone()[0] != "ok"
+        except sqlite3.DatabaseError:
+            return True
 
     # -- readers ----------------------------------------------------------------------
     def iter_chunks(self, partition_key: str, with_iq: bool = True) -> Iterator[ChunkRow]:
