@@ -1,17 +1,22 @@
 """Property tests: parsers of untrusted input raise only documented errors, and never hang.
 
-rtl_tcp header and streams, SigMF metadata, cu8 file names and source URIs. Every example
-either succeeds or raises an SdrAssetsError subclass; anything else fails the test.
+rtl_tcp header and streams (client side) and command bytes (server side), SigMF metadata, cu8
+file names, source URIs, CLI values (capture flags, backfill keys) and partition settings from
+the environment. Every example either succeeds or raises an SdrAssetsError subclass (through
+the CLI: exit 2 with one line, or a click usage error); anything else fails the test.
 """
 
+import functools
 import json
 import math
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +26,7 @@ from sdr_assets.capture.sigmf import parse_sigmf_meta
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import SdrAssetsError, SourceError
 from sdr_assets.records import Chunk
+from sdr_assets_tests.capture_support import CLI, REPO
 
 # SDR_ASSETS_FUZZ_SCALE=20 runs 20x the examples (a deeper local run; the suite stays fast).
 SCALE = max(1, int(os.environ.get("SDR_ASSETS_FUZZ_SCALE", "1")))
@@ -202,3 +208,140 @@ def test_source_uris_raise_only_config_errors(uri, rate):
         open_source(uri, sample_rate_hz=rate)
     except SdrAssetsError:
         pass  # documented
+
+
+# ---- CLI values (click commands in-process; a few through the real executable) -------------
+_SPECIAL = st.sampled_from(["nan", "inf", "-inf", "1e300", "1e309", "-0", "0", "0.0", "1e-300", "-1",
+                            "250000", "3.2e6", "2.4e6", "1", "0.01", "60", "0x10", "1_000", " 5", "",
+                            "five", "1,5", "9" * 25])
+_NUMBERS = st.one_of(_SPECIAL, _SPECIAL, _SPECIAL, st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                     st.integers(-2**70, 2**70).map(str), st.text(max_size=8))
+_CAPTURE_FLAGS = ["--sample-rate-hz", "--center-freq-hz", "--gain-db", "--cap-gb", "--cap-bytes",
+                  "--partition-minutes", "--ring-mb", "--duration-s", "--max-age-s"]
+
+
+def _tiny_recording() -> Path:
+    path = Path(tempfile.gettempdir()) / f"sdr_fuzz_{os.getpid()}_433.92M_250k.cu8"
+    if not path.exists():
+        path.write_bytes(bytes(range(256)) * 64)  # 8192 samples: a capture of it ends at once
+    return path
+
+
+def _invoke(args: list[str], home: str):
+    from click.testing import CliRunner
+
+    from sdr_assets.cli import main
+
+    return CliRunner().invoke(main, args, env={"SDR_ASSETS_HOME": home}, catch_exceptions=True)
+
+
+def _documented(result) -> bool:
+    """exit 0, or exit 2 by our one-line error or a click usage error: nothing else."""
+    if result.exit_code == 0:
+        return result.exception is None
+    return result.exit_code == 2 and isinstance(result.exception, SystemExit) \
+        and "Traceback" not in result.output
+
+
+@settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_CAPTURE_FLAGS), _NUMBERS), min_size=1, max_size=4))
+def test_capture_flags_give_a_capture_or_one_clear_error(flags):
+    args = ["capture", "--source", f"file://{_tiny_recording()}"]
+    for flag, value in flags:
+        args += [flag, value]
+    with tempfile.TemporaryDirectory() as home:
+        result = _invoke(args, home)
+    assert _documented(result), (args, result.exit_code, result.output[-800:], result.exception)
+
+
+def _key_like() -> st.SearchStrategy:
+    digits = st.integers(0, 9999).map(str)
+    return st.one_of(st.text(max_size=20), st.tuples(digits, digits, digits, digits, digits).map(
+        lambda t: f"{t[0]}-{t[1]}-{t[2]}-{t[3]}:{t[4]}"), st.sampled_from(
+        ["2026-11-23-00:00", "1970-01-01-00:00", "9999-12-31-23:59", "2026-02-30-00:00", "-", ""]))
+
+
+@functools.cache
+def _closed_keys() -> frozenset:
+    from sdr_assets.defs.partitions import TIME_PARTITIONS
+
+    return frozenset(TIME_PARTITIONS.get_partition_keys())
+
+
+# Listing 7 days of 1-minute partitions takes ~0.4 s a call here: few examples, no deadline
+# (a hang still trips pytest's timeout).
+@settings(max_examples=15 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_key_like(), _key_like(), st.one_of(st.none(), st.text(max_size=30)))
+def test_backfill_keys_are_refused_with_one_clear_error(first, last, select):
+    from hypothesis import assume
+
+    assume(not (first in _closed_keys() and last in _closed_keys()))  # a valid range would run
+    args = ["backfill", "--from", first, "--to", last] + ([] if select is None else ["--select", select])
+    with tempfile.TemporaryDirectory() as home:
+        result = _invoke(args, home)
+    assert result.exit_code == 2 and _documented(result), (args, result.output[-800:], result.exception)
+
+
+@FAST
+@given(st.one_of(st.text(max_size=12), _NUMBERS))
+def test_partition_settings_from_the_environment_raise_only_config_errors(raw):
+    from sdr_assets.capture.console import partition_minutes_from_env
+    from sdr_assets.defs import partitions
+
+    old = {k: os.environ.get(k) for k in ("SDR_ASSETS_PARTITION_MINUTES", "SDR_ASSETS_PARTITION_START")}
+    try:
+        if "\0" in raw:
+            return  # an environment value cannot hold NUL
+        os.environ["SDR_ASSETS_PARTITION_MINUTES"] = raw
+        os.environ["SDR_ASSETS_PARTITION_START"] = raw
+        for fn in (partitions.partition_minutes, partition_minutes_from_env, partitions.partition_start):
+            try:
+                fn()
+            except SdrAssetsError:
+                pass
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# Values the fuzzer found crashing or failing late (exit 1 with a traceback, or a capture that
+# started and then died in its writer): now refused up front, one line, exit 2, nothing stored.
+@pytest.mark.parametrize("flags", [
+    ["--cap-gb", "inf"], ["--cap-gb", "nan"], ["--ring-mb", "inf"], ["--ring-mb", "1e300"],
+    ["--max-age-s", "nan", "--partition-minutes", "1"], ["--max-age-s", "1e300", "--partition-minutes", "1"],
+    ["--sample-rate-hz", "nan"], ["--partition-minutes", "-1"], ["--cap-bytes", "0"],
+])
+def test_bad_capture_values_are_one_line_exit_2_through_the_real_executable(flags, data_root):
+    out = subprocess.run([CLI, "capture", "--source", f"file://{_tiny_recording()}", *flags],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stderr.startswith("error: ") and not (data_root / "hot.db").exists()
+
+
+@NET
+@given(st.binary(max_size=64))
+def test_rtl_tcp_server_survives_any_client_bytes(data):
+    """A client sending arbitrary command bytes never stops the server: the next client is served."""
+    from sdr_assets.capture.rtltcp_server import RtlTcpServer
+    from sdr_assets.capture.synthetic import SyntheticSource
+
+    server = RtlTcpServer(SyntheticSource(seed=1, sample_rate_hz=250_000, chunk_samples=4096), port=0).start()
+    try:
+        with socket.create_connection(server.address, timeout=5) as bad:
+            bad.recv(HEADER_LEN)
+            bad.sendall(data)
+        client = RtlTcpSource("127.0.0.1", server.port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
+                              chunk_samples=1024, max_reconnects=0)
+        try:
+            client.open()
+            first = next(iter(client.events()))
+            assert isinstance(first, Chunk) and len(first.iq) == 2048
+        finally:
+            client.close()
+        assert server.error is None
+    finally:
+        server.stop()

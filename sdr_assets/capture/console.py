@@ -4,6 +4,7 @@
 can run beside a live capture without holding up its writer or its checkpoints.
 """
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int:
 
     if cap_bytes is not None and cap_gb is not None:
         raise ConfigError("give --cap-bytes or --cap-gb, not both.")
+    if cap_gb is not None and not math.isfinite(cap_gb * 2**30):
+        raise ConfigError(f"--cap-gb {cap_gb:g} must be a finite number of GiB, e.g. --cap-gb 2.")
     cap = cap_bytes if cap_gb is None else int(cap_gb * 2**30)
     if cap is None:
         return DEFAULT_CAP_BYTES
@@ -56,8 +59,14 @@ def run_capture(*, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, rea
     minutes = partition_minutes_from_env() if partition_minutes is None else partition_minutes
     if not minutes > 0:
         raise ConfigError(f"--partition-minutes {minutes} must be > 0.")
-    if not ring_mb > 0:
+    if not (ring_mb > 0 and math.isfinite(ring_mb)):
         raise ConfigError(f"--ring-mb {ring_mb} must be > 0 (64 is the default).")
+    import psutil
+
+    total_mb = psutil.virtual_memory().total / 2**20
+    if ring_mb > total_mb / 2:
+        raise ConfigError(f"--ring-mb {ring_mb:g} is more than half of this machine's memory "
+                          f"({total_mb:.0f} MiB); 64 is the default, a few hundred is plenty.")
     if duration_s is not None and not duration_s > 0:
         raise ConfigError(f"--duration-s {duration_s} must be > 0 (omit it to run until Ctrl-C).")
     cap = resolve_cap_bytes(cap_bytes, cap_gb)

@@ -32,6 +32,7 @@ BYTES_PER_SAMPLE = 2
 # 1000 pages keeps p99 ~2-5 ms and costs one ~50-130 ms copy every 10 s, which the capture
 # ring (seconds of slack) absorbs.
 DEFAULT_AUTOCHECKPOINT_PAGES = 1000
+MAX_AGE_LIMIT_S = 1e9  # ~31 years: ages are ns in a signed 64-bit SQLite integer
 
 
 @dataclass
@@ -86,8 +87,9 @@ class HotWriter:
                  wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES):
         if cap_bytes is not None and cap_bytes <= 0:
             raise ConfigError(f"cap_bytes={cap_bytes}: must be > 0 (or None for no byte cap).")
-        if max_age_s is not None and max_age_s <= 0:
-            raise ConfigError(f"max_age_s={max_age_s}: must be > 0 (or None for no age limit).")
+        if max_age_s is not None and not 0 < max_age_s <= MAX_AGE_LIMIT_S:
+            raise ConfigError(f"max_age_s={max_age_s}: must be > 0 and at most {MAX_AGE_LIMIT_S:g} s "
+                              "(--max-age-s; omit it for no age limit).")
         if prune_step_chunks < 1:
             raise ConfigError(f"prune_step_chunks={prune_step_chunks}: must be >= 1.")
         if wal_autocheckpoint_pages < 1:
