@@ -39,8 +39,13 @@ test-deps:
 		echo "test-deps: missing$$need; install them (sudo apt-get install$$need) or their tests skip"; \
 	fi
 
+# The long forms of the reliability suite (10-min 3.2 MS/s soak with the asset chain, 20
+# SIGKILLs, rtl_tcp restarts/stalls, deep fuzz) and a one-page summary; about 20 minutes.
+soak: $(STAMP)
+	$(VENV)/bin/python bench/soak.py
+
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+	@for b in $$(ls bench/*.py | grep -v '/soak.py$$'); do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean-data:
 	rm -rf "$(SDR_ASSETS_HOME)"

@@ -102,8 +102,8 @@ def _prepare_detector(home: Path, how: str) -> str:
         registry.register_model(db.conn, "soak-untrained-yolo11n", weights, onnx, [], {"imgsz": 320},
                                 {}, CLASSES)
         registry.promote(db.conn, "soak-untrained-yolo11n")
-    return ("an untrained yolo11n at 320 px, ONNX on CPU (the compute of a trained one; it finds "
-            "nothing): the energy-detector fallback cannot keep up at 3.2 MS/s")
+    return ("an untrained yolo11n at 320 px, ONNX on CPU, registered as the current model (the "
+            "compute of a trained one; it finds nothing)")
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
