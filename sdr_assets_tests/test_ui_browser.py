@@ -1,6 +1,7 @@
 """The Dagster UI as a person uses it, in a real browser (Debian's chromium, driven by Playwright).
 
-`dagster dev` runs on captured synthetic data (two past 1-minute partitions). The test opens
+`dagster dev` runs on captured synthetic data (two past 1-minute partitions), the hot-DB sensor
+stopped and SDR_ASSETS_EXECUTOR=in_process (light on two cores). The test opens
 the `analysis` asset graph, checks the assets and their lineage edges, launches one
 partition's materialisation and a two-partition backfill from the Materialize dialog, and
 waits (GraphQL) until both succeed. Screenshots: test-artifacts/asset_graph*.png (git-ignored)
@@ -85,9 +86,17 @@ def dagster_ui(partitions, data_root, tmp_path, port):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    # One process per run (README "Production": SDR_ASSETS_EXECUTOR) keeps three concurrent runs
+    # light on two shared cores; the default executor is exercised by test_defs_analysis.
     env = dict(os.environ, DAGSTER_HOME=str(home), SDR_ASSETS_HOME=str(data_root),
-               SDR_ASSETS_PARTITION_MINUTES="1", PYTHONUNBUFFERED="1")
-    env.pop("SDR_ASSETS_EXECUTOR", None)  # the default executor, as `make run` uses it
+               SDR_ASSETS_PARTITION_MINUTES="1", SDR_ASSETS_EXECUTOR="in_process",
+               PYTHONUNBUFFERED="1")
+    # The hot-DB sensor would request a run of its own at start-up: stopped first (as a user
+    # does from Automation), so the runs here are the ones this test launches.
+    out = subprocess.run([str(BIN / "dagster"), "sensor", "stop", "hot_db_sensor", "-w",
+                          str(REPO / "workspace.yaml")], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == 0 and "Stopped sensor hot_db_sensor" in out.stdout, out.stdout + out.stderr
     log = tmp_path / "dagster_dev.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
@@ -176,6 +185,8 @@ _BACKFILL_Q = """query($id: String!) { partitionBackfillOrError(backfillId: $id)
 _RUNS_Q = """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
   ... on Runs { results { status tags { key value } } } } }"""
 
+_ALL_RUNS_Q = "{ runsOrError { ... on Runs { results { runId jobName tags { key value } } } } }"
+
 
 def _wait_run(base: str, run_id: str) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -246,6 +257,8 @@ def test_asset_graph_materialise_and_backfill_from_the_ui(dagster_ui, partitions
             done = {next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition"): r["status"]
                     for r in runs}
             assert done == {k0: "SUCCESS", k1: "SUCCESS"}, done
+            everything = _gql(base, _ALL_RUNS_Q)["runsOrError"]["results"]
+            assert len(everything) == 3, everything  # the sensor stayed stopped
 
             # The UI shows it too: the run page says Success; the graph after the runs.
             page.goto(f"{base}/runs/{run_id}")
