@@ -31,6 +31,7 @@ IS_ROOT = os.geteuid() == 0
 psycopg2 = pytest.importorskip("psycopg2", reason="dagster-postgres (dev extra) brings psycopg2: "
                                "pip install -e '.[dev]'")
 pytest.importorskip("dagster_postgres", reason="pip install -e '.[dev]' (dagster-postgres)")
+pytestmark = pytest.mark.slow  # 20-60 s each on two shared cores
 
 
 def _missing(what: str, install: str):
