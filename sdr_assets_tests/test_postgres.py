@@ -36,8 +36,7 @@ pytestmark = pytest.mark.slow  # 20-60 s each on two shared cores
 
 def _missing(what: str, install: str):
     """Skip, saying what to install (`make test-deps` reports an apt failure and goes on)."""
-    pytest.skip(f"{what} is missing: `make test-deps` installs it as root "
-                f"(apt-get install {install}); it printed why it could not")
+    pytest.skip(f"{what} is missing: apt-get install {install} (`make test-deps` does it as root)")
 
 
 def _pg_bin() -> Path:
