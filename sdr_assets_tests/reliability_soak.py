@@ -84,7 +84,7 @@ def _newest_closed(hot: Path) -> str | None:
     from sdr_assets.store.snapshot import hot_time_range
 
     held = hot_time_range(hot)
-    return None if held is None else newest_closed_partition(held[1], time.time_ns())
+    return None if held is None else newest_closed_partition(held[0], held[1], time.time_ns())
 
 
 def _prepare_detector(home: Path, how: str) -> str:

@@ -149,3 +149,14 @@ def test_sensor_skips_without_hot_db(env):
 
     res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
     assert isinstance(res, dg.SkipReason) and "sdr-assets capture" in res.skip_message
+
+
+def test_sensor_waits_until_the_data_crosses_a_partition_end(env, data_root):
+    """A capture that started inside the current partition has no closed partition to offer:
+    the sensor must not request the empty partition before it."""
+    from sdr_assets.defs.automation import hot_db_sensor
+
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(seconds=5)
+    _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
+    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
+    assert isinstance(res, dg.SkipReason)

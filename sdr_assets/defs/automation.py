@@ -22,11 +22,15 @@ analysis_schedule = dg.build_schedule_from_partitioned_job(
                 "by default when the hot DB has data).")
 
 
-def newest_closed_partition(last_t_end_ns: int, now_ns: int) -> str | None:
-    """The newest partition that has ended both on the wall clock and in the stored data."""
+def newest_closed_partition(first_t_start_ns: int, last_t_end_ns: int, now_ns: int) -> str | None:
+    """The newest partition that has ended both on the wall clock and in the stored data, and
+    that holds some of the data (none when the data has not yet crossed a partition end)."""
     upto = datetime.fromtimestamp(min(last_t_end_ns, now_ns) / 1e9, tz=UTC)
     keys = TIME_PARTITIONS.get_partition_keys(current_time=upto)
-    return keys[-1] if keys else None
+    if not keys:
+        return None
+    end = TIME_PARTITIONS.time_window_for_partition_key(keys[-1]).end.timestamp() * 1e9
+    return keys[-1] if end > first_t_start_ns else None
 
 
 @dg.sensor(job=analysis_job, minimum_interval_seconds=30,
@@ -39,7 +43,7 @@ def hot_db_sensor(context: dg.SensorEvaluationContext):
     held = snap.hot_time_range(hot)
     if held is None:
         return dg.SkipReason("the hot database holds no chunks yet.")
-    key = newest_closed_partition(held[1], time.time_ns())
+    key = newest_closed_partition(held[0], held[1], time.time_ns())
     if key is None or key == context.cursor:
         return dg.SkipReason(f"no newly closed partition (last requested: {context.cursor}).")
     context.update_cursor(key)
