@@ -77,6 +77,8 @@ def _mb(n: float) -> str:
 
 
 def soak_lines(rep) -> list[str]:
+    from sdr_assets_tests.reliability_soak import analysis_bounds
+
     cfg = rep.config
     runs = rep.runs
     checks = [c for r in runs for c in r.checks]
@@ -88,21 +90,22 @@ def soak_lines(rep) -> list[str]:
     frames = [r.figures["frames"] for r in full if r.figures.get("frames") is not None]
     mspf = [r.figures["ms_per_frame"] for r in full if r.figures.get("ms_per_frame") is not None]
     gaps = ", ".join(f"{c}: {n} ({s:,} samples)" for c, (n, s) in rep.gaps.items()) or "none"
-    bound = (cfg.keep_partitions + 1) * rep.partition_bytes
+    bound, wal_bound = analysis_bounds(cfg.keep_partitions, rep.partition_bytes)
     lines = [
         f"SOAK  {rep.capture_s:.0f} s real-time capture, synthetic {cfg.rate_hz / 1e6:g} MS/s, "
         f"cap {_mb(cfg.cap_bytes)}, 1-min partitions, keep_partitions {cfg.keep_partitions}, keep_snapshots {cfg.keep_snapshots}",
         f"  samples received {rep.received:,}  stored {rep.stored:,}  lost {rep.lost:,}   gaps by cause: {gaps}",
         f"  hot.db max {_mb(rep.hot_max_bytes)} (cap {_mb(cfg.cap_bytes)} + one 4 MiB batch), WAL max "
         f"{_mb(rep.hot_wal_max_bytes)}, integrity {rep.hot_integrity}, end {rep.end_reason}",
-        f"  analysis.db: partitions held max {rep.partitions_max} (K = {cfg.keep_partitions}), size max "
-        f"{_mb(rep.analysis_max_bytes)} (bound (K+1) x {_mb(rep.partition_bytes)} = {_mb(bound)})",
+        f"  analysis.db: partitions held max {rep.partitions_max} (K = {cfg.keep_partitions}), file max "
+        f"{_mb(rep.analysis_max_bytes)} (bound {_mb(bound)}: K+1 windows of {_mb(rep.partition_bytes)} + 5 % "
+        f"+ 64 MiB), WAL max {_mb(rep.analysis_wal_max_bytes)} (bound {_mb(wal_bound)}: one window)",
         f"  chain runs {len(runs)} ({sum(r.partial for r in runs)} partial: the capture started inside it), "
         f"{sum(r.success for r in runs)} succeeded; checks {passed} passed, {warn} warned (partial window), "
         f"{len(checks) - passed - warn} failed; partitions missed: {len(rep.missed)}",
     ]
     if secs:
-        lines.append(f"  chain per full partition: median {statistics.median(secs):.1f} s, max {max(secs):.1f} s "
+        lines.append(f"  chain per {'full' if full is not runs else 'partial (no full)'} partition: median {statistics.median(secs):.1f} s, max {max(secs):.1f} s "
                      f"of 60 s (" + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()) + " s median)")
     if frames:
         lines.append(f"  spectrograms nfft {cfg.nfft} hop {cfg.hop} frame_cols {cfg.frame_cols} (the defaults): "
@@ -114,8 +117,10 @@ def soak_lines(rep) -> list[str]:
                      f"{s['rss_max_mb']:7.0f} {s['rss_last_mb']:7.0f}")
     rss = [r.analysis_rss_mb for r in runs]
     if len(rss) > 1:
+        trimmed = [r.analysis_rss_trimmed_mb for r in runs]
         lines.append(f"  analysis RSS after each chain run: first {rss[0]:.0f} MB, last {rss[-1]:.0f} MB, "
-                     f"max {max(rss):.0f} MB")
+                     f"max {max(rss):.0f} MB; after malloc_trim(0): first {trimmed[0]:.0f}, last "
+                     f"{trimmed[-1]:.0f}, max {max(trimmed):.0f} MB")
     return lines
 
 
@@ -173,10 +178,11 @@ def main() -> int:
     out += soak_lines(soak)
     full = [r for r in soak.runs if not r.partial]
     rest = statistics.median(sum(v for k, v in r.step_s.items() if k != "detections") for r in full) if full else 0
-    verdict = "cannot" if rest + energy_s > 60 else "can"
+    verdict = ("no full partition ran" if not full else
+               f"with the rest of the chain ({rest:.0f} s) it {'cannot' if rest + energy_s > 60 else 'can'} "
+               "keep up with one 1-minute partition a minute here")
     out.append(f"  energy detector (the fallback before a model exists): {energy_s:.0f} s of CPU per minute of "
-               f"3.2 MS/s data (measured now); with the rest of the chain ({rest:.0f} s) it {verdict} keep up "
-               f"with one 1-minute partition a minute here")
+               f"3.2 MS/s data (measured now); {verdict}")
     out.append(f"KILLS {kills.kills} SIGKILLs at random moments ({kills.early_kills} before the run's "
                f"first commit), "
                f"each restarted: integrity ok and 0 unrecorded holes after every kill = "
