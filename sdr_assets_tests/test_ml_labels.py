@@ -11,6 +11,7 @@ from sdr_assets.errors import ModelError
 from sdr_assets.ml.labels import (
     AUTO_CLASS,
     CLASSES,
+    MIN_BOX_PX,
     BoxGeometry,
     annotation_to_pixels,
     annotation_to_yolo,
@@ -73,11 +74,11 @@ def test_thin_boxes_widen_to_the_minimum_inside_the_frame():
     # a CW tone 100 Hz wide (0.1 row) centred at row 64.5, lasting 0.2 ms (0.2 column)
     box = annotation_to_pixels(g, T0 + 10 * MS, T0 + 10 * MS + 200_000, 433_983_450.0, 433_983_550.0)
     x0, y0, x1, y1 = box
-    assert x1 - x0 == pytest.approx(2.0) and y1 - y0 == pytest.approx(2.0)
+    assert x1 - x0 == pytest.approx(MIN_BOX_PX) and y1 - y0 == pytest.approx(MIN_BOX_PX)
     assert (x0 + x1) / 2 == pytest.approx(10.1) and (y0 + y1) / 2 == pytest.approx(64.5)
     # the same tone at the very top row stays inside the image
     top = annotation_to_pixels(g, T0 + 10 * MS, T0 + 11 * MS, F_HI - 100, F_HI)
-    assert top[1] == 0.0 and top[3] == pytest.approx(2.0)
+    assert top[1] == 0.0 and top[3] == pytest.approx(MIN_BOX_PX)
 
 
 def test_hop_sets_the_column_pitch_else_the_span():
@@ -117,10 +118,10 @@ def test_inverse_round_trips_within_a_pixel(t0_ms, dur_ms, f0, bw):
     ct0, ct1 = max(t0, T0), min(t1, T0 + 640 * MS)  # the annotation clipped to the image
     cf0, cf1 = max(f0, F_LO), min(f0 + bw, F_HI)
     for (got0, got1), (want0, want1), pitch in (((a0, a1), (ct0, ct1), g.col_ns), ((lo, hi), (cf0, cf1), g.row_hz)):
-        if want1 - want0 >= 2 * pitch:  # big enough: the inverse gives it back within a pixel
+        if want1 - want0 >= MIN_BOX_PX * pitch:  # big enough: the inverse gives it back within a pixel
             assert abs(got0 - want0) <= pitch and abs(got1 - want1) <= pitch
-        else:  # widened to the 2-pixel minimum, still covering the annotation
-            assert got1 - got0 == pytest.approx(2 * pitch, rel=1e-6)
+        else:  # widened to the minimum, still covering the annotation
+            assert got1 - got0 == pytest.approx(MIN_BOX_PX * pitch, rel=1e-6)
             assert got0 <= want0 + 1 and got1 >= want1 - 1
 
 

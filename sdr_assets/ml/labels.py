@@ -25,7 +25,7 @@ from sdr_assets.records import NS_PER_S
 # Class ids are positions in this tuple; "burst" is the energy detector's auto-label class.
 CLASSES: tuple[str, ...] = ("cw", "ook", "fsk", "chirp", "wideband", "burst")
 AUTO_CLASS = "burst"
-MIN_BOX_PX = 2.0
+MIN_BOX_PX = 8.0  # on a 640-px frame: 4 px after the default 320-px training resize (a 1-row CW tone was unlearnable at 2: AP50 0.00)
 
 YoloBox = tuple[int, float, float, float, float]  # (class_id, x_center, y_center, w, h) in [0,1]
 PixelBox = tuple[float, float, float, float]  # (x0, y0, x1, y1), continuous pixel coordinates
