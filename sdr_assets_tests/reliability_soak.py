@@ -213,7 +213,7 @@ def run_soak(home: Path, cfg: SoakConfig, log_dir: Path, echo=print) -> SoakRepo
                     run = _run_chain(key, cfg, home, partial, t_soak)
                     done.add(key)
                     rep.runs.append(run)
-                    n_held = query(adb, "SELECT count(*) FROM partitions")[0][0]
+                    n_held = query(adb, "SELECT count(*) FROM partitions")[0][0] if adb.exists() else 0
                     rep.partitions_max = max(rep.partitions_max, n_held)
                     echo(f"  {key}: {'ok' if run.success else 'FAILED'} in {run.seconds:.1f} s "
                          f"{run.step_s} frames {run.figures['frames']} partitions held {n_held}"
