@@ -6,6 +6,7 @@ the environment. Every example either succeeds or raises an SdrAssetsError subcl
 the CLI: exit 2 with one line, or a click usage error); anything else fails the test.
 """
 
+import atexit
 import functools
 import json
 import math
@@ -224,6 +225,7 @@ def _tiny_recording() -> Path:
     path = Path(tempfile.gettempdir()) / f"sdr_fuzz_{os.getpid()}_433.92M_250k.cu8"
     if not path.exists():
         path.write_bytes(bytes(range(256)) * 64)  # 8192 samples: a capture of it ends at once
+        atexit.register(path.unlink, missing_ok=True)
     return path
 
 
