@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from sdr_assets.dsp.stft import FrameGeometry
+from sdr_assets_tests.helpers import check_results, failure_text, materialize, meta
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -79,34 +80,19 @@ def test_cli_materialize_then_tone_lands_on_its_row(env, data_root):
     assert checked >= 1
 
 
-def _materialize(keys, partition, select=None):
-    from sdr_assets.definitions import defs
-
-    assets = [defs.get_assets_def(k) for k in keys]
-    return dg.materialize(assets, partition_key=partition, raise_on_error=False,
-                          resources={"store": defs.resources["store"],
-                                     "spectrogram": defs.resources["spectrogram"]},
-                          instance=dg.DagsterInstance.ephemeral(), selection=select)
-
-
-def _meta(result, key):
-    mats = result.asset_materializations_for_node(key)
-    return {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items()} if mats else None
-
-
 def _checks(result):
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    return {name: passed for name, passed, _ in check_results(result)}
 
 
 def test_empty_partition_is_an_empty_window_not_a_crash(env, data_root):
     start = _past_minute(120)
     _capture(env, f"synthetic://?seed=1&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
     later = (start + timedelta(minutes=10)).strftime("%Y-%m-%d-%H:%M")  # no data there
-    res = _materialize(["hot_snapshot", "iq_window", "spectrograms"], later)
+    res = materialize(["hot_snapshot", "iq_window", "spectrograms"], later)
     assert res.success
-    win = _meta(res, "iq_window")
+    win = meta(res, "iq_window")
     assert win["empty"] is True and win["samples"] == 0 and "empty" in win["note"]
-    assert _meta(res, "spectrograms")["frames"] == 0
+    assert meta(res, "spectrograms")["frames"] == 0
 
 
 def test_corrupt_snapshot_fails_and_hot_db_is_untouched(env, data_root):
@@ -114,17 +100,16 @@ def test_corrupt_snapshot_fails_and_hot_db_is_untouched(env, data_root):
     _capture(env, f"synthetic://?seed=2&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=70")
     key = start.strftime("%Y-%m-%d-%H:%M")
     hot = data_root / "hot.db"
-    res = _materialize(["hot_snapshot"], key)
+    res = materialize(["hot_snapshot"], key)
     assert res.success and _checks(res) == {"snapshot_integrity": True}
     before = hashlib.sha256(hot.read_bytes()).hexdigest()
     snap = next((data_root / "snapshots").glob("*.db"))
     with open(snap, "r+b") as f:  # flip bytes in the middle of the copy
         f.seek(snap.stat().st_size // 2)
         f.write(os.urandom(8192))
-    res = _materialize(["iq_window"], key)
+    res = materialize(["iq_window"], key)
     assert not res.success
-    failure = [e for e in res.all_events if e.is_step_failure][0]
-    assert "corrupt" in str(failure.event_specific_data.error.message)
+    assert "corrupt" in failure_text(res)
     assert hashlib.sha256(hot.read_bytes()).hexdigest() == before
 
 
