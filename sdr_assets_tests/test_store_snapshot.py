@@ -14,6 +14,7 @@ from sdr_assets.store.hot import HotWriter
 from sdr_assets.store.snapshot import (
     hot_pruned,
     hot_time_range,
+    retention_dropped,
     prune_snapshots,
     take_snapshot,
     verify_snapshot,
@@ -205,7 +206,13 @@ def test_hot_time_range_empty_and_pruned(tmp_path):
     hot2 = tmp_path / "hot2.db"
     fill(hot2, 20, cap_bytes=2 * 2**20)
     assert hot_pruned(hot2) > 0
-    assert hot_time_range(hot2)[0] > 1_700_000_000 * 10**9
+    first = hot_time_range(hot2)[0]
+    assert first > 1_700_000_000 * 10**9
+    # a window that ended before the first held sample was dropped by retention ...
+    assert retention_dropped(hot2, first) == first
+    # ... one that reaches into the held data was not; nor anything in a never-pruned DB
+    assert retention_dropped(hot2, first + 1) is None
+    assert retention_dropped(hot, 0) is None
 
 
 def test_prune_snapshots_keeps_newest(tmp_path):

@@ -27,12 +27,11 @@ def _require_held(hot: Path, t0_ns: int, t1_ns: int, key: str) -> None:
         raise dg.Failure(
             f"No hot database at {hot}: start the capture first "
             "(`sdr-assets capture --source synthetic://?seed=1`), then materialise again.")
-    held = snap.hot_time_range(hot)
-    pruned = snap.hot_pruned(hot)
-    if held is not None and pruned and t1_ns <= held[0]:
+    starts_ns = snap.retention_dropped(hot, t1_ns)
+    if starts_ns is not None:
         raise dg.Failure(
             f"Partition {key} is no longer held by the hot database: it now starts at "
-            f"{_iso(held[0])}, after this window ended. Raise the capture's --cap-bytes / "
+            f"{_iso(starts_ns)}, after this window ended. Raise the capture's --cap-bytes / "
             "--max-age-s to keep more history, or materialise newer partitions.")
 
 

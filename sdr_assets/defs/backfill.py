@@ -42,13 +42,12 @@ def partition_range(first: str, last: str) -> list[str]:
 def held_partitions(keys: list[str]) -> tuple[list[str], list[str]]:
     """Split keys into (still held, no longer held) by the hot DB's retention."""
     hot = DataPaths.from_env().hot_db
-    held = snap.hot_time_range(hot) if hot.exists() else None
-    if held is None or not snap.hot_pruned(hot):
+    if not hot.exists():
         return keys, []
     ok, gone = [], []
     for k in keys:
         end_ns = int(TIME_PARTITIONS.time_window_for_partition_key(k).end.timestamp() * 1e9)
-        (gone if end_ns <= held[0] else ok).append(k)
+        (gone if snap.retention_dropped(hot, end_ns) is not None else ok).append(k)
     return ok, gone
 
 

@@ -218,6 +218,16 @@ def prune_snapshots(folder, keep: int, pattern: str = "*.db") -> list[Path]:
     return dropped
 
 
+def retention_dropped(hot_path, t_end_ns: int) -> int | None:
+    """When retention has already deleted the samples of a window ending at ``t_end_ns``,
+    the time the hot DB now starts at (ns); else None (the window is held, or was never
+    captured: an empty window, not a dropped one)."""
+    held = hot_time_range(hot_path)
+    if held is not None and hot_pruned(hot_path) and t_end_ns <= held[0]:
+        return held[0]
+    return None
+
+
 def hot_time_range(hot_path) -> tuple[int, int] | None:
     """(first_t_start_ns, last_t_end_ns) of the chunks the hot DB holds now, None if none."""
     hot_path = Path(hot_path)
