@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--model", default="yolo11n.yaml")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--patience", type=int, default=100)
+    ap.add_argument("--scenario", default="",
+                    help="extra synthetic:// query keys, e.g. 'snr_db_min=10&emissions_per_s=6'")
     args = ap.parse_args()
 
     home = Path(args.home or tempfile.mkdtemp(prefix="sdr_train_"))
@@ -43,6 +45,8 @@ def main() -> int:
                                                                              microsecond=0)
     uri = (f"synthetic://?seed={args.seed}&rate={int(args.rate)}"
            f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s={args.minutes * 60}")
+    if args.scenario:
+        uri += "&" + args.scenario.lstrip("&?")
     t0 = time.time()
     subprocess.run([str(bin_dir / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
                     "--partition-minutes", "1"], check=True)

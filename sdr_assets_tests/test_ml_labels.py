@@ -49,11 +49,12 @@ def test_box_covers_exactly_the_drawn_pixels():
     """Draw the emission into an image by its pixel span; the YOLO box covers those pixels only."""
     g = BoxGeometry.of(ROW)
     img = np.zeros((256, 640), dtype=np.uint8)
-    c0, c1, r0, r1 = pixel_span(annotation_to_pixels(g, T0 + 300 * MS, T0 + 312 * MS, 434_000_000.0, 434_010_000.0))
+    c0, c1, r0, r1 = pixel_span(annotation_to_pixels(g, T0 + 300 * MS, T0 + 312 * MS, 434_000_000.0, 434_010_000.0,
+                                                 min_px=8))
     assert (c0, c1, r0, r1) == (300, 311, 38, 47)
     img[r0:r1 + 1, c0:c1 + 1] = 255
     x0, y0, x1, y1 = yolo_to_pixels(*annotation_to_yolo(g, T0 + 300 * MS, T0 + 312 * MS, 434_000_000.0,
-                                                         434_010_000.0), 640, 256)
+                                                         434_010_000.0, min_px=8), 640, 256)
     rows, cols = np.nonzero(img)
     assert (cols.min(), cols.max() + 1, rows.min(), rows.max() + 1) == pytest.approx((x0, x1, y0, y1))
 
@@ -61,10 +62,16 @@ def test_box_covers_exactly_the_drawn_pixels():
 def test_partially_inside_is_clipped_and_outside_is_skipped():
     g = BoxGeometry.of(ROW)
     # starts 20 ms before the frame, ends 10 ms in; upper edge above the band
-    assert annotation_to_pixels(g, T0 - 20 * MS, T0 + 10 * MS, 434_040_000.0, 434_100_000.0) == (0.0, 0.0, 10.0, 8.0)
+    assert annotation_to_pixels(g, T0 - 20 * MS, T0 + 10 * MS, 434_040_000.0, 434_100_000.0,
+                                min_px=8) == (0.0, 0.0, 10.0, 8.0)
     # runs past the end of the image (640 columns)
     assert annotation_to_pixels(g, T0 + 630 * MS, T0 + 700 * MS, F_LO, F_LO + 5000)[2] == 640.0
     assert annotation_to_pixels(g, T0 - 50 * MS, T0 - 1 * MS, F_LO, F_HI) is None  # before
+    # a sliver: 3 of its 53 columns inside the frame is not labelled here (the next frame has it)
+    assert annotation_to_pixels(g, T0 - 50 * MS, T0 + 3 * MS, F_LO, F_HI) is None
+    assert annotation_to_pixels(g, T0 + 637 * MS, T0 + 690 * MS, F_LO, F_HI) is None
+    # ... but a whole short emission inside the frame is widened, never dropped
+    assert annotation_to_pixels(g, T0 + 100 * MS, T0 + 103 * MS, F_LO, F_HI) is not None
     assert annotation_to_pixels(g, T0 + 640 * MS, T0 + 650 * MS, F_LO, F_HI) is None  # after the image
     assert annotation_to_pixels(g, T0, T0 + MS, F_HI + 1000, F_HI + 5000) is None  # above the band
 

@@ -46,7 +46,13 @@ _QUERY_KEYS = {
     "chunk_samples": ("chunk_samples", int, "an integer > 0"),
     "start": ("start_ns", _start_ns, "an ISO 8601 UTC time like 2026-11-23T10:00:00Z"),
     "duration_s": ("duration_s", float, "a number of seconds > 0"),
+    "snr_db_min": ("snr_db_min", float, "a number of dB"),
+    "snr_db_max": ("snr_db_max", float, "a number of dB"),
+    "emission_s_min": ("emission_s_min", float, "a number of seconds > 0"),
+    "emission_s_max": ("emission_s_max", float, "a number of seconds > 0"),
 }
+_RANGES = {"snr_db_range": ("snr_db_min", "snr_db_max", (6.0, 30.0)),
+           "duration_s_range": ("emission_s_min", "emission_s_max", (0.005, 0.3))}
 
 
 def parse_synthetic_query(query: str) -> dict:
@@ -76,6 +82,13 @@ def parse_synthetic_query(query: str) -> dict:
     if out.get("emissions_per_s", 0) < 0:
         raise ConfigError("synthetic:// emissions_per_s must be >= 0, got "
                           f"{out['emissions_per_s']}")
+    for name, (k_lo, k_hi, default) in _RANGES.items():
+        if k_lo in out or k_hi in out:
+            lo, hi = out.pop(k_lo, default[0]), out.pop(k_hi, default[1])
+            if not lo <= hi or (name == "duration_s_range" and lo <= 0):
+                raise ConfigError(f"synthetic:// {k_lo}={lo} and {k_hi}={hi}: need "
+                                  f"{'0 < ' if name == 'duration_s_range' else ''}min <= max")
+            out[name] = (lo, hi)
     return out
 
 

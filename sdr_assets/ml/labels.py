@@ -25,7 +25,10 @@ from sdr_assets.records import NS_PER_S
 # Class ids are positions in this tuple; "burst" is the energy detector's auto-label class.
 CLASSES: tuple[str, ...] = ("cw", "ook", "fsk", "chirp", "wideband", "burst")
 AUTO_CLASS = "burst"
-MIN_BOX_PX = 8.0  # on a 640-px frame: 4 px after the default 320-px training resize (a 1-row CW tone was unlearnable at 2: AP50 0.00)
+MIN_BOX_PX = 16.0  # on a 640-px frame: 8 px after the default 320-px training resize (a 1-row
+# CW tone was unlearnable at 2 px (AP50 0.00) and weak at 4 px (AP50 0.22 after 60 epochs))
+EDGE_SLIVER_PX = MIN_BOX_PX / 2  # an emission cut by the frame's time edge with less than this
+# inside is not labelled on this frame: the neighbouring frame holds the rest of it
 
 YoloBox = tuple[int, float, float, float, float]  # (class_id, x_center, y_center, w, h) in [0,1]
 PixelBox = tuple[float, float, float, float]  # (x0, y0, x1, y1), continuous pixel coordinates
@@ -138,6 +141,8 @@ def annotation_to_pixels(geom: Any, t_start_ns: int, t_end_ns: int, freq_lower_h
     w, h = g.width_px, g.height_px
     if x1 <= 0 or x0 >= w or y1 <= 0 or y0 >= h:
         return None
+    if (x0 < 0 or x1 > w) and min(x1, float(w)) - max(x0, 0.0) < min(EDGE_SLIVER_PX, min_px):
+        return None  # a sliver at the frame's time edge: invisible here, labelled next door
     x0, x1 = _widen(max(x0, 0.0), min(x1, float(w)), w, min_px)
     y0, y1 = _widen(max(y0, 0.0), min(y1, float(h)), h, min_px)
     return (x0, y0, x1, y1)
