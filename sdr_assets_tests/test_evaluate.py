@@ -68,3 +68,53 @@ def test_yolo_without_a_model_and_a_bad_manifest_are_one_line_errors(tmp_path, d
     res = _evaluate("--recordings", str(tmp_path / "rec"), "--manifest", str(manifest), "--out",
                     str(tmp_path / "o.jsonl"))
     assert res.returncode == 2 and "does not exist" in res.stderr
+
+
+@needs_data
+def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
+    """detect_partition's model path on a real recording: boxes 3 columns (~8 ms) too wide, one
+    over a sync pulse AND its packet, one 10 columns (26 ms) late that also holds the next sync
+    pulse, a duplicate; refined on the IQ they land on rtl_433's four starts, once each."""
+    import sqlite3
+
+    from sdr_assets.evaluation import PARTITION_KEY, ingest
+    from sdr_assets.ml.detections import detect_partition
+    from sdr_assets.ml.infer import Detection
+    from sdr_assets.ml.labelling import partition_frames
+    from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
+    from sdr_assets.paths import DataPaths
+
+    rec = next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
+               if r["file"].startswith("GT-WT-02"))
+    refs = rec["rtl_433_bursts"]  # a 0.7 ms sync, 13.6 ms silence, a 204 ms packet; then 4.8 ms + 204 ms
+    paths = DataPaths(tmp_path / "root")
+    paths.root.mkdir()
+    t0_ns, _ = ingest(RTL433 / rec["file"], paths, sample_rate_hz=rec["sample_rate_hz"],
+                      center_freq_hz=rec["center_freq_hz"], nfft=640, hop=640, frame_cols=640)
+    conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
+    (frame,) = partition_frames(conn, PARTITION_KEY)
+    geom = BoxGeometry.of(frame)
+    band = (rec["center_freq_hz"] - 80e3, rec["center_freq_hz"] - 40e3)  # GT-WT-02 sends ~60 kHz below centre
+
+    def pixels(start_s, end_s, late_cols=0.0, wide_cols=3.0):
+        x0, y0, x1, y1 = annotation_to_pixels(geom, t0_ns + int(start_s * 1e9), t0_ns + int(end_s * 1e9), *band,
+                                              min_px=0)
+        return x0 - wide_cols + late_cols, y0, x1 + wide_cols + late_cols, y1
+
+    boxes = [Detection("ook", 0.9, *pixels(refs[0]["start_s"], refs[1]["end_s"])),  # sync + packet as one
+             Detection("ook", 0.8, *pixels(refs[3]["start_s"], refs[3]["end_s"], late_cols=10)),
+             Detection("ook", 0.5, *pixels(refs[3]["start_s"] + 0.05, refs[3]["end_s"] - 0.05))]  # a duplicate
+
+    stats, rows = detect_partition(conn, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
+                                   model_version="stub", detector_name="stub", write=True)
+    starts = sorted((r.t_start_ns - t0_ns) / 1e9 for r in rows)
+    assert np.allclose(starts, [refs[i]["start_s"] for i in (0, 1, 3, 4)], atol=1e-3), starts
+    assert (stats.n_refined, stats.n_split, stats.n_suppressed) == (5, 2, 1)
+    assert all(r.first_seq <= r.last_seq for r in rows)
+    assert conn.execute("SELECT count(*) FROM detections WHERE model_version = 'stub'").fetchone()[0] == 4
+    # the same boxes without refinement keep the model's loose edges: ~8 ms early and ~18 ms late
+    _, raw = detect_partition(conn, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
+                              model_version="stub", write=False, refine=None)
+    assert len(raw) == 2 and not np.allclose(sorted((r.t_start_ns - t0_ns) / 1e9 for r in raw),
+                                             [refs[0]["start_s"], refs[3]["start_s"]], atol=5e-3)
+    conn.close()

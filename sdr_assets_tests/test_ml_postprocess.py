@@ -1,11 +1,13 @@
 """Overlap suppression and frame-edge joining on hand-made boxes (absolute ns and Hz)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from sdr_assets.ml.infer import Detection, decode_output, letterbox, nms
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, suppress_overlaps, to_time_freq
+from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, refine_box, suppress_overlaps, to_time_freq
 
 MS = 1_000_000
 T0 = 1_700_000_000_000_000_000
@@ -126,3 +128,81 @@ def test_decode_end2end_output_skips_nms():
 
 
 CLASSES6 = ("cw", "ook", "fsk", "chirp", "wideband", "burst")
+
+
+# --- refine_box: time edges from the IQ envelope in the box's band --------------------------------
+
+FS = 250_000.0
+
+
+def ook_iq(packets, n_s=0.4, offset_hz=20e3, snr_db=20.0, seed=0):
+    """Noise plus OOK packets [(start_ms, duration_ms)] (0.5 ms on / 0.5 ms off) at +offset_hz."""
+    rng = np.random.default_rng(seed)
+    n = int(n_s * FS)
+    x = (rng.normal(size=n) + 1j * rng.normal(size=n)) / np.sqrt(2)
+    t = np.arange(n) / FS
+    amp = 10 ** (snr_db / 20)
+    for start_ms, dur_ms in packets:
+        s0, s1 = int(start_ms * 1e-3 * FS), int((start_ms + dur_ms) * 1e-3 * FS)
+        gate = np.zeros(n, bool)
+        gate[s0:s1] = ((np.arange(s1 - s0) // int(0.5e-3 * FS)) % 2) == 0
+        x[gate] += amp * np.exp(2j * np.pi * offset_hz * t[gate])
+    return x.astype(np.complex64)
+
+
+def band_box(t0_ms, t1_ms, lo=F + 15e3, hi=F + 25e3):
+    return box(t0_ms, t1_ms, f_lo=lo, f_hi=hi)
+
+
+def starts_ms(boxes):
+    return [round((b.t_start_ns - T0) / MS, 1) for b in boxes]
+
+
+def test_refine_moves_loose_edges_to_the_packet():
+    x = ook_iq([(100, 40)])
+    (r,) = refine_box(band_box(88, 155), x, T0, FS, F)
+    assert r.refined
+    assert abs((r.t_start_ns - T0) / MS - 100) < 0.3
+    assert abs((r.t_end_ns - T0) / MS - 139.5) < 0.5  # the last pulse ends at 139.5 ms
+    assert (r.freq_lower_hz, r.freq_upper_hz, r.label, r.confidence) == (F + 15e3, F + 25e3, "ook", 0.9)
+    # a box that starts 15 ms late, or holds only the packet's middle, still finds its edges
+    (late,) = refine_box(band_box(115, 150), x, T0, FS, F)
+    assert abs((late.t_start_ns - T0) / MS - 100) < 0.3
+    (middle,) = refine_box(band_box(110, 125), x, T0, FS, F)
+    assert abs((middle.t_start_ns - T0) / MS - 100) < 0.3 and abs((middle.t_end_ns - T0) / MS - 139.5) < 0.5
+
+
+def test_refine_splits_a_sync_pulse_and_the_packet_after_it():
+    # a lone 1 ms pulse, 13.5 ms of silence, then the packet: rtl_433 reports two packages
+    x = ook_iq([(100, 1), (114.5, 60)])
+    out = refine_box(band_box(95, 180), x, T0, FS, F)
+    assert [abs(s - e) < 0.3 for s, e in zip(starts_ms(out), (100, 114.5))] == [True, True]
+
+
+def test_refine_ignores_the_tail_of_the_previous_packet():
+    x = ook_iq([(50, 48), (113, 48)])  # PT2262-like: 48 ms packets, 15 ms apart
+    (r,) = refine_box(band_box(90, 165), x, T0, FS, F)  # holds 8 ms of the first packet
+    assert abs((r.t_start_ns - T0) / MS - 113) < 0.3
+
+
+def test_refine_reads_only_the_box_band():
+    x = ook_iq([(100, 40)])
+    other = ook_iq([(60, 30)], offset_hz=-60e3, seed=1) - ook_iq([], seed=1)  # a packet at -60 kHz
+    (r,) = refine_box(band_box(88, 155), x + other, T0, FS, F)
+    assert abs((r.t_start_ns - T0) / MS - 100) < 0.3
+
+
+def test_refine_leaves_a_box_over_an_empty_band_alone():
+    x = ook_iq([(100, 40)])
+    b = band_box(88, 155, lo=F - 80e3, hi=F - 70e3)
+    assert refine_box(b, x, T0, FS, F) == [b]
+    assert not b.refined
+    assert refine_box(b, x[:10], T0, FS, F) == [b]  # too short to say anything
+
+
+def test_refined_duplicates_collapse_under_suppression():
+    x = ook_iq([(100, 40)])
+    a = refine_box(band_box(90, 150), x, T0, FS, F)
+    b = refine_box(replace(band_box(95, 125), confidence=0.4), x, T0, FS, F)
+    (kept,) = suppress_overlaps(a + b)
+    assert kept.confidence == 0.9 and abs((kept.t_start_ns - T0) / MS - 100) < 0.3

@@ -8,9 +8,10 @@ import math
 import dagster as dg
 
 from sdr_assets.defs.analysis import spectrograms
-from sdr_assets.defs.partitions import DAILY_PARTITIONS, TIME_PARTITIONS
+from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME
 from sdr_assets.defs.resources import DetectorSettings, SdrStore
 from sdr_assets.store.window import AnalysisDB
+from sdr_assets.store.sensors import key_slug
 
 ANALYSIS_GROUP = "analysis"
 DETECTOR_GROUP = "detector"
@@ -22,14 +23,14 @@ def _num(value):
     return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else round(value, 4)
 
 
-@dg.asset(partitions_def=TIME_PARTITIONS, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
+@dg.asset(partitions_def=SENSOR_TIME, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
 def training_labels(context: dg.AssetExecutionContext, store: SdrStore):
     """YOLO boxes on the window's frames: its annotations, else energy-detector auto-labels."""
     from sdr_assets.ml.labelling import label_partition
 
     paths = store.paths()
     with AnalysisDB(paths.analysis_db) as db:
-        st = label_partition(db.conn, context.partition_key)
+        st = label_partition(db.conn, str(context.partition_key))
     meta = {
         "frames": st.n_frames, "frames_with_boxes": st.frames_with_boxes, "boxes": st.n_boxes,
         "source": st.source, "auto_boxes": st.n_auto, "ground_truth_boxes": st.n_ground_truth,
@@ -95,7 +96,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(partitions_def=TIME_PARTITIONS, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
+@dg.asset(partitions_def=SENSOR_TIME, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
 def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
     """Detections in the window with lineage to raw chunks: the current YOLO model, else the energy detector."""
     from sdr_assets.ml.detections import detect_partition
@@ -111,7 +112,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
             version = row.version
             name = "yolo onnxruntime (CPU)" if isinstance(model, OnnxDetector) else \
                 f"yolo torch ({getattr(model, 'device', '?')})"
-        st, _ = detect_partition(db.conn, context.partition_key, paths.root, detector=model,
+        st, _ = detect_partition(db.conn, str(context.partition_key), paths.root, detector=model,
                                  model_version=version, detector_name=name)
     meta = {
         "count": st.n_detections, "model_version": st.model_version, "detector": st.detector,
@@ -120,6 +121,11 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
         "joined_at_frame_edges": st.n_joined, "suppressed_overlaps": st.n_suppressed,
         "dropped_without_samples": st.n_no_samples,
     }
+    if row is not None:
+        meta["edges_refined"] = st.n_refined  # time edges from the IQ envelope in each box's band
+        meta["split_into_packages"] = st.n_split
+        meta["edge_refinement"] = ("model boxes' start/end from the IQ envelope inside their band "
+                                   "(ml.postprocess.refine_box): good to ~0.1 ms, not a frame column")
     if row is None:
         meta["note"] = ("no trained model yet: the energy detector ran on the window's IQ "
                         "(materialise detector_model to train one)")
@@ -127,15 +133,16 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(partitions_def=TIME_PARTITIONS, group_name=ANALYSIS_GROUP, kinds={"png"}, deps=[detections])
+@dg.asset(partitions_def=SENSOR_TIME, group_name=ANALYSIS_GROUP, kinds={"png"}, deps=[detections])
 def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
     """A waterfall of the window's first frames with its detections drawn, and a count per label."""
     from sdr_assets.ml.report import render_report
 
     paths = store.paths()
-    out = paths.reports / f"{context.partition_key.replace(':', '')}.png"
+    out = paths.reports / f"{key_slug(context.partition_key)}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
     with AnalysisDB(paths.analysis_db) as db:
-        rep = render_report(db.conn, context.partition_key, paths.root, out, max_frames=detector.report_frames)
+        rep = render_report(db.conn, str(context.partition_key), paths.root, out, max_frames=detector.report_frames)
     meta = {
         "waterfall": dg.MetadataValue.md(rep.markdown(f"{context.partition_key} detections")),
         "path": dg.MetadataValue.path(str(rep.path)),

@@ -4,7 +4,9 @@ Two detectors, one output:
 
 - a trained model (``ml.infer.load_detector``) over the partition's spectrogram frames: pixel
   boxes -> absolute time/Hz (``to_time_freq``), boxes cut by a frame edge joined
-  (``join_frame_edges``), weaker overlapping boxes suppressed (``suppress_overlaps``);
+  (``join_frame_edges``), time edges refined on the IQ envelope in each box's band
+  (``refine_box``; one box may become its packages), weaker overlapping boxes suppressed
+  (``suppress_overlaps``);
 - until a model exists, the energy detector over the window's IQ (``ml.energy``), label
   ``burst``, ``model_version = "energy"``, confidence from its SNR.
 
@@ -16,16 +18,21 @@ sample (a model's box in a partial frame's black padding) is dropped and counted
 
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdr_assets.ml.energy import window_bursts
+import numpy as np
+
+from sdr_assets.dsp.iq import cu8_to_complex64
+from sdr_assets.ml.energy import segments, window_bursts
 from sdr_assets.ml.labelling import partition_frames
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, suppress_overlaps, to_time_freq
+from sdr_assets.ml.postprocess import (REFINE, RefineParams, TimeFreqBox, join_frame_edges, refine_box,
+                                       suppress_overlaps, to_time_freq)
+from sdr_assets.records import samples_to_ns
 from sdr_assets.store.lineage import ChunkIndex
 
 ENERGY_VERSION = "energy"
@@ -44,6 +51,8 @@ class DetectionStats:
     n_joined: int = 0  # boxes removed by joining frame-edge pieces
     n_suppressed: int = 0
     n_no_samples: int = 0  # boxes dropped because no stored sample lies under them
+    n_refined: int = 0  # model boxes whose time edges came from the IQ envelope (refine_box)
+    n_split: int = 0  # boxes added because a model box held more than one package
 
     @property
     def ms_per_frame(self) -> float:
@@ -106,12 +115,64 @@ def model_boxes(detector: Callable, frames: Sequence[dict[str, Any]], root: Path
     return boxes
 
 
+class SpanReader:
+    """Complex samples of a partition's time spans, from its chunks in the analysis DB; a span
+    is read within one contiguous segment (same tuning, no hole). Recent chunks are cached."""
+
+    def __init__(self, conn: sqlite3.Connection, partition_key: str, cache_chunks: int = 8):
+        self.conn, self.partition_key = conn, partition_key
+        rows = conn.execute("SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
+                            "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,)).fetchall()
+        self.segments = list(segments(rows))
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_chunks = cache_chunks
+
+    def _chunk(self, seq: int) -> np.ndarray:
+        if seq in self._cache:
+            self._cache.move_to_end(seq)
+        else:
+            iq = self.conn.execute("SELECT iq FROM chunks WHERE partition_key = ? AND seq = ?",
+                                   (self.partition_key, seq)).fetchone()[0]
+            self._cache[seq] = cu8_to_complex64(iq)
+            while len(self._cache) > self._cache_chunks:
+                self._cache.popitem(last=False)
+        return self._cache[seq]
+
+    def span(self, t_start_ns: int, t_end_ns: int, at_ns: int) -> tuple[np.ndarray, int, float, float] | None:
+        """(samples, time of the first, sample_rate_hz, center_freq_hz) of [t_start_ns, t_end_ns)
+        clipped to the segment holding ``at_ns``; None when no segment holds it."""
+        for seg in self.segments:
+            fs = float(seg[0][2])
+            if not seg[0][1] <= at_ns < seg[-1][1] + samples_to_ns(seg[-1][4], fs):
+                continue
+            rows = [r for r in seg if r[1] < t_end_ns and r[1] + samples_to_ns(r[4], fs) > t_start_ns]
+            x = np.concatenate([self._chunk(r[0]) for r in rows])
+            i0 = max(0, int((t_start_ns - rows[0][1]) * fs // 1e9))
+            i1 = min(x.size, int(-(-(t_end_ns - rows[0][1]) * fs // 1e9)))
+            return x[i0:i1], rows[0][1] + samples_to_ns(i0, fs), fs, float(seg[0][3])
+        return None
+
+
+def refine_boxes(conn: sqlite3.Connection, partition_key: str, boxes: Sequence[TimeFreqBox],
+                 params: RefineParams = REFINE) -> list[TimeFreqBox]:
+    """Each box's time edges from the IQ envelope in its band (``refine_box``), time order."""
+    reader = SpanReader(conn, partition_key)
+    ctx_ns = int(params.context_s * 1e9)
+    out: list[TimeFreqBox] = []
+    for b in sorted(boxes, key=lambda q: q.t_start_ns):
+        got = reader.span(b.t_start_ns - ctx_ns, b.t_end_ns + ctx_ns, (b.t_start_ns + b.t_end_ns) // 2)
+        out.extend([b] if got is None else refine_box(b, *got, params=params))
+    return out
+
+
 def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | str, *,
                      detector: Callable | None = None, model_version: str = ENERGY_VERSION,
-                     detector_name: str = "", write: bool = True,
+                     detector_name: str = "", write: bool = True, refine: RefineParams | None = REFINE,
                      **energy_kwargs) -> tuple[DetectionStats, list[DetectionRow]]:
-    """Detect in one partition (``detector=None``: the energy detector) and replace its rows."""
+    """Detect in one partition (``detector=None``: the energy detector) and replace its rows.
+    A model's boxes get their time edges refined on the IQ unless ``refine`` is None."""
     t0 = time.perf_counter()
+    n_refined = n_split = 0
     frames = partition_frames(conn, partition_key)
     if detector is None:
         model_version = ENERGY_VERSION
@@ -123,6 +184,10 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
         tol_ns = int(EDGE_TOL_COLS * max((BoxGeometry.of(f).col_ns for f in frames), default=0))
         joined = join_frame_edges(boxes, frame_edges(frames), tol_ns)
         name = detector_name or f"yolo {type(detector).__name__}"
+        if refine is not None:
+            refined = refine_boxes(conn, partition_key, joined, refine)
+            n_refined, n_split = sum(b.refined for b in refined), len(refined) - len(joined)
+            joined = refined
     kept = suppress_overlaps(joined)
     index = ChunkIndex.for_partition(conn, partition_key)
     rows, no_samples = [], 0
@@ -138,7 +203,8 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
         write_detections(conn, partition_key, model_version, rows)
     stats = DetectionStats(partition_key, model_version, name, len(frames), len(rows),
                            dict(sorted(Counter(r.label for r in rows).items())), time.perf_counter() - t0,
-                           len(boxes) - len(joined), len(joined) - len(kept), no_samples)
+                           len(boxes) - len(joined) + n_split, len(joined) - len(kept), no_samples,
+                           n_refined, n_split)
     return stats, rows
 
 

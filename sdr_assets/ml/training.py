@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sdr_assets.errors import ModelError
-from sdr_assets.ml.dataset import build_dataset, frame_labels_from_db
+from sdr_assets.ml.dataset import FrameLabels, build_dataset, frame_labels_from_db
 from sdr_assets.ml.labels import CLASSES
 from sdr_assets.ml.train import EpochCallback, evaluate, export_onnx, train_detector
 from sdr_assets.paths import DataPaths
@@ -106,6 +106,14 @@ def train_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: Training
     if len(frames) < 2:
         raise NoLabelledFrames(f"only {len(frames)} labelled frame(s) in {', '.join(parts)}: a dataset needs 2 "
                                f"(one to train, one to validate); {NO_LABELS_HINT} over a longer window.")
+    return train_frames_and_register(conn, paths, cfg, frames, parts, on_epoch=on_epoch, log=log)
+
+
+def train_frames_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: TrainingConfig,
+                              frames: list[FrameLabels], parts: list[str], *,
+                              on_epoch: EpochCallback | None = None, log=lambda line: None) -> TrainingOutcome:
+    """Steps 2-5 on given labelled frames (absolute image paths; ``parts`` names where they came
+    from, for the registry): e.g. frames labelled in other data roots (bench/rtl433_yolo.py)."""
     version = new_version(conn, cfg.model)
     ds = build_dataset(frames, paths.datasets / version, val_fraction=cfg.val_fraction)
     n_boxes = sum(len(f.boxes) for f in frames)
