@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sdr_assets.cli_sensors import sensor_option, sensors
 from sdr_assets.errors import SdrAssetsError
 
 
@@ -23,6 +24,9 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 def main() -> None:
     """Live SDR -> hot SQLite -> Dagster analysis (snapshots, spectrograms, YOLO)."""
+
+
+main.add_command(sensors)
 
 
 @main.command()
@@ -68,13 +72,15 @@ def run(host: str, port: int, partition_minutes: int, capture_source: str, captu
 @click.option("--to", "last", required=True, metavar="KEY", help="Last partition (inclusive).")
 @click.option("--select", default="hot_snapshot,iq_window,spectrograms", show_default=True,
               help="Comma-separated assets to materialise for each partition.")
+@sensor_option
 def backfill(first: str, last: str, select: str) -> None:
-    """Materialise a range of partitions through Dagster, one run each, with a progress bar."""
+    """Materialise a range of partitions of one sensor through Dagster, one run each, with a progress bar."""
     from sdr_assets.defs.backfill import partition_range, run_backfill
+    from sdr_assets.paths import DataPaths
 
     keys = partition_range(first, last)
     report = run_backfill(keys, [s.strip() for s in select.split(",") if s.strip()],
-                          echo=lambda m: click.echo(m, err=True))
+                          echo=lambda m: click.echo(m, err=True), sensor=DataPaths.from_env().sensor)
     click.echo(f"backfill: {len(report.succeeded)} succeeded, {len(report.failed)} failed, "
                f"{len(report.not_held)} no longer held")
     sys.exit(1 if report.failed or report.not_held else 0)
@@ -141,9 +147,11 @@ def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_
 @click.option("--partition-minutes", type=float, default=None,
               help="Analysis window for the capacity check (default $SDR_ASSETS_PARTITION_MINUTES or 60).")
 @click.option("--writer-delay-s", type=float, default=0.0, hidden=True)  # test hook: slow writer
+@sensor_option
 def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop, ring_mb, cap_bytes,
             cap_gb, max_age_s, synchronous, duration_s, partition_minutes, writer_delay_s) -> None:
-    """Run the capture service: SOURCE -> $SDR_ASSETS_HOME/hot.db until EOF or Ctrl-C."""
+    """Run the capture service: SOURCE -> the sensor's hot DB ($SDR_ASSETS_HOME/hot.db for the
+    default sensor) until EOF or Ctrl-C."""
     import logging
 
     from sdr_assets.capture.console import run_capture
@@ -159,6 +167,7 @@ def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
 @main.command()
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option("--interval-s", type=float, default=1.0, show_default=True, help="Refresh period with --watch.")
+@sensor_option
 def status(watch: bool, interval_s: float) -> None:
     """Live figures of the newest capture (read-only; safe beside a running capture)."""
     from sdr_assets.capture.console import status_command
@@ -170,6 +179,7 @@ def status(watch: bool, interval_s: float) -> None:
 @click.option("--by", type=click.Choice(["capture", "hour"]), default="capture", show_default=True)
 @click.option("--metric", "metrics", multiple=True, help="Metric to show (repeatable; default: a summary set).")
 @click.option("--all-metrics", is_flag=True, help="Show every metric.")
+@sensor_option
 def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
     """Telemetry history per capture or per hour (count, min/avg/max) and hot DB figures."""
     from sdr_assets.capture.console import stats_command
@@ -213,17 +223,23 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -
 # ---- export and report (plain modules: sigmf_export, store.plots) ----
 @main.command()
 @click.option("--partition", "partition_key", required=True, metavar="KEY",
-              help="A partition the analysis DB holds, e.g. 2026-11-23-00:00.")
+              help="A partition the analysis DB holds: a time key like 2026-11-23-00:00 (of "
+                   "--sensor) or a full key like 'roof|2026-11-23-00:00'.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for KEY.sigmf-meta + KEY.sigmf-data (created if missing).")
 @click.option("--with-annotations/--no-annotations", default=True, show_default=True,
               help="Ground truth and detections as SigMF annotations.")
+@sensor_option
 def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
     """Export a partition of the analysis DB as SigMF (cu8 exactly as stored, annotated)."""
     from sdr_assets.paths import DataPaths
     from sdr_assets.sigmf_export import export_partition
+    from sdr_assets.store.sensors import KEY_SEP, analysis_key
 
-    res = export_partition(DataPaths.from_env().analysis_db, partition_key, out_dir,
+    paths = DataPaths.from_env()
+    if KEY_SEP not in partition_key:
+        partition_key = analysis_key(paths.sensor, partition_key)
+    res = export_partition(paths.analysis_db, partition_key, out_dir,
                            with_annotations=with_annotations, progress=True)
     for rec in res.recordings:
         click.echo(f"{rec.meta_path}: {rec.n_samples} samples at {rec.sample_rate_hz:.0f} S/s in "
@@ -240,6 +256,7 @@ def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
               help="Write a 4-panel PNG: ingest MB/s, samples lost /s, commit ms p50/p99, DB size MB.")
 @click.option("--since-minutes", type=float, default=60.0, show_default=True,
               help="How far back to read the hot DB's telemetry.")
+@sensor_option
 def report(plot_path: Path | None, since_minutes: float) -> None:
     """The capture's telemetry (hot DB, read-only, short read): a text summary and a chart."""
     import time

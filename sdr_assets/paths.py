@@ -2,7 +2,9 @@
 
 ``SDR_ASSETS_HOME`` (default ``./var`` in the working directory) holds::
 
-    hot.db            the capture service's write-tuned database
+    hot.db            the capture service's write-tuned database (the "default" sensor)
+    sensors/NAME/     every other registered radio sensor: sensor.json, its own hot.db and
+                      snapshots/ (``sdr-assets sensors add NAME``)
     analysis.db       the analysis side (windows, frames, labels, models, detections)
     snapshots/        point-in-time copies of hot.db, one per partition (transient)
     spectrograms/     8-bit PNG frames, one folder per partition
@@ -19,7 +21,9 @@ from pathlib import Path
 from sdr_assets.errors import ConfigError
 
 ENV_HOME = "SDR_ASSETS_HOME"
+ENV_SENSOR = "SDR_ASSETS_SENSOR"  # the sensor CLI commands act on (default: "default")
 DEFAULT_HOME = "var"
+DEFAULT_SENSOR = "default"
 
 
 def data_root(create: bool = True) -> Path:
@@ -44,17 +48,27 @@ def data_root(create: bool = True) -> Path:
 
 @dataclass(frozen=True)
 class DataPaths:
-    """Where each kind of data lives under one root."""
+    """Where each kind of data lives under one root; ``sensor`` picks the hot DB and snapshots."""
 
     root: Path
+    sensor: str = DEFAULT_SENSOR
 
     @classmethod
     def from_env(cls, create: bool = True) -> "DataPaths":
-        return cls(data_root(create=create))
+        """The data root of ``$SDR_ASSETS_HOME``, for the sensor ``$SDR_ASSETS_SENSOR`` names."""
+        return cls(data_root(create=create), os.environ.get(ENV_SENSOR, "").strip() or DEFAULT_SENSOR)
+
+    def for_sensor(self, sensor: str) -> "DataPaths":
+        return DataPaths(self.root, sensor)
+
+    @property
+    def sensor_dir(self) -> Path:
+        """Where a registered sensor's files live (the default sensor's: the root itself)."""
+        return self.root if self.sensor == DEFAULT_SENSOR else self.root / "sensors" / self.sensor
 
     @property
     def hot_db(self) -> Path:
-        return self.root / "hot.db"
+        return self.sensor_dir / "hot.db"
 
     @property
     def analysis_db(self) -> Path:
@@ -62,7 +76,7 @@ class DataPaths:
 
     @property
     def snapshots(self) -> Path:
-        return self.root / "snapshots"
+        return self.sensor_dir / "snapshots"
 
     @property
     def spectrograms(self) -> Path:

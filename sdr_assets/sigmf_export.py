@@ -89,7 +89,8 @@ class ExportResult:
 
 
 def base_name(partition_key: str) -> str:
-    return partition_key.replace(":", "")
+    """``roof|2026-11-23-04:00`` -> ``roof_2026-11-23-0400`` (one file name, no folders)."""
+    return partition_key.replace(":", "").replace("|", "_")
 
 
 def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path | str, *,

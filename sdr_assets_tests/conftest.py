@@ -23,6 +23,7 @@ def _data_root(tmp_path, monkeypatch):
     """Every test writes under its own data root, never ./var."""
     root = tmp_path / "sdr_home"
     monkeypatch.setenv("SDR_ASSETS_HOME", str(root))
+    monkeypatch.setenv("SDR_ASSETS_SENSOR", "default")  # `--sensor` sets it in-process: reset
     return root
 
 

@@ -19,18 +19,32 @@ from sdr_assets_tests.capture_support import query
 def materialize(names, partition_key: str, instance=None, quiet: bool = False, **resource_overrides):
     """dagster.materialize of ``names`` for one partition, in this process, with the
     Definitions' resources (``store=SdrStore(...)`` etc. replace one); never raises on failure.
+    A bare time key of a (sensor x time) asset means the ``default`` sensor (see :func:`pkey`);
+    the key's sensor is registered in the instance first.
     ``quiet``: the run's console log shows warnings and errors only."""
     import dagster as dg
 
+    from sdr_assets.defs.partitions import SENSOR_TIME, ensure_sensor_partitions
     from sdr_assets.definitions import defs
+    from sdr_assets.store.sensors import split_key
+
+    instance = instance or dg.DagsterInstance.ephemeral()
+    if any(defs.get_assets_def(n).partitions_def == SENSOR_TIME for n in names):
+        partition_key = pkey(partition_key)
+        ensure_sensor_partitions(instance, [split_key(partition_key)[0]])
 
     resources = dict(defs.resources)
     resources.update(resource_overrides)
     assets = [defs.get_assets_def(n) for n in names]
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if quiet else None
     return dg.materialize(assets, partition_key=partition_key, raise_on_error=False,
-                          resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
-                          run_config=run_config)
+                          resources=resources, instance=instance, run_config=run_config)
+
+
+def pkey(time_key: str, sensor: str = "default") -> str:
+    """The analysis key (and Dagster multi-partition key) of a time key: ``default|2026-...``;
+    a key that already names its sensor is returned as it is."""
+    return time_key if "|" in time_key else f"{sensor}|{time_key}"
 
 
 def meta(result, asset: str) -> dict | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from sdr_assets_tests.helpers import materialize, pkey
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +49,7 @@ def test_cli_backfill_materialises_each_partition(tmp_path, data_root):
     assert "3 succeeded, 0 failed, 0 no longer held" in out.stdout
     rows = sqlite3.connect(data_root / "analysis.db").execute(
         "SELECT partition_key, n_samples FROM partitions ORDER BY partition_key").fetchall()
-    assert [r[0] for r in rows] == [_key(start + timedelta(minutes=i)) for i in range(3)]
+    assert [r[0] for r in rows] == [pkey(_key(start + timedelta(minutes=i))) for i in range(3)]
     assert all(n >= 250_000 * 59 for _, n in rows)
     # the runs are in the Dagster instance, so the UI lists them
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as inst:
@@ -61,14 +63,10 @@ def test_partition_no_longer_held_is_reported_not_silently_skipped(tmp_path, dat
     _capture(env, start, 300, "--cap-bytes", str(64 * 2**20))
     out = _backfill(env, _key(start), _key(start + timedelta(minutes=4)))
     assert out.returncode == 1
-    assert f"skipped {_key(start)}: no longer held by the hot DB" in out.stderr
+    assert f"skipped default|{_key(start)}: no longer held by the hot DB" in out.stderr
     assert "no longer held" in out.stdout and "0 failed" in out.stdout
 
-    from sdr_assets.definitions import defs
-
-    res = dg.materialize([defs.get_assets_def("hot_snapshot")], partition_key=_key(start),
-                         resources=dict(defs.resources), raise_on_error=False,
-                         instance=dg.DagsterInstance.ephemeral())
+    res = materialize(["hot_snapshot"], _key(start))
     assert not res.success
     failure = next(e for e in res.all_events if e.is_step_failure)
     msg = failure.event_specific_data.error.message

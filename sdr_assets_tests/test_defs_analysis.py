@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from sdr_assets.dsp.stft import FrameGeometry
-from sdr_assets_tests.helpers import check_results, failure_text, materialize, meta
+from sdr_assets_tests.helpers import check_results, failure_text, materialize, meta, pkey
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,7 +47,10 @@ def test_cli_materialize_then_tone_lands_on_its_row(env, data_root):
     uri = (f"synthetic://?seed=7&rate={RATE_HZ}&kinds=cw&emissions_per_s=0.3"
            f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=130")
     _capture(env, uri)
-    key = (start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M")
+    key = pkey((start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M"))
+    sync = subprocess.run([str(BIN / "sdr-assets"), "sensors", "sync"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert sync.returncode == 0 and "default" in sync.stdout, sync.stdout + sync.stderr
     out = subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m",
                           "sdr_assets.definitions", "--select",
                           "hot_snapshot,iq_window,spectrograms", "--partition", key],
@@ -118,22 +121,32 @@ def test_sensor_requests_newest_closed_partition_once(env, data_root):
 
     start = _past_minute(30)
     _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=125")
-    ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
-    req = hot_db_sensor(ctx)
+    instance = dg.DagsterInstance.ephemeral()
+    ctx = dg.build_sensor_context(instance=instance)
+    res = hot_db_sensor(ctx)
+    # the default sensor becomes a partition of the 'sensor' dimension in the same tick
+    assert [r.partition_keys for r in res.dynamic_partitions_requests] == [["default"]]
     # data runs to start+125 s (whole chunks), so the newest closed partition starts at +1 min
-    assert isinstance(req, dg.RunRequest)
-    assert req.partition_key == (start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M")
+    (req,) = res.run_requests
+    assert req.partition_key == pkey((start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M"))
     assert req.run_key == req.partition_key
-    again = hot_db_sensor(dg.build_sensor_context(cursor=req.partition_key,
-                                                  instance=dg.DagsterInstance.ephemeral()))
-    assert isinstance(again, dg.SkipReason)
+    instance.add_dynamic_partitions("sensor", ["default"])
+    again = hot_db_sensor(dg.build_sensor_context(cursor=ctx.cursor, instance=instance))
+    assert not again.run_requests and not again.dynamic_partitions_requests
+    assert "last requested" in again.skip_reason.skip_message
+    # a cursor from the single-sensor days (a bare time key) still means "already requested"
+    old = hot_db_sensor(dg.build_sensor_context(cursor=req.partition_key.split("|")[1],
+                                                instance=instance))
+    assert not old.run_requests
 
 
 def test_sensor_skips_without_hot_db(env):
     from sdr_assets.defs.automation import hot_db_sensor
 
     res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
-    assert isinstance(res, dg.SkipReason) and "sdr-assets capture" in res.skip_message
+    assert not res.run_requests
+    assert "default: no hot DB yet" in res.skip_reason.skip_message
+    assert "sdr-assets capture" in res.skip_reason.skip_message
 
 
 def test_sensor_waits_until_the_data_crosses_a_partition_end(env, data_root):
@@ -144,4 +157,4 @@ def test_sensor_waits_until_the_data_crosses_a_partition_end(env, data_root):
     start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(seconds=5)
     _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
     res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
-    assert isinstance(res, dg.SkipReason)
+    assert not res.run_requests and res.skip_reason is not None

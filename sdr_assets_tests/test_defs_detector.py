@@ -18,6 +18,8 @@ from PIL import Image
 from sdr_assets.dsp.stft import FrameGeometry
 from sdr_assets.records import samples_to_ns
 from sdr_assets_tests.test_ml_pipeline import no_network  # noqa: F401 - the network-blocking fixture
+from sdr_assets.ml.labels import MIN_BOX_PX
+from sdr_assets_tests.helpers import materialize, pkey
 
 os.environ.setdefault("SDR_ASSETS_PARTITION_MINUTES", "1")  # before sdr_assets.definitions is imported
 
@@ -33,7 +35,7 @@ def _past_minute(minutes_ago: int) -> datetime:
 
 
 def _key(t: datetime) -> str:
-    return t.strftime("%Y-%m-%d-%H:%M")
+    return pkey(t.strftime("%Y-%m-%d-%H:%M"))
 
 
 @pytest.fixture
@@ -51,12 +53,8 @@ def _capture(env, uri: str) -> None:
 
 def _materialize(keys, partition, instance=None, **detector):
     from sdr_assets.defs.resources import DetectorSettings
-    from sdr_assets.definitions import defs
 
-    return dg.materialize([defs.get_assets_def(k) for k in keys], partition_key=partition, raise_on_error=False,
-                          resources={"store": defs.resources["store"], "spectrogram": defs.resources["spectrogram"],
-                                     "detector": DetectorSettings(**detector)},
-                          instance=instance or dg.DagsterInstance.ephemeral())
+    return materialize(keys, partition, instance=instance, detector=DetectorSettings(**detector))
 
 
 def _meta(result, key):
@@ -124,8 +122,8 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
         labels = conn.execute("SELECT x_center, y_center, width, height, class_name, auto FROM labels "
                               "WHERE frame_id = ?", (f["frame_id"],)).fetchall()
         for a0, a1, lo, hi in anns:
-            if not (f["t_start_ns"] <= a0 and a1 <= f["t_end_ns"]) or g.t_ns_to_x(a1) - g.t_ns_to_x(a0) < 10:
-                continue  # whole inside the frame and at least 10 columns long
+            if not (f["t_start_ns"] <= a0 and a1 <= f["t_end_ns"]) or g.t_ns_to_x(a1) - g.t_ns_to_x(a0) < MIN_BOX_PX:
+                continue  # whole inside the frame and too long to be widened to the minimum box
             x0, x1 = g.t_ns_to_x(a0), g.t_ns_to_x(a1)
             y_c = g.freq_hz_to_y((lo + hi) / 2)
             match = [lb for lb in labels if abs((lb[0] - lb[2] / 2) * g.width_px - x0) < 0.5
@@ -169,7 +167,13 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     from sdr_assets.definitions import defs
 
     ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-    reqs = new_model_sensor.evaluate_tick(ctx).run_requests
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    from sdr_assets.defs.partitions import ensure_sensor_partitions
+
+    ensure_sensor_partitions(instance, ["default"])  # hot_db_sensor's doing in a deployment
+    with partition_loading_context(dynamic_partitions_store=instance):  # as the daemon does
+        reqs = new_model_sensor.evaluate_tick(ctx).run_requests
     assert [(r.partition_key, r.run_key) for r in reqs] == [(key, f"{version}:{key}")]
 
     # a second night: the new model is the challenger, the first one defends on the same frames

@@ -22,6 +22,7 @@ from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, sam
 
 sigmf = pytest.importorskip("sigmf")
 from sigmf import sigmffile  # noqa: E402
+from sdr_assets_tests.helpers import materialize, pkey
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -70,15 +71,8 @@ def test_chain_export_with_truth_and_detections_round_trips(data_root, tmp_path,
     out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
                           "--partition-minutes", "1"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    key = start.strftime("%Y-%m-%d-%H:%M")
-    from sdr_assets.definitions import defs
-    from sdr_assets.defs.resources import DetectorSettings
-
-    res = dg.materialize([defs.get_assets_def(k) for k in ("hot_snapshot", "iq_window", "spectrograms",
-                                                           "detections")],
-                         partition_key=key, raise_on_error=False, instance=dg.DagsterInstance.ephemeral(),
-                         resources={"store": defs.resources["store"], "spectrogram": defs.resources["spectrogram"],
-                                    "detector": DetectorSettings()})
+    key = pkey(start.strftime("%Y-%m-%d-%H:%M"))
+    res = materialize(["hot_snapshot", "iq_window", "spectrograms", "detections"], key)
     assert res.success
 
     conn = sqlite3.connect(data_root / "analysis.db")
@@ -92,10 +86,11 @@ def test_chain_export_with_truth_and_detections_round_trips(data_root, tmp_path,
     assert len(truth) >= 8 and len(dets) >= 5
 
     dest = tmp_path / "export"
-    out = subprocess.run([str(BIN / "sdr-assets"), "export", "--partition", key, "--out", str(dest)],
+    # the bare time key is the default sensor's partition (its full key is 'default|...')
+    out = subprocess.run([str(BIN / "sdr-assets"), "export", "--partition", key.split("|")[1], "--out", str(dest)],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    meta_path = dest / f"{key.replace(':', '')}.sigmf-meta"
+    meta_path = dest / f"{key.replace(':', '').replace('|', '_')}.sigmf-meta"
     assert str(meta_path) in out.stdout and f"{len(truth)} ground truth" in out.stdout
 
     rec, doc = _read_back(meta_path)
@@ -132,7 +127,7 @@ def test_chain_export_with_truth_and_detections_round_trips(data_root, tmp_path,
 
     chunks, gaps, replayed_anns = _replay(meta_path)
     assert hashlib.sha256(b"".join(c.iq for c in chunks)).hexdigest() == sha
-    assert hashlib.sha256((dest / f"{key.replace(':', '')}.sigmf-data").read_bytes()).hexdigest() == sha
+    assert hashlib.sha256((dest / f"{key.replace(':', '').replace('|', '_')}.sigmf-data").read_bytes()).hexdigest() == sha
     assert chunks[0].t_start_ns == t0_ns and not gaps
     assert len(replayed_anns) == len(anns)
 
@@ -240,14 +235,18 @@ def test_export_bad_input_says_what_to_do(data_root, tmp_path):
     snap = tmp_path / "snap.db"
     take_snapshot(data_root / "hot.db", snap, nice=0)
     with AnalysisDB(data_root / "analysis.db") as db:
-        db.load_window(snap, "2026-01-01-00:00", t0_ns, t0_ns + 60 * NS_PER_S, keep_partitions=4)
-        db.load_window(snap, "2026-01-01-00:05", t0_ns + 3600 * NS_PER_S, t0_ns + 3660 * NS_PER_S,
+        db.load_window(snap, "default|2026-01-01-00:00", t0_ns, t0_ns + 60 * NS_PER_S, keep_partitions=4)
+        db.load_window(snap, "default|2026-01-01-00:05", t0_ns + 3600 * NS_PER_S, t0_ns + 3660 * NS_PER_S,
                        keep_partitions=4)
 
     r = runner.invoke(main, ["export", "--partition", "2026-01-02-00:00", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
-    assert "'2026-01-02-00:00' is not in the analysis DB" in r.output
-    assert "it holds: 2026-01-01-00:00, 2026-01-01-00:05" in r.output
+    assert "'default|2026-01-02-00:00' is not in the analysis DB" in r.output
+    assert "it holds: default|2026-01-01-00:00, default|2026-01-01-00:05" in r.output
+    r = runner.invoke(main, ["export", "--sensor", "roof", "--partition", "2026-01-01-00:00",
+                             "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "sensor 'roof' is not registered" in r.output
+    assert "sdr-assets sensors add roof" in r.output
 
     r = runner.invoke(main, ["export", "--partition", "2026-01-01-00:05", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "holds no samples" in r.output

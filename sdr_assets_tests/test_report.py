@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sdr_assets.store.plots import METRICS
+from sdr_assets_tests.helpers import materialize, pkey
 
 BIN = Path(sys.executable).parent
 RATE_HZ = 250_000
@@ -95,17 +96,12 @@ def test_report_plot_and_partition_plots_from_real_telemetry(data_root, tmp_path
     assert _panels(data) == 4 and "4 panels" in out
 
     # partition_plots: waterfall + telemetry of the replayed window, from its snapshot
-    from sdr_assets.definitions import defs
-
-    key = start.strftime("%Y-%m-%d-%H:%M")
-    res = dg.materialize([defs.get_assets_def(k) for k in ("hot_snapshot", "iq_window", "spectrograms",
-                                                           "partition_plots")],
-                         partition_key=key, raise_on_error=False, instance=dg.DagsterInstance.ephemeral(),
-                         resources={"store": defs.resources["store"], "spectrogram": defs.resources["spectrogram"]})
+    key = pkey(start.strftime("%Y-%m-%d-%H:%M"))
+    res = materialize(["hot_snapshot", "iq_window", "spectrograms", "partition_plots"], key)
     assert res.success
     meta = {k: getattr(v, "value", v) for k, v in res.asset_materializations_for_node("partition_plots")[-1]
             .metadata.items()}
-    snap = data_root / "snapshots" / f"hot-{key.replace(':', '')}.db"
+    snap = data_root / "snapshots" / f"hot-{key.split('|')[1].replace(':', '')}.db"
     in_window = _rows(snap, "AND t_ns >= ? AND t_ns < ?", (int(start.timestamp() * 1e9),
                                                            int((start + timedelta(minutes=1)).timestamp() * 1e9)))
     assert in_window == []  # the replay was ingested now: its rows are those of capture 1
@@ -113,7 +109,7 @@ def test_report_plot_and_partition_plots_from_real_telemetry(data_root, tmp_path
     assert meta["telemetry_selection"].startswith("capture(s) 1: replayed")
     chart = _md_png(meta["telemetry"])
     assert Path(meta["telemetry_path"]).read_bytes() == chart and _panels(chart) == 4
-    assert Path(meta["telemetry_path"]).parent == data_root / "reports" / key.replace(":", "")
+    assert Path(meta["telemetry_path"]).parent == data_root / "reports" / "default" / key.split("|")[1].replace(":", "")
     waterfall = Image.open(io.BytesIO(_md_png(meta["waterfall"])))
     conn = sqlite3.connect(data_root / "analysis.db")
     n_frames = conn.execute("SELECT count(*) FROM frames WHERE partition_key = ?", (key,)).fetchone()[0]

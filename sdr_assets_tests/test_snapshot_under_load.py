@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+from sdr_assets_tests.helpers import materialize
 
 BIN = Path(sys.executable).parent
 
@@ -40,9 +41,7 @@ def test_snapshot_during_3_2_msps_capture_is_a_consistent_prefix(data_root, monk
         key = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M")
         snaps = []
         for i in range(2):  # the whole hot DB is copied, whatever the partition
-            res = dg.materialize([defs.get_assets_def("hot_snapshot")], partition_key=key,
-                                 resources={"store": defs.resources["store"]},
-                                 instance=dg.DagsterInstance.ephemeral())
+            res = materialize(["hot_snapshot"], key)
             assert res.success
             meta = res.asset_materializations_for_node("hot_snapshot")[0].metadata
             assert meta["integrity"].value == "ok"

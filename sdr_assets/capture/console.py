@@ -156,6 +156,7 @@ def render_status(st: dict | None, hot_path: Path):
     gain = "auto" if st["gain_db"] is None else f"{st['gain_db']:g} dB"
     lost_by = ", ".join(f"{c}: {int(n)} in {k} gap(s)" for c, k, n in st["gaps"]) or "none"
     rows = [
+        ("hot DB", str(hot_path)),
         ("source", f"{st['source_uri']} ({st['source_kind']})"),
         ("tuning", f"{st['center_freq_hz'] / 1e6:.6g} MHz, {st['sample_rate_hz'] / 1e6:g} MS/s, gain {gain}"),
         ("started", _iso(st["started_ns"])),

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from sdr_assets.defs.partitions import TIME_PARTITIONS, window_ns
+from sdr_assets.defs.partitions import SENSOR_TIME, sensor_of, window_ns
 from sdr_assets.defs.resources import SdrStore, SpectrogramSettings
 from sdr_assets.store import frames as frames_store
 from sdr_assets.store import snapshot as snap
+from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB, check_contiguity
 
 GROUP = "analysis"
@@ -18,7 +19,9 @@ COVERAGE_MIN = 0.999  # stored / (expected - recorded as lost)
 
 
 def snapshot_path(store: SdrStore, partition_key: str) -> Path:
-    return store.paths().snapshots / f"hot-{partition_key.replace(':', '')}.db"
+    """The sensor's snapshot folder, one file per time window: hot-2026-11-23-0400.db."""
+    sensor, time_key = split_key(partition_key)
+    return store.paths(sensor).snapshots / f"hot-{time_key.replace(':', '')}.db"
 
 
 def _require_held(hot: Path, t0_ns: int, t1_ns: int, key: str) -> None:
@@ -40,22 +43,24 @@ def _iso(t_ns: int) -> str:
 
 
 @dg.asset(
-    partitions_def=TIME_PARTITIONS, group_name=GROUP, kinds={"sqlite"},
+    partitions_def=SENSOR_TIME, group_name=GROUP, kinds={"sqlite"},
     check_specs=[dg.AssetCheckSpec("snapshot_integrity", asset="hot_snapshot",
                                    description="PRAGMA integrity_check on the copy is ok")],
 )
 def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
-    """Point-in-time copy of the hot DB (SQLite online backup, one step, non-blocking)."""
-    paths = store.paths()
+    """Point-in-time copy of the sensor's hot DB (SQLite online backup, one step, non-blocking)."""
+    paths = store.paths(sensor_of(context))
+    key = str(context.partition_key)
     t0_ns, t1_ns = window_ns(context)
-    _require_held(paths.hot_db, t0_ns, t1_ns, context.partition_key)
-    dest = snapshot_path(store, context.partition_key)
+    _require_held(paths.hot_db, t0_ns, t1_ns, key)
+    dest = snapshot_path(store, key)
     dest.parent.mkdir(parents=True, exist_ok=True)
     res = snap.take_snapshot(paths.hot_db, dest)
     removed = snap.prune_snapshots(paths.snapshots, keep=store.keep_snapshots)
     context.log.info(f"snapshot {dest.name}: {res.n_bytes / 1e6:.1f} MB in {res.seconds:.2f} s, "
                      f"{res.n_chunks} chunks, last seq {res.last_seq}, integrity {res.integrity}")
     meta = {
+        "sensor": paths.sensor, "hot_db": dg.MetadataValue.path(str(paths.hot_db)),
         "path": dg.MetadataValue.path(str(dest)),
         "bytes": res.n_bytes, "MB": round(res.n_bytes / 1e6, 2),
         "seconds": round(res.seconds, 3), "MB/s": round(res.mb_per_s, 1),
@@ -69,7 +74,7 @@ def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
 
 
 @dg.asset(
-    partitions_def=TIME_PARTITIONS, group_name=GROUP, kinds={"sqlite"}, deps=[hot_snapshot],
+    partitions_def=SENSOR_TIME, group_name=GROUP, kinds={"sqlite"}, deps=[hot_snapshot],
     check_specs=[dg.AssetCheckSpec(
         "window_coverage", asset="iq_window",
         description="samples stored vs expected, less recorded gaps; unrecorded holes fail")],
@@ -77,9 +82,10 @@ def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
 def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
     """The partition's chunks, gaps and annotations, copied into the analysis DB."""
     paths = store.paths()
-    src = snapshot_path(store, context.partition_key)
+    key = str(context.partition_key)
+    src = snapshot_path(store, key)
     if not src.exists():
-        raise dg.Failure(f"No snapshot for {context.partition_key} at {src}; materialise "
+        raise dg.Failure(f"No snapshot for {key} at {src}; materialise "
                          "hot_snapshot for this partition first.")
     integrity = snap.verify_snapshot(src)
     if integrity != "ok":
@@ -89,16 +95,14 @@ def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
     db = AnalysisDB(paths.analysis_db)
     db.open()
     try:
-        st = db.load_window(src, context.partition_key, t0_ns, t1_ns,
-                            keep_partitions=store.keep_partitions)
-        holes = check_contiguity(list(db.iter_chunks(context.partition_key, with_iq=False)),
-                                 db.gaps(context.partition_key))
+        st = db.load_window(src, key, t0_ns, t1_ns, keep_partitions=store.keep_partitions)
+        holes = check_contiguity(list(db.iter_chunks(key, with_iq=False)), db.gaps(key))
     finally:
         db.close()
     for key in st.dropped_partitions:
         shutil.rmtree(frames_store.partition_folder(paths.spectrograms, key), ignore_errors=True)
     if st.empty:
-        context.log.warning(f"partition {context.partition_key} holds no samples: the window "
+        context.log.warning(f"partition {key} holds no samples: the window "
                             "is empty (was the capture running then?)")
     meta = {
         "samples": st.n_samples, "chunks": st.n_chunks, "seconds_covered": round(st.covered_s, 3),
@@ -121,7 +125,7 @@ def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
 
 
 @dg.asset(
-    partitions_def=TIME_PARTITIONS, group_name=GROUP, kinds={"numpy"}, deps=[iq_window],
+    partitions_def=SENSOR_TIME, group_name=GROUP, kinds={"numpy"}, deps=[iq_window],
     check_specs=[dg.AssetCheckSpec("frame_count", asset="spectrograms",
                                    description="frames written == frames the samples imply")],
 )
@@ -132,13 +136,14 @@ def spectrograms(context: dg.AssetExecutionContext, store: SdrStore,
 
     paths = store.paths()
     backend = pick_backend() if spectrogram.backend == "auto" else spectrogram.backend
+    key = str(context.partition_key)
     conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
     try:
         st = frames_store.render_partition(
-            conn, context.partition_key, paths.spectrograms, nfft=spectrogram.nfft,
+            conn, key, paths.spectrograms, nfft=spectrogram.nfft,
             hop=spectrogram.hop, frame_cols=spectrogram.frame_cols, backend=backend)
         on_disk = conn.execute("SELECT path FROM frames WHERE partition_key = ?",
-                               (context.partition_key,)).fetchall()
+                               (key,)).fetchall()
     finally:
         conn.close()
     missing = [p for (p,) in on_disk if not (paths.root / p).exists()]

@@ -1,5 +1,8 @@
 """`sdr-assets backfill`: materialise a range of partitions through Dagster, one run each.
 
+The range is of time keys, for one radio sensor (``--sensor``, default ``default``); the
+sensor is registered as a partition of the Dagster instance first when it is not yet.
+
 Runs are recorded in the Dagster instance at $DAGSTER_HOME when it is set (so they show in
 the UI beside UI-launched backfills), else in an ephemeral instance. Partitions the hot DB no
 longer holds are reported up front and skipped, never silently.
@@ -11,9 +14,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 from tqdm import tqdm
 
-from sdr_assets.defs.partitions import TIME_PARTITIONS
+from sdr_assets.defs.partitions import TIME_PARTITIONS, ensure_sensor_partitions, multi_key
 from sdr_assets.errors import ConfigError
-from sdr_assets.paths import DataPaths
+from sdr_assets.paths import DEFAULT_SENSOR, DataPaths
 from sdr_assets.store import snapshot as snap
 
 
@@ -39,9 +42,9 @@ def partition_range(first: str, last: str) -> list[str]:
     return keys[i:j + 1]
 
 
-def held_partitions(keys: list[str]) -> tuple[list[str], list[str]]:
-    """Split keys into (still held, no longer held) by the hot DB's retention."""
-    hot = DataPaths.from_env().hot_db
+def held_partitions(keys: list[str], sensor: str = DEFAULT_SENSOR) -> tuple[list[str], list[str]]:
+    """Split time keys into (still held, no longer held) by the sensor's hot-DB retention."""
+    hot = DataPaths.from_env().for_sensor(sensor).hot_db
     if not hot.exists():
         return keys, []
     ok, gone = [], []
@@ -51,11 +54,16 @@ def held_partitions(keys: list[str]) -> tuple[list[str], list[str]]:
     return ok, gone
 
 
-def run_backfill(keys: list[str], selection: list[str], echo=print) -> BackfillReport:
+def run_backfill(keys: list[str], selection: list[str], echo=print,
+                 sensor: str = DEFAULT_SENSOR) -> BackfillReport:
+    """Materialise ``selection`` for each time key of ``sensor``; report keys as ``SENSOR|TIME``."""
     from sdr_assets.definitions import defs
+    from sdr_assets.store.sensors import require_registered
 
+    require_registered(DataPaths.from_env(), sensor)
     report = BackfillReport()
-    keys, report.not_held = held_partitions(keys)
+    keys, not_held = held_partitions(keys, sensor)
+    report.not_held = [str(multi_key(sensor, k)) for k in not_held]
     for k in report.not_held:
         echo(f"skipped {k}: no longer held by the hot DB (retention dropped it)")
     instance = (dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME")
@@ -67,7 +75,8 @@ def run_backfill(keys: list[str], selection: list[str], echo=print) -> BackfillR
                           f"choose from {', '.join(sorted(known))}.")
     assets = [defs.get_assets_def(name) for name in selection]
     resources = dict(defs.resources)
-    for key in tqdm(keys, desc="backfill", unit="partition"):
+    ensure_sensor_partitions(instance, [sensor])
+    for key in tqdm([str(multi_key(sensor, k)) for k in keys], desc="backfill", unit="partition"):
         res = dg.materialize(assets, partition_key=key, instance=instance,
                              resources=resources, raise_on_error=False,
                              tags={"sdr_assets/backfill": "cli"})

@@ -3,8 +3,9 @@
 detector_schedule (02:00 UTC) runs detector_job for the day that just ended. Whenever a
 detector_model materialisation promotes a new model (from that job, a backfill or the UI),
 new_model_sensor requests detections + detection_report for the newest
-``SDR_ASSETS_REDETECT_PARTITIONS`` (default 6) time partitions that have spectrograms, one
-run per partition, run_key = "<model version>:<partition>" so each is requested once.
+``SDR_ASSETS_REDETECT_PARTITIONS`` (default 6) (sensor x time) partitions that have
+spectrograms, one run per partition, run_key = "<model version>:<partition>" so each is
+requested once.
 """
 
 import os
@@ -13,9 +14,10 @@ import sqlite3
 import dagster as dg
 
 from sdr_assets.defs.detector import detection_report, detections, detector_model
-from sdr_assets.defs.partitions import DAILY_PARTITIONS, TIME_PARTITIONS
+from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME, TIME_PARTITIONS
 from sdr_assets.errors import ConfigError
 from sdr_assets.paths import DataPaths
+from sdr_assets.store.sensors import KEY_SEP, split_key
 
 ENV_REDETECT = "SDR_ASSETS_REDETECT_PARTITIONS"
 
@@ -30,7 +32,7 @@ detector_schedule = dg.build_schedule_from_partitioned_job(
 
 detections_job = dg.define_asset_job(
     "detections_job", selection=dg.AssetSelection.assets(detections, detection_report),
-    partitions_def=TIME_PARTITIONS,
+    partitions_def=SENSOR_TIME,
     description="Re-run detections and the report for one window (after a new model is promoted).")
 
 
@@ -46,7 +48,7 @@ def redetect_count() -> int:
 
 
 def recent_partitions_with_frames(analysis_db, limit: int) -> list[str]:
-    """The newest ``limit`` time-partition keys that have spectrogram frames, newest first."""
+    """The newest ``limit`` (sensor x time) keys that have spectrogram frames, newest first."""
     from sdr_assets.store.db import connect_ro
 
     if limit <= 0 or not analysis_db.exists():
@@ -61,7 +63,7 @@ def recent_partitions_with_frames(analysis_db, limit: int) -> list[str]:
         conn.close()
     keys = []
     for key, _ in rows:
-        if TIME_PARTITIONS.has_partition_key(key):
+        if KEY_SEP in key and TIME_PARTITIONS.has_partition_key(split_key(key)[1]):
             keys.append(key)
         if len(keys) == limit:
             break

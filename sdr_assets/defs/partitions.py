@@ -4,6 +4,10 @@
 divide an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) or be 60. ``SDR_ASSETS_PARTITION_START``
 (``YYYY-MM-DD``, default: 7 days before today, UTC) sets the first partition. Keys look like
 ``2026-11-23-00:00`` (UTC).
+
+The analysis assets are partitioned by time x radio sensor (:data:`SENSOR_TIME`): the sensor
+dimension is dynamic (``hot_db_sensor`` adds every sensor registered under the data root, see
+store/sensors.py), and a key reads ``SENSOR|TIME``, e.g. ``default|2026-11-23-00:00``.
 """
 
 import os
@@ -53,6 +57,24 @@ def build_time_partitions() -> dg.TimeWindowPartitionsDefinition:
     )
 
 
+def sensor_of(context) -> str:
+    """The radio sensor of a (sensor x time) partition."""
+    return context.partition_key.keys_by_dimension[SENSOR_DIM]
+
+
+def multi_key(sensor: str, time_key: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({SENSOR_DIM: sensor, TIME_DIM: time_key})
+
+
+def ensure_sensor_partitions(instance: dg.DagsterInstance, names) -> list[str]:
+    """Add the sensors the instance does not know yet as dynamic partitions; returns those added."""
+    known = set(instance.get_dynamic_partitions(SENSORS.name))
+    new = [n for n in names if n not in known]
+    if new:
+        instance.add_dynamic_partitions(SENSORS.name, new)
+    return new
+
+
 def window_ns(context) -> tuple[int, int]:
     """The partition's [start, end) in ns since the epoch."""
     tw = context.partition_time_window
@@ -60,4 +82,7 @@ def window_ns(context) -> tuple[int, int]:
 
 
 TIME_PARTITIONS = build_time_partitions()
+SENSOR_DIM, TIME_DIM = "sensor", "time"
+SENSORS = dg.DynamicPartitionsDefinition(name="sensor")
+SENSOR_TIME = dg.MultiPartitionsDefinition({TIME_DIM: TIME_PARTITIONS, SENSOR_DIM: SENSORS})
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(start_date=partition_start()[:10], timezone="UTC")

@@ -8,9 +8,10 @@ snapshot of the hot DB (snapshots/hot-<key>.db), never from the live hot DB.
 import dagster as dg
 
 from sdr_assets.defs.analysis import snapshot_path, spectrograms
-from sdr_assets.defs.partitions import TIME_PARTITIONS, window_ns
+from sdr_assets.defs.partitions import SENSOR_TIME, window_ns
 from sdr_assets.defs.resources import SdrStore
 from sdr_assets.store.window import AnalysisDB
+from sdr_assets.store.sensors import key_slug
 
 GROUP = "analysis"
 WATERFALL_FRAMES = 8
@@ -20,15 +21,15 @@ def _round(v, digits=3):
     return "-" if v is None else round(v, digits)
 
 
-@dg.asset(partitions_def=TIME_PARTITIONS, group_name=GROUP, kinds={"png"}, deps=[spectrograms])
+@dg.asset(partitions_def=SENSOR_TIME, group_name=GROUP, kinds={"png"}, deps=[spectrograms])
 def partition_plots(context: dg.AssetExecutionContext, store: SdrStore):
     """Waterfall and capture telemetry (ingest MB/s, samples lost, commit ms, DB size) of the window."""
     from sdr_assets.ml.report import render_report
     from sdr_assets.store.plots import TelemetrySeries, partition_telemetry, plot_telemetry, summarize
 
-    key = context.partition_key
+    key = str(context.partition_key)
     paths = store.paths()
-    folder = paths.reports / key.replace(":", "")
+    folder = paths.reports / key_slug(key)
     with AnalysisDB(paths.analysis_db) as db:
         wf = render_report(db.conn, key, paths.root, folder / "waterfall.png", max_frames=WATERFALL_FRAMES)
     t0_ns, t1_ns = window_ns(context)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from sdr_assets.paths import DataPaths
+from sdr_assets.paths import DEFAULT_SENSOR, DataPaths
 
 
 class SdrStore(dg.ConfigurableResource):
@@ -14,12 +14,13 @@ class SdrStore(dg.ConfigurableResource):
     keep_snapshots: int = 3  # snapshot files kept, newest first
     keep_partitions: int = 24  # partitions the analysis DB (circular buffer) keeps
 
-    def paths(self) -> DataPaths:
+    def paths(self, sensor: str = DEFAULT_SENSOR) -> DataPaths:
+        """The data root's paths, with the hot DB and snapshots of ``sensor``."""
         if self.home:
             root = Path(self.home).expanduser().resolve()
             root.mkdir(parents=True, exist_ok=True)
-            return DataPaths(root)
-        return DataPaths.from_env()
+            return DataPaths(root, sensor)
+        return DataPaths.from_env().for_sensor(sensor)
 
 
 class SpectrogramSettings(dg.ConfigurableResource):

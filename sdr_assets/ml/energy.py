@@ -104,7 +104,8 @@ def window_bursts(conn, partition_key: str, **kwargs) -> list[WindowBurst]:
         "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,)).fetchall()
 
     def read_iq(seq: int) -> bytes:
-        return conn.execute("SELECT iq FROM chunks WHERE seq = ?", (seq,)).fetchone()[0]
+        return conn.execute("SELECT iq FROM chunks WHERE partition_key = ? AND seq = ?",
+                            (partition_key, seq)).fetchone()[0]
 
     out: list[WindowBurst] = []
     for seg in segments(rows):

@@ -62,6 +62,27 @@ CREATE INDEX telemetry_metric_t ON telemetry (metric, t_ns);
 """
 
 
+# Analysis migration 3: several radio sensors share the analysis DB, and each hot DB numbers
+# its chunks from 1, so a chunk is (sensor, seq): the sensor is the part of the partition key
+# before '|' ('default' for the keys of the single-sensor days).
+_ANALYSIS_V3 = """
+CREATE TABLE chunks_v3 (
+    sensor TEXT NOT NULL, seq INTEGER NOT NULL, partition_key TEXT NOT NULL,
+    capture_id INTEGER NOT NULL, t_start_ns INTEGER NOT NULL, sample_rate_hz REAL NOT NULL,
+    center_freq_hz REAL NOT NULL, gain_db REAL, n_samples INTEGER NOT NULL, iq BLOB NOT NULL,
+    iq_crc32 INTEGER,
+    PRIMARY KEY (sensor, seq));
+INSERT INTO chunks_v3 SELECT
+    CASE WHEN instr(partition_key, '|') > 0 THEN substr(partition_key, 1, instr(partition_key, '|') - 1)
+         ELSE 'default' END,
+    seq, partition_key, capture_id, t_start_ns, sample_rate_hz, center_freq_hz, gain_db, n_samples,
+    iq, iq_crc32 FROM chunks;
+DROP TABLE chunks;
+ALTER TABLE chunks_v3 RENAME TO chunks;
+CREATE INDEX chunks_partition ON chunks (partition_key, t_start_ns);
+"""
+
+
 def _schema_text(name: str) -> str:
     return resources.files("sdr_assets.store").joinpath(name).read_text(encoding="utf-8")
 
@@ -72,8 +93,8 @@ def hot_migrations() -> list[tuple[int, str]]:
 
 
 def analysis_migrations() -> list[tuple[int, str]]:
-    """The analysis DB's migrations: 1 = analysis_schema.sql."""
-    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2)]
+    """The analysis DB's migrations: 1 = analysis_schema.sql, then 2 and 3 above."""
+    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2), (3, _ANALYSIS_V3)]
 
 
 def check_sqlite_file(path: Path) -> None:

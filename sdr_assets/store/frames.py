@@ -18,6 +18,7 @@ from PIL import Image
 from sdr_assets.dsp import stft
 from sdr_assets.dsp.iq import cu8_to_complex64
 from sdr_assets.records import samples_to_ns
+from sdr_assets.store.sensors import key_slug
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class FramesStats:
 
 
 def partition_folder(root: Path, partition_key: str) -> Path:
-    return root / partition_key.replace(":", "")
+    return root / key_slug(partition_key)
 
 
 def expected_frames(n_samples: int, nfft: int, hop: int, frame_cols: int) -> int:

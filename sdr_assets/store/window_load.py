@@ -5,6 +5,7 @@ import time
 
 from sdr_assets.errors import PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.store.sensors import split_key
 
 
 def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str, partition_key: str,
@@ -66,17 +67,19 @@ def _snap_figures(conn: sqlite3.Connection):
 
 
 def _copy(conn, crc: str, key: str, t0: int, t1: int, snapshot_name: str) -> None:
+    sensor = split_key(key)[0]  # each hot DB numbers its chunks from 1: a chunk is (sensor, seq)
     try:
         conn.execute(
-            "INSERT INTO main.chunks (seq, partition_key, capture_id, t_start_ns, sample_rate_hz, "
+            "INSERT INTO main.chunks (sensor, seq, partition_key, capture_id, t_start_ns, sample_rate_hz, "
             "center_freq_hz, gain_db, n_samples, iq, iq_crc32) "
-            f"SELECT seq, ?, capture_id, t_start_ns, sample_rate_hz, center_freq_hz, gain_db, n_samples, iq, {crc} "
-            "FROM snap.chunks WHERE t_start_ns >= ? AND t_start_ns < ? ORDER BY t_start_ns", (key, t0, t1))
+            f"SELECT ?, seq, ?, capture_id, t_start_ns, sample_rate_hz, center_freq_hz, gain_db, n_samples, iq, "
+            f"{crc} FROM snap.chunks WHERE t_start_ns >= ? AND t_start_ns < ? ORDER BY t_start_ns",
+            (sensor, key, t0, t1))
     except sqlite3.IntegrityError as exc:
         other = conn.execute(
             "SELECT DISTINCT m.partition_key FROM main.chunks m JOIN snap.chunks s ON s.seq = m.seq "
-            "WHERE s.t_start_ns >= ? AND s.t_start_ns < ? AND m.partition_key != ? LIMIT 3",
-            (t0, t1, key)).fetchall()
+            "WHERE m.sensor = ? AND s.t_start_ns >= ? AND s.t_start_ns < ? AND m.partition_key != ? "
+            "LIMIT 3", (sensor, t0, t1, key)).fetchall()
         raise StoreError(
             f"window {key} overlaps chunks already held by partition(s) {[r[0] for r in other]} "
             f"({exc}); partitions must not overlap: drop those first (AnalysisDB.drop_partition)."
