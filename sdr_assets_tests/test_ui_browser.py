@@ -34,6 +34,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 UI_TIMEOUT_MS = 90_000  # two shared cores: the graph's first render can be slow
 RUN_TIMEOUT_S = 240
 
+
+def pkey(time_key: str) -> str:
+    """The default sensor's (sensor x time) partition key."""
+    return f"default|{time_key}"
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra: "
                                "pip install -e '.[dev]'")
 pytestmark = [
@@ -97,6 +102,10 @@ def dagster_ui(partitions, data_root, tmp_path, port):
                           str(REPO / "workspace.yaml")], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=180)
     assert out.returncode == 0 and "Stopped sensor hot_db_sensor" in out.stdout, out.stdout + out.stderr
+    # ... so the default radio sensor is registered as a partition by the CLI instead.
+    out = subprocess.run([str(BIN / "sdr-assets"), "sensors", "sync"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0 and "default" in out.stdout, out.stdout + out.stderr
     log = tmp_path / "dagster_dev.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
@@ -167,6 +176,9 @@ def _launch(page, partitions_text: str, n_partitions: int, button: str) -> str:
     page.get_by_role("button", name=re.compile(rf"Materialize selected \({len(SELECTED)}\)")).click()
     dialog = page.get_by_role("dialog")
     sync_api.expect(dialog.get_by_text(f"Launch runs to materialize {len(SELECTED)} assets")).to_be_visible()
+    # one partition selector per dimension: sensor (a drop-down, 'All' = every registered
+    # sensor, here the default one), then time (a text box taking keys and [a...b] ranges)
+    dialog.get_by_role("button", name="All", exact=True).first.click()
     box = dialog.get_by_role("textbox").first
     box.fill(partitions_text)
     box.press("Enter")
@@ -250,13 +262,14 @@ def test_asset_graph_materialise_and_backfill_from_the_ui(dagster_ui, partitions
             run = _wait_run(base, run_id)
             tags = {t["key"]: t["value"] for t in run["tags"]}
             assert run["status"] == "SUCCESS", (run_id, run)
-            assert tags.get("dagster/partition") == k0
+            assert tags.get("dagster/partition") == pkey(k0)
+            assert tags.get("dagster/partition/sensor") == "default"
             bf = _wait_backfill(base, backfill_id)
             assert bf["status"] == "COMPLETED_SUCCESS" and bf["numPartitions"] == 2, bf
             runs = _gql(base, _RUNS_Q, {"id": backfill_id})["runsOrError"]["results"]
             done = {next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition"): r["status"]
                     for r in runs}
-            assert done == {k0: "SUCCESS", k1: "SUCCESS"}, done
+            assert done == {pkey(k0): "SUCCESS", pkey(k1): "SUCCESS"}, done
             everything = _gql(base, _ALL_RUNS_Q)["runsOrError"]["results"]
             assert len(everything) == 3, everything  # the sensor stayed stopped
 
@@ -278,5 +291,5 @@ def test_asset_graph_materialise_and_backfill_from_the_ui(dagster_ui, partitions
         frames = dict(conn.execute("SELECT partition_key, count(*) FROM frames GROUP BY 1").fetchall())
     finally:
         conn.close()
-    assert held.get(k0, 0) >= 250_000 * 59 and held.get(k1, 0) >= 250_000 * 59, held
-    assert frames.get(k0, 0) > 0 and frames.get(k1, 0) > 0, frames
+    assert held.get(pkey(k0), 0) >= 250_000 * 59 and held.get(pkey(k1), 0) >= 250_000 * 59, held
+    assert frames.get(pkey(k0), 0) > 0 and frames.get(pkey(k1), 0) > 0, frames
