@@ -111,10 +111,14 @@ def _capture_one_partition(env) -> str:
                           "--partition-minutes", "1"], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    return start.strftime("%Y-%m-%d-%H:%M")
+    return "default|" + start.strftime("%Y-%m-%d-%H:%M")  # (sensor x time) partition key
 
 
 def _materialize(env, key: str) -> subprocess.CompletedProcess:
+    """Register the radio sensors as partitions (stored in Postgres), then materialise."""
+    sync = subprocess.run([str(BIN / "sdr-assets"), "sensors", "sync"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert sync.returncode == 0 and "default" in sync.stdout, sync.stdout + sync.stderr
     return subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "sdr_assets.definitions",
                            "--select", SELECT, "--partition", key], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=400)
