@@ -64,11 +64,14 @@ def main() -> int:
                                              batch=args.batch, model=args.model,
                                              device=args.device, patience=args.patience,
                                              lookback_partitions=args.minutes)
+    from sdr_assets.defs.partitions import ensure_sensor_partitions
+
     instance = dg.DagsterInstance.ephemeral()
+    ensure_sensor_partitions(instance, ["default"])
     chain = [defs.get_assets_def(k) for k in
              ("hot_snapshot", "iq_window", "spectrograms", "training_labels")]
     for i in range(args.minutes):
-        key = (start + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M")
+        key = "default|" + (start + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M")
         res = dg.materialize(chain, partition_key=key, resources=resources, instance=instance)
         assert res.success
     print(f"[train] {args.minutes} partitions rendered and labelled "
