@@ -140,3 +140,14 @@ def test_analysis_db_of_the_single_sensor_days_migrates_chunks_to_sensor_and_seq
         conn.execute("INSERT INTO chunks (sensor, seq, partition_key, capture_id, t_start_ns, sample_rate_hz, "
                      "center_freq_hz, n_samples, iq) VALUES ('roof', 1, 'roof|y', 1, 5, 1.0, 1.0, 1, x'00')")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_fallback_schedule_requests_the_closed_window_of_every_sensor(env):
+    from sdr_assets.defs.automation import analysis_schedule
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.add_dynamic_partitions("sensor", ["default", "roof"])
+        ctx = dg.build_schedule_context(instance=instance,
+                                        scheduled_execution_time=datetime(2026, 11, 23, 4, 0, tzinfo=UTC))
+        keys = sorted(r.partition_key for r in analysis_schedule.evaluate_tick(ctx).run_requests)
+    assert keys == ["default|2026-11-23-03:59", "roof|2026-11-23-03:59"]
