@@ -1,17 +1,20 @@
 """YOLO on the real rtl_433 recordings, cross-validated by file (never scored on its training files).
 
 For each of K folds (files sorted by name, file i in fold i % K): a fresh data root; every
-TRAINING recording of the other folds is replayed ``--shifts`` times, each time rotated in time
-by another fraction of its length (the bursts land at other places of the frame; a rotation
-keeps every sample), through the same chain ``sdr-assets evaluate`` uses (file source ->
-hot DB -> snapshot -> window -> spectrogram frames, ``evaluation.ingest``); the frames get
-energy-detector auto-labels (``ml.labelling.label_partition``, the ``training_labels`` code);
+TRAINING recording of the other folds is replayed ``--shifts`` times, each variant rotated in
+time by another fraction of its length (the bursts land elsewhere in the frame; a rotation
+keeps every sample) and, from the second on, shifted in frequency (up to +-30 % of the rate),
+through the same chain ``sdr-assets evaluate`` uses (file source -> hot DB -> snapshot ->
+window -> spectrogram frames, ``evaluation.ingest``); the frames get energy-detector
+auto-labels (``ml.labelling.label_partition``, the ``training_labels`` code). Every other
+variant is also replayed with white noise added (0.6x or 1.5x the recording's floor: 2 or 4 dB
+less SNR) and trained on with the CLEAN variant's labels, so faint bursts stay labelled;
 a YOLO is trained from a yaml and registered as the fold's current model
 (``ml.training.train_frames_and_register``). Then ``evaluation.evaluate_recordings`` scores the
 fold's HELD-OUT recordings with that model (``--detector yolo``) and with the energy detector,
 on the same files. Per fold and pooled: recall, precision, TP/FP/FN, training time, epochs.
 
-    nice -n 5 .venv/bin/python bench/rtl433_yolo.py --folds 2 --shifts 8 --epochs 40 --imgsz 320
+    nice -n 5 .venv/bin/python bench/rtl433_yolo.py --folds 2 --shifts 10 --epochs 110 --imgsz 320
 
 CPU: about 10-15 min a fold at these settings on 2 cores.
 """
@@ -25,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rtl433"
 
 
@@ -34,37 +39,69 @@ def split_by_file(recs: list[dict], k: int) -> list[list[dict]]:
     return [[r for i, r in enumerate(ordered) if i % k == fold] for fold in range(k)]
 
 
-def rotated(src: Path, out: Path, frac: float) -> Path:
-    """``src`` (cu8) rotated left by ``frac`` of its samples, written to ``out``."""
-    data = src.read_bytes()
-    cut = 2 * int(frac * (len(data) // 2))
-    out.write_bytes(data[cut:] + data[:cut])
-    return out
+NOISE_X_FLOOR = (0.0, 0.0, 0.6, 1.5)  # added noise power per variant j % 4, in units of the floor
+
+
+def variant(src: Path, frac: float, shift_frac: float, noise_x_floor: float,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy) cu8 of ``src`` rotated left by ``frac`` of its samples, shifted by
+    ``shift_frac`` x the sample rate, and with ``noise_x_floor`` x its noise floor added."""
+    from sdr_assets.dsp.iq import complex64_to_cu8, cu8_to_complex64
+
+    x = cu8_to_complex64(np.fromfile(src, np.uint8))
+    x = np.roll(x, -int(frac * x.size))
+    if shift_frac:
+        x = (x * np.exp(2j * np.pi * shift_frac * np.arange(x.size))).astype(np.complex64)
+    clean = complex64_to_cu8(x)
+    if not noise_x_floor:
+        return clean, clean
+    blocks = np.abs(x[: x.size // 250 * 250] - x.mean()).reshape(-1, 250) ** 2
+    floor = float(np.percentile(blocks.mean(axis=1), 20))  # 1 ms blocks at 250 kS/s
+    sigma = np.sqrt(noise_x_floor * floor / 2)
+    noise = rng.normal(0, sigma, x.size) + 1j * rng.normal(0, sigma, x.size)
+    return clean, complex64_to_cu8((x + noise).astype(np.complex64))
+
+
+def _ingest_labelled(cu8: np.ndarray, sub, rec: dict, nfft: int, hop: int, cols: int) -> tuple[list, int]:
+    """FrameLabels of ``cu8`` replayed into the data root ``sub`` and auto-labelled there."""
+    from sdr_assets.evaluation import PARTITION_KEY, ingest
+    from sdr_assets.ml.dataset import frame_labels_from_db
+    from sdr_assets.ml.labelling import label_partition
+
+    sub.root.mkdir(parents=True)
+    path = sub.root / "variant.cu8"
+    cu8.tofile(path)
+    ingest(path, sub, sample_rate_hz=rec.get("sample_rate_hz"), center_freq_hz=rec.get("center_freq_hz"),
+           nfft=nfft, hop=hop, frame_cols=cols)
+    conn = sqlite3.connect(sub.analysis_db, isolation_level=None)
+    try:
+        n = label_partition(conn, PARTITION_KEY).n_boxes
+        return frame_labels_from_db(conn, [PARTITION_KEY], root=sub.root), n
+    finally:
+        conn.close()
 
 
 def training_frames(recs: list[dict], folder: Path, work: Path, shifts: int, nfft: int, hop: int,
-                    cols: int) -> tuple[list, list[str], int]:
-    """Labelled frames (FrameLabels, renumbered) of every rotation of every training recording."""
-    from sdr_assets.evaluation import PARTITION_KEY, ingest
-    from sdr_assets.ml.dataset import FrameLabels, frame_labels_from_db
-    from sdr_assets.ml.labelling import label_partition
+                    cols: int, seed: int = 0) -> tuple[list, list[str], int]:
+    """Labelled frames (FrameLabels, renumbered) of every variant of every training recording."""
+    from sdr_assets.ml.dataset import FrameLabels
     from sdr_assets.paths import DataPaths
 
     frames, parts, n_boxes = [], [], 0
-    for j in range(shifts):  # shift-major: the time split's validation frames are the last rotations
+    for j in range(shifts):  # shift-major: the time split's validation frames are the last variants
         for i, rec in enumerate(recs):
-            sub = DataPaths(work / f"s{j:02d}_r{i:02d}")
-            sub.root.mkdir(parents=True)
-            cu8 = rotated(folder / rec["file"], sub.root / "rotated.cu8", j / shifts)
-            ingest(cu8, sub, sample_rate_hz=rec.get("sample_rate_hz"), center_freq_hz=rec.get("center_freq_hz"),
-                   nfft=nfft, hop=hop, frame_cols=cols)
-            conn = sqlite3.connect(sub.analysis_db, isolation_level=None)
-            try:
-                n_boxes += label_partition(conn, PARTITION_KEY).n_boxes
-                for f in frame_labels_from_db(conn, [PARTITION_KEY], root=sub.root):
-                    frames.append(FrameLabels(len(frames) + 1, f.path, f.t_start_ns, f.boxes))
-            finally:
-                conn.close()
+            rng = np.random.default_rng([seed, j, i])
+            shift = 0.0 if j == 0 else float(rng.uniform(-0.3, 0.3))
+            clean, noisy = variant(folder / rec["file"], j / shifts, shift, NOISE_X_FLOOR[j % 4], rng)
+            labelled, n = _ingest_labelled(clean, DataPaths(work / f"s{j:02d}_r{i:02d}"), rec, nfft, hop, cols)
+            if noisy is not clean:  # the noisy frames, with the clean frames' boxes (same geometry)
+                seen, _ = _ingest_labelled(noisy, DataPaths(work / f"s{j:02d}_r{i:02d}_noisy"), rec, nfft, hop,
+                                           cols)
+                if len(seen) == len(labelled):
+                    labelled = [FrameLabels(0, f.path, f.t_start_ns, c.boxes) for f, c in zip(seen, labelled)]
+            n_boxes += n
+            for f in labelled:
+                frames.append(FrameLabels(len(frames) + 1, f.path, f.t_start_ns, f.boxes))
             parts.append(f"{rec['file']}@{j}/{shifts}")
     return frames, parts, n_boxes
 
@@ -84,7 +121,7 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
     t0 = time.perf_counter()
     frames, parts, n_boxes = training_frames(train, args.recordings, root / "train", args.shifts, args.nfft,
                                              args.hop, args.frame_cols)
-    print(f"[fold {fold}] {len(train)} training files x {args.shifts} rotations: {len(frames)} frames, "
+    print(f"[fold {fold}] {len(train)} training files x {args.shifts} variants: {len(frames)} frames, "
           f"{n_boxes} auto-label boxes ({time.perf_counter() - t0:.0f} s)", flush=True)
     cfg = TrainingConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
                          patience=args.epochs, val_fraction=args.val_fraction)
@@ -130,7 +167,7 @@ def main() -> int:
     ap.add_argument("--manifest", type=Path, default=None, help="default: RECORDINGS/manifest.json")
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--only-fold", type=int, action="append", default=None, help="run only these folds")
-    ap.add_argument("--shifts", type=int, default=8, help="rotations of each training recording")
+    ap.add_argument("--shifts", type=int, default=10, help="variants of each training recording")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--batch", type=int, default=16)

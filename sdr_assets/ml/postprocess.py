@@ -132,10 +132,10 @@ class RefineParams:
 
     context_s: float = 0.5  # IQ read on each side of the box: the floor, and packages that reach out of it
     fine_window_s: float = 1e-4  # STFT length of the envelope (hop a quarter of it)
-    smooth_s: float = 2.5e-4  # envelope power averaged over this long (noise: 99.9th pct ~7 dB over the floor)
+    smooth_s: float = 5e-5  # envelope power averaged over this long (longer merges OOK pulses: see gap_ratio)
     floor_percentile: float = 20.0  # of the band's envelope over the context: the noise floor
-    min_snr_db: float = 8.0  # the box's 90th-percentile level must clear the floor by this
-    min_threshold_db: float = 6.0  # the pulse threshold is at least this far over the floor
+    min_snr_db: float = 10.0  # the box's 90th-percentile level must clear the floor by this
+    min_threshold_db: float = 10.0  # the pulse threshold is at least this far over the floor (noise peaks)
     min_pulse_s: float = 5e-5  # shorter excursions over the threshold are noise
     min_gap_s: float = 0.010  # a gap ends a package when over both this and gap_ratio x the
     gap_ratio: float = 10.0  # longest pulse so far, or over max_gap_s
