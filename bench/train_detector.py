@@ -33,6 +33,10 @@ def main() -> int:
     ap.add_argument("--model", default="yolo11n.yaml")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--patience", type=int, default=100)
+    ap.add_argument("--warm-start", action="store_true",
+                    help="start from the current model of --home (continue a run) instead of from scratch")
+    ap.add_argument("--train-only", action="store_true",
+                    help="reuse --home's labelled partitions: no capture, no rendering")
     ap.add_argument("--scenario", default="",
                     help="extra synthetic:// query keys, e.g. 'snr_db_min=10&emissions_per_s=6'")
     args = ap.parse_args()
@@ -48,10 +52,11 @@ def main() -> int:
     if args.scenario:
         uri += "&" + args.scenario.lstrip("&?")
     t0 = time.time()
-    subprocess.run([str(bin_dir / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                    "--partition-minutes", "1"], check=True)
-    print(f"[train] captured {args.minutes} min at {args.rate / 1e6:.3f} MS/s into {home} "
-          f"in {time.time() - t0:.0f} s", flush=True)
+    if not args.train_only:
+        subprocess.run([str(bin_dir / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
+                        "--partition-minutes", "1"], check=True)
+        print(f"[train] captured {args.minutes} min at {args.rate / 1e6:.3f} MS/s into {home} "
+              f"in {time.time() - t0:.0f} s", flush=True)
 
     import dagster as dg
 
@@ -63,14 +68,15 @@ def main() -> int:
     resources["detector"] = DetectorSettings(epochs=args.epochs, imgsz=args.imgsz,
                                              batch=args.batch, model=args.model,
                                              device=args.device, patience=args.patience,
-                                             lookback_partitions=args.minutes)
+                                             lookback_partitions=args.minutes,
+                                             warm_start=args.warm_start)
     from sdr_assets.defs.partitions import ensure_sensor_partitions
 
     instance = dg.DagsterInstance.ephemeral()
     ensure_sensor_partitions(instance, ["default"])
     chain = [defs.get_assets_def(k) for k in
              ("hot_snapshot", "iq_window", "spectrograms", "training_labels")]
-    for i in range(args.minutes):
+    for i in range(0 if args.train_only else args.minutes):
         key = "default|" + (start + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M")
         res = dg.materialize(chain, partition_key=key, resources=resources, instance=instance)
         assert res.success

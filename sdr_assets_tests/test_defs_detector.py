@@ -147,6 +147,7 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     meta = _meta(res, "detector_model")
     version = meta["version"]
     assert meta["promoted"] is True and meta["champion_version"] == "none" and meta["epochs_run"] == 1
+    assert meta["warm_start_from"].startswith("none")
     assert meta["partitions"] == [key] and meta["train_frames"] + meta["val_frames"] == len(_frames(conn, key))
     row = conn.execute("SELECT path, onnx_path, partitions_json, params_json, metrics_json, is_current "
                        "FROM models WHERE version = ?", (version,)).fetchone()
@@ -176,10 +177,12 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
         reqs = new_model_sensor.evaluate_tick(ctx).run_requests
     assert [(r.partition_key, r.run_key) for r in reqs] == [(key, f"{version}:{key}")]
 
-    # a second night: the new model is the challenger, the first one defends on the same frames
-    res = _materialize(["detector_model"], day, instance, **small)
+    # a second night, warm-started from the current model: the new model is the challenger,
+    # the first one defends on the same frames
+    res = _materialize(["detector_model"], day, instance, warm_start=True, **small)
     assert res.success, _failure(res)
     meta = _meta(res, "detector_model")
+    assert meta["warm_start_from"] == version
     assert meta["version"] != version and meta["champion_version"] == version
     assert {"champion_map50", "map50"} <= set(meta) and "challenger" in meta["comparison"]
     wins = isinstance(meta["map50"], float) and (meta["champion_map50"] == "nan" or meta["map50"] > meta["champion_map50"])

@@ -134,3 +134,24 @@ def test_champion_challenger_drives_promotion(db):
     if champion_challenger(list_models(db)[1].metrics, champion_on_same_val):
         promote(db, "new")
     assert current_model(db).version == "new"
+
+
+def test_warm_start_takes_the_champion_only_when_it_can_seed_the_training(tmp_path):
+    from types import SimpleNamespace
+
+    from sdr_assets.ml.labels import CLASSES
+    from sdr_assets.ml.training import TrainingConfig, warm_start_source
+
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"not really torch, only present")
+    champ = SimpleNamespace(version="v1", path=str(weights), classes=tuple(CLASSES))
+    lines: list[str] = []
+    assert warm_start_source(TrainingConfig(), champ) == ("yolo11n.yaml", None)  # not asked
+    cfg = TrainingConfig(warm_start=True)
+    assert warm_start_source(cfg, champ, lines.append) == (str(weights), "v1")
+    assert warm_start_source(cfg, None, lines.append) == ("yolo11n.yaml", None)
+    other = SimpleNamespace(version="v0", path=str(weights), classes=("cw", "burst"))
+    assert warm_start_source(cfg, other, lines.append) == ("yolo11n.yaml", None)
+    gone = SimpleNamespace(version="v2", path=str(tmp_path / "gone.pt"), classes=tuple(CLASSES))
+    assert warm_start_source(cfg, gone, lines.append) == ("yolo11n.yaml", None)
+    assert "no current model yet" in lines[1] and "v0" in lines[2] and "gone.pt" in lines[3]

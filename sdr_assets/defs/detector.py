@@ -88,6 +88,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
         "train_frames": out.n_train, "val_frames": out.n_val, "boxes": out.n_boxes,
         "epochs_run": out.epochs_run, "train_s": round(out.train_s, 1), "device": out.device,
         "model": detector.model, "imgsz": detector.imgsz,
+        "warm_start_from": out.params.get("warm_start_from") or "none (from scratch)",
         "weights": dg.MetadataValue.path(str(out.weights_path)),
         "onnx": dg.MetadataValue.path(str(out.onnx_path)),
     }

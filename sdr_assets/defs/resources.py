@@ -44,6 +44,7 @@ class DetectorSettings(dg.ConfigurableResource):
     val_fraction: float = 0.2  # the latest frames, held back for validation
     patience: int = 20
     seed: int = 0
+    warm_start: bool = False  # train from the current model's weights instead of from scratch
     conf: float = 0.25  # inference: minimum confidence
     runtime: str = "auto"  # inference: auto (torch on CUDA, else onnxruntime) | onnx | torch
     report_frames: int = 8  # detection_report: frames stitched into the waterfall
@@ -53,4 +54,5 @@ class DetectorSettings(dg.ConfigurableResource):
 
         return TrainingConfig(model=self.model, epochs=self.epochs, imgsz=self.imgsz, batch=self.batch,
                               device=self.device, lookback_partitions=self.lookback_partitions,
-                              val_fraction=self.val_fraction, patience=self.patience, seed=self.seed)
+                              val_fraction=self.val_fraction, patience=self.patience, seed=self.seed,
+                              warm_start=self.warm_start)

@@ -46,6 +46,7 @@ class TrainingConfig:
     val_fraction: float = 0.2
     patience: int = 20
     seed: int = 0
+    warm_start: bool = False  # start from the current model's weights (same classes), not from scratch
 
 
 @dataclass
@@ -109,6 +110,23 @@ def train_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: Training
     return train_frames_and_register(conn, paths, cfg, frames, parts, on_epoch=on_epoch, log=log)
 
 
+def warm_start_source(cfg: TrainingConfig, champion: Any, log=lambda line: None) -> tuple[str, str | None]:
+    """(what to train from, the champion version it warm-starts from or None). Warm start takes
+    the current model's weights when asked and usable (file present, same classes); else the
+    yaml, from scratch, and the log says why."""
+    if not cfg.warm_start:
+        return cfg.model, None
+    if champion is None:
+        log("warm start asked, but no current model yet: training from scratch")
+        return cfg.model, None
+    if not Path(champion.path).is_file() or tuple(champion.classes) != tuple(CLASSES):
+        log(f"warm start asked, but the current model {champion.version} cannot seed it (weights "
+            f"{champion.path} missing or classes {champion.classes} differ): training from scratch")
+        return cfg.model, None
+    log(f"warm start from the current model {champion.version} ({champion.path})")
+    return str(champion.path), champion.version
+
+
 def train_frames_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: TrainingConfig,
                               frames: list[FrameLabels], parts: list[str], *,
                               on_epoch: EpochCallback | None = None, log=lambda line: None) -> TrainingOutcome:
@@ -119,11 +137,13 @@ def train_frames_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: T
     n_boxes = sum(len(f.boxes) for f in frames)
     log(f"{version}: {len(frames)} frames ({ds.n_train} train, {ds.n_val} val, {n_boxes} boxes) "
         f"from {len(parts)} partitions")
-    result = train_detector(ds.data_yaml, paths.models / version, model=cfg.model, epochs=cfg.epochs,
+    champion = registry.current_model(conn)
+    source, warm_from = warm_start_source(cfg, champion, log)
+    result = train_detector(ds.data_yaml, paths.models / version, model=source, epochs=cfg.epochs,
                             imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device, seed=cfg.seed,
                             patience=cfg.patience, on_epoch=on_epoch)
+    result.params["warm_start_from"] = warm_from
     challenger = evaluate(result.weights_path, ds.data_yaml, imgsz=cfg.imgsz, device=cfg.device)
-    champion = registry.current_model(conn)
     champion_metrics, note = None, ""
     if champion is not None:
         if Path(champion.path).is_file():
