@@ -3,6 +3,7 @@ spectrograms rebuilds the window from the snapshot (same samples, same frames, c
 a corrupt file is moved aside (kept for a post-mortem), the hot DB is never touched."""
 
 import os
+import sqlite3
 import subprocess
 from datetime import UTC, datetime, timedelta
 
@@ -40,9 +41,18 @@ def test_a_lost_or_corrupt_analysis_db_is_rebuilt_from_the_snapshot(data_root, w
             # only at open; the damage is then found by the load itself.
             monkeypatch.setattr("sdr_assets.store.window.QUICK_CHECK_MAX_BYTES", 1 << 20)
         size = adb.stat().st_size
-        with open(adb, "r+b") as fh:  # overwrite its middle with garbage
-            fh.seek(size // 2)
-            fh.write(os.urandom(64 * 1024))
+        offset, n = size // 2, 64 * 1024  # its middle
+        if damage == "garbage_in_a_big_file":  # where the load must read: the chunks' index,
+            # which the window's reload walks (the middle may hold pages a reload only frees)
+            conn = sqlite3.connect(f"file:{adb}?mode=ro", uri=True)
+            (root,), (page,) = (conn.execute("SELECT rootpage FROM sqlite_master WHERE name = "
+                                             "'chunks_partition'").fetchone(),
+                                conn.execute("PRAGMA page_size").fetchone())
+            conn.close()
+            offset, n = (root - 1) * page, page
+        with open(adb, "r+b") as fh:  # overwrite it with garbage
+            fh.seek(offset)
+            fh.write(os.urandom(n))
     res = materialize(["iq_window", "spectrograms"], key, quiet=True)
     assert res.success, failure_text(res)
     assert meta(res, "iq_window")["samples"] == samples and meta(res, "spectrograms")["frames"] == frames

@@ -238,6 +238,12 @@ def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str]], *, appl
         ).fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{name}: cannot read the schema ({exc}); move the file away and start again.") from exc
+    # the kind of database first: the hot and analysis DBs number their versions apart
+    if application_id and app_id not in (0, application_id):
+        raise StoreError(
+            f"{name} is a different sdr_assets database (application_id {app_id:#x}, expected "
+            f"{application_id:#x}): hot.db and analysis.db are not interchangeable; check the path."
+        )
     if current > known:
         raise StoreError(
             f"{name} was written by a newer sdr_assets (schema version {current}; this code knows "
@@ -247,11 +253,6 @@ def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str]], *, appl
         raise StoreError(
             f"{name} holds tables but no sdr_assets schema_migrations: it is not one of our "
             "databases. Move it away or choose another path."
-        )
-    if application_id and app_id not in (0, application_id):
-        raise StoreError(
-            f"{name} is a different sdr_assets database (application_id {app_id:#x}, expected "
-            f"{application_id:#x}): hot.db and analysis.db are not interchangeable; check the path."
         )
     for version, sql in sorted(migrations):
         if version <= current:
