@@ -37,8 +37,12 @@ def materialize(names, partition_key: str, instance=None, quiet: bool = False, *
     resources.update(resource_overrides)
     assets = [defs.get_assets_def(n) for n in names]
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if quiet else None
-    return dg.materialize(assets, partition_key=partition_key, raise_on_error=False,
-                          resources=resources, instance=instance, run_config=run_config)
+    result = dg.materialize(assets, partition_key=partition_key, raise_on_error=False,
+                            resources=resources, instance=instance, run_config=run_config)
+    # the result's storages point back at the instance through a weakref: keep it alive as
+    # long as the result (an ephemeral instance made here is otherwise collected at return)
+    result.sdr_instance = instance
+    return result
 
 
 def pkey(time_key: str, sensor: str = "default") -> str:
