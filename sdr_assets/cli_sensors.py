@@ -65,7 +65,12 @@ def add(name: str, description: str, source_uri: str) -> None:
     paths = DataPaths.from_env()
     info = register_sensor(paths, name, description=description, source=source_uri)
     click.echo(f"registered sensor {info.name}: hot DB {info.hot_db}")
-    click.echo(_sync_dagster([info.name]))
+    try:
+        click.echo(_sync_dagster([info.name]))
+    except Exception as exc:  # the instance (e.g. PostgreSQL) is down: the registration stands
+        click.echo(f"warning: could not add {info.name} to the Dagster instance at $DAGSTER_HOME "
+                   f"({type(exc).__name__}: {exc}); hot_db_sensor adds it at its next tick, or run "
+                   "`sdr-assets sensors sync` once the instance is reachable.", err=True)
     click.echo(f"capture into it with: sdr-assets capture --sensor {info.name} --source "
                f"{source_uri or 'URI'}")
 
