@@ -182,12 +182,13 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="score the models already trained under --work")
     ap.add_argument("--json", type=Path, default=None, help="write every figure and detection here")
     args = ap.parse_args()
-    if not (args.recordings / (args.manifest or "manifest.json")).exists() and args.manifest is None:
-        print(f"no recordings at {args.recordings}; pass --recordings", file=sys.stderr)
+    manifest = args.manifest or args.recordings / "manifest.json"
+    if not manifest.is_file():
+        print(f"no manifest at {manifest}; pass --recordings (and --manifest)", file=sys.stderr)
         return 2
     from sdr_assets.evaluation import load_manifest
 
-    recs = load_manifest(args.manifest or args.recordings / "manifest.json")
+    recs = load_manifest(manifest)
     work = args.work or Path(tempfile.mkdtemp(prefix="rtl433_yolo_"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"[rtl433_yolo] {len(recs)} recordings, {args.folds} folds by file, work in {work}", flush=True)
