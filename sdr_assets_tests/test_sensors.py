@@ -67,6 +67,13 @@ def test_cli_registers_sensors_and_refuses_bad_names(env, data_root):
     (data_root / "sensors" / "roof-433" / "sensor.json").write_text("{not json")
     r = _cli(env, "sensors", "list")
     assert r.returncode == 2 and "sensors/roof-433/sensor.json" in r.stderr
+    # ... while the Dagster sensor logs it and goes on serving the other sensors
+    from sdr_assets.defs.automation import hot_db_sensor
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        res = hot_db_sensor(dg.build_sensor_context(instance=instance))
+    assert "default: no hot DB yet" in res.skip_reason.skip_message
+    assert "roof-433" not in res.skip_reason.skip_message
 
 
 def test_two_sensors_own_hot_dbs_and_partitions_served_by_one_sensor(env, data_root):

@@ -50,7 +50,7 @@ def hot_db_sensor(context: dg.SensorEvaluationContext):
     """Serves every radio sensor: registers new ones as partitions, then requests each sensor's
     newest closed partition once its hot DB holds data past the partition's end."""
     paths = DataPaths.from_env()
-    sensors = list_sensors(paths)
+    sensors = list_sensors(paths, on_error=context.log.error)  # one bad file stops no other sensor
     known = set(context.instance.get_dynamic_partitions(SENSORS.name))
     new = [s.name for s in sensors if s.name not in known]
     cursor = _cursor(context.cursor)

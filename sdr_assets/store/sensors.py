@@ -60,17 +60,22 @@ def register_sensor(paths: DataPaths, name: str, *, description: str = "", sourc
     return SensorInfo(name, paths.for_sensor(name).hot_db, description, source, info["registered_ns"])
 
 
-def list_sensors(paths: DataPaths) -> list[SensorInfo]:
+def list_sensors(paths: DataPaths, on_error=None) -> list[SensorInfo]:
     """The default sensor first, then the registered ones by name. A sensor.json that cannot
-    be read is an error naming the file (never silently skipped)."""
+    be read is an error naming the file, never silently skipped: raised, or, with
+    ``on_error(message)`` (a service that must keep serving the others), reported and left out."""
     out = [SensorInfo(DEFAULT_SENSOR, paths.for_sensor(DEFAULT_SENSOR).hot_db, "the embedded default")]
     base = paths.root / "sensors"
     for meta in sorted(base.glob("*/sensor.json")) if base.is_dir() else []:
         try:
             info = json.loads(meta.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read sensor registration {meta} ({exc}); fix or delete "
-                              "that file, then register the sensor again.") from exc
+            msg = (f"cannot read sensor registration {meta} ({exc}); fix or delete that file, "
+                   "then register the sensor again.")
+            if on_error is None:
+                raise ConfigError(msg) from exc
+            on_error(msg)
+            continue
         name = meta.parent.name
         if NAME_RE.match(name):
             out.append(SensorInfo(name, paths.for_sensor(name).hot_db, str(info.get("description", "")),
