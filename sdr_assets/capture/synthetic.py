@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
-from sdr_assets.dsp.synth import KINDS, BandScenario
+from sdr_assets.dsp.synth import KINDS, PROFILES, BandScenario
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Annotation, Chunk, SourceInfo, samples_to_ns
 
@@ -50,6 +50,7 @@ _QUERY_KEYS = {
     "snr_db_max": ("snr_db_max", float, "a number of dB"),
     "emission_s_min": ("emission_s_min", float, "a number of seconds > 0"),
     "emission_s_max": ("emission_s_max", float, "a number of seconds > 0"),
+    "profile": ("profile", str, f"one of {', '.join(PROFILES)}"),
 }
 _RANGES = {"snr_db_range": ("snr_db_min", "snr_db_max", (6.0, 30.0)),
            "duration_s_range": ("emission_s_min", "emission_s_max", (0.005, 0.3))}
@@ -72,6 +73,9 @@ def parse_synthetic_query(query: str) -> dict:
     if bad or ("kinds" in out and not out["kinds"]):
         raise ConfigError(f"synthetic:// kinds={','.join(out['kinds'])!r}: use a comma-separated "
                           f"subset of {','.join(KINDS)}")
+    if out.get("profile", "mixed") not in PROFILES:
+        raise ConfigError(f"synthetic:// profile={out['profile']!r}: use one of {', '.join(PROFILES)} "
+                          "(ism: rtl_433-type devices over an RTL-SDR background)")
     for name in ("sample_rate_hz", "chunk_samples"):
         if name in out and out[name] <= 0:
             raise ConfigError(f"synthetic:// {name} must be > 0, got {out[name]}")

@@ -14,6 +14,11 @@ absolute index only:
 Frequencies inside are normalised (cycles per sample); ground truth is reported in absolute
 Hz. SNR is measured in the emission's own reported band: signal power (while on) divided
 by the noise power that falls in ``freq_upper_hz - freq_lower_hz``.
+
+``profile="ism"`` makes the band an ISM band as rtl_433 sees it (``dsp.ism``): device
+transmissions (OOK/FSK, repeated messages) labelled per rtl_433 package, over a changing
+RTL-SDR background (noise floor, DC spike, spurs, IQ image, clicks); ``kinds`` then selects
+among ``ook``, ``fsk``, ``cw``. An emission is reported by the render call its start falls in.
 """
 
 import math
@@ -21,9 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdr_assets.dsp import ism
 from sdr_assets.dsp.iq import CU8_OFFSET, CU8_SCALE
 
 KINDS = ("cw", "ook", "fsk", "chirp", "wideband")
+PROFILES = ("mixed", "ism")
+_DEFAULTS = {"mixed": {"emissions_per_s": 4.0, "snr_db_range": (6.0, 30.0)},
+             "ism": {"emissions_per_s": 1.5, "snr_db_range": (3.0, 40.0)}}
 NOISE_BANK = 1 << 20
 NOISE_SEGMENT = 1 << 16
 BLOCK = 1024
@@ -123,13 +132,23 @@ class BandScenario:
     """A reproducible band: ``render(n)`` -> (cu8 uint8 of 2n bytes, emissions starting in it)."""
 
     def __init__(self, seed: int, sample_rate_hz: float, center_freq_hz: float, *,
-                 noise_dbfs: float = -35.0, emissions_per_s: float = 4.0,
-                 snr_db_range: tuple[float, float] = (6.0, 30.0),
+                 noise_dbfs: float = -35.0, emissions_per_s: float | None = None,
+                 snr_db_range: tuple[float, float] | None = None,
                  kinds: tuple[str, ...] = KINDS,
-                 duration_s_range: tuple[float, float] = (0.005, 0.3)):
+                 duration_s_range: tuple[float, float] = (0.005, 0.3), profile: str = "mixed"):
+        """emissions_per_s and snr_db_range default by profile (mixed: 4.0, (6, 30);
+        ism: 1.5 transmissions/s, (3, 40) dB in band)."""
+        if profile not in PROFILES:
+            raise ValueError(f"profile {profile!r}: use one of {PROFILES}")
         bad = [k for k in kinds if k not in KINDS]
         if bad or not kinds:
             raise ValueError(f"kinds {list(kinds)!r}: each must be one of {KINDS}")
+        if profile == "ism":
+            kinds = tuple(k for k in kinds if k in ism.ISM_KINDS)
+            if not kinds:
+                raise ValueError(f"profile ism: kinds must include one of {ism.ISM_KINDS}")
+        emissions_per_s = _DEFAULTS[profile]["emissions_per_s"] if emissions_per_s is None else emissions_per_s
+        snr_db_range = _DEFAULTS[profile]["snr_db_range"] if snr_db_range is None else tuple(snr_db_range)
         if sample_rate_hz <= 0 or emissions_per_s < 0:
             raise ValueError("sample_rate_hz must be > 0 and emissions_per_s >= 0, got "
                              f"{sample_rate_hz}, {emissions_per_s}")
@@ -147,8 +166,11 @@ class BandScenario:
         self._noise = bank.view(np.complex64)
         self._wb_banks = {frac: self._wideband_bank(g, frac) for frac in WIDEBAND_FRACTIONS}
         self._rng = np.random.default_rng([self.seed, 1])
+        self.profile = profile
+        self._ism = ism.IsmBackground(self.seed, self.sample_rate_hz, self.noise_power) if profile == "ism" else None
         self._next_sample = 0
-        self._plans: list[_Plan] = []
+        self._plans: list = []
+        self._pending: list[Emission] = []  # drawn, not yet reported (start after the last render)
         self._next_start = self._draw_gap(0)
 
     @property
@@ -232,21 +254,33 @@ class BandScenario:
         if n_samples < 0:
             raise ValueError(f"n_samples must be >= 0, got {n_samples}")
         s0, s1 = self._next_sample, self._next_sample + n_samples
-        new: list[Emission] = []
         while self._next_start < s1:
             start = math.ceil(self._next_start)
-            plan = self._new_plan(start)
+            if self._ism is None:
+                plan = self._new_plan(start)
+                self._pending.append(self._emission(plan))
+            else:
+                plan = ism.transmission(self._rng, start, self.sample_rate_hz, self.center_freq_hz,
+                                        self._ism.noise_power_at(start), self.kinds, self.snr_db_range)
+                self._pending.extend(Emission(a, b, plan.f_lo_hz, plan.f_hi_hz, plan.label, plan.snr_db)
+                                     for a, b in plan.pkgs)
             self._plans.append(plan)
-            new.append(self._emission(plan))
             self._next_start = self._draw_gap(self._next_start)
+        self._pending.sort(key=lambda e: e.start_sample)
+        new = [e for e in self._pending if e.start_sample < s1]
+        self._pending = self._pending[len(new):]
         y = np.empty(n_samples, dtype=np.complex64)
         for seg in range(s0 // NOISE_SEGMENT, (s1 - 1) // NOISE_SEGMENT + 1 if n_samples else 0):
             off = int(np.random.default_rng([self.seed, 2, seg]).integers(NOISE_BANK))
             a, b = max(s0, seg * NOISE_SEGMENT), min(s1, (seg + 1) * NOISE_SEGMENT)
             base = off - seg * NOISE_SEGMENT
             y[a - s0: b - s0] = self._noise[base + a: base + b]
+            if self._ism is not None:
+                y[a - s0: b - s0] *= np.float32(self._ism.noise_gain(a))
         for plan in self._plans:
             plan.add_into(y, s0)
+        if self._ism is not None:
+            self._ism.add(y, s0)
         self._plans = [p for p in self._plans if p.end > s1]
         self._next_sample = s1
         v = y.view(np.float32)
