@@ -128,8 +128,10 @@ def current_yolo(paths: DataPaths, conf: float) -> tuple[Callable, str, str]:
 def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detector: str = "energy",
                         tol_s: float = 0.02, nfft: int = 640, hop: int = 640, frame_cols: int = 640,
                         conf: float = 0.25, on_file: Callable[[FileResult], None] | None = None,
-                        progress: Callable[[Any], Any] = iter) -> EvalSummary:
-    """Run the chain over each recording; ``on_file`` gets each file's result as it is done."""
+                        progress: Callable[[Any], Any] = iter, require_energy: bool = False,
+                        suppress_across_freq: bool = False) -> EvalSummary:
+    """Run the chain over each recording; ``on_file`` gets each file's result as it is done.
+    ``require_energy`` / ``suppress_across_freq``: ``detect_partition``'s filters for model boxes."""
     from sdr_assets.dsp.detect import match_bursts
     from sdr_assets.ml.detections import detect_partition
 
@@ -151,7 +153,9 @@ def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detec
             conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
             try:
                 _, rows = detect_partition(conn, PARTITION_KEY, paths.root, detector=model,
-                                           model_version=version, detector_name=name)
+                                           model_version=version, detector_name=name,
+                                           require_energy=require_energy and model is not None,
+                                           suppress_across_freq=suppress_across_freq and model is not None)
             finally:
                 conn.close()
             dets = [{"file": rec["file"], "t_start_s": round((r.t_start_ns - t0_ns) / 1e9, 6),

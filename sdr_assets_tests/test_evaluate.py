@@ -70,29 +70,38 @@ def test_yolo_without_a_model_and_a_bad_manifest_are_one_line_errors(tmp_path, d
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
-@needs_data
-def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
-    """detect_partition's model path on a real recording: boxes 3 columns (~8 ms) too wide, one
-    over a sync pulse AND its packet, one 10 columns (26 ms) late that also holds the next sync
-    pulse, a duplicate; refined on the IQ they land on rtl_433's four starts, once each."""
+def _gt_wt_02_ingested(tmp_path):
+    """GT-WT-02's recording through the evaluate chain: (manifest entry, DataPaths, first
+    sample ns, analysis DB connection, its one frame)."""
     import sqlite3
 
     from sdr_assets.evaluation import PARTITION_KEY, ingest
-    from sdr_assets.ml.detections import detect_partition
-    from sdr_assets.ml.infer import Detection
     from sdr_assets.ml.labelling import partition_frames
-    from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
     from sdr_assets.paths import DataPaths
 
     rec = next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
                if r["file"].startswith("GT-WT-02"))
-    refs = rec["rtl_433_bursts"]  # a 0.7 ms sync, 13.6 ms silence, a 204 ms packet; then 4.8 ms + 204 ms
     paths = DataPaths(tmp_path / "root")
     paths.root.mkdir()
     t0_ns, _ = ingest(RTL433 / rec["file"], paths, sample_rate_hz=rec["sample_rate_hz"],
                       center_freq_hz=rec["center_freq_hz"], nfft=640, hop=640, frame_cols=640)
     conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
     (frame,) = partition_frames(conn, PARTITION_KEY)
+    return rec, paths, t0_ns, conn, frame
+
+
+@needs_data
+def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
+    """detect_partition's model path on a real recording: boxes 3 columns (~8 ms) too wide, one
+    over a sync pulse AND its packet, one 10 columns (26 ms) late that also holds the next sync
+    pulse, a duplicate; refined on the IQ they land on rtl_433's four starts, once each."""
+    from sdr_assets.evaluation import PARTITION_KEY
+    from sdr_assets.ml.detections import detect_partition
+    from sdr_assets.ml.infer import Detection
+    from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
+
+    rec, paths, t0_ns, conn, frame = _gt_wt_02_ingested(tmp_path)
+    refs = rec["rtl_433_bursts"]  # a 0.7 ms sync, 13.6 ms silence, a 204 ms packet; then 4.8 ms + 204 ms
     geom = BoxGeometry.of(frame)
     band = (rec["center_freq_hz"] - 80e3, rec["center_freq_hz"] - 40e3)  # GT-WT-02 sends ~60 kHz below centre
 
@@ -117,4 +126,44 @@ def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
                               model_version="stub", write=False, refine=None)
     assert len(raw) == 2 and not np.allclose(sorted((r.t_start_ns - t0_ns) / 1e9 for r in raw),
                                              [refs[0]["start_s"], refs[3]["start_s"]], atol=5e-3)
+    conn.close()
+
+
+@needs_data
+def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
+    """detect_partition's filters for model boxes on a real recording (GT-WT-02, ~60 kHz below
+    centre): a box on the packet, one on its mirror image at the same time, one over an empty
+    band. suppress_across_freq drops the image box (more than half inside the stronger box in
+    time), require_energy the empty-band box; by default both stay."""
+    from sdr_assets.evaluation import PARTITION_KEY
+    from sdr_assets.ml.detections import detect_partition
+    from sdr_assets.ml.infer import Detection
+    from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
+
+    rec, paths, t0_ns, conn, frame = _gt_wt_02_ingested(tmp_path)
+    ref = rec["rtl_433_bursts"][1]  # a 204 ms packet
+    fc = rec["center_freq_hz"]
+
+    def det(conf, lo_khz, hi_khz, start_s=ref["start_s"], end_s=ref["end_s"]):
+        px = annotation_to_pixels(BoxGeometry.of(frame), t0_ns + int(start_s * 1e9), t0_ns + int(end_s * 1e9),
+                                  fc + lo_khz * 1e3, fc + hi_khz * 1e3, min_px=0)
+        return Detection("ook", conf, *px)
+
+    boxes = [det(0.9, -80, -40), det(0.6, 40, 80), det(0.5, 15, 30, ref["end_s"] + 0.01, ref["end_s"] + 0.1)]
+
+    def run(**kw):
+        st, rows = detect_partition(conn, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
+                                    model_version="stub", write=False, **kw)
+        return st, sorted(((r.freq_lower_hz - fc) / 1e3 for r in rows))
+
+    _, default = run()
+    assert len(default) == 3  # packet, image, empty band: different bands, nothing suppressed
+    st, energy = run(require_energy=True)
+    assert st.n_unconfirmed >= 1 and 15 not in [round(f) for f in energy]
+    _, across = run(suppress_across_freq=True)
+    assert [round(f) for f in across] == [-80, 15]  # the image box went, the later empty-band box stayed
+    st, both = run(require_energy=True, suppress_across_freq=True)
+    assert [round(f) for f in both] == [-80]
+    with pytest.raises(ValueError, match="refine"):
+        run(require_energy=True, refine=None)
     conn.close()

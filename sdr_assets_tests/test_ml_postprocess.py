@@ -206,3 +206,11 @@ def test_refined_duplicates_collapse_under_suppression():
     b = refine_box(replace(band_box(95, 125), confidence=0.4), x, T0, FS, F)
     (kept,) = suppress_overlaps(a + b)
     assert kept.confidence == 0.9 and abs((kept.t_start_ns - T0) / MS - 100) < 0.3
+
+
+def test_suppress_across_frequencies_for_one_transmitter_at_a_time():
+    strong = box(0, 100, conf=0.9)
+    image = box(5, 95, f_lo=F - 60e3, f_hi=F - 50e3, conf=0.4)  # same time, another band (an image, a spur)
+    later = box(90, 200, f_lo=F - 60e3, f_hi=F - 50e3, conf=0.3)  # 10 of 110 ms inside: kept
+    assert suppress_overlaps([strong, image, later]) == [strong, image, later]
+    assert suppress_overlaps([strong, image, later], any_freq=True) == [strong, later]

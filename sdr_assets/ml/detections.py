@@ -6,7 +6,10 @@ Two detectors, one output:
   boxes -> absolute time/Hz (``to_time_freq``), boxes cut by a frame edge joined
   (``join_frame_edges``), time edges refined on the IQ envelope in each box's band
   (``refine_box``; one box may become its packages), weaker overlapping boxes suppressed
-  (``suppress_overlaps``);
+  (``suppress_overlaps``). Two filters for single-transmitter captures (rtl_433-type
+  recordings), off by default: ``require_energy`` drops model boxes whose band shows nothing
+  ``refine.min_snr_db`` over its floor (``refine_box`` could not confirm them), and
+  ``suppress_across_freq`` suppresses overlaps in time at any frequency;
 - until a model exists, the energy detector over the window's IQ (``ml.energy``), label
   ``burst``, ``model_version = "energy"``, confidence from its SNR.
 
@@ -53,6 +56,7 @@ class DetectionStats:
     n_no_samples: int = 0  # boxes dropped because no stored sample lies under them
     n_refined: int = 0  # model boxes whose time edges came from the IQ envelope (refine_box)
     n_split: int = 0  # boxes added because a model box held more than one package
+    n_unconfirmed: int = 0  # model boxes dropped by require_energy (no energy over the floor in their band)
 
     @property
     def ms_per_frame(self) -> float:
@@ -168,11 +172,18 @@ def refine_boxes(conn: sqlite3.Connection, partition_key: str, boxes: Sequence[T
 def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | str, *,
                      detector: Callable | None = None, model_version: str = ENERGY_VERSION,
                      detector_name: str = "", write: bool = True, refine: RefineParams | None = REFINE,
+                     require_energy: bool = False, suppress_across_freq: bool = False,
                      **energy_kwargs) -> tuple[DetectionStats, list[DetectionRow]]:
     """Detect in one partition (``detector=None``: the energy detector) and replace its rows.
-    A model's boxes get their time edges refined on the IQ unless ``refine`` is None."""
+    A model's boxes get their time edges refined on the IQ unless ``refine`` is None.
+    ``require_energy`` (model boxes, needs ``refine``): drop a box whose band holds nothing
+    ``refine.min_snr_db`` over its floor. ``suppress_across_freq``: a box more than half inside
+    a stronger one in time is dropped whatever their frequencies (one transmitter at a time).
+    Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands."""
+    if require_energy and refine is None:
+        raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
     t0 = time.perf_counter()
-    n_refined = n_split = 0
+    n_refined = n_split = n_unconfirmed = 0
     frames = partition_frames(conn, partition_key)
     if detector is None:
         model_version = ENERGY_VERSION
@@ -188,7 +199,10 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
             refined = refine_boxes(conn, partition_key, joined, refine)
             n_refined, n_split = sum(b.refined for b in refined), len(refined) - len(joined)
             joined = refined
-    kept = suppress_overlaps(joined)
+            if require_energy:
+                joined = [b for b in refined if b.refined]
+                n_unconfirmed = len(refined) - len(joined)
+    kept = suppress_overlaps(joined, any_freq=suppress_across_freq)
     index = ChunkIndex.for_partition(conn, partition_key)
     rows, no_samples = [], 0
     for b in kept:
@@ -203,8 +217,8 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
         write_detections(conn, partition_key, model_version, rows)
     stats = DetectionStats(partition_key, model_version, name, len(frames), len(rows),
                            dict(sorted(Counter(r.label for r in rows).items())), time.perf_counter() - t0,
-                           len(boxes) - len(joined) + n_split, len(joined) - len(kept), no_samples,
-                           n_refined, n_split)
+                           len(boxes) - len(joined) + n_split - n_unconfirmed, len(joined) - len(kept),
+                           no_samples, n_refined, n_split, n_unconfirmed)
     return stats, rows
 
 

@@ -1,7 +1,8 @@
 """Detections in absolute time and frequency, and the two clean-ups applied to them (pure).
 
 - :func:`suppress_overlaps` drops a box that a stronger box already covers for more than
-  ``frac`` of its duration, at overlapping frequencies (duplicates across classes too).
+  ``frac`` of its duration, at overlapping frequencies (duplicates across classes too), or at
+  any frequency with ``any_freq`` (one transmitter at a time: its spurs, images, splatter).
 - :func:`join_frame_edges` joins two boxes ONLY where a frame edge cut one emission in two.
   Merging every overlap would fuse consecutive packets and hide packet starts, which are
   what a user looks for.
@@ -57,21 +58,24 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def suppress_overlaps(boxes: Sequence[TimeFreqBox], frac: float = 0.5, any_class: bool = True) -> list[TimeFreqBox]:
+def suppress_overlaps(boxes: Sequence[TimeFreqBox], frac: float = 0.5, any_class: bool = True,
+                      any_freq: bool = False) -> list[TimeFreqBox]:
     """Keep boxes strongest first; drop a box whose time span lies more than ``frac`` inside a
     kept, stronger box that also overlaps it in frequency.
 
     ``any_class=True`` (default): the stronger box wins whatever its class, since one place in
     the band holds one emission and the detector's duplicates usually disagree on the class.
-    ``any_class=False`` only suppresses within a class. Two packets side by side (no time
-    overlap) are never suppressed. The result is in time order.
+    ``any_class=False`` only suppresses within a class. ``any_freq=True`` drops the box whatever
+    the frequencies (as ``dsp.detect`` does by default: one transmitter at a time, so boxes on
+    its images, spurs and splatter go; wrong for a band with concurrent emissions). Two packets
+    side by side (no time overlap) are never suppressed. The result is in time order.
     """
     kept: list[TimeFreqBox] = []
     for box in sorted(boxes, key=lambda b: (-b.confidence, b.t_start_ns)):
         dur = max(box.duration_ns, 1)
         covered = any(
             (any_class or k.label == box.label)
-            and _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0
+            and (any_freq or _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0)
             and _overlap(k.t_start_ns, k.t_end_ns, box.t_start_ns, box.t_end_ns) / dur > frac
             for k in kept
         )
