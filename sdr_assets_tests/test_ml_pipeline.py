@@ -198,6 +198,16 @@ def test_tiny_end_to_end_offline(tmp_path, data_root, no_network):
     assert set(val_metrics) == {"map50", "map50_95", "precision", "recall"}
     assert val_metrics["map50"] == pytest.approx(result.metrics["map50"], abs=1e-6)  # best.pt, same val frames
 
+    # fine-tuning a checkpoint starts from ITS weights (ultralytics drops them under
+    # pretrained=False): one epoch at learning rate 0 leaves every parameter as it was
+    tuned = train_detector(info.data_yaml, data_root / "models" / "tune", model=result.weights_path, epochs=1,
+                           imgsz=128, batch=4, device="cpu", optimizer="SGD", lr0=0.0, lrf=1.0,
+                           warmup_epochs=0, warmup_bias_lr=0.0, momentum=0.0)
+    before, after = (torch.load(w, map_location="cpu", weights_only=False)["model"].float().state_dict()
+                     for w in (result.weights_path, tuned.weights_path))  # best.pt: the EMA as "model"
+    params = [k for k in before if "running_" not in k and "num_batches" not in k]
+    assert len(params) > 100 and all(torch.equal(before[k], after[k]) for k in params)
+
     register_model(db_path, "20261123T020000-yolo11n", result.weights_path, None, [pk], result.params,
                    result.metrics, CLASSES)
     onnx_path = export_onnx(result.weights_path, imgsz=128)

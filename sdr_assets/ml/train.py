@@ -96,7 +96,9 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, *, model: str | P
     # deterministic is cheap on CPU; on CUDA it forces slower kernels, so it is opt-in there
     args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=_ul_device(dev),
                 workers=workers, seed=seed, deterministic=dev == "cpu", patience=patience, project=str(out_dir),
-                name="train", exist_ok=True, plots=False, amp=False, pretrained=False, verbose=False)
+                name="train", exist_ok=True, plots=False, amp=False, verbose=False,
+                # a yaml builds fresh weights (never a download); a checkpoint is fine-tuned
+                pretrained=not src.endswith((".yaml", ".yml")))
     args.update(overrides)
     args["amp"] = False  # the AMP check downloads weights
     yolo = YOLO(src)
