@@ -12,7 +12,10 @@ yolo figures are printed without and with ``detect_partition``'s filters for sin
 captures (``suppress_across_freq``, then also ``require_energy``).
 
     nice -n 5 .venv/bin/python bench/rtl433_synth_yolo.py --minutes 5 --epochs 50 --imgsz 320
-    nice -n 5 .venv/bin/python bench/rtl433_synth_yolo.py --home /tmp/ism_yolo --score-only --conf 0.1
+    nice -n 5 .venv/bin/python bench/rtl433_synth_yolo.py --home /tmp/ism_yolo --score-only --conf 0.05
+
+A second run on the same --home with another --seed adds new band (later partitions) and, with
+--warm-start --lookback 12, continues the current model on all of it.
 """
 
 import argparse
@@ -47,7 +50,8 @@ def train(home: Path, args) -> dict:
     resources = dict(defs.resources)
     resources["detector"] = DetectorSettings(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                                              model=args.model, device=args.device, patience=args.epochs,
-                                             lookback_partitions=args.minutes)
+                                             lookback_partitions=args.lookback or args.minutes,
+                                             warm_start=args.warm_start)
     instance = dg.DagsterInstance.ephemeral()
     ensure_sensor_partitions(instance, ["default"])
     chain = [defs.get_assets_def(k) for k in ("hot_snapshot", "iq_window", "spectrograms", "training_labels")]
@@ -103,6 +107,10 @@ def main() -> int:
     ap.add_argument("--recordings", type=Path, default=DATA)
     ap.add_argument("--manifest", type=Path, default=None, help="default: RECORDINGS/manifest.json")
     ap.add_argument("--score-only", action="store_true", help="score the current model of --home, no training")
+    ap.add_argument("--warm-start", action="store_true",
+                    help="continue from the current model of --home (add band with another --seed first)")
+    ap.add_argument("--lookback", type=int, default=0,
+                    help="partitions to train on (default --minutes; more to include an earlier run's band)")
     args = ap.parse_args()
     if not (args.manifest or args.recordings / "manifest.json").is_file():
         print(f"no manifest in {args.recordings}; pass --recordings (and --manifest)", file=sys.stderr)

@@ -70,9 +70,9 @@ def test_yolo_without_a_model_and_a_bad_manifest_are_one_line_errors(tmp_path, d
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
-def _gt_wt_02_ingested(tmp_path):
-    """GT-WT-02's recording through the evaluate chain: (manifest entry, DataPaths, first
-    sample ns, analysis DB connection, its one frame)."""
+def _ingested(tmp_path, prefix="GT-WT-02"):
+    """The recording whose name starts with ``prefix`` through the evaluate chain: (manifest
+    entry, DataPaths, first sample ns, analysis DB connection, its one frame)."""
     import sqlite3
 
     from sdr_assets.evaluation import PARTITION_KEY, ingest
@@ -80,7 +80,7 @@ def _gt_wt_02_ingested(tmp_path):
     from sdr_assets.paths import DataPaths
 
     rec = next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
-               if r["file"].startswith("GT-WT-02"))
+               if r["file"].startswith(prefix))
     paths = DataPaths(tmp_path / "root")
     paths.root.mkdir()
     t0_ns, _ = ingest(RTL433 / rec["file"], paths, sample_rate_hz=rec["sample_rate_hz"],
@@ -100,7 +100,7 @@ def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
     from sdr_assets.ml.infer import Detection
     from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
 
-    rec, paths, t0_ns, conn, frame = _gt_wt_02_ingested(tmp_path)
+    rec, paths, t0_ns, conn, frame = _ingested(tmp_path)
     refs = rec["rtl_433_bursts"]  # a 0.7 ms sync, 13.6 ms silence, a 204 ms packet; then 4.8 ms + 204 ms
     geom = BoxGeometry.of(frame)
     band = (rec["center_freq_hz"] - 80e3, rec["center_freq_hz"] - 40e3)  # GT-WT-02 sends ~60 kHz below centre
@@ -140,7 +140,7 @@ def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
     from sdr_assets.ml.infer import Detection
     from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
 
-    rec, paths, t0_ns, conn, frame = _gt_wt_02_ingested(tmp_path)
+    rec, paths, t0_ns, conn, frame = _ingested(tmp_path)
     ref = rec["rtl_433_bursts"][1]  # a 204 ms packet
     fc = rec["center_freq_hz"]
 
@@ -166,4 +166,24 @@ def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
     assert [round(f) for f in both] == [-80]
     with pytest.raises(ValueError, match="refine"):
         run(require_energy=True, refine=None)
+    conn.close()
+
+
+@needs_data
+def test_refine_reads_more_context_for_a_long_package(tmp_path):
+    """prologue: rtl_433 reports ONE 0.87 s package (repeats merged by its gap rule). A model box
+    on the last repeat alone, refined with 0.5 s of context, would start mid-package; the read
+    grows until the package's start is inside it, so the box starts where rtl_433's does."""
+    from sdr_assets.evaluation import PARTITION_KEY
+    from sdr_assets.ml.detections import refine_boxes
+    from sdr_assets.ml.postprocess import REFINE, TimeFreqBox
+
+    rec, _, t0_ns, conn, _ = _ingested(tmp_path, "prologue")
+    (ref,) = rec["rtl_433_bursts"]
+    fc = rec["center_freq_hz"]
+    last = TimeFreqBox(t0_ns + int(0.896e9), t0_ns + int(0.958e9), fc + 6e3, fc + 16e3, "ook", 0.4)
+    assert ref["start_s"] < 0.896 - REFINE.context_s  # the package starts outside the first read
+    (r,) = refine_boxes(conn, PARTITION_KEY, [last])
+    assert r.refined and abs((r.t_start_ns - t0_ns) / 1e9 - ref["start_s"]) < 1e-3
+    assert abs((r.t_end_ns - t0_ns) / 1e9 - ref["end_s"]) < 2e-3
     conn.close()

@@ -7,7 +7,8 @@ import pytest
 
 from sdr_assets.ml.infer import Detection, decode_output, letterbox, nms
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, refine_box, suppress_overlaps, to_time_freq
+from sdr_assets.ml.postprocess import (TimeFreqBox, drop_pieces, join_frame_edges, refine_box, suppress_overlaps,
+                                       to_time_freq)
 
 MS = 1_000_000
 T0 = 1_700_000_000_000_000_000
@@ -214,3 +215,23 @@ def test_suppress_across_frequencies_for_one_transmitter_at_a_time():
     later = box(90, 200, f_lo=F - 60e3, f_hi=F - 50e3, conf=0.3)  # 10 of 110 ms inside: kept
     assert suppress_overlaps([strong, image, later]) == [strong, image, later]
     assert suppress_overlaps([strong, image, later], any_freq=True) == [strong, later]
+
+
+def test_suppress_across_frequencies_counts_the_stronger_boxes_together():
+    # a weak box on a harmonic spans four packets; each covers 55 of its 300 ms, together 220
+    packets = [box(t, t + 55, conf=0.8) for t in (0, 72, 144, 216)]
+    harmonic = box(0, 300, f_lo=F + 110e3, f_hi=F + 120e3, conf=0.1)
+    assert harmonic in suppress_overlaps(packets + [harmonic])
+    assert suppress_overlaps(packets + [harmonic], any_freq=True) == packets
+    assert harmonic in suppress_overlaps(packets[:2] + [harmonic], any_freq=True)  # 110 of 300 ms: kept
+
+
+def test_drop_pieces_keeps_the_longer_package_of_one_signal():
+    whole = replace(box(100, 700, conf=0.15), refined=True)
+    pieces = [replace(box(t, t + 68, f_lo=F + 2e3, f_hi=F + 12e3, conf=0.3), refined=True) for t in (100, 350, 570)]
+    other_band = replace(box(350, 420, f_lo=F + 60e3, f_hi=F + 70e3, conf=0.2), refined=True)
+    unrefined = box(360, 380, conf=0.9)
+    out = drop_pieces([*pieces, whole, other_band, unrefined])
+    assert [(b.t_start_ns, b.freq_lower_hz) for b in out] == [
+        (whole.t_start_ns, F), (other_band.t_start_ns, F + 60e3), (unrefined.t_start_ns, F)]
+    assert out[0].confidence == 0.3 and out[0].t_end_ns == whole.t_end_ns  # the pieces' best confidence

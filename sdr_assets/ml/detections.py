@@ -9,7 +9,9 @@ Two detectors, one output:
   (``suppress_overlaps``). Two filters for single-transmitter captures (rtl_433-type
   recordings), off by default: ``require_energy`` drops model boxes whose band shows nothing
   ``refine.min_snr_db`` over its floor (``refine_box`` could not confirm them), and
-  ``suppress_across_freq`` suppresses overlaps in time at any frequency;
+  ``suppress_across_freq`` suppresses overlaps in time at any frequency, after dropping refined
+  boxes that are pieces of a longer refined box (``drop_pieces``: rtl_433 packages on one
+  envelope for the whole band);
 - until a model exists, the energy detector over the window's IQ (``ml.energy``), label
   ``burst``, ``model_version = "energy"``, confidence from its SNR.
 
@@ -33,8 +35,8 @@ from sdr_assets.dsp.iq import cu8_to_complex64
 from sdr_assets.ml.energy import segments, window_bursts
 from sdr_assets.ml.labelling import partition_frames
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import (REFINE, RefineParams, TimeFreqBox, join_frame_edges, refine_box,
-                                       suppress_overlaps, to_time_freq)
+from sdr_assets.ml.postprocess import (REFINE, RefineParams, TimeFreqBox, drop_pieces, join_frame_edges,
+                                       refine_box, suppress_overlaps, to_time_freq)
 from sdr_assets.records import samples_to_ns
 from sdr_assets.store.lineage import ChunkIndex
 
@@ -157,15 +159,44 @@ class SpanReader:
         return None
 
 
+MAX_CONTEXT_GROWTH = 8  # refine_boxes reads up to 8 x params.context_s around a box
+
+
+def _cut_by_context(refined: Sequence[TimeFreqBox], want_ns: tuple[int, int], got_ns: tuple[int, int],
+                    tol_ns: int) -> bool:
+    """Does a refined package come within ``tol_ns`` of an end of the samples read, where the read
+    was cut by the context (not by the segment's end)? Then it may go on beyond them: rtl_433's
+    rule joins pulses up to ``max_gap_s`` apart, so that is the tolerance to use."""
+    left_open = got_ns[0] - want_ns[0] < tol_ns  # the read reached as far as asked: more may lie before
+    right_open = want_ns[1] - got_ns[1] < tol_ns
+    return any(r.refined and ((left_open and r.t_start_ns - got_ns[0] <= tol_ns)
+                              or (right_open and got_ns[1] - r.t_end_ns <= tol_ns)) for r in refined)
+
+
 def refine_boxes(conn: sqlite3.Connection, partition_key: str, boxes: Sequence[TimeFreqBox],
                  params: RefineParams = REFINE) -> list[TimeFreqBox]:
-    """Each box's time edges from the IQ envelope in its band (``refine_box``), time order."""
+    """Each box's time edges from the IQ envelope in its band (``refine_box``), time order.
+    A package that comes within ``params.max_gap_s`` of an end of the samples read (a long
+    package, e.g. repeats merged by rtl_433's rule, seen from a box on its last repeat) is read
+    again with twice the context, up to ``MAX_CONTEXT_GROWTH`` x ``params.context_s``."""
     reader = SpanReader(conn, partition_key)
-    ctx_ns = int(params.context_s * 1e9)
+    tol_ns = int(1e9 * params.max_gap_s)
     out: list[TimeFreqBox] = []
     for b in sorted(boxes, key=lambda q: q.t_start_ns):
-        got = reader.span(b.t_start_ns - ctx_ns, b.t_end_ns + ctx_ns, (b.t_start_ns + b.t_end_ns) // 2)
-        out.extend([b] if got is None else refine_box(b, *got, params=params))
+        ctx_ns = int(params.context_s * 1e9)
+        while True:
+            want = (b.t_start_ns - ctx_ns, b.t_end_ns + ctx_ns)
+            got = reader.span(*want, (b.t_start_ns + b.t_end_ns) // 2)
+            if got is None:
+                out.append(b)
+                break
+            x, t0_ns, fs, _ = got
+            refined = refine_box(b, *got, params=params)
+            grown = ctx_ns >= MAX_CONTEXT_GROWTH * params.context_s * 1e9
+            if grown or not _cut_by_context(refined, want, (t0_ns, t0_ns + samples_to_ns(x.size, fs)), tol_ns):
+                out.extend(refined)
+                break
+            ctx_ns *= 2
     return out
 
 
@@ -177,8 +208,9 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
     """Detect in one partition (``detector=None``: the energy detector) and replace its rows.
     A model's boxes get their time edges refined on the IQ unless ``refine`` is None.
     ``require_energy`` (model boxes, needs ``refine``): drop a box whose band holds nothing
-    ``refine.min_snr_db`` over its floor. ``suppress_across_freq``: a box more than half inside
-    a stronger one in time is dropped whatever their frequencies (one transmitter at a time).
+    ``refine.min_snr_db`` over its floor. ``suppress_across_freq``: one transmitter at a time:
+    a refined box more than half inside a longer refined one is a piece of it (``drop_pieces``),
+    and a box more than half inside a stronger one in time is dropped whatever their frequencies.
     Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands."""
     if require_energy and refine is None:
         raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
@@ -202,6 +234,8 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
             if require_energy:
                 joined = [b for b in refined if b.refined]
                 n_unconfirmed = len(refined) - len(joined)
+    if suppress_across_freq:
+        joined = drop_pieces(joined)
     kept = suppress_overlaps(joined, any_freq=suppress_across_freq)
     index = ChunkIndex.for_partition(conn, partition_key)
     rows, no_samples = [], 0

@@ -58,6 +58,17 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
+def _union_overlap(box: TimeFreqBox, others: Sequence[TimeFreqBox]) -> int:
+    """ns of ``box``'s time span covered by the union of ``others``' spans."""
+    spans = sorted((max(o.t_start_ns, box.t_start_ns), min(o.t_end_ns, box.t_end_ns)) for o in others
+                   if o.t_start_ns < box.t_end_ns and o.t_end_ns > box.t_start_ns)
+    covered, reach = 0, box.t_start_ns
+    for u, v in spans:
+        covered += max(0, v - max(u, reach))
+        reach = max(reach, v)
+    return covered
+
+
 def suppress_overlaps(boxes: Sequence[TimeFreqBox], frac: float = 0.5, any_class: bool = True,
                       any_freq: bool = False) -> list[TimeFreqBox]:
     """Keep boxes strongest first; drop a box whose time span lies more than ``frac`` inside a
@@ -65,22 +76,46 @@ def suppress_overlaps(boxes: Sequence[TimeFreqBox], frac: float = 0.5, any_class
 
     ``any_class=True`` (default): the stronger box wins whatever its class, since one place in
     the band holds one emission and the detector's duplicates usually disagree on the class.
-    ``any_class=False`` only suppresses within a class. ``any_freq=True`` drops the box whatever
-    the frequencies (as ``dsp.detect`` does by default: one transmitter at a time, so boxes on
-    its images, spurs and splatter go; wrong for a band with concurrent emissions). Two packets
+    ``any_class=False`` only suppresses within a class. ``any_freq=True``: one transmitter at a
+    time (as ``dsp.detect`` by default), a box is dropped when the stronger kept boxes TOGETHER
+    cover more than ``frac`` of its span, whatever the frequencies and classes (boxes on images,
+    spurs, harmonics and splatter go; wrong for a band with concurrent emissions). Two packets
     side by side (no time overlap) are never suppressed. The result is in time order.
     """
     kept: list[TimeFreqBox] = []
     for box in sorted(boxes, key=lambda b: (-b.confidence, b.t_start_ns)):
         dur = max(box.duration_ns, 1)
-        covered = any(
-            (any_class or k.label == box.label)
-            and (any_freq or _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0)
-            and _overlap(k.t_start_ns, k.t_end_ns, box.t_start_ns, box.t_end_ns) / dur > frac
-            for k in kept
-        )
+        if any_freq:  # covered by the stronger boxes together, as dsp.detect's suppression
+            covered = _union_overlap(box, kept) / dur > frac
+        else:
+            covered = any(
+                (any_class or k.label == box.label)
+                and _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0
+                and _overlap(k.t_start_ns, k.t_end_ns, box.t_start_ns, box.t_end_ns) / dur > frac
+                for k in kept
+            )
         if not covered:
             kept.append(box)
+    return sorted(kept, key=lambda b: (b.t_start_ns, b.freq_lower_hz))
+
+
+def drop_pieces(boxes: Sequence[TimeFreqBox], frac: float = 0.5) -> list[TimeFreqBox]:
+    """Longest refined box first, drop a refined box lying more than ``frac`` inside a longer kept
+    refined box that overlaps it in frequency; the longer box takes the higher confidence.
+    rtl_433 packages pulses on ONE envelope for the whole band, so where two boxes on one signal
+    disagree (one sees a package, the other pieces of it, split where its narrower band shows a
+    gap) the longer package is what rtl_433 reports. Unrefined boxes pass. Time order."""
+    kept: list[TimeFreqBox] = []
+    for box in sorted((b for b in boxes if b.refined), key=lambda b: (-b.duration_ns, -b.confidence)):
+        host = next((i for i, k in enumerate(kept)
+                     if _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0
+                     and _overlap(k.t_start_ns, k.t_end_ns, box.t_start_ns, box.t_end_ns) > frac * max(box.duration_ns, 1)),
+                    None)
+        if host is None:
+            kept.append(box)
+        elif box.confidence > kept[host].confidence:
+            kept[host] = replace(kept[host], confidence=box.confidence, label=box.label)
+    kept.extend(b for b in boxes if not b.refined)
     return sorted(kept, key=lambda b: (b.t_start_ns, b.freq_lower_hz))
 
 
