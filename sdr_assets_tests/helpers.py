@@ -16,6 +16,9 @@ from sdr_assets_tests.capture_support import query
 
 
 # ---- Dagster ---------------------------------------------------------------------------------
+_INSTANCES: list = []  # every instance materialize() used: kept alive (see there)
+
+
 def materialize(names, partition_key: str, instance=None, quiet: bool = False, **resource_overrides):
     """dagster.materialize of ``names`` for one partition, in this process, with the
     Definitions' resources (``store=SdrStore(...)`` etc. replace one); never raises on failure.
@@ -39,9 +42,10 @@ def materialize(names, partition_key: str, instance=None, quiet: bool = False, *
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if quiet else None
     result = dg.materialize(assets, partition_key=partition_key, raise_on_error=False,
                             resources=resources, instance=instance, run_config=run_config)
-    # the result's storages point back at the instance through a weakref: keep it alive as
-    # long as the result (an ephemeral instance made here is otherwise collected at return)
-    result.sdr_instance = instance
+    # Dagster's storages (and its cached definitions-load state) point back at the instance
+    # through weakrefs: an ephemeral instance made here must outlive this call, or a later
+    # materialisation in the same process meets a dead weakref. Keep them for the session.
+    _INSTANCES.append(instance)
     return result
 
 

@@ -178,7 +178,15 @@ def _launch(page, partitions_text: str, n_partitions: int, button: str) -> str:
     sync_api.expect(dialog.get_by_text(f"Launch runs to materialize {len(SELECTED)} assets")).to_be_visible()
     # one partition selector per dimension: sensor (a drop-down, 'All' = every registered
     # sensor, here the default one), then time (a text box taking keys and [a...b] ranges)
-    dialog.get_by_role("button", name="All", exact=True).first.click()
+    # The sensor list loads after the dialog opens: 'All' clicked before it has loaded selects
+    # nothing, so click until the default sensor shows as selected.
+    for _ in range(10):
+        dialog.get_by_role("button", name="All", exact=True).first.click()
+        try:
+            sync_api.expect(dialog.get_by_text("default", exact=True).first).to_be_visible(timeout=3000)
+            break
+        except AssertionError:
+            continue
     box = dialog.get_by_role("textbox").first
     box.fill(partitions_text)
     box.press("Enter")
