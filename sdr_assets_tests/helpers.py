@@ -40,8 +40,14 @@ def materialize(names, partition_key: str, instance=None, quiet: bool = False, *
     resources.update(resource_overrides)
     assets = [defs.get_assets_def(n) for n in names]
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if quiet else None
-    result = dg.materialize(assets, partition_key=partition_key, raise_on_error=False,
-                            resources=resources, instance=instance, run_config=run_config)
+    # Loading the definitions reads the "current" defs-state storage (a context variable that
+    # an earlier test's instance may have left pointing at itself, then been collected):
+    # make it this live instance's for the call.
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(instance.defs_state_storage):
+        result = dg.materialize(assets, partition_key=partition_key, raise_on_error=False,
+                                resources=resources, instance=instance, run_config=run_config)
     # Dagster's storages (and its cached definitions-load state) point back at the instance
     # through weakrefs: an ephemeral instance made here must outlive this call, or a later
     # materialisation in the same process meets a dead weakref. Keep them for the session.
