@@ -200,7 +200,11 @@ def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
 @click.option("--limit", type=int, default=None, help="Only the first N recordings.")
 @click.option("--tol-s", type=float, default=0.02, show_default=True, help="Start-time tolerance for a match.")
 @click.option("--conf", type=float, default=0.25, show_default=True, help="yolo: minimum confidence.")
-def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -> None:
+@click.option("--single-transmitter", is_flag=True,
+              help="yolo: one transmitter at a time (ISM captures): keep only boxes whose band shows "
+                   "energy over its floor, and suppress boxes overlapping stronger ones in time at any "
+                   "frequency.")
+def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf, single_transmitter) -> None:
     """Ingest each recording, run the chain to detections, score against the manifest."""
     import json
 
@@ -216,7 +220,8 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf) -
             fh.writelines(json.dumps(d) + "\n" for d in res.detections)
 
         summary = evaluate_recordings(recs, Path(recordings_dir), detector=detector, tol_s=tol_s, conf=conf,
-                                      on_file=write, progress=lambda it: tqdm(it, desc="evaluate", unit="file"))
+                                      on_file=write, progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
+                                      require_energy=single_transmitter, suppress_across_freq=single_transmitter)
     click.echo(f"{summary.line()}; {sum(len(f.detections) for f in summary.files)} detections -> {out}")
 
 

@@ -162,6 +162,12 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     assert meta["model_version"] == version and meta["detector"].startswith("yolo onnxruntime")
     assert meta["count"] > 0 and "note" not in meta  # an untrained model at conf 0.001 boxes plenty
     assert len(_check_lineage(conn, key, version)) == meta["count"]
+    # one transmitter at a time: boxes without energy in their band go, overlaps in time go
+    res = _materialize(["detections"], key, single_transmitter=True, **small)
+    assert res.success, _failure(res)
+    single = _meta(res, "detections")
+    assert single["single_transmitter"] is True and not meta["single_transmitter"]
+    assert single["count"] < meta["count"] and single["dropped_without_energy"] > 0
 
     # the sensor turns the promotion into re-detection runs, one per model version and window
     from sdr_assets.defs.detector_jobs import new_model_sensor

@@ -113,8 +113,10 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
             version = row.version
             name = "yolo onnxruntime (CPU)" if isinstance(model, OnnxDetector) else \
                 f"yolo torch ({getattr(model, 'device', '?')})"
+        single = detector.single_transmitter and row is not None
         st, _ = detect_partition(db.conn, str(context.partition_key), paths.root, detector=model,
-                                 model_version=version, detector_name=name)
+                                 model_version=version, detector_name=name, require_energy=single,
+                                 suppress_across_freq=single)
     meta = {
         "count": st.n_detections, "model_version": st.model_version, "detector": st.detector,
         "per_label": dg.MetadataValue.json(st.per_label), **{f"count_{k}": v for k, v in st.per_label.items()},
@@ -125,6 +127,8 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
     if row is not None:
         meta["edges_refined"] = st.n_refined  # time edges from the IQ envelope in each box's band
         meta["split_into_packages"] = st.n_split
+        meta["single_transmitter"] = single
+        meta["dropped_without_energy"] = st.n_unconfirmed
         meta["edge_refinement"] = ("model boxes' start/end from the IQ envelope inside their band "
                                    "(ml.postprocess.refine_box): good to ~0.1 ms, not a frame column")
     if row is None:

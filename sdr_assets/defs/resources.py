@@ -46,6 +46,8 @@ class DetectorSettings(dg.ConfigurableResource):
     seed: int = 0
     warm_start: bool = False  # train from the current model's weights instead of from scratch
     conf: float = 0.25  # inference: minimum confidence
+    single_transmitter: bool = False  # ISM-style captures, one transmitter at a time: model boxes
+    # must show energy in their band, and overlaps in time are suppressed at any frequency
     runtime: str = "auto"  # inference: auto (torch on CUDA, else onnxruntime) | onnx | torch
     report_frames: int = 8  # detection_report: frames stitched into the waterfall
 
