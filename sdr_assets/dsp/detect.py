@@ -189,7 +189,7 @@ def _fine_pulses(x: np.ndarray, s0: int, s1: int, f_lo: float, f_hi: float, fs: 
     return cross(up - 1, up), cross(down - 1, down)
 
 
-def _packages_from_pulses(starts: np.ndarray, ends: np.ndarray, min_gap: float, max_gap: float,
+def packages_from_pulses(starts: np.ndarray, ends: np.ndarray, min_gap: float, max_gap: float,
                           ratio: float) -> list[tuple[float, float]]:
     """rtl_433's end-of-package rule: a gap ends the package when it exceeds max_gap, or
     both min_gap and ratio x the longest pulse so far."""
@@ -260,7 +260,7 @@ def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop:
         f_lo, f_hi = (b0 - half - 0.5) * bin_hz, (b1 - half + 0.5) * bin_hz
         starts, ends = _fine_pulses(x, s0, s1, f_lo, f_hi, fs, nf,
                                     mask[:, b0: b1 + 1].any(axis=1), hop, nfft)
-        for a, b in _packages_from_pulses(starts, ends, min_gap_s * fs, max_gap_s * fs, gap_ratio):
+        for a, b in packages_from_pulses(starts, ends, min_gap_s * fs, max_gap_s * fs, gap_ratio):
             a, b = max(0, int(round(a))), min(x.size, int(round(b)))
             if b - a < min_duration_s * fs:
                 continue

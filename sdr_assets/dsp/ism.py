@@ -12,7 +12,7 @@ ones clip at cu8 full scale, as most real recordings do).
 
 LABELS are what rtl_433 reports: the transmission's pulses (an FSK packet or a carrier is one
 pulse of the envelope) split into packages by rtl_433's end-of-package rule
-(``dsp.detect._packages_from_pulses``: a gap over 100 ms, or over both 10 ms and 10 x the
+(``dsp.detect.packages_from_pulses``: a gap over 100 ms, or over both 10 ms and 10 x the
 longest pulse so far, ends a package); one :class:`Emission` per package, class ``ook``,
 ``fsk`` or ``cw``.
 
@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from sdr_assets.dsp.detect import _packages_from_pulses
+from sdr_assets.dsp.detect import packages_from_pulses
 
 ISM_KINDS = ("ook", "fsk", "cw")
 EPOCH_SAMPLES = 1 << 20
@@ -41,7 +41,7 @@ _TWO_PI = 2.0 * math.pi
 
 def packages_s(starts_s: np.ndarray, ends_s: np.ndarray) -> list[tuple[float, float]]:
     """rtl_433's end-of-package rule on pulses in seconds: [(start_s, end_s), ...]."""
-    return _packages_from_pulses(np.asarray(starts_s, float), np.asarray(ends_s, float),
+    return packages_from_pulses(np.asarray(starts_s, float), np.asarray(ends_s, float),
                                  PKG_MIN_GAP_S, PKG_MAX_GAP_S, PKG_GAP_RATIO)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sdr_assets.dsp.detect import _packages_from_pulses
+from sdr_assets.dsp.detect import packages_from_pulses
 from sdr_assets.dsp.stft import stft_power
 from sdr_assets.ml.labels import BoxGeometry, pixels_to_annotation
 from sdr_assets.records import NS_PER_S
@@ -240,7 +240,7 @@ def refine_box(box: TimeFreqBox, x: np.ndarray, t0_ns: int, sample_rate_hz: floa
     starts, ends = t[up[keep]] - hop / 2, t[down[keep] - 1] + hop / 2
     if starts.size == 0:
         return [box]
-    pkgs = _packages_from_pulses(starts, ends, params.min_gap_s * fs, params.max_gap_s * fs, params.gap_ratio)
+    pkgs = packages_from_pulses(starts, ends, params.min_gap_s * fs, params.max_gap_s * fs, params.gap_ratio)
     overlap = [max(0.0, min(b, b1) - max(a, b0)) for a, b in pkgs]
     chosen = [pk for pk, ov in zip(pkgs, overlap) if ov >= params.min_inside * min(pk[1] - pk[0], b1 - b0)]
     if not chosen:
