@@ -190,7 +190,7 @@ def _fine_pulses(x: np.ndarray, s0: int, s1: int, f_lo: float, f_hi: float, fs: 
 
 
 def packages_from_pulses(starts: np.ndarray, ends: np.ndarray, min_gap: float, max_gap: float,
-                          ratio: float) -> list[tuple[float, float]]:
+                         ratio: float) -> list[tuple[float, float]]:
     """rtl_433's end-of-package rule: a gap ends the package when it exceeds max_gap, or
     both min_gap and ratio x the longest pulse so far."""
     out: list[tuple[float, float]] = []
