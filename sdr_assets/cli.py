@@ -117,10 +117,18 @@ def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_
     click.echo(f"rtl_tcp server listening on {h}:{p} ({info.uri}, "
                f"{info.center_freq_hz:.0f} Hz, {info.sample_rate_hz:.0f} S/s); Ctrl-C stops it",
                err=True)
+    import signal
+
+    def _request_stop(signum, frame) -> None:
+        # a flag, not KeyboardInterrupt: an exception raised at an arbitrary point of the
+        # serving loop (a join, a source's cleanup) could leave the process hanging
+        click.echo("stopping", err=True)
+        server.request_stop()
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopping", err=True)
     finally:
         server.stop()
 

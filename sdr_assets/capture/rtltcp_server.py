@@ -106,6 +106,10 @@ class RtlTcpServer:
         if self.error is not None:
             raise self.error
 
+    def request_stop(self) -> None:
+        """Ask serve_forever() to return soon (safe from a signal handler: sets a flag only)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         self.source.stop()
