@@ -31,10 +31,13 @@ main.add_command(sensors)
 
 @main.command()
 def home() -> None:
-    """Print the data root ($SDR_ASSETS_HOME, default ./var)."""
+    """Print the data root ($SDR_ASSETS_HOME, default ./var) and its first partition."""
+    from sdr_assets.defs.partitions import partition_start_and_source
     from sdr_assets.paths import data_root
 
     click.echo(str(data_root()))
+    start, source = partition_start_and_source()
+    click.echo(f"partitions start {start} UTC (from {source})", err=True)
 
 
 @main.command()

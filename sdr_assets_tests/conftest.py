@@ -1,11 +1,15 @@
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 # Partitions are fixed when sdr_assets.definitions is first imported: the whole test session
-# uses 1-minute partitions so that short captures fill closed partitions quickly.
+# uses 1-minute partitions so that short captures fill closed partitions quickly, starting 7
+# days before NOW (never a calendar date: the suite passes on any day, and under
+# `faketime '+60days'`, see test_calendar.py). Tests of the per-data-root start unset it.
 os.environ["SDR_ASSETS_PARTITION_MINUTES"] = "1"
+os.environ["SDR_ASSETS_PARTITION_START"] = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")
 
 
 def pytest_collection_modifyitems(config, items):

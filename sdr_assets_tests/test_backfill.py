@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from sdr_assets_tests.helpers import materialize, pkey
+
+pytestmark = pytest.mark.calendar  # re-run under faketime +60days (test_calendar.py)
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]

@@ -87,6 +87,7 @@ def _checks(result):
     return {name: passed for name, passed, _ in check_results(result)}
 
 
+@pytest.mark.calendar
 def test_empty_partition_is_an_empty_window_not_a_crash(env, data_root):
     start = _past_minute(120)
     _capture(env, f"synthetic://?seed=1&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
@@ -116,6 +117,7 @@ def test_corrupt_snapshot_fails_and_hot_db_is_untouched(env, data_root):
     assert hashlib.sha256(hot.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.calendar
 def test_sensor_requests_newest_closed_partition_once(env, data_root):
     from sdr_assets.defs.automation import hot_db_sensor
 
@@ -140,6 +142,7 @@ def test_sensor_requests_newest_closed_partition_once(env, data_root):
     assert not old.run_requests
 
 
+@pytest.mark.calendar
 def test_sensor_skips_without_hot_db(env):
     from sdr_assets.defs.automation import hot_db_sensor
 
@@ -149,6 +152,7 @@ def test_sensor_skips_without_hot_db(env):
     assert "sdr-assets capture" in res.skip_reason.skip_message
 
 
+@pytest.mark.calendar
 def test_sensor_waits_until_the_data_crosses_a_partition_end(env, data_root):
     """A capture that started inside the current partition has no closed partition to offer:
     the sensor must not request the empty partition before it."""
@@ -158,3 +162,30 @@ def test_sensor_waits_until_the_data_crosses_a_partition_end(env, data_root):
     _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
     res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
     assert not res.run_requests and res.skip_reason is not None
+
+
+def test_corrupt_snapshot_stops_iq_window_in_the_same_run(env, data_root):
+    """snapshot_integrity is a blocking check: a corrupt copy never reaches the analysis DB."""
+    start = _past_minute(170)
+    _capture(env, f"synthetic://?seed=4&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=70")
+    key = start.strftime("%Y-%m-%d-%H:%M")
+    hot = data_root / "hot.db"
+    conn = sqlite3.connect(hot)
+    (page,), = conn.execute("PRAGMA page_size").fetchall()
+    conn.close()
+    n_pages = hot.stat().st_size // page
+    with open(hot, "r+b") as f:  # damage a page in the middle: the backup copies it faithfully
+        f.seek(page * (n_pages // 2))
+        f.write(os.urandom(8192))
+    res = materialize(["hot_snapshot", "iq_window"], key, quiet=True)
+    assert _checks(res) == {"snapshot_integrity": False}
+    assert meta(res, "hot_snapshot") is not None  # the copy was made and judged ...
+    assert meta(res, "iq_window") is None  # ... and the window was never loaded from it
+    started = {e.step_key for e in res.all_events if e.event_type_value == "STEP_START"}
+    assert started == {"hot_snapshot"}, started
+    assert "snapshot_integrity" in failure_text(res)
+    analysis = data_root / "analysis.db"
+    if analysis.exists():
+        rows = sqlite3.connect(analysis).execute(
+            "SELECT count(*) FROM chunks WHERE partition_key = ?", (pkey(key),)).fetchone()[0]
+        assert rows == 0

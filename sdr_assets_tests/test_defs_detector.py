@@ -259,6 +259,7 @@ def test_window_without_annotations_gets_energy_labels_and_energy_detections(env
     assert Path(rep["path"]).read_bytes() == base64.b64decode(b64)
 
 
+@pytest.mark.calendar
 def test_detector_model_without_labels_fails_clearly(env, data_root):
     res = _materialize(["detector_model"], (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d"))
     assert not res.success

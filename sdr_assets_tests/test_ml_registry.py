@@ -16,6 +16,8 @@ from sdr_assets.store.registry import (
     register_model,
 )
 
+pytestmark = pytest.mark.calendar  # re-run under faketime +60days (test_calendar.py)
+
 
 @pytest.fixture
 def db(tmp_path):

@@ -15,6 +15,8 @@ import pytest
 from sdr_assets_tests.helpers import materialize
 from sdr_assets_tests.test_defs_analysis import env  # noqa: F401 - 1-minute partitions, a DAGSTER_HOME
 
+pytestmark = pytest.mark.calendar  # re-run under faketime +60days (test_calendar.py)
+
 BIN = Path(sys.executable).parent
 RATE_HZ = 250_000
 
@@ -152,9 +154,10 @@ def test_analysis_db_of_the_single_sensor_days_migrates_chunks_to_sensor_and_seq
 def test_fallback_schedule_requests_the_closed_window_of_every_sensor(env):
     from sdr_assets.defs.automation import analysis_schedule
 
+    tick = datetime.now(UTC).replace(second=0, microsecond=0)  # derived from now, never a date
+    closed = (tick - timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M")
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.add_dynamic_partitions("sensor", ["default", "roof"])
-        ctx = dg.build_schedule_context(instance=instance,
-                                        scheduled_execution_time=datetime(2026, 11, 23, 4, 0, tzinfo=UTC))
+        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
         keys = sorted(r.partition_key for r in analysis_schedule.evaluate_tick(ctx).run_requests)
-    assert keys == ["default|2026-11-23-03:59", "roof|2026-11-23-03:59"]
+    assert keys == [f"default|{closed}", f"roof|{closed}"]

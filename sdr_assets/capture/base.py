@@ -35,6 +35,11 @@ class Source(ABC):
     def events(self) -> Iterator[Event]:
         """Yield chunks, gaps and annotations in time order until the end or stop()."""
 
+    def expected_samples(self) -> int | None:
+        """Samples a finite source will deliver once opened (a file without loop, a synthetic
+        stream with a duration); None when it runs until stopped."""
+        return None
+
     def stop(self) -> None:
         """Ask events() to end soon (thread-safe); close() still has to be called."""
         self._stopping = True

@@ -34,16 +34,15 @@ def partition_minutes_from_env() -> float:
     return minutes
 
 
-def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int:
-    from sdr_assets.capture.service import DEFAULT_CAP_BYTES
-
+def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int | None:
+    """The user's cap in bytes; None when neither flag is given (the service derives one)."""
     if cap_bytes is not None and cap_gb is not None:
         raise ConfigError("give --cap-bytes or --cap-gb, not both.")
     if cap_gb is not None and not math.isfinite(cap_gb * 2**30):
         raise ConfigError(f"--cap-gb {cap_gb:g} must be a finite number of GiB, e.g. --cap-gb 2.")
     cap = cap_bytes if cap_gb is None else int(cap_gb * 2**30)
     if cap is None:
-        return DEFAULT_CAP_BYTES
+        return None
     if cap <= 0:
         raise ConfigError(f"the hot DB cap must be > 0 bytes (got {cap}); e.g. --cap-gb 2.")
     return cap

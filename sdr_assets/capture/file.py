@@ -95,6 +95,10 @@ class FileSource(Source):
         self._stop_event = threading.Event()
 
     # ---- open: validate everything first, then acquire the file handle -------------------
+    def expected_samples(self) -> int | None:
+        n = getattr(self, "_n_samples", None)
+        return None if self.loop or n is None else int(n)
+
     def open(self) -> SourceInfo:
         self.close()  # re-opening starts again from the first sample
         self._stopping = False

@@ -16,6 +16,7 @@ the dead time between the newest stored sample and the new stream's first is rec
 ``restart`` gap, so a reader of the database sees every hole explained.
 """
 
+import shutil
 import signal
 import threading
 import time
@@ -33,7 +34,6 @@ from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo
 
 DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_BATCH_MAX_S = 0.25
-DEFAULT_CAP_BYTES = 2 * 1024**3
 READER_STOP_TIMEOUT_S = 5.0  # a source that ignores stop() this long is abandoned
 PAUSABLE_PUT_WAIT_S = 3600.0  # an unpaced source waits for room instead of overflowing
 
@@ -68,7 +68,7 @@ class CaptureService:
                  batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
                  batch_max_s: float = DEFAULT_BATCH_MAX_S,
                  synchronous: str = "NORMAL",
-                 cap_bytes: int = DEFAULT_CAP_BYTES,
+                 cap_bytes: int | None = None,
                  max_age_s: float | None = None,
                  window_s_for_capacity_check: float = 3600.0,
                  telemetry_interval_s: float = 1.0,
@@ -118,12 +118,32 @@ class CaptureService:
             self._stop_reason = reason
         self._source.stop()
 
+    def _size_cap(self, info: SourceInfo) -> None:
+        """The hot DB's cap: the user's (judged against two analysis windows), or one derived
+        from the window and the rate (see store.hot.default_cap_bytes); warnings are logged."""
+        from sdr_assets.store.hot import check_capacity, default_cap_bytes
+
+        expected = self._source.expected_samples()
+        if self._duration_s is not None:
+            by_duration = int(self._duration_s * info.sample_rate_hz)
+            expected = by_duration if expected is None else min(expected, by_duration)
+        expected_bytes = None if expected is None else 2 * expected
+        if self._cap_bytes is None:
+            self.hot_path.parent.mkdir(parents=True, exist_ok=True)
+            room = shutil.disk_usage(self.hot_path.parent).free + sum(
+                p.stat().st_size for p in self.hot_path.parent.glob(self.hot_path.name + "*") if p.is_file())
+            self._cap_bytes, warning = default_cap_bytes(info.sample_rate_hz, self._window_s, room)
+            if warning and expected_bytes is not None and expected_bytes <= self._cap_bytes:
+                warning = None  # a finite source that fits: nothing will be pruned
+        else:
+            warning = check_capacity(self._cap_bytes, info.sample_rate_hz, self._window_s, expected_bytes)
+        if warning:
+            self._log(warning)
+
     def run(self) -> CaptureSummary:
         """Capture until the source ends, :meth:`stop` is called, or SIGINT/SIGTERM arrives.
 
         Raises (after recording the end in the database) the error that ended it, if any."""
-        from sdr_assets.store.hot import check_capacity
-
         t0 = time.monotonic()
         info = self._info = self._source.open()
         old_handlers = {}
@@ -132,7 +152,7 @@ class CaptureService:
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     old_handlers[sig] = signal.signal(sig, lambda *_: self.stop("signal"))
-            check_capacity(self._cap_bytes, info.sample_rate_hz, self._window_s)
+            self._size_cap(info)
             lock.acquire()
             writer = threading.Thread(target=self._write_thread, name="capture-writer", daemon=True)
             writer.start()

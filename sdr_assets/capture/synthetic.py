@@ -132,6 +132,11 @@ class SyntheticSource(Source):
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"SyntheticSource settings rejected: {exc}") from exc
 
+    def expected_samples(self) -> int | None:
+        if self.duration_s is None:
+            return None
+        return int(round(self.duration_s * self.sample_rate_hz))
+
     def open(self) -> SourceInfo:
         self._stopping = False
         self._stop_event.clear()

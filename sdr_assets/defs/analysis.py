@@ -44,8 +44,9 @@ def _iso(t_ns: int) -> str:
 
 @dg.asset(
     partitions_def=SENSOR_TIME, group_name=GROUP, kinds={"sqlite"},
-    check_specs=[dg.AssetCheckSpec("snapshot_integrity", asset="hot_snapshot",
-                                   description="PRAGMA integrity_check on the copy is ok")],
+    check_specs=[dg.AssetCheckSpec("snapshot_integrity", asset="hot_snapshot", blocking=True,
+                                   description="PRAGMA integrity_check on the copy is ok; "
+                                               "a corrupt copy stops the partition's later steps")],
 )
 def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
     """Point-in-time copy of the sensor's hot DB (SQLite online backup, one step, non-blocking)."""
@@ -76,8 +77,9 @@ def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
 @dg.asset(
     partitions_def=SENSOR_TIME, group_name=GROUP, kinds={"sqlite"}, deps=[hot_snapshot],
     check_specs=[dg.AssetCheckSpec(
-        "window_coverage", asset="iq_window",
-        description="samples stored vs expected, less recorded gaps; unrecorded holes fail")],
+        "window_coverage", asset="iq_window", blocking=True,
+        description="samples stored vs expected, less recorded gaps; an unrecorded hole fails "
+                    "(ERROR) and stops the partition's later steps")],
 )
 def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
     """The partition's chunks, gaps and annotations, copied into the analysis DB."""
@@ -99,8 +101,8 @@ def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
         holes = check_contiguity(list(db.iter_chunks(key, with_iq=False)), db.gaps(key))
     finally:
         db.close()
-    for key in st.dropped_partitions:
-        shutil.rmtree(frames_store.partition_folder(paths.spectrograms, key), ignore_errors=True)
+    for dropped in st.dropped_partitions:
+        shutil.rmtree(frames_store.partition_folder(paths.spectrograms, dropped), ignore_errors=True)
     if st.empty:
         context.log.warning(f"partition {key} holds no samples: the window "
                             "is empty (was the capture running then?)")

@@ -2,8 +2,11 @@
 
 ``SDR_ASSETS_PARTITION_MINUTES`` (default 60; `make run` uses 5) sets the length: it must
 divide an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) or be 60. ``SDR_ASSETS_PARTITION_START``
-(``YYYY-MM-DD``, default: 7 days before today, UTC) sets the first partition. Keys look like
-``2026-11-23-00:00`` (UTC).
+(``YYYY-MM-DD``) sets the first partition; unset, the start is fixed once per data root at its
+first load (``$SDR_ASSETS_HOME/settings.json``: the earlier of the first stored sample's day and
+7 days before that load, see store/settings.py), so history stays addressable and the
+partitions definition never moves with the calendar. ``sdr-assets home`` prints it. Keys look
+like ``2026-11-23-00:00`` (UTC).
 
 The analysis assets are partitioned by time x radio sensor (:data:`SENSOR_TIME`): the sensor
 dimension is dynamic (``hot_db_sensor`` adds every sensor registered under the data root, see
@@ -37,23 +40,35 @@ def partition_minutes() -> int:
     return minutes
 
 
-def partition_start() -> str:
+def partition_start_and_source() -> tuple[str, str]:
+    """The first partition's key and where it came from (the variable or the data root)."""
     raw = os.environ.get(ENV_START, "").strip()
     if not raw:
-        day = datetime.now(UTC).date() - timedelta(days=7)
-        return day.strftime("%Y-%m-%d") + "-00:00"
+        from sdr_assets.paths import DataPaths
+        from sdr_assets.store.sensors import list_sensors
+        from sdr_assets.store.settings import fixed_partition_start
+
+        paths = DataPaths.from_env()
+        hot_dbs = [s.hot_db for s in list_sensors(paths, on_error=lambda *_: None)]
+        fixed = fixed_partition_start(paths.root, hot_dbs, datetime.now(UTC).date() - timedelta(days=7))
+        where = str(paths.root / "settings.json")
+        return fixed.day.strftime("%Y-%m-%d") + "-00:00", where if fixed.source == "saved" else f"{where}, {fixed.source}"
     try:
         datetime.strptime(raw, "%Y-%m-%d")
     except ValueError as exc:
         raise ConfigError(f"{ENV_START}={raw!r} is not a date; use YYYY-MM-DD.") from exc
-    return raw + "-00:00"
+    return raw + "-00:00", ENV_START
+
+
+def partition_start() -> str:
+    return partition_start_and_source()[0]
 
 
 def build_time_partitions() -> dg.TimeWindowPartitionsDefinition:
     minutes = partition_minutes()
     cron = "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
     return dg.TimeWindowPartitionsDefinition(
-        cron_schedule=cron, start=partition_start(), fmt=PARTITION_FMT, timezone="UTC"
+        cron_schedule=cron, start=PARTITION_START, fmt=PARTITION_FMT, timezone="UTC"
     )
 
 
@@ -81,8 +96,9 @@ def window_ns(context) -> tuple[int, int]:
     return int(tw.start.timestamp() * 1e9), int(tw.end.timestamp() * 1e9)
 
 
+PARTITION_START = partition_start()
 TIME_PARTITIONS = build_time_partitions()
 SENSOR_DIM, TIME_DIM = "sensor", "time"
 SENSORS = dg.DynamicPartitionsDefinition(name="sensor")
 SENSOR_TIME = dg.MultiPartitionsDefinition({TIME_DIM: TIME_PARTITIONS, SENSOR_DIM: SENSORS})
-DAILY_PARTITIONS = dg.DailyPartitionsDefinition(start_date=partition_start()[:10], timezone="UTC")
+DAILY_PARTITIONS = dg.DailyPartitionsDefinition(start_date=PARTITION_START[:10], timezone="UTC")

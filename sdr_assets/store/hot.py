@@ -51,18 +51,64 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def check_capacity(cap_bytes: int, sample_rate_hz: float, window_s: float) -> None:
-    """Raise ConfigError when ``cap_bytes`` cannot hold two analysis windows of cu8 samples."""
-    if sample_rate_hz <= 0 or window_s <= 0:
+DEFAULT_CAP_BYTES = 2 * 1024**3  # the floor of the derived default cap
+CAP_WINDOWS = 2.2  # the derived default cap holds two analysis windows plus 10 % of margin
+DISK_RESERVE_BYTES = 256 * 2**20  # left free on the disk when the default cap is sized to it
+
+
+def _fmt_window(window_s: float) -> str:
+    return f"{window_s / 60:g}-min" if window_s >= 60 else f"{window_s:g}-s"
+
+
+def default_cap_bytes(sample_rate_hz: float, window_s: float, room_bytes: float | None = None
+                      ) -> tuple[int, str | None]:
+    """The hot DB cap when the user gives none, and a warning when the disk cannot hold it.
+
+    Two analysis windows (plus 10 %) at the source's rate, at least 2 GiB: the plainest
+    ``sdr-assets capture`` works at every RTL-SDR rate with any partition length. When the disk
+    (``room_bytes``: its free space plus what the hot DB already takes) has less room, the cap
+    is what the disk holds, and the warning says what that costs and how to fix it."""
+    if not (sample_rate_hz > 0 and window_s > 0):
         raise ConfigError(f"sample_rate_hz ({sample_rate_hz}) and window_s ({window_s}) must be > 0.")
-    need = 2 * window_s * sample_rate_hz * BYTES_PER_SAMPLE
-    if cap_bytes < need:
-        held_s = cap_bytes / (sample_rate_hz * BYTES_PER_SAMPLE)
-        win = f"{window_s / 60:g}-min" if window_s >= 60 else f"{window_s:g}-s"
-        raise ConfigError(
-            f"cap {_fmt_bytes(cap_bytes)} holds {held_s:.1f} s at {sample_rate_hz / 1e6:g} MS/s; "
-            f"two {win} windows need {_fmt_bytes(need)}; raise --cap-bytes or shorten the partition."
-        )
+    rate_bps = sample_rate_hz * BYTES_PER_SAMPLE
+    want = max(DEFAULT_CAP_BYTES, math.ceil(CAP_WINDOWS * window_s * rate_bps))
+    if room_bytes is None or room_bytes - DISK_RESERVE_BYTES >= want:
+        return want, None
+    cap = max(int(room_bytes - DISK_RESERVE_BYTES), 64 * 2**20)
+    win = _fmt_window(window_s)
+    return cap, (f"warning: the disk has room for {_fmt_bytes(cap)} of hot DB, {cap / rate_bps:.0f} s at "
+                 f"{sample_rate_hz / 1e6:g} MS/s; two {win} windows need {_fmt_bytes(2 * window_s * rate_bps)}. "
+                 "Windows older than that are pruned before analysis can snapshot them: free disk space, "
+                 "lower the rate or shorten the partition (SDR_ASSETS_PARTITION_MINUTES).")
+
+
+def check_capacity(cap_bytes: int, sample_rate_hz: float, window_s: float,
+                   expected_bytes: float | None = None) -> str | None:
+    """Judge a cap the user chose against the analysis window; a warning line, or None.
+
+    - a finite source (``expected_bytes``) that fits under the cap: nothing to say;
+    - a cap of two windows or more: nothing to say;
+    - between one and two windows: a warning (a window can be pruned if its analysis runs late);
+    - under one window: ConfigError, because every window would lose its oldest samples before
+      its snapshot: analysable data the user asked to keep would be lost, not just old data."""
+    if not (sample_rate_hz > 0 and window_s > 0):
+        raise ConfigError(f"sample_rate_hz ({sample_rate_hz}) and window_s ({window_s}) must be > 0.")
+    if expected_bytes is not None and expected_bytes <= cap_bytes:
+        return None
+    rate_bps = sample_rate_hz * BYTES_PER_SAMPLE
+    need = 2 * window_s * rate_bps
+    if cap_bytes >= need:
+        return None
+    held_s = cap_bytes / rate_bps
+    win = _fmt_window(window_s)
+    numbers = (f"cap {_fmt_bytes(cap_bytes)} holds {held_s:.1f} s at {sample_rate_hz / 1e6:g} MS/s; "
+               f"two {win} windows need {_fmt_bytes(need)}")
+    if cap_bytes >= window_s * rate_bps:
+        return (f"warning: {numbers}: a window whose analysis starts late can lose its oldest samples "
+                f"to the cap; raise --cap-bytes/--cap-gb to {_fmt_bytes(need)} or shorten the partition.")
+    raise ConfigError(f"{numbers}: every window would lose its oldest samples before its snapshot; "
+                      f"raise --cap-bytes/--cap-gb to {_fmt_bytes(need)}, shorten the partition "
+                      "(--partition-minutes), or leave out --cap-* for a cap sized to the rate.")
 
 
 def chunk_pages(n_bytes: int, page_size: int) -> float:
