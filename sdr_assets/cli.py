@@ -221,18 +221,25 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf, s
 
     from tqdm import tqdm
 
+    from sdr_assets.errors import ConfigError
     from sdr_assets.evaluation import evaluate_recordings, load_manifest
+    from sdr_assets.store.files import OutputFiles
 
-    recs = load_manifest(manifest)[: limit if limit is not None and limit >= 0 else None]
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: must be at least 1 (omit it to evaluate every recording).")
+    recs = load_manifest(manifest)[:limit]
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w") as fh:
+    # results go to OUT.tmp, renamed over OUT only once every recording is done: a failed run
+    # leaves an earlier OUT as it was
+    with OutputFiles("--out") as files, files.open(out, "w") as fh:
         def write(res) -> None:
             fh.writelines(json.dumps(d) + "\n" for d in res.detections)
 
         summary = evaluate_recordings(recs, Path(recordings_dir), detector=detector, tol_s=tol_s, conf=conf,
                                       on_file=write, progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
                                       require_energy=single_transmitter, suppress_across_freq=single_transmitter)
+        fh.close()
+        files.commit()
     click.echo(f"{summary.line()}; {sum(len(f.detections) for f in summary.files)} detections -> {out}")
 
 
@@ -275,16 +282,19 @@ def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
 @sensor_option
 def report(plot_path: Path | None, since_minutes: float) -> None:
     """The capture's telemetry (hot DB, read-only, short read): a text summary and a chart."""
+    import math
     import time
 
     from sdr_assets.errors import ConfigError
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.plots import plot_telemetry, read_telemetry, summarize
 
-    if since_minutes <= 0:
-        raise ConfigError(f"--since-minutes {since_minutes:g}: must be > 0.")
+    if not (since_minutes > 0 and math.isfinite(since_minutes)):
+        raise ConfigError(f"--since-minutes {since_minutes:g}: must be > 0 (a finite number of minutes, "
+                          "e.g. 60).")
     paths = DataPaths.from_env()
-    since_ns = time.time_ns() - int(since_minutes * 60e9)
+    now_ns = time.time_ns()
+    since_ns = now_ns - int(min(since_minutes * 60e9, now_ns))  # further back than 1970: all
     series = read_telemetry(paths.hot_db, since_ns)
     if not series.n_rows:
         raise SdrAssetsError(f"no capture telemetry in {paths.hot_db} in the last {since_minutes:g} "

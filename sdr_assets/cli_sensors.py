@@ -18,7 +18,7 @@ def _use_sensor(ctx, param, value: str) -> str:
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.sensors import require_registered
 
-    require_registered(DataPaths.from_env(), value)
+    require_registered(DataPaths.from_env(create=False), value)
     os.environ[ENV_SENSOR] = value
     return value
 
@@ -59,10 +59,12 @@ def sensors() -> None:
               help="The source URI you will capture from (recorded for reference only).")
 def add(name: str, description: str, source_uri: str) -> None:
     """Register NAME: its folder and hot DB path under the data root, and its Dagster partition."""
+    from sdr_assets.capture.uri import redact_uri
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.sensors import register_sensor
 
     paths = DataPaths.from_env()
+    source_uri = redact_uri(source_uri)  # for reference only: a password is never kept or shown
     info = register_sensor(paths, name, description=description, source=source_uri)
     click.echo(f"registered sensor {info.name}: hot DB {info.hot_db}")
     try:

@@ -12,6 +12,7 @@ Manifest format (``shared/data/rtl433/manifest.json``): ``{"recordings": [{"file
 """
 
 import json
+import math
 import sqlite3
 import tempfile
 from collections.abc import Callable
@@ -79,7 +80,30 @@ def load_manifest(path: Path | str) -> list[dict[str, Any]]:
     if not isinstance(recs, list) or not all(isinstance(r, dict) and "file" in r for r in recs):
         raise ConfigError(f"{path} has no 'recordings' list of objects with a 'file'; see "
                           "shared/data/rtl433/manifest.json for the format.")
+    for i, rec in enumerate(recs):
+        _check_entry(rec, f"{path} recordings[{i}]")
     return recs
+
+
+def _check_entry(rec: dict[str, Any], where: str) -> None:
+    """One manifest entry: a file name, optional finite positive numbers, reference bursts."""
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{where}: {what}; see shared/data/rtl433/manifest.json for the format.")
+
+    if not isinstance(rec["file"], str) or not rec["file"].strip() or "\0" in rec["file"]:
+        raise bad(f"'file' must be a file name (text), got {rec['file']!r}")
+    for key in ("sample_rate_hz", "center_freq_hz"):
+        v = rec.get(key)
+        if v is not None and not (isinstance(v, int | float) and not isinstance(v, bool)
+                                  and math.isfinite(v) and v > 0):
+            raise bad(f"{key!r} must be a positive number of Hz, got {v!r}")
+    bursts = rec.get(REFERENCE_KEY, [])
+    if not isinstance(bursts, list):
+        raise bad(f"{REFERENCE_KEY!r} must be a list of objects with a 'start_s'")
+    for b in bursts:
+        start = b.get("start_s") if isinstance(b, dict) else None
+        if not (isinstance(start, int | float) and not isinstance(start, bool) and math.isfinite(start)):
+            raise bad(f"{REFERENCE_KEY!r} entries need a number 'start_s' (seconds), got {b!r}")
 
 
 def ingest(recording: Path, paths: DataPaths, *, sample_rate_hz: float | None, center_freq_hz: float | None,
@@ -140,12 +164,18 @@ def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detec
     model, version, name = (None, "energy", "energy (IQ)")
     if detector == "yolo":
         model, version, name = current_yolo(DataPaths.from_env(), conf)
+    for rec in recordings:  # all of them before the first hour of work
+        try:
+            found = (folder / rec["file"]).is_file()
+        except (OSError, ValueError):  # a name too long for the filesystem, a NUL
+            found = False
+        if not found:
+            raise ConfigError(f"{folder / rec['file']} (listed in the manifest) does not exist; "
+                              "check --recordings.")
     results = []
     with tempfile.TemporaryDirectory(prefix="sdr_evaluate_") as tmp:
         for i, rec in enumerate(progress(recordings)):
             path = folder / rec["file"]
-            if not path.is_file():
-                raise ConfigError(f"{path} (listed in the manifest) does not exist; check --recordings.")
             paths = DataPaths(Path(tmp) / f"{i:04d}")
             paths.root.mkdir(parents=True)
             t0_ns, _ = ingest(path, paths, sample_rate_hz=rec.get("sample_rate_hz"),

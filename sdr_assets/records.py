@@ -8,11 +8,29 @@ These records import nothing heavy, so every part of the package can share them.
 from dataclasses import dataclass, field
 
 NS_PER_S = 1_000_000_000
+INT64_MAX = 2**63 - 1  # SQLite INTEGER: every stored time (ns) and count must fit
+MAX_SAMPLE_RATE_HZ = 1e11  # the highest rate any source may claim (files, SigMF, synthetic)
+STORABLE_TIMES = "1970-01-01 .. 2262-04-11 UTC"  # ns since the epoch in a signed 64-bit integer
 
 
 def samples_to_ns(n_samples: int, sample_rate_hz: float) -> int:
     """Duration of ``n_samples`` at ``sample_rate_hz``, rounded to the nearest ns."""
     return int(round(n_samples * NS_PER_S / sample_rate_hz))
+
+
+def storable_time_ns(t_ns: int) -> bool:
+    """Whether the databases can hold ``t_ns`` as a time (:data:`STORABLE_TIMES`)."""
+    return 0 <= t_ns <= INT64_MAX
+
+
+def describe_time_ns(t_ns: int) -> str:
+    """``t_ns`` for a message: ISO 8601 UTC, or the year where no calendar date fits."""
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.fromtimestamp(t_ns / NS_PER_S, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"the year {1970 + t_ns / (365.2425 * 86400 * NS_PER_S):.4g}"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from sdr_assets.capture.sigmf import DATA_SUFFIX, META_SUFFIX, format_datetime_n
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.db import connect_ro
+from sdr_assets.store.files import OutputFiles
+from sdr_assets.store.sensors import split_key
 
 SIGMF_VERSION = "1.2.0"  # core:extensions and core:global_index as in the 1.x specification
 NAMESPACE = "sdr_assets"
@@ -97,39 +99,37 @@ def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path 
                      with_annotations: bool = True, progress: bool = False) -> ExportResult:
     """Write the partition as SigMF recording(s) under ``out_dir`` (see the module doc)."""
     t0 = time.perf_counter()
-    out_dir = _out_folder(out_dir)
     analysis_db = Path(analysis_db)
     if not analysis_db.exists():
         raise StoreError(f"no analysis DB at {analysis_db}; materialise iq_window for "
                          f"{partition_key} first (or check $SDR_ASSETS_HOME).")
     conn = connect_ro(analysis_db)
-    try:
-        _require_partition(conn, partition_key)
-        recordings = _plan(conn, partition_key, out_dir)
-        res = ExportResult(partition_key, recordings)
-        res.n_bytes = _write_data(conn, partition_key, recordings, progress)
-        if with_annotations:
-            truth, dets = _annotation_rows(conn, partition_key)
-        else:
-            truth, dets = [], []
-    finally:
-        conn.close()
-    placed = set()
-    for rec in recordings:
-        anns = []
-        for kind, rows in (("truth", truth), ("detection", dets)):
-            for row in rows:
-                item = _sigmf_annotation(rec, kind, row)
-                if item is not None:
-                    anns.append(item)
-                    placed.add((kind, row[0]))
-                    rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
-                    if kind == "truth":
-                        rec.n_ground_truth += 1
-                    else:
-                        rec.n_detections += 1
-        anns.sort(key=lambda a: (a["core:sample_start"], a[f"{NAMESPACE}:origin"] == "detection"))
-        _write_meta(rec, partition_key, anns, len(recordings))
+    with OutputFiles("--out") as out:  # nothing is renamed into place unless all is written
+        try:
+            _require_partition(conn, partition_key)
+            recordings = _plan(conn, partition_key, _out_folder(out_dir))
+            res = ExportResult(partition_key, recordings)
+            res.n_bytes = _write_data(conn, partition_key, recordings, progress, out)
+            truth, dets = _annotation_rows(conn, partition_key) if with_annotations else ([], [])
+        finally:
+            conn.close()
+        placed = set()
+        for rec in recordings:
+            anns = []
+            for kind, rows in (("truth", truth), ("detection", dets)):
+                for row in rows:
+                    item = _sigmf_annotation(rec, kind, row)
+                    if item is not None:
+                        anns.append(item)
+                        placed.add((kind, row[0]))
+                        rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
+                        if kind == "truth":
+                            rec.n_ground_truth += 1
+                        else:
+                            rec.n_detections += 1
+            anns.sort(key=lambda a: (a["core:sample_start"], a[f"{NAMESPACE}:origin"] == "detection"))
+            _write_meta(rec, partition_key, anns, len(recordings), out)
+        out.commit()
     res.n_outside = len(truth) + len(dets) - len(placed)
     res.seconds = time.perf_counter() - t0
     return res
@@ -152,9 +152,11 @@ def _require_partition(conn: sqlite3.Connection, key: str) -> None:
     held = [r[0] for r in conn.execute("SELECT partition_key FROM partitions ORDER BY t_start_ns")]
     if key not in held:
         listing = ", ".join(held) if held else "none"
+        sensor, time_key = split_key(key)
         raise PartitionNotHeldError(
             f"partition {key!r} is not in the analysis DB (it holds: {listing}); materialise "
-            f"iq_window for it first (`sdr-assets backfill --from {key} --to {key}`).")
+            f"iq_window for it first (`sdr-assets backfill --sensor {sensor} --from {time_key} "
+            f"--to {time_key}`).")
     n = conn.execute("SELECT count(*) FROM chunks WHERE partition_key = ?", (key,)).fetchone()[0]
     if n == 0:
         raise StoreError(f"partition {key} holds no samples (the capture was not running then); "
@@ -193,20 +195,22 @@ def _plan(conn: sqlite3.Connection, key: str, out_dir: Path) -> list[Recording]:
     return recs
 
 
-def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progress: bool) -> int:
-    """Stream every chunk's iq, in the order planned, into its recording's data file."""
+def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progress: bool,
+                out: OutputFiles) -> int:
+    """Stream every chunk's iq, in the order planned, into its recording's data file (under
+    its temporary name until ``out`` commits)."""
     from tqdm import tqdm
 
     total = 2 * sum(r.n_samples for r in recs)
     cur = conn.execute("SELECT iq FROM chunks WHERE partition_key = ? ORDER BY t_start_ns, seq", (key,))
     written = 0
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not progress,
+    bar_shown = progress and sys.stderr.isatty()  # (piped, the frames would only bury an error line)
+    with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not bar_shown,
               file=sys.stderr) as bar:
         for rec in recs:
             need = 2 * rec.n_samples
             sha512, got = hashlib.sha512(), 0
-            tmp = rec.data_path.with_name(rec.data_path.name + ".tmp")
-            with open(tmp, "wb") as fh:
+            with out.open(rec.data_path) as fh:
                 while got < need:
                     row = cur.fetchone()
                     if row is None:
@@ -222,7 +226,6 @@ def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progr
             if got != need:
                 raise StoreError(f"partition {key}: chunk sizes disagree with n_samples "
                                  f"({got} bytes read, {need} expected); re-materialise iq_window.")
-            os.replace(tmp, rec.data_path)
             rec.sha512 = sha512.hexdigest()
             written += got
     cur.close()
@@ -291,7 +294,8 @@ def _sigmf_annotation(rec: Recording, kind: str, row) -> dict | None:
     return item
 
 
-def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings: int) -> None:
+def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings: int,
+                out: OutputFiles) -> None:
     s0 = rec.segments[0]
     fs = rec.sample_rate_hz
     captures = []
@@ -313,6 +317,4 @@ def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings:
         f"{NAMESPACE}:first_seq": s0.first_seq, f"{NAMESPACE}:last_seq": rec.segments[-1].last_seq,
     }
     doc = {"global": glob, "captures": captures, "annotations": annotations}
-    tmp = rec.meta_path.with_name(rec.meta_path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, rec.meta_path)
+    out.write(rec.meta_path, json.dumps(doc, indent=2) + "\n")

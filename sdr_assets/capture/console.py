@@ -8,6 +8,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -89,13 +90,13 @@ def _iso(t_ns: int | None) -> str:
 def read_status(hot_path: Path) -> dict | None:
     """The newest capture and its latest telemetry; None if no capture has run."""
     from sdr_assets.capture.lock import holder_pid
-    from sdr_assets.store.db import connect_ro
+    from sdr_assets.store.db import connect_ro, reading
     from sdr_assets.store.telemetry import latest
 
     if not Path(hot_path).exists():
         return None
     conn = connect_ro(hot_path)
-    try:
+    with reading(hot_path), closing(conn):
         conn.execute("BEGIN")  # one consistent, short read
         has = conn.execute("SELECT 1 FROM sqlite_master WHERE name='captures'").fetchone()
         row = conn.execute(
@@ -112,8 +113,6 @@ def read_status(hot_path: Path) -> dict | None:
             "SELECT cause, count(*), sum(n_samples_lost) FROM gaps WHERE capture_id = ? GROUP BY cause",
             (out["capture_id"],)).fetchall()
         conn.execute("COMMIT")
-    finally:
-        conn.close()
     out["metrics"] = {m: v for m, (_, v) in metrics.items()}
     out["last_row_ns"] = max((t for t, _ in metrics.values()), default=None)
     now_ns = time.time_ns()
@@ -189,7 +188,7 @@ def make_console():
 
 def status_command(watch: bool, interval_s: float, console=None) -> None:
     console = console or make_console()
-    hot_path = DataPaths.from_env().hot_db
+    hot_path = DataPaths.from_env(create=False).hot_db  # a status never creates the data root
     if not watch:
         console.print(render_status(read_status(hot_path), hot_path), soft_wrap=True)
         return
@@ -210,15 +209,12 @@ def stats_command(by: str, metrics: tuple[str, ...], all_metrics: bool, console=
     from rich.table import Table
 
     console = console or make_console()
-    from sdr_assets.store.db import connect_ro
+    from sdr_assets.store.db import connect_ro, reading
     from sdr_assets.store.telemetry import database_stats, stats
 
-    hot_path = DataPaths.from_env().hot_db
-    conn = connect_ro(hot_path)
-    try:
+    hot_path = DataPaths.from_env(create=False).hot_db
+    with reading(hot_path), closing(connect_ro(hot_path)) as conn:
         rows = stats(conn, by=by)
-    finally:
-        conn.close()
     wanted = None if all_metrics else set(metrics or STATS_DEFAULT_METRICS)
     shown = [r for r in rows if wanted is None or r.metric in wanted]
     table = Table(title=f"telemetry per {by} ({hot_path})")
@@ -233,7 +229,8 @@ def stats_command(by: str, metrics: tuple[str, ...], all_metrics: bool, console=
         raise ConfigError(f"no telemetry for metric(s) {', '.join(sorted(wanted))}; known: {', '.join(known)}.")
     else:
         console.print(table)
-    db = database_stats(hot_path)
+    with reading(hot_path):
+        db = database_stats(hot_path)
     dbt = Table(title="hot database", show_header=False)
     dbt.add_column("what", style="bold")
     dbt.add_column("value")

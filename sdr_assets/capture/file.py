@@ -19,7 +19,8 @@ from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
 from sdr_assets.capture.sigmf import (annotation_record, describe_conversion, is_sigmf_path,
                                       parse_sigmf_meta, path_exists, sigmf_paths, to_cu8)
 from sdr_assets.errors import ConfigError, SourceError
-from sdr_assets.records import Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, STORABLE_TIMES, Chunk, Gap, SourceInfo,
+                                describe_time_ns, samples_to_ns, storable_time_ns)
 
 log = logging.getLogger("sdr_assets.capture")
 
@@ -197,6 +198,7 @@ class FileSource(Source):
         self._datatype, self._sample_size, self._n_samples = sm.datatype, ssize, n
         self._rate, self._t0_ns, self._segments = rate, t0, segs
         self._annotations = sm.annotations
+        self._check_storable(meta_path)
         meta = {"path": str(data_path.resolve()), "format": "sigmf", "n_samples": n,
                 "duration_s": n / rate, "sigmf": {"datatype": sm.datatype,
                                                   "version": sm.version, **sm.extra}}
@@ -210,9 +212,31 @@ class FileSource(Source):
             meta["conversion"] = describe_conversion(sm.datatype)
         return self._info(segs[0].center_freq_hz, rate, meta), data_path
 
+    def _check_storable(self, meta_path: Path) -> None:
+        """Refuse, before a sample is read, a recording whose times or counts the hot DB cannot
+        hold (a core:datetime in the year 9999 or 0001, an annotation 2**62 samples on)."""
+        def refuse(what: str) -> SourceError:
+            return SourceError(f"{meta_path}: {what}, outside the times the hot DB can store "
+                               f"({STORABLE_TIMES}); fix the SigMF metadata")
+
+        last = self._segments[-1]
+        t_end = self._t0_ns + last.t_rel_ns + samples_to_ns(last.end - last.start, self._rate)
+        if not (storable_time_ns(self._t0_ns) and storable_time_ns(t_end)):
+            raise refuse(f"its samples would lie at {describe_time_ns(self._t0_ns)} .. "
+                         f"{describe_time_ns(t_end)} (core:datetime)")
+        if any(seg.gap_before > INT64_MAX for seg in self._segments):
+            raise refuse("a core:datetime jump makes more lost samples than can be counted")
+        for a in self._annotations:
+            rec = self._annotation_at(a, self._t0_ns)
+            if not (storable_time_ns(rec.t_start_ns) and storable_time_ns(rec.t_end_ns)):
+                raise refuse(f"the annotation at core:sample_start {a.sample_start} (core:sample_count "
+                             f"{a.sample_count}) would lie at {describe_time_ns(rec.t_start_ns)} .. "
+                             f"{describe_time_ns(rec.t_end_ns)}")
+
     def _info(self, freq: float, rate: float, meta: dict) -> SourceInfo:
-        if self.loop and self._n_samples == 0:
-            raise ConfigError(f"{self.path} holds no samples; it cannot be looped")
+        if self._n_samples == 0:
+            raise SourceError(f"{self.path} holds no samples; there is nothing to capture "
+                              "(check that the recording was written completely)")
         return SourceInfo(uri=self.uri, kind="file", center_freq_hz=freq, sample_rate_hz=rate,
                           gain_db=self.gain_db, realtime=self.realtime, meta=meta)
 
@@ -269,14 +293,17 @@ class FileSource(Source):
     def _annotations_before(self, i: int, end_sample, t_pass: int):
         out = []
         while i < len(self._annotations) and self._annotations[i].sample_start < end_sample:
-            a = self._annotations[i]
-            seg = next((s for s in reversed(self._segments) if s.start <= a.sample_start),
-                       self._segments[0])
-            t = t_pass + seg.t_rel_ns + samples_to_ns(a.sample_start - seg.start, self._rate)
-            out.append(annotation_record(a, t, self._rate, seg.center_freq_hz,
-                                         max(self._n_samples - a.sample_start, 0)))
+            out.append(self._annotation_at(self._annotations[i], t_pass))
             i += 1
         return i, out
+
+    def _annotation_at(self, a, t_pass: int):
+        """The SigMF annotation ``a`` as a record, in the pass of the file starting at ``t_pass``."""
+        seg = next((s for s in reversed(self._segments) if s.start <= a.sample_start),
+                   self._segments[0])
+        t = t_pass + seg.t_rel_ns + samples_to_ns(a.sample_start - seg.start, self._rate)
+        return annotation_record(a, t, self._rate, seg.center_freq_hz,
+                                 max(self._n_samples - a.sample_start, 0))
 
     def close(self) -> None:
         if self._file is not None:
@@ -310,8 +337,9 @@ def _positive_rate(rate) -> float:
         r = float(rate)
     except (TypeError, ValueError):
         r = float("nan")
-    if not 1.0 <= r <= 1e11:
-        raise ConfigError(f"sample rate {rate!r} must be a positive number of Hz, e.g. 250000")
+    if not 1.0 <= r <= MAX_SAMPLE_RATE_HZ:
+        raise ConfigError(f"sample rate {rate!r} must be a number of Hz from 1 to "
+                          f"{MAX_SAMPLE_RATE_HZ:g}, e.g. 250000")
     return r
 
 

@@ -18,8 +18,14 @@ class WriterLock:
 
     def acquire(self) -> None:
         """Take the lock or raise CaptureError naming the pid that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CaptureError(
+                f"cannot create the capture lock {self.path} ({exc.strerror}): the folder of the "
+                f"hot DB is not writable; make it writable or set SDR_ASSETS_HOME to a writable folder."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -5,11 +5,12 @@ gaps and annotations, onto ``side`` (a deque the writer thread drains into each 
 every lost sample is added to the shared :class:`Counters` at once, by cause.
 """
 
+import math
 from collections import deque
 from datetime import datetime, timezone
 
 from sdr_assets.capture.telemetry_sampler import Counters
-from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, samples_to_ns
+from sdr_assets.records import INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, Chunk, Gap, samples_to_ns
 
 
 def iso_utc(t_ns: int) -> str:
@@ -57,13 +58,21 @@ class LossRecorder:
         if resume_from is None:
             return None
         prev_end_ns, rate_hz = resume_from
+        note = ""
+        if not (isinstance(rate_hz, int | float) and 1.0 <= rate_hz <= MAX_SAMPLE_RATE_HZ):
+            # a row an older version stored (a synthetic rate=1e300): count at the nearest
+            # rate a source may claim, so the gap can be stored and this capture can start
+            number = isinstance(rate_hz, int | float) and not math.isnan(rate_hz)
+            clamped = min(max(rate_hz, 1.0), MAX_SAMPLE_RATE_HZ) if number else MAX_SAMPLE_RATE_HZ
+            note = f"; the newest stored chunk claims {rate_hz!r} Hz: counted at {clamped:g} Hz"
+            rate_hz = clamped
         dead_ns = first_t_start_ns - prev_end_ns
         if dead_ns <= samples_to_ns(1, rate_hz):
             return None  # a replay that starts earlier, or a seamless continuation
-        n = int(round(dead_ns * rate_hz / NS_PER_S))
+        n = min(int(round(dead_ns * rate_hz / NS_PER_S)), INT64_MAX)
         gap = Gap(prev_end_ns, n, rate_hz, "restart",
                   f"service was down from {iso_utc(prev_end_ns)} to {iso_utc(first_t_start_ns)} "
-                  f"({dead_ns / NS_PER_S:.3f} s)")
+                  f"({dead_ns / NS_PER_S:.3f} s){note}")
         self.counters.add_lost("restart", n)
         self.side.append(gap)
         return gap

@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from sdr_assets.errors import SourceError
-from sdr_assets.records import NS_PER_S, Annotation
+from sdr_assets.records import MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation
 
 SIGMF_VERSION = "1.0.0"
 META_SUFFIX = ".sigmf-meta"
 DATA_SUFFIX = ".sigmf-data"
 
-_DATATYPE_RE = re.compile(r"^c(f64|f32|i32|i16|u32|u16|i8|u8)(_le|_be)?$")
+_DATATYPE_RE = re.compile(r"^c(f64|f32|i32|i16|u32|u16|i8|u8)(_le|_be)?\Z")  # \Z: "cu8\n" is not cu8
 _COMPONENT_DTYPES = {"f64": "f8", "f32": "f4", "i32": "i4", "i16": "i2", "u32": "u4",
                      "u16": "u2", "i8": "i1", "u8": "u1"}
 _DATETIME_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?$")
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?\Z")
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
         raise _bad(where, "global core:datatype is missing (e.g. \"cu8\")")
     if not isinstance(datatype, str) or _DATATYPE_RE.match(datatype) is None:
         raise _unsupported(where, datatype)
-    rate = _number(g, "core:sample_rate", f"{where} global", required=True, lo=1.0, hi=1e11)
+    rate = _number(g, "core:sample_rate", f"{where} global", required=True, lo=1.0, hi=MAX_SAMPLE_RATE_HZ)
     version = g.get("core:version", "")
     if not isinstance(version, str):
         raise _bad(where, f"global core:version must be a string, got {version!r}")
@@ -256,14 +256,23 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
         if lo is not None and lo > hi:
             raise _bad(w, f"core:freq_lower_edge {lo} is above core:freq_upper_edge {hi}")
         label = a.get("core:label", "")
-        if not isinstance(label, str):
-            raise _bad(w, f"core:label must be a string, got {label!r}")
+        if not isinstance(label, str) or not _is_utf8(label):
+            raise _bad(w, f"core:label must be a string (Unicode text), got {label!r}")
         annotations.append(SigmfAnnotation(start, count, lo, hi, label))
     annotations.sort(key=lambda x: x.sample_start)
     extra = {k: v for k, v in g.items()
              if k in ("core:author", "core:description", "core:hw", "core:recorder")
              and isinstance(v, str)}
     return SigmfMeta(datatype, rate, version, captures, annotations, dataset, extra)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text JSON can hold but a database cannot (a lone surrogate, "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def sigmf_paths(path: str | Path) -> tuple[Path, Path]:

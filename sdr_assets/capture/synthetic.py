@@ -10,6 +10,7 @@ the band restarts there as a new scenario (seed derived from the seed and the re
 count), and times continue from where the previous tuning stopped.
 """
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from urllib.parse import parse_qsl
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
 from sdr_assets.dsp.synth import KINDS, PROFILES, BandScenario
 from sdr_assets.errors import ConfigError, SourceError
-from sdr_assets.records import Annotation, Chunk, SourceInfo, samples_to_ns
+from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, STORABLE_TIMES, Annotation, Chunk, SourceInfo,
+                                samples_to_ns, storable_time_ns)
 
 def _start_ns(value: str) -> int:
     """ISO 8601 time -> ns since the epoch (naive times are UTC)."""
@@ -27,6 +29,10 @@ def _start_ns(value: str) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return int(t.timestamp() * 1e9)
+
+
+def _rate_ok(sample_rate_hz: float) -> bool:
+    return 1.0 <= sample_rate_hz <= MAX_SAMPLE_RATE_HZ  # (NaN is not)
 
 
 def _kinds(value: str) -> tuple[str, ...]:
@@ -109,9 +115,19 @@ class SyntheticSource(Source):
         duration_s: end the stream after this many seconds of samples (default: never)."""
         super().__init__()
         self.start_ns, self.duration_s = start_ns, duration_s
-        if chunk_samples <= 0 or sample_rate_hz <= 0:
-            raise ConfigError(f"SyntheticSource: chunk_samples ({chunk_samples}) and "
-                              f"sample_rate_hz ({sample_rate_hz}) must be > 0")
+        if chunk_samples <= 0:
+            raise ConfigError(f"SyntheticSource: chunk_samples ({chunk_samples}) must be > 0")
+        if not _rate_ok(sample_rate_hz):  # (a rate of 1e300 made chunks 0 ns long)
+            raise ConfigError(f"synthetic:// sample rate {sample_rate_hz:g} Hz is out of range: use "
+                              f"1 .. {MAX_SAMPLE_RATE_HZ:g} Hz, e.g. rate=1024000")
+        first_ns = time.time_ns() if start_ns is None else start_ns
+        if not storable_time_ns(first_ns) or (
+                duration_s is not None and not first_ns + duration_s * 1e9 <= INT64_MAX):
+            raise ConfigError(f"synthetic:// start and duration_s put samples outside the times the "
+                              f"hot DB can store ({STORABLE_TIMES}); e.g. start=2026-11-23T10:00:00Z")
+        if not math.isfinite(center_freq_hz):
+            raise ConfigError(f"synthetic:// centre frequency {center_freq_hz} must be a finite "
+                              "number of Hz, e.g. center=433920000")
         self.seed, self.sample_rate_hz, self.center_freq_hz = seed, sample_rate_hz, center_freq_hz
         self.gain_db, self.realtime, self.chunk_samples, self.uri = (
             gain_db, realtime, chunk_samples, uri)
@@ -199,7 +215,7 @@ class SyntheticSource(Source):
         return True
 
     def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
-        if sample_rate_hz <= 0:
+        if not _rate_ok(sample_rate_hz):
             return False
         with self._lock:
             self.sample_rate_hz, self._retune_pending = float(sample_rate_hz), True

@@ -73,11 +73,43 @@ def _gain(value) -> float | None:
     return g
 
 
-def open_source(uri: str, *, center_freq_hz: float | None = None,
-                sample_rate_hz: float | None = None, gain_db: float | None = None,
-                realtime: bool | None = None, loop: bool = False,
-                chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> Source:
-    """Build (do not open) the Source a URI names; every bad part -> ConfigError."""
+def _split_password(uri: str) -> tuple[str, str, str] | None:
+    """(text before, password, text after) of a URI's ``user:password@`` part, else None."""
+    if not isinstance(uri, str) or "://" not in uri:
+        return None
+    scheme, _, rest = uri.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (at and colon and password):
+        return None
+    return f"{scheme}://{user}:", password, f"@{hostport}{rest[end:]}"
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with the password of a ``user:password@`` part shown as ``***`` (for every echo,
+    log line and file that shows a URI): ``rtl_tcp://me:pw@host`` -> ``rtl_tcp://me:***@host``."""
+    parts = _split_password(uri)
+    return uri if parts is None else f"{parts[0]}***{parts[2]}"
+
+
+def open_source(uri: str, **settings) -> Source:
+    """Build (do not open) the Source a URI names; every bad part -> ConfigError (whose
+    message never shows a password the URI holds)."""
+    try:
+        return _open_source(uri, **settings)
+    except ConfigError as exc:
+        parts = _split_password(uri)
+        if parts is None:
+            raise
+        msg = str(exc).replace(uri, redact_uri(uri)).replace(f":{parts[1]}@", ":***@")
+        raise ConfigError(msg) from None
+
+
+def _open_source(uri: str, *, center_freq_hz: float | None = None,
+                 sample_rate_hz: float | None = None, gain_db: float | None = None,
+                 realtime: bool | None = None, loop: bool = False,
+                 chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> Source:
     if not isinstance(uri, str) or "://" not in uri:
         raise ConfigError(f"source {uri!r} is not a URI; accepted: {_accepted()}")
     scheme, _, rest = uri.partition("://")

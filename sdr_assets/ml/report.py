@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sdr_assets.ml.labelling import partition_frames
+from sdr_assets.store.files import write_output
 from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
 
 LABEL_COLOURS = {"cw": (0, 255, 255), "ook": (255, 64, 64), "fsk": (64, 255, 64), "chirp": (255, 0, 255),
@@ -137,6 +138,5 @@ def _save(canvas: Image.Image, out_path: Path, shown: int, total: int, drawn: in
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=True)
     png = buf.getvalue()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(png)
+    write_output(out_path, png, "report path")
     return Report(out_path, png, canvas.width, canvas.height, shown, total, drawn, counts)

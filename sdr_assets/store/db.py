@@ -7,6 +7,7 @@ pages (set before the first table exists), WAL, explicit ``BEGIN IMMEDIATE`` tra
 each applied in its own transaction.
 """
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -186,6 +187,25 @@ def connect_ro(path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path} read-only: {exc}") from exc
     return conn
+
+
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+
+
+@contextlib.contextmanager
+def reading(path):
+    """Around reads of ``path``: an sqlite3 error becomes one StoreError that names the file
+    and says what to do (a damaged file: move it aside; the next capture starts a new one)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            hint = (f"it is damaged (truncated or overwritten); move it aside (`mv {path} "
+                    f"{path}.damaged`) and the next capture starts a new one")
+        else:
+            hint = "check the file and try again"
+        raise StoreError(f"{path} cannot be read ({exc}); {hint}.") from None
 
 
 def split_sql(script: str) -> list[str]:

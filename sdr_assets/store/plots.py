@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sdr_assets.errors import StoreError
 from sdr_assets.store.db import connect_ro
+from sdr_assets.store.files import write_output
 
 PROCESS = "capture"
 METRICS = ("ingest_mb_s", "samples_lost_per_s", "samples_lost", "commit_ms_p50", "commit_ms_p99",
@@ -216,8 +217,6 @@ def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     png = buf.getvalue()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(png)
+    out_path = write_output(out_path, png, "--plot")
     w, h = fig.canvas.get_width_height()
     return Chart(out_path, png, len(axes), w, h)

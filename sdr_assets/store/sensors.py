@@ -10,6 +10,7 @@ multi-partition strings, ``SENSOR|TIME`` (dimensions in name order: sensor, then
 ``default|2026-11-23-04:00``.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from sdr_assets.errors import ConfigError
 from sdr_assets.paths import DEFAULT_SENSOR, DataPaths
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # whole name: use fullmatch (no "$": it allows "\n")
 KEY_SEP = "|"
 
 
@@ -35,7 +36,7 @@ class SensorInfo:
 
 def check_name(name: str) -> str:
     """A sensor name is a partition key and a folder name: lower-case letters, digits, - and _."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ConfigError(f"sensor name {name!r} is not valid: use 1-40 lower-case letters, "
                           "digits, '-' or '_', starting with a letter or digit (e.g. roof-433).")
     return name
@@ -52,11 +53,18 @@ def register_sensor(paths: DataPaths, name: str, *, description: str = "", sourc
         raise ConfigError(f"sensor {name!r} is already registered in {paths.root}; "
                           "`sdr-assets sensors list` shows them.")
     folder = paths.for_sensor(name).sensor_dir
-    folder.mkdir(parents=True, exist_ok=True)
     info = {"name": name, "description": description, "source": source, "registered_ns": time.time_ns()}
     tmp = folder / "sensor.json.tmp"
-    tmp.write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(tmp, _meta_path(paths, name))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+        os.replace(tmp, _meta_path(paths, name))
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # a half-written sensor.json.tmp (disk full)
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot register sensor {name!r}: cannot write {folder} ({exc.strerror}); "
+                          f"make the data root {paths.root} writable or set $SDR_ASSETS_HOME to "
+                          "a writable folder.") from exc
     return SensorInfo(name, paths.for_sensor(name).hot_db, description, source, info["registered_ns"])
 
 
@@ -77,7 +85,7 @@ def list_sensors(paths: DataPaths, on_error=None) -> list[SensorInfo]:
             on_error(msg)
             continue
         name = meta.parent.name
-        if NAME_RE.match(name):
+        if NAME_RE.fullmatch(name):
             out.append(SensorInfo(name, paths.for_sensor(name).hot_db, str(info.get("description", "")),
                                   str(info.get("source", "")), int(info.get("registered_ns", 0))))
     return out

@@ -32,6 +32,10 @@ class Txn:
             self.conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise store_error(self.path, self.what, exc) from exc
+        if isinstance(exc, OverflowError):  # an int bound to a statement beyond 64 bits
+            raise StoreError(f"{self.path}: {self.what} failed: a time or count does not fit a "
+                             f"64-bit SQLite integer ({exc}); nothing of it was stored. Times must "
+                             "lie in 1970-01-01 .. 2262-04-11 UTC: check the source's times.") from exc
         return False
 
 
@@ -59,9 +63,13 @@ def disk_full_hint(path: Path | str) -> str:
     folder = Path(path)
     if not folder.is_dir():
         folder = folder.parent
+    return (f"disk full: {folder} has {free_space(folder)}; free space there or point "
+            "SDR_ASSETS_HOME at a larger disk")
+
+
+def free_space(folder: Path | str) -> str:
+    """'12.3 MB free' on the filesystem holding ``folder``."""
     try:
-        free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
+        return f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
     except OSError:
-        free = "no free space that can be read"
-    return (f"disk full: {folder} has {free}; free space there or point SDR_ASSETS_HOME at a "
-            "larger disk")
+        return "no free space that can be read"
