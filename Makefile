@@ -23,21 +23,27 @@ test: $(STAMP) test-deps
 	$(VENV)/bin/python -m pytest
 
 # Debian packages the tests drive: chromium (the browser test), postgresql and redis-server
-# (the production-path tests). Installed with apt only where missing and only as root (CI);
-# otherwise it says what to install and those tests skip.
+# (the production-path tests), rtl-433 (the decoder) and faketime (date-independence runs).
+# Installed with apt only where missing and only as root. Outside CI a package that cannot be
+# installed is named and its tests skip with the reason; in CI (CI=true) that is an error here,
+# and those tests fail rather than skip (sdr_assets_tests/conftest.py, `needs`).
 test-deps:
 	@need=""; \
 	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	command -v rtl_433 >/dev/null 2>&1 || need="$$need rtl-433"; \
+	command -v faketime >/dev/null 2>&1 || need="$$need faketime"; \
 	if [ -z "$$need" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "test-deps: installing$$need (apt-get)"; \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q$$need) || \
-			echo "test-deps: apt-get could not install$$need; their tests will skip"; \
+		if (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q$$need); then exit 0; fi; \
+		msg="apt-get could not install$$need"; \
 	else \
-		echo "test-deps: missing$$need; install them (sudo apt-get install$$need) or their tests skip"; \
-	fi
+		msg="missing$$need; install them (sudo apt-get install$$need)"; \
+	fi; \
+	if [ "$$CI" = true ]; then echo "test-deps: ERROR: $$msg; CI=true needs them all" >&2; exit 1; fi; \
+	echo "test-deps: $$msg; their tests skip"
 
 # The long forms of the reliability suite (10-min 3.2 MS/s soak with the asset chain, 20
 # SIGKILLs, rtl_tcp restarts/stalls, deep fuzz) and a one-page summary; about 20 minutes.

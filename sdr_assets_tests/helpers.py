@@ -198,15 +198,3 @@ def file_size(path) -> int:
         return 0
 
 
-
-# ---- what a test needs from the machine --------------------------------------------------------
-def require_or_skip(reason: str) -> None:
-    """A test that cannot run here: skipped with the reason on a developer's machine, but a
-    FAILURE in CI (``CI=true``), where the project's own files must have installed it."""
-    import os
-
-    import pytest
-
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and this test cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)

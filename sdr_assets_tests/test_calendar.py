@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sdr_assets_tests.capture_support import run_cli
-from sdr_assets_tests.helpers import require_or_skip
+from sdr_assets_tests.conftest import require_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_KEY = ("from sdr_assets.defs.partitions import TIME_PARTITIONS as P; "

@@ -5,6 +5,7 @@ import pytest
 
 from sdr_assets.defs import executor as ex
 from sdr_assets.errors import ConfigError
+from sdr_assets_tests.conftest import needs, try_import
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +30,8 @@ def test_named_executor_is_every_jobs_executor(monkeypatch, value, name):
     assert defs.resolve_job_def("j").executor_def.name == name
 
 
+@needs(try_import("dagster_celery", "the prod and dev extras bring dagster-celery: pip install -e '.[dev]'")[1])
 def test_celery_reads_broker_and_backend_from_the_environment(monkeypatch):
-    pytest.importorskip("dagster_celery", reason="the prod/dev extra brings dagster-celery")
     monkeypatch.setenv(ex.ENV_EXECUTOR, "celery")
     assert ex.build_executor().name == "celery"
     assert ex.celery_config() == {"broker": ex.DEFAULT_BROKER, "backend": ex.DEFAULT_BROKER}

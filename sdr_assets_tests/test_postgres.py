@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sdr_assets_tests.conftest import free_port
+from sdr_assets_tests.conftest import free_port, needs, require_or_skip, try_import
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -28,15 +28,14 @@ SELECT = "hot_snapshot,iq_window,spectrograms"
 RATE_HZ = 250_000
 IS_ROOT = os.geteuid() == 0
 
-psycopg2 = pytest.importorskip("psycopg2", reason="dagster-postgres (dev extra) brings psycopg2: "
-                               "pip install -e '.[dev]'")
-pytest.importorskip("dagster_postgres", reason="pip install -e '.[dev]' (dagster-postgres)")
-pytestmark = pytest.mark.slow  # 20-60 s each on two shared cores
+psycopg2, NO_PSYCOPG2 = try_import("psycopg2", "dagster-postgres (dev extra) brings it: pip install -e '.[dev]'")
+_, NO_DAGSTER_POSTGRES = try_import("dagster_postgres", "pip install -e '.[dev]' (dagster-postgres)")
+pytestmark = [pytest.mark.slow, needs(NO_PSYCOPG2), needs(NO_DAGSTER_POSTGRES)]  # 20-60 s each on two cores
 
 
 def _missing(what: str, install: str):
-    """Skip, saying what to install (`make test-deps` reports an apt failure and goes on)."""
-    pytest.skip(f"{what} is missing: apt-get install {install} (`make test-deps` does it as root)")
+    """Skip (fail in CI), saying what to install (`make test-deps` installs it as root)."""
+    require_or_skip(f"{what} is missing: apt-get install {install} (`make test-deps` does it as root)")
 
 
 def _pg_bin() -> Path:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from sdr_assets_tests.conftest import needs, try_import
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
@@ -39,13 +41,10 @@ def pkey(time_key: str) -> str:
     """The default sensor's (sensor x time) partition key."""
     return f"default|{time_key}"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra: "
-                               "pip install -e '.[dev]'")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: `make test-deps` "
-                       "installs Debian's chromium (as root), or run `apt-get install chromium`"),
-]
+sync_api, NO_PLAYWRIGHT = try_import("playwright.sync_api", "playwright is in the dev extra: pip install -e '.[dev]'")
+NO_CHROMIUM = None if Path(CHROMIUM).exists() else (
+    f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium (as root), or run `apt-get install chromium`")
+pytestmark = [pytest.mark.slow, needs(NO_PLAYWRIGHT), needs(NO_CHROMIUM)]
 
 
 def _key(t: datetime) -> str:

@@ -1,6 +1,5 @@
 """Analysis assets: point-in-time snapshot -> circular-buffer window -> spectrogram frames."""
 
-import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from sdr_assets.defs.partitions import SENSOR_TIME, sensor_of, window_ns
 from sdr_assets.defs.resources import SdrStore, SpectrogramSettings
 from sdr_assets.store import frames as frames_store
 from sdr_assets.store import snapshot as snap
+from sdr_assets.store.retention import Removed, prune_reports, remove_tree
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB, check_contiguity
 
@@ -99,10 +99,13 @@ def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
     try:
         st = db.load_window(src, key, t0_ns, t1_ns, keep_partitions=store.keep_partitions)
         holes = check_contiguity(list(db.iter_chunks(key, with_iq=False)), db.gaps(key))
+        held = [p.partition_key for p in db.partitions()]
     finally:
         db.close()
+    reports_gone = prune_reports(paths.reports, held)  # right after reading what is held
+    frames_gone = Removed()
     for dropped in st.dropped_partitions:
-        shutil.rmtree(frames_store.partition_folder(paths.spectrograms, dropped), ignore_errors=True)
+        frames_gone.add(remove_tree(frames_store.partition_folder(paths.spectrograms, dropped)))
     if st.empty:
         context.log.warning(f"partition {key} holds no samples: the window "
                             "is empty (was the capture running then?)")
@@ -113,6 +116,8 @@ def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
         "empty": st.empty, "first_seq": st.first_seq if st.first_seq is not None else -1,
         "last_seq": st.last_seq if st.last_seq is not None else -1,
         "partitions_dropped": ", ".join(st.dropped_partitions) or "none",
+        "spectrogram_files_removed": frames_gone.files, "report_files_removed": reports_gone.files,
+        "bytes_freed": frames_gone.bytes_freed + reports_gone.bytes_freed,
     }
     if st.empty:
         meta["note"] = "empty window: no samples stored in this partition"

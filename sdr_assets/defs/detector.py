@@ -4,12 +4,14 @@ Wiring only: the work is in ml.labelling, ml.training, ml.detections and ml.repo
 """
 
 import math
+import time
 
 import dagster as dg
 
 from sdr_assets.defs.analysis import spectrograms
 from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME
 from sdr_assets.defs.resources import DetectorSettings, SdrStore
+from sdr_assets.store.retention import check_keep, prune_datasets, prune_models
 from sdr_assets.store.window import AnalysisDB
 from sdr_assets.store.sensors import key_slug
 
@@ -52,7 +54,10 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
     from sdr_assets.ml.training import NoLabelledFrames, train_and_register
     from sdr_assets.store.telemetry import MetricsLogger
 
+    check_keep("keep_models", store.keep_models)  # before hours of training, not after
+    check_keep("keep_datasets", store.keep_datasets)
     paths = store.paths()
+    started_ns = time.time_ns()
     before_ns = int(context.partition_time_window.end.timestamp() * 1e9)
     with AnalysisDB(paths.analysis_db) as db:
         metrics_log = MetricsLogger(paths.analysis_db, "training")
@@ -71,6 +76,9 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
             raise dg.Failure(str(exc)) from exc
         finally:
             metrics_log.close()
+        # retention: after the registry knows the new model (never the current one's folder)
+        models_gone = prune_models(db.conn, paths.models, store.keep_models, idle_before_ns=started_ns)
+        datasets_gone = prune_datasets(db.conn, paths.datasets, store.keep_datasets, idle_before_ns=started_ns)
     champ = out.champion_metrics or {}
     table = "| metric | challenger (new) | champion (current) |\n| --- | --- | --- |\n" + "".join(
         f"| {k} | {_num(out.challenger_metrics.get(k))} | {_num(champ.get(k)) if champ else '-'} |\n"
@@ -91,6 +99,10 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
         "warm_start_from": out.params.get("warm_start_from") or "none (from scratch)",
         "weights": dg.MetadataValue.path(str(out.weights_path)),
         "onnx": dg.MetadataValue.path(str(out.onnx_path)),
+        "models_removed": ", ".join(models_gone.entries) or "none", "model_files_removed": models_gone.files,
+        "model_bytes_freed": models_gone.bytes_freed,
+        "datasets_removed": ", ".join(datasets_gone.entries) or "none",
+        "dataset_files_removed": datasets_gone.files, "dataset_bytes_freed": datasets_gone.bytes_freed,
     }
     if out.champion_note:
         meta["champion_note"] = out.champion_note

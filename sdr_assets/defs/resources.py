@@ -12,7 +12,11 @@ class SdrStore(dg.ConfigurableResource):
 
     home: str = ""  # empty = $SDR_ASSETS_HOME (default ./var)
     keep_snapshots: int = 3  # snapshot files kept, newest first
-    keep_partitions: int = 24  # partitions the analysis DB (circular buffer) keeps
+    keep_partitions: int = 24  # partitions the analysis DB (circular buffer) keeps; their
+    # spectrograms/ and reports/ go with them
+    keep_models: int = 5  # models/: the current model plus the newest N trainings' folders
+    keep_datasets: int = 2  # datasets/: the YOLO datasets of the newest N trainings
+    keep_run_days: int = 30  # Dagster run history (rows, event logs, compute logs), in days
 
     def paths(self, sensor: str = DEFAULT_SENSOR) -> DataPaths:
         """The data root's paths, with the hot DB and snapshots of ``sensor``."""
