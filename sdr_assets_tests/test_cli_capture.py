@@ -59,8 +59,8 @@ def _bad_sources(tmp_path):
         "bad SigMF JSON": (["--source", f"file://{meta}"], "bad.sigmf-meta"),
         "rate outside the RTL-SDR ranges": (
             ["--source", "rtl_tcp://127.0.0.1:9", "--sample-rate-hz", "500000"], "225001-300000"),
-        "cap too small for two windows": (
-            ["--source", "synthetic://?seed=1&rate=1024000", "--cap-bytes", "10000000",
+        "cap under one window": (
+            ["--source", "synthetic://?seed=1&rate=1024000", "--cap-bytes", "1000000",
              "--partition-minutes", "5"], "two 5-min windows"),
         "both caps": (["--source", "synthetic://?seed=1", "--cap-bytes", "1", "--cap-gb", "1"],
                       "not both"),
@@ -68,7 +68,7 @@ def _bad_sources(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["unknown scheme", "missing file", "odd-length cu8", "bad SigMF JSON",
-                                  "rate outside the RTL-SDR ranges", "cap too small for two windows",
+                                  "rate outside the RTL-SDR ranges", "cap under one window",
                                   "both caps"])
 def test_bad_input_is_one_line_exit_2_and_no_capture_row(case, data_root, tmp_path):
     args, needle = _bad_sources(tmp_path)[case]
