@@ -38,7 +38,7 @@ _ALLOWED = {
     "capture": {"dsp", "store"},
     "store": {"dsp"},
     "ml": {"dsp", "store"},
-    "decode": {"dsp"},
+    "decode": {"dsp", "store"},
 }
 _SHARED = {"records", "errors", "paths"}
 

@@ -69,6 +69,7 @@ from dataclasses import dataclass, field, replace
 
 from sdr_assets.errors import DecodeError
 
+DECODER = "rtl_433"
 DEBIAN_PACKAGE = "rtl-433"
 EXECUTABLE = "rtl_433"
 NOT_FOUND = f"rtl_433 not found; install it: sudo apt-get install {DEBIAN_PACKAGE}"
