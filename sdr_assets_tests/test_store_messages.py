@@ -12,7 +12,7 @@ from sdr_assets.store import messages as store
 from sdr_assets.store.db import ANALYSIS_APP_ID, analysis_migrations, migrate
 from sdr_assets.store.hot import HotWriter
 from sdr_assets.store.snapshot import take_snapshot
-from sdr_assets.store.window import AnalysisDB
+from sdr_assets_tests.test_store_window import adb  # noqa: F401 - an open AnalysisDB on tmp_path
 
 FS = 250_000.0
 T0 = 1_700_000_000 * NS_PER_S
@@ -52,14 +52,6 @@ def _package(t0: int, t1: int, lo: float, hi: float, n_messages: int = 1) -> sto
 
 def _run(key: str, n_messages: int, n_packages: int) -> store.DecodeRun:
     return store.DecodeRun(key, "rtl_433", "22.11", 123, 1, 1000, n_messages, n_packages, 0.01)
-
-
-@pytest.fixture
-def adb(tmp_path):
-    db = AnalysisDB(tmp_path / "analysis.db")
-    db.open()
-    yield db
-    db.close()
 
 
 def test_decodes_are_replaced_per_partition_and_linked_to_their_package(adb):
