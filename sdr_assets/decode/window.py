@@ -5,8 +5,8 @@ is one rtl_433 run, its chunks streamed from the analysis DB on rtl_433's stdin 
 (``decode.rtl433.decode_cu8``), so a gap never glues two signals into one. A package or message
 at offset ``o`` samples of a segment starting at ``T`` starts at ``T + o / fs``; it ends at its
 package's width (``-A``). Its band is measured on the package's own samples
-(``dsp.band.occupied_band``: rtl_433's frequency estimate is kHz off), else rtl_433's estimate
-+- ``FALLBACK_HALF_WIDTH_HZ``. Lineage: the hot-DB chunk seqs overlapping its time span
+(``dsp.band.occupied_band`` on its first ``BAND_MAX_SAMPLES``: rtl_433's frequency estimate is
+kHz off), else rtl_433's estimate +- ``FALLBACK_HALF_WIDTH_HZ``. Lineage: the hot-DB chunk seqs overlapping its time span
 (``store.lineage``) and the rtl_433 version.
 
 A signal cut by the window's edge (or by a gap) is seen in part by each run and may decode in
@@ -25,6 +25,7 @@ from sdr_assets.store import messages as store
 from sdr_assets.store.lineage import ChunkIndex
 
 FALLBACK_HALF_WIDTH_HZ = 20e3  # rtl_433's carrier estimate was up to 15 kHz off on the recordings
+BAND_MAX_SAMPLES = 1 << 17  # a package's band is measured on its first 0.5 s (250 kS/s) at most
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _packages(conn, key: str, seg: store.SegmentSpan, res: Rtl433Result, index: 
     for p in res.packages:
         end = min(p.end_samples, seg.n_samples)
         t0, t1 = _abs_ns(seg, p.start_samples), _abs_ns(seg, max(end, p.start_samples + 1))
-        cu8 = store.read_iq(conn, key, seg, p.start_samples, end)
+        cu8 = store.read_iq(conn, key, seg, p.start_samples, min(end, p.start_samples + BAND_MAX_SAMPLES))
         band = occupied_band(cu8_to_complex64(cu8), seg.sample_rate_hz) if cu8 else None
         f1 = None if p.freq1_offset_hz is None else fc + p.freq1_offset_hz
         f2 = None if p.freq2_offset_hz is None else fc + p.freq2_offset_hz
