@@ -22,12 +22,14 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from spectrogram import best_of  # noqa: E402  (bench/spectrogram.py: best time of N, last result)
 
 from sdr_assets.decode.rtl433 import decode_cu8, rtl433_version  # noqa: E402
 from sdr_assets.decode.window import decode_window  # noqa: E402
@@ -64,15 +66,6 @@ def quiet_band(seconds: float, rate_hz: int) -> bytes:
     n = int(seconds * rate_hz)
     x = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64) * np.float32(0.02)
     return complex64_to_cu8(x).tobytes()
-
-
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def rtl433_file(path: Path, rate_hz: int) -> int:
