@@ -16,11 +16,10 @@ from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets_tests.helpers import check_results, failure_text, materialize, meta
 
 RTL433 = Path(__file__).resolve().parents[2] / "shared" / "data" / "rtl433"
-pytestmark = [
-    pytest.mark.skipif(not (RTL433 / "manifest.json").is_file(),
-                       reason="needs ../shared/data/rtl433 (real recordings)"),
-    pytest.mark.skipif(shutil.which("rtl_433") is None, reason="needs rtl_433 (sudo apt-get install rtl-433)"),
-]
+needs_data = pytest.mark.skipif(not (RTL433 / "manifest.json").is_file(),
+                                reason="needs ../shared/data/rtl433 (real recordings)")
+needs_rtl433 = pytest.mark.skipif(shutil.which("rtl_433") is None,
+                                  reason="needs rtl_433 (sudo apt-get install rtl-433)")
 RATE_HZ = 250_000
 GAP_S = 0.5
 CHAIN = ["hot_snapshot", "iq_window"]
@@ -116,6 +115,8 @@ def _messages(root: Path, key: str) -> list[dict]:
         conn.close()
 
 
+@needs_data
+@needs_rtl433
 def test_each_recording_decodes_as_rtl_433_decodes_the_file(all_recordings_window):
     """Same models, same message count, same first offset as rtl_433 reading each file; one
     rtl_433 run per segment (the recorded gaps between recordings never glue two together)."""
@@ -147,6 +148,8 @@ def test_each_recording_decodes_as_rtl_433_decodes_the_file(all_recordings_windo
     assert d["count_GT-WT02"] == 6 and d["devices"] >= 18 and "GT-WT02" in d["first_messages"]
 
 
+@needs_data
+@needs_rtl433
 def test_lineage_seqs_cover_each_message(all_recordings_window):
     """first_seq..last_seq are hot-DB chunks whose samples cover the message, and no fewer."""
     from sdr_assets_tests.capture_support import query
@@ -162,6 +165,8 @@ def test_lineage_seqs_cover_each_message(all_recordings_window):
         assert (min(inside), max(inside)) == (first, last)
 
 
+@needs_data
+@needs_rtl433
 def test_decoder_packages_teach_the_labels(all_recordings_window):
     """Every package rtl_433 found (decoded or not) labels the frames, class from its modulation;
     no energy fallback where the decoder spoke."""
@@ -179,6 +184,8 @@ def test_decoder_packages_teach_the_labels(all_recordings_window):
     assert fsk == 3  # danfoss and ec3k (twice)
 
 
+@needs_data
+@needs_rtl433
 def test_decodes_meet_detections_in_the_view_the_report_and_sigmf(all_recordings_window, tmp_path):
     from sdr_assets.sigmf_export import export_partition
     from sdr_assets.store import messages as store
@@ -206,6 +213,7 @@ def test_decodes_meet_detections_in_the_view_the_report_and_sigmf(all_recordings
     assert nexus["core:freq_lower_edge"] < nexus["core:freq_upper_edge"]
 
 
+@needs_data
 def test_without_rtl_433_the_decode_fails_in_one_line_and_the_chain_runs(data_root, tmp_path):
     from sdr_assets.defs.resources import DecoderSettings
 
@@ -226,6 +234,8 @@ def test_without_rtl_433_the_decode_fails_in_one_line_and_the_chain_runs(data_ro
     assert meta(res, "training_labels")["source"] == "energy"
 
 
+@needs_data
+@needs_rtl433
 def test_two_devices_one_stops_and_a_new_one_appears(data_root, tmp_path):
     """Windows of one minute: A (Nexus) and B (GT-WT02) every 10 s, A stops after the first
     window, C (Prologue) starts in the third: one 'missing' (A, in the second window) and one
@@ -277,3 +287,16 @@ def test_two_devices_one_stops_and_a_new_one_appears(data_root, tmp_path):
     assert inv["GT-WT02"][0] == 18 * 6  # its six repeats 0.24 s apart are one transmission:
     assert 8.0 < inv["GT-WT02"][1] < 10.0  # from the last repeat to the next transmission
     assert inv["Prologue-TH"][0] == 6
+
+
+def test_decodes_run_in_the_hourly_chain_but_block_nothing():
+    """decoded_messages and device_inventory are in analysis_job (what hot_db_sensor runs) and
+    no asset of the detection chain depends on them."""
+    from sdr_assets.definitions import defs
+
+    hourly = {k.path[-1] for k in defs.resolve_job_def("analysis_job").asset_layer.executable_asset_keys}
+    assert {"decoded_messages", "device_inventory"} <= hourly
+    for name in ("hot_snapshot", "iq_window", "spectrograms", "training_labels", "detections", "detection_report"):
+        deps = {k.path[-1] for k in defs.get_assets_def(name).dependency_keys}
+        assert not deps & {"decoded_messages", "device_inventory"}, name
+    assert {k.path[-1] for k in defs.get_assets_def("decoded_messages").dependency_keys} == {"iq_window"}
