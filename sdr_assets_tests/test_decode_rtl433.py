@@ -132,3 +132,9 @@ def test_a_line_that_is_not_json_is_a_decode_error():
         parse_message("Segmentation fault", 250_000)
     with pytest.raises(DecodeError, match="time:rel"):
         parse_message('{"model": "X", "time": "2024-01-01 00:00:00"}', 250_000)
+
+
+@needs_binary
+def test_an_odd_number_of_bytes_is_a_decode_error():
+    with pytest.raises(DecodeError, match="not whole cu8 I/Q pairs"):
+        decode_cu8([b"\x80" * 1001], 250_000, 433.92e6)

@@ -329,6 +329,7 @@ def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: f
             proc.stdin.close()
         except BrokenPipeError:  # rtl_433 ended before its input did: reported below
             broken_pipe = True
+            _close_quietly(proc.stdin)
     except BaseException:  # chunks raised (or an interrupt): stop rtl_433, then re-raise
         proc.kill()
         proc.wait()
@@ -343,6 +344,9 @@ def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: f
         tail = " | ".join(analysis.tail) or "(no output)"
         why = f"exited with code {rc}" if rc != 0 else "stopped reading its input early"
         raise DecodeError(f"rtl_433 {why} after {n_bytes // 2} samples: {tail}")
+    if n_bytes % 2:
+        raise DecodeError(f"the input held {n_bytes} bytes, not whole cu8 I/Q pairs (2 bytes a sample); "
+                          "pass an even number of bytes")
     starts = {p.start_samples: p for p in packages}
     messages = []
     for line in lines:
@@ -356,3 +360,11 @@ def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: f
     return Rtl433Result(messages=tuple(messages), packages=tuple(packages), version=version,
                         sample_rate_hz=float(sample_rate_hz), center_freq_hz=float(center_freq_hz),
                         n_samples=n_bytes // 2, argv=tuple(argv))
+
+
+def _close_quietly(pipe) -> None:
+    """Close a pipe whose reader is gone: flushing its buffer raises BrokenPipeError again."""
+    try:
+        pipe.close()
+    except BrokenPipeError:
+        pass  # the reader's exit status and output are what is reported
