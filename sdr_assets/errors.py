@@ -27,3 +27,7 @@ class PartitionNotHeldError(StoreError):
 
 class ModelError(SdrAssetsError):
     """Training, export or inference of the detector failed."""
+
+
+class DecodeError(SdrAssetsError):
+    """An external decoder (rtl_433) is missing, refused its input or failed while decoding."""

@@ -10,10 +10,11 @@ Layout (what the SigMF spec allows, and how we use it):
   ``core:sample_start`` (index in the data file), ``core:datetime`` (UTC, ns) and
   ``core:global_index`` (the sample's index in the uninterrupted stream from the recording's
   first sample: the jump between two segments is the number of samples lost there).
-- Ground truth (``annotations`` table) and detections (``detections`` table) become SigMF
-  annotations with ``core:sample_start``/``core:sample_count`` (clipped to the samples the
-  recording holds; ``sdr_assets:clipped`` says so), RF edges ``core:freq_lower_edge``/
-  ``core:freq_upper_edge``, ``core:label``, ``core:generator`` and namespaced extras
+- Ground truth (``annotations`` table), detections (``detections`` table) and what rtl_433
+  decoded (``decoded_messages``: ``core:label`` = the device model, ``core:generator`` =
+  ``rtl_433 VERSION``, the whole message in ``sdr_assets:message``) become SigMF annotations
+  with ``core:sample_start``/``core:sample_count`` (clipped to the samples the recording holds;
+  ``sdr_assets:clipped`` says so), RF edges ``core:freq_lower_edge``/``core:freq_upper_edge``, ``core:label``, ``core:generator`` and namespaced extras
   (``sdr_assets:origin``, ``sdr_assets:confidence``, ``sdr_assets:model_version``,
   ``sdr_assets:first_seq``/``last_seq``, ...), the namespace declared in ``core:extensions``.
 - ``core:sha512`` of the data file, so any SigMF reader can verify the copy.
@@ -35,6 +36,7 @@ from pathlib import Path
 from sdr_assets.capture.sigmf import DATA_SUFFIX, META_SUFFIX, format_datetime_ns
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.store import messages as decodes
 from sdr_assets.store.db import connect_ro
 from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
@@ -69,6 +71,7 @@ class Recording:
     segments: list[Segment]
     n_ground_truth: int = 0
     n_detections: int = 0
+    n_decodes: int = 0  # rtl_433 messages
     n_clipped: int = 0  # annotations cut at the edges of the samples held
     sha512: str = ""
 
@@ -78,7 +81,7 @@ class Recording:
 
     @property
     def n_annotations(self) -> int:
-        return self.n_ground_truth + self.n_detections
+        return self.n_ground_truth + self.n_detections + self.n_decodes
 
 
 @dataclass
@@ -110,7 +113,11 @@ def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path 
             recordings = _plan(conn, partition_key, _out_folder(out_dir))
             res = ExportResult(partition_key, recordings)
             res.n_bytes = _write_data(conn, partition_key, recordings, progress, out)
-            truth, dets = _annotation_rows(conn, partition_key) if with_annotations else ([], [])
+            if with_annotations:
+                truth, dets = _annotation_rows(conn, partition_key)
+                decoded = decodes.messages(conn, partition_key) if decodes.decodes_available(conn) else []
+            else:
+                truth, dets, decoded = [], [], []
         finally:
             conn.close()
         placed = set()
@@ -127,10 +134,17 @@ def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path 
                             rec.n_ground_truth += 1
                         else:
                             rec.n_detections += 1
+            for m in decoded:
+                item = _decode_annotation(rec, m)
+                if item is not None:
+                    anns.append(item)
+                    placed.add(("decode", m.message_id))
+                    rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
+                    rec.n_decodes += 1
             anns.sort(key=lambda a: (a["core:sample_start"], a[f"{NAMESPACE}:origin"] == "detection"))
             _write_meta(rec, partition_key, anns, len(recordings), out)
         out.commit()
-    res.n_outside = len(truth) + len(dets) - len(placed)
+    res.n_outside = len(truth) + len(dets) + len(decoded) - len(placed)
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -260,14 +274,27 @@ def sample_span(segments: list[Segment], t_start_ns: int, t_end_ns: int) -> tupl
     return first, last, t_start_ns < a.t_start_ns or t_end_ns > b.t_end_ns
 
 
-def _sigmf_annotation(rec: Recording, kind: str, row) -> dict | None:
-    span = sample_span(rec.segments, row[1], row[2])
+def _core_item(rec: Recording, t_start_ns: int, t_end_ns: int, freq_lower_hz: float, freq_upper_hz: float,
+               label: str) -> dict | None:
+    """The core fields of an annotation over [t_start_ns, t_end_ns), plus our absolute times and
+    ``clipped``; None when the recording holds none of its samples."""
+    span = sample_span(rec.segments, t_start_ns, t_end_ns)
     if span is None:
         return None
     first, end, clipped = span
     item = {"core:sample_start": int(first), "core:sample_count": int(end - first),
-            "core:freq_lower_edge": float(row[3]), "core:freq_upper_edge": float(row[4]),
-            "core:label": str(row[5])}
+            "core:freq_lower_edge": float(freq_lower_hz), "core:freq_upper_edge": float(freq_upper_hz),
+            "core:label": str(label), f"{NAMESPACE}:t_start_ns": int(t_start_ns),
+            f"{NAMESPACE}:t_end_ns": int(t_end_ns)}
+    if clipped:
+        item[f"{NAMESPACE}:clipped"] = True
+    return item
+
+
+def _sigmf_annotation(rec: Recording, kind: str, row) -> dict | None:
+    item = _core_item(rec, row[1], row[2], row[3], row[4], row[5])
+    if item is None:
+        return None
     ns = NAMESPACE
     if kind == "truth":
         _id, _t0, _t1, _lo, _hi, _label, snr_db, origin, capture_id = row
@@ -287,10 +314,24 @@ def _sigmf_annotation(rec: Recording, kind: str, row) -> dict | None:
         item[f"{ns}:frame_id"] = int(frame_id)
         item[f"{ns}:first_seq"] = int(first_seq)
         item[f"{ns}:last_seq"] = int(last_seq)
-    item[f"{ns}:t_start_ns"] = int(row[1])
-    item[f"{ns}:t_end_ns"] = int(row[2])
-    if clipped:
-        item[f"{ns}:clipped"] = True
+    return item
+
+
+def _decode_annotation(rec: Recording, m: "decodes.MessageRecord") -> dict | None:
+    """A decoded message: label = its model, the message itself in ``sdr_assets:message``."""
+    item = _core_item(rec, m.t_start_ns, m.t_end_ns, m.freq_lower_hz, m.freq_upper_hz, m.model)
+    if item is None:
+        return None
+    ns = NAMESPACE
+    item["core:generator"] = f"rtl_433 {m.decoder_version}"
+    item[f"{ns}:origin"] = "rtl_433"
+    item[f"{ns}:device"] = m.name()
+    item[f"{ns}:message"] = m.message
+    item[f"{ns}:message_id"] = int(m.message_id)
+    item[f"{ns}:first_seq"] = int(m.first_seq)
+    item[f"{ns}:last_seq"] = int(m.last_seq)
+    if m.snr_db is not None:
+        item[f"{ns}:snr_db"] = round(float(m.snr_db), 2)
     return item
 
 

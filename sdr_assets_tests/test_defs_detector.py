@@ -218,10 +218,17 @@ def test_window_without_annotations_gets_energy_labels_and_energy_detections(env
     assert len(truth) >= 5
     _capture(env, f"file://{meta_path}")
     key = _key(start)
-    res = _materialize(CHAIN + ["training_labels", "detections", "detection_report"], key)
+    from sdr_assets.defs.resources import DecoderSettings, DetectorSettings
+
+    # without rtl_433 (no decoder to teach) the energy detector labels the window, as a fallback
+    res = materialize(CHAIN + ["training_labels", "detections", "detection_report"], key,
+                      detector=DetectorSettings(), decoder=DecoderSettings(rtl_433=str(tmp_path / "no_rtl_433")))
     assert res.success, _failure(res)
     labels = _meta(res, "training_labels")
+    assert labels["packages_from"].startswith("none: rtl_433 not found") and "apt-get install rtl-433" in \
+        labels["packages_from"]
     assert labels["source"] == "energy" and labels["auto_boxes"] == labels["boxes"] > 0
+    assert labels["boxes_from_energy"] == labels["boxes"]
     assert labels["ground_truth_boxes"] == 0 and labels["boxes_burst"] == labels["boxes"]
 
     conn = sqlite3.connect(data_root / "analysis.db")

@@ -139,7 +139,7 @@ def test_analysis_db_of_the_single_sensor_days_migrates_chunks_to_sensor_and_seq
           "gain_db, n_samples, iq, iq_crc32) VALUES (?, ?, 1, ?, 250000.0, 433.92e6, NULL, 2, ?, 7)"
     conn.execute(row, (1, "2026-11-01-00:00", 10, b"\x01\x02\x03\x04"))
     conn.execute(row, (2, "roof|2026-11-01-00:00", 20, b"\x05\x06\x07\x08"))
-    assert migrate(conn, analysis_migrations(), application_id=ANALYSIS_APP_ID) == 3
+    assert migrate(conn, analysis_migrations()[:3], application_id=ANALYSIS_APP_ID) == 3
     got = conn.execute("SELECT sensor, seq, partition_key, iq, iq_crc32 FROM chunks ORDER BY seq").fetchall()
     assert got == [("default", 1, "2026-11-01-00:00", b"\x01\x02\x03\x04", 7),
                    ("roof", 2, "roof|2026-11-01-00:00", b"\x05\x06\x07\x08", 7)]

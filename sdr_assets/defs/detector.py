@@ -10,7 +10,8 @@ import dagster as dg
 
 from sdr_assets.defs.analysis import spectrograms
 from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME
-from sdr_assets.defs.resources import DetectorSettings, SdrStore
+from sdr_assets.defs.resources import DecoderSettings, DetectorSettings, SdrStore
+from sdr_assets.errors import DecodeError
 from sdr_assets.store.retention import check_keep, prune_datasets, prune_models
 from sdr_assets.store.window import AnalysisDB
 from sdr_assets.store.sensors import key_slug
@@ -26,20 +27,33 @@ def _num(value):
 
 
 @dg.asset(partitions_def=SENSOR_TIME, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
-def training_labels(context: dg.AssetExecutionContext, store: SdrStore):
-    """YOLO boxes on the window's frames: its annotations, else energy-detector auto-labels."""
+def training_labels(context: dg.AssetExecutionContext, store: SdrStore, decoder: DecoderSettings):
+    """YOLO boxes on the window's frames: its annotations and rtl_433's packages, else energy auto-labels."""
+    from sdr_assets.decode.window import packages_for_labels
     from sdr_assets.ml.labelling import label_partition
 
     paths = store.paths()
+    key = str(context.partition_key)
     with AnalysisDB(paths.analysis_db) as db:
-        st = label_partition(db.conn, str(context.partition_key))
+        try:  # the decoder teaches where it can; without it the labels still come (energy fallback)
+            packages, from_where = packages_for_labels(db.conn, key, executable=decoder.rtl_433)
+        except DecodeError as exc:
+            packages, from_where = [], f"none: {exc}"
+            context.log.warning(f"training labels without rtl_433's packages: {exc}")
+        st = label_partition(db.conn, key, packages=packages)
     meta = {
         "frames": st.n_frames, "frames_with_boxes": st.frames_with_boxes, "boxes": st.n_boxes,
         "source": st.source, "auto_boxes": st.n_auto, "ground_truth_boxes": st.n_ground_truth,
-        "annotations" if st.source == "annotations" else "energy_bursts": st.n_sources,
+        "boxes_per_source": dg.MetadataValue.json(st.per_source),
+        **{f"boxes_from_{k}": v for k, v in st.per_source.items()},
+        "rtl_433_packages": st.n_packages, "packages_under_annotations": st.n_packages_under_annotations,
+        "packages_from": from_where,
         "boxes_per_class": dg.MetadataValue.json(st.per_class),
         **{f"boxes_{k}": v for k, v in st.per_class.items()},
     }
+    if st.source == "energy":
+        meta["energy_bursts"] = st.n_sources
+        meta["note"] = "no annotation and no rtl_433 package: energy-detector auto-labels (a fallback, auto = 1)"
     if st.relabelled:
         meta["relabelled_as_burst"] = dg.MetadataValue.json(st.relabelled)
     if st.n_frames == 0:
@@ -152,7 +166,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
 
 @dg.asset(partitions_def=SENSOR_TIME, group_name=ANALYSIS_GROUP, kinds={"png"}, deps=[detections])
 def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
-    """A waterfall of the window's first frames with its detections drawn, and a count per label."""
+    """A waterfall of the window's first frames with its detections and decoded devices drawn, and counts."""
     from sdr_assets.ml.report import render_report
 
     paths = store.paths()
@@ -164,6 +178,8 @@ def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detecto
         "waterfall": dg.MetadataValue.md(rep.markdown(f"{context.partition_key} detections")),
         "path": dg.MetadataValue.path(str(rep.path)),
         "detections": sum(rep.counts.values()), **{f"count_{k}": v for k, v in rep.counts.items()},
+        "decoded_messages": sum(rep.devices.values()), "devices": len(rep.devices),
+        "decoded_packages_drawn": rep.n_decodes_drawn,
         "frames_shown": rep.n_frames_shown, "frames": rep.n_frames, "boxes_drawn": rep.n_boxes_drawn,
         "width_px": rep.width_px, "height_px": rep.height_px, "png_kb": round(len(rep.png) / 1024, 1),
     }

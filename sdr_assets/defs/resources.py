@@ -62,3 +62,11 @@ class DetectorSettings(dg.ConfigurableResource):
                               device=self.device, lookback_partitions=self.lookback_partitions,
                               val_fraction=self.val_fraction, patience=self.patience, seed=self.seed,
                               warm_start=self.warm_start)
+
+
+class DecoderSettings(dg.ConfigurableResource):
+    """rtl_433, the decoder and teacher: which binary, and when a quiet device counts as missing."""
+
+    rtl_433: str = "rtl_433"  # a name on PATH or a path (Debian: sudo apt-get install rtl-433)
+    missing_after_intervals: float = 3.0  # a device silent this many usual intervals is missing
+    messages_shown: int = 20  # decoded_messages: the first messages tabled in the UI

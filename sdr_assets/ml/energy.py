@@ -10,7 +10,7 @@ are cut where a block ends (a known limit: the detector's noise model needs ~1 s
 """
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from sdr_assets.dsp.detect import detect_bursts
 from sdr_assets.dsp.iq import cu8_to_complex64
 from sdr_assets.records import samples_to_ns
+from sdr_assets.store.window import segments  # noqa: F401  (ml.detections imports it from here)
 
 AUTO_LABEL = "burst"
 DEFAULT_BLOCK_S = 8.0
@@ -39,23 +40,6 @@ class WindowBurst:
     def confidence(self) -> float:
         """A 0..1 score from the SNR (10 dB -> 0.5, 30 dB -> 0.75): ranks overlapping boxes."""
         return max(0.0, self.snr_db) / (max(0.0, self.snr_db) + 10.0)
-
-
-def segments(rows: Iterable) -> Iterator[list]:
-    """Group chunk rows (seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, ...) in
-    time order into contiguous runs: same tuning, each chunk starting where the previous ended."""
-    seg: list = []
-    expect = None
-    for row in rows:
-        _seq, t_start_ns, fs, fc, n = row[:5]
-        if seg and ((fs, fc) != (seg[0][2], seg[0][3])
-                    or abs(t_start_ns - expect) > samples_to_ns(1, fs)):
-            yield seg
-            seg = []
-        seg.append(row)
-        expect = t_start_ns + samples_to_ns(n, fs)
-    if seg:
-        yield seg
 
 
 def _blocks(seg: list, read_iq: Callable[[int], bytes], block_n: int,

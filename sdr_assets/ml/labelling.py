@@ -1,21 +1,31 @@
-"""Training labels of one partition: annotations (or energy bursts) -> YOLO boxes -> labels table.
+"""Training labels of one partition: annotations, decoder packages (or energy bursts) -> YOLO boxes.
 
-A window with annotations (synthetic ground truth, SigMF annotations) is labelled from them
-(``auto = 0``); a label outside the detector's classes (a free-text SigMF label) becomes the
-generic ``burst`` class, still ground truth. A window without annotations (a real capture)
-is labelled by the energy detector run over its IQ (``ml.energy``), class ``burst``,
-``auto = 1``. Boxes land on the spectrogram frames through each frame's geometry (time ->
-x, frequency -> y; see ``ml.labels``). Re-labelling a partition replaces its rows.
+Sources, each box recorded with its own (``labels.source``, see ``store.labels``):
+
+- ``annotation``: the window's annotations (synthetic ground truth, SigMF annotations); a label
+  outside the detector's classes (a free-text SigMF label) becomes the generic ``burst``
+  class, still ground truth;
+- ``rtl_433``: every package rtl_433's pulse detector found in the window, decoded or not
+  (``packages``: ``store.messages.PackageRecord``), class from its modulation (OOK -> ``ook``,
+  FSK -> ``fsk``), its time span from rtl_433 and its band measured on the samples; a package
+  that overlaps an annotation in time and frequency is left to the annotation;
+- ``energy`` (``auto = 1``): only when neither gave a box, the energy detector run over the
+  window's IQ (``ml.energy``), class ``burst``: a fallback, marked as such.
+
+Boxes land on the spectrogram frames through each frame's geometry (time -> x, frequency -> y;
+see ``ml.labels``). Re-labelling a partition replaces its rows.
 """
 
 import bisect
 import sqlite3
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sdr_assets.ml.energy import window_bursts
 from sdr_assets.ml.labels import AUTO_CLASS, CLASSES, BoxGeometry, label_frame
+from sdr_assets.store.labels import LabelRow, replace_labels
 
 FRAME_COLUMNS = ("frame_id", "partition_key", "t_start_ns", "t_end_ns", "freq_lower_hz", "freq_upper_hz",
                  "center_freq_hz", "sample_rate_hz", "nfft", "hop", "width_px", "height_px", "first_seq",
@@ -30,20 +40,24 @@ class Box(NamedTuple):
     freq_lower_hz: float
     freq_upper_hz: float
     label: str
+    source: str = "annotation"  # store.labels.SOURCES
 
 
 @dataclass
 class LabelStats:
     partition_key: str
     n_frames: int
-    source: str  # "annotations" | "energy"
-    n_sources: int  # annotations or energy bursts found in the window
+    source: str  # the sources used, "+"-joined: "annotations", "rtl_433", "annotations+rtl_433", "energy"
+    n_sources: int  # annotations, packages or energy bursts found in the window
     n_boxes: int = 0
     n_auto: int = 0
     n_ground_truth: int = 0
     per_class: dict[str, int] = field(default_factory=dict)
     relabelled: dict[str, int] = field(default_factory=dict)  # unknown label -> count (as burst)
     frames_with_boxes: int = 0
+    per_source: dict[str, int] = field(default_factory=dict)  # boxes per store.labels source
+    n_packages: int = 0  # decoder packages offered
+    n_packages_under_annotations: int = 0  # left to an annotation that covers them
 
 
 def partition_frames(conn: sqlite3.Connection, partition_key: str) -> list[dict[str, Any]]:
@@ -75,45 +89,63 @@ def boxes_per_frame(frames: list[dict[str, Any]], items: list,
     return out
 
 
+def _overlaps(a: Box, b: Box) -> bool:
+    return (a.t_start_ns < b.t_end_ns and b.t_start_ns < a.t_end_ns
+            and a.freq_lower_hz < b.freq_upper_hz and b.freq_lower_hz < a.freq_upper_hz)
+
+
+def package_boxes(packages: Sequence[Any], classes: tuple[str, ...] = CLASSES) -> list[Box]:
+    """Boxes of decoder packages (t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz,
+    modulation "OOK"/"FSK"): class ``ook``/``fsk`` (``burst`` if the classes lack it)."""
+    out = []
+    for p in packages:
+        name = str(p.modulation).lower()
+        out.append(Box(int(p.t_start_ns), int(p.t_end_ns), float(p.freq_lower_hz), float(p.freq_upper_hz),
+                       name if name in classes else AUTO_CLASS, "rtl_433"))
+    return out
+
+
 def label_partition(conn: sqlite3.Connection, partition_key: str, classes: tuple[str, ...] = CLASSES,
-                    **energy_kwargs) -> LabelStats:
-    """Label every frame of the partition and replace its rows in the labels table."""
+                    packages: Sequence[Any] | None = None, **energy_kwargs) -> LabelStats:
+    """Label every frame of the partition and replace its rows in the labels table
+    (sources: see the module doc; ``packages`` None or empty: annotations, else energy)."""
     frames = partition_frames(conn, partition_key)
     anns = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label FROM annotations "
                         "WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,)).fetchall()
     relabelled: Counter = Counter()
-    if anns:
-        items = []
-        for t0, t1, lo, hi, label in anns:
-            name = str(label).strip().lower()
-            if name not in classes:
-                relabelled[str(label)] += 1
-                name = AUTO_CLASS
-            items.append(Box(int(t0), int(t1), float(lo), float(hi), name))
-        stats = LabelStats(partition_key, len(frames), "annotations", len(items))
-        auto = 0
+    items: list[Box] = []
+    for t0, t1, lo, hi, label in anns:
+        name = str(label).strip().lower()
+        if name not in classes:
+            relabelled[str(label)] += 1
+            name = AUTO_CLASS
+        items.append(Box(int(t0), int(t1), float(lo), float(hi), name))
+    offered = package_boxes(packages or (), classes)
+    decoded = [b for b in offered if not any(_overlaps(b, a) for a in items)]
+    used = (["annotations"] if items else []) + (["rtl_433"] if decoded else [])
+    items += decoded
+    if items:
+        stats = LabelStats(partition_key, len(frames), "+".join(used), len(anns) + len(decoded))
     else:
         bursts = window_bursts(conn, partition_key, **energy_kwargs) if frames else []
-        items = [Box(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, AUTO_CLASS) for b in bursts]
+        items = [Box(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, AUTO_CLASS, "energy")
+                 for b in bursts]
         stats = LabelStats(partition_key, len(frames), "energy", len(items))
-        auto = 1
-    per_frame = boxes_per_frame(frames, items, classes)
-    rows = [(fid, partition_key, classes[c], xc, yc, w, h, auto)
-            for fid, boxes in per_frame.items() for c, xc, yc, w, h in boxes]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("DELETE FROM labels WHERE partition_key = ?", (partition_key,))
-        conn.executemany("INSERT INTO labels (frame_id, partition_key, class_name, x_center, y_center, width, "
-                         "height, auto) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    stats.n_packages, stats.n_packages_under_annotations = len(offered), len(offered) - len(decoded)
+    by_source: dict[str, list[Box]] = {}
+    for b in items:
+        by_source.setdefault(b.source, []).append(b)
+    rows = []
+    for source, boxes in by_source.items():
+        for fid, yolo in boxes_per_frame(frames, boxes, classes).items():
+            rows.extend(LabelRow(fid, classes[c], xc, yc, w, h, source) for c, xc, yc, w, h in yolo)
+    rows.sort(key=lambda r: (r.frame_id, r.x_center))
+    replace_labels(conn, partition_key, rows)
     stats.n_boxes = len(rows)
-    stats.n_auto = len(rows) if auto else 0
-    stats.n_ground_truth = 0 if auto else len(rows)
-    stats.per_class = dict(sorted(Counter(r[2] for r in rows).items()))
+    stats.n_auto = sum(r.auto for r in rows)
+    stats.n_ground_truth = len(rows) - stats.n_auto
+    stats.per_class = dict(sorted(Counter(r.class_name for r in rows).items()))
+    stats.per_source = dict(sorted(Counter(r.source for r in rows).items()))
     stats.relabelled = dict(relabelled)
-    stats.frames_with_boxes = sum(1 for b in per_frame.values() if b)
+    stats.frames_with_boxes = len({r.frame_id for r in rows})
     return stats

@@ -6,7 +6,9 @@ the noise floor black: the PNG stays tens of kB, fit for inline metadata), boxes
 detection in a colour per label, the whole downsampled by whole factors to at most
 ``max_width_px`` x ``max_height_px`` (max over rows so a one-bin tone survives, mean over
 columns so noise averages down). Frames that do not abut in time (a gap, a retune) are
-separated by a thin white line.
+separated by a thin white line. What rtl_433 decoded in the window (``decoded_messages``, when
+the window was decoded) is drawn beside the detections: one box per decoded package, in its
+own colour, captioned with the device (``model id N ch C``), and tabled per device.
 """
 
 import base64
@@ -22,15 +24,18 @@ from PIL import Image, ImageDraw
 from sdr_assets.ml.labelling import partition_frames
 from sdr_assets.store.files import write_output
 from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
+from sdr_assets.store import messages as decodes
 
 LABEL_COLOURS = {"cw": (0, 255, 255), "ook": (255, 64, 64), "fsk": (64, 255, 64), "chirp": (255, 0, 255),
                  "wideband": (255, 160, 0), "burst": (255, 255, 255)}
 DEFAULT_COLOUR = (255, 128, 192)
+DECODE_COLOUR = (128, 255, 160)  # decoded packages (rtl_433)
 NOISE_CUT = 40  # of 255: about 4.7 dB over the frame's 20th percentile (frames span 30 dB or more)
 LEVELS = 16  # colours for the spectrogram; palette entries after them: white, then one per label
 WHITE = LEVELS
 LABEL_INDEX = {name: LEVELS + 1 + i for i, name in enumerate(LABEL_COLOURS)}
 LABEL_INDEX[None] = LEVELS + 1 + len(LABEL_COLOURS)
+DECODE_INDEX = LEVELS + 2 + len(LABEL_COLOURS)
 
 
 @dataclass
@@ -43,21 +48,28 @@ class Report:
     n_frames: int
     n_boxes_drawn: int
     counts: dict[str, int] = field(default_factory=dict)  # detections per label in the whole partition
+    devices: dict[str, int] = field(default_factory=dict)  # decoded messages per device, whole partition
+    n_decodes_drawn: int = 0
 
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
     def markdown(self, title: str) -> str:
         rows = "".join(f"| {k} | {v} |\n" for k, v in self.counts.items()) or "| (none) | 0 |\n"
-        return (f"**{title}**: first {self.n_frames_shown} of {self.n_frames} frames, "
-                f"{self.n_boxes_drawn} boxes drawn\n\n![waterfall]({self.data_uri()})\n\n"
+        text = (f"**{title}**: first {self.n_frames_shown} of {self.n_frames} frames, "
+                f"{self.n_boxes_drawn} boxes drawn, {self.n_decodes_drawn} decoded packages (green, "
+                f"named)\n\n![waterfall]({self.data_uri()})\n\n"
                 f"| label | detections |\n| --- | --- |\n{rows}")
+        if self.devices:
+            text += "\n| device (rtl_433) | messages |\n| --- | --- |\n" + "".join(
+                f"| {k} | {v} |\n" for k, v in self.devices.items())
+        return text
 
 
 def palette() -> list[int]:
     """LEVELS map colours, white, the label colours and the default label colour (flat RGB)."""
     lut = colour_lut()[(np.arange(LEVELS) * 255) // (LEVELS - 1)]
-    extra = [(255, 255, 255), *LABEL_COLOURS.values(), DEFAULT_COLOUR]
+    extra = [(255, 255, 255), *LABEL_COLOURS.values(), DEFAULT_COLOUR, DECODE_COLOUR]
     return [int(v) for rgb in [*map(tuple, lut), *extra] for v in rgb]
 
 
@@ -77,12 +89,14 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
     dets = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence "
                         "FROM detections WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,)).fetchall()
     counts = dict(sorted(Counter(d[4] for d in dets).items()))
+    msgs = decodes.messages(conn, partition_key)
+    devices = dict(sorted(Counter(m.name() for m in msgs).items()))
     shown = frames[:max_frames]
     if not shown:
         canvas = Image.new("P", (max_width_px // 2, 64), 0)
         canvas.putpalette(palette())
         ImageDraw.Draw(canvas).text((8, 24), f"{partition_key}: no spectrogram frames", fill=WHITE)
-        return _save(canvas, out_path, 0, len(frames), 0, counts)
+        return _save(canvas, out_path, 0, len(frames), 0, counts, devices)
     height = max(f["height_px"] for f in shown)
     width = sum(f["width_px"] for f in shown)
     grey = np.zeros((height, width), np.uint8)
@@ -105,12 +119,26 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
     canvas = Image.frombytes("P", size, np.ascontiguousarray(levels).tobytes())
     canvas.putpalette(palette())
     draw = ImageDraw.Draw(canvas)
+    boxes = [(t0, t1, f_lo, f_hi, LABEL_INDEX.get(label, LABEL_INDEX[None]), f"{label} {conf:.2f}")
+             for t0, t1, f_lo, f_hi, label, conf in dets]
+    packages = {}  # one box per decoded package (a package may carry several identical messages)
+    for m in msgs:
+        packages.setdefault((m.t_start_ns, m.t_end_ns), (m.freq_lower_hz, m.freq_upper_hz, m.name()))
+    decoded = [(t0, t1, lo, hi, DECODE_INDEX, name) for (t0, t1), (lo, hi, name) in packages.items()]
+    n_drawn = _draw(draw, shown, offsets, sx, sy, boxes, below=False)
+    n_decoded = _draw(draw, shown, offsets, sx, sy, decoded, below=True)
+    return _save(canvas, out_path, len(shown), len(frames), n_drawn, counts, devices, n_decoded)
+
+
+def _draw(draw: ImageDraw.ImageDraw, shown: list, offsets: list, sx: float, sy: float, boxes: list,
+          below: bool) -> int:
+    """Draw (t0, t1, f_lo, f_hi, colour, caption) boxes on the stitched frames; the caption above
+    the box (detections) or below it (decodes), once, on the frame where the box starts."""
     n_drawn = 0
     t_lo, t_hi = shown[0]["t_start_ns"], shown[-1]["t_end_ns"]
-    for t0, t1, f_lo, f_hi, label, conf in dets:
+    for t0, t1, f_lo, f_hi, colour, caption in boxes:
         if t1 <= t_lo or t0 >= t_hi:
             continue
-        colour = LABEL_INDEX.get(label, LABEL_INDEX[None])
         for f, off in zip(shown, offsets):
             if t1 <= f["t_start_ns"] or t0 >= f["t_end_ns"]:
                 continue
@@ -119,10 +147,10 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
                 continue
             x0, y0, x1, y1 = (off + px[0]) * sx, px[1] * sy, (off + px[2]) * sx, px[3] * sy
             draw.rectangle([x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)], outline=colour, width=1)
-            if f["t_start_ns"] <= t0:  # caption once, on the frame where the box starts
-                draw.text((x0 + 2, max(0.0, y0 - 11)), f"{label} {conf:.2f}", fill=colour)
+            if f["t_start_ns"] <= t0:
+                draw.text((x0 + 2, y1 + 1 if below else max(0.0, y0 - 11)), caption, fill=colour)
             n_drawn += 1
-    return _save(canvas, out_path, len(shown), len(frames), n_drawn, counts)
+    return n_drawn
 
 
 def _pool(grey: np.ndarray, fy: int, fx: int) -> np.ndarray:
@@ -134,9 +162,10 @@ def _pool(grey: np.ndarray, fy: int, fx: int) -> np.ndarray:
     return g.reshape(g.shape[0], g.shape[1] // fx, fx).mean(axis=2).astype(np.int32)
 
 
-def _save(canvas: Image.Image, out_path: Path, shown: int, total: int, drawn: int, counts: dict) -> Report:
+def _save(canvas: Image.Image, out_path: Path, shown: int, total: int, drawn: int, counts: dict,
+          devices: dict, n_decoded: int = 0) -> Report:
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=True)
     png = buf.getvalue()
     write_output(out_path, png, "report path")
-    return Report(out_path, png, canvas.width, canvas.height, shown, total, drawn, counts)
+    return Report(out_path, png, canvas.width, canvas.height, shown, total, drawn, counts, devices, n_decoded)

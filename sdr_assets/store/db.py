@@ -83,6 +83,55 @@ ALTER TABLE chunks_v3 RENAME TO chunks;
 CREATE INDEX chunks_partition ON chunks (partition_key, t_start_ns);
 """
 
+# Analysis migration 4: what rtl_433 decoded in each window (messages, and every package it
+# detected, decoded or not), when it ran, the devices each sensor has seen per window (kept
+# across the circular buffer's evictions: the device inventory), which source each training
+# label came from, and a view that links each message to the detections overlapping it in time
+# and frequency (a view: always current, whichever of the two was materialised last).
+_ANALYSIS_V4 = """
+CREATE TABLE decode_runs (
+    partition_key TEXT PRIMARY KEY, decoder TEXT NOT NULL, decoder_version TEXT NOT NULL,
+    decoded_ns INTEGER NOT NULL, n_segments INTEGER NOT NULL, n_samples INTEGER NOT NULL,
+    n_messages INTEGER NOT NULL, n_packages INTEGER NOT NULL, seconds REAL NOT NULL);
+CREATE TABLE decoded_packages (
+    package_id INTEGER PRIMARY KEY, partition_key TEXT NOT NULL,
+    t_start_ns INTEGER NOT NULL, t_end_ns INTEGER NOT NULL,
+    modulation TEXT NOT NULL, n_pulses INTEGER NOT NULL,
+    freq_lower_hz REAL NOT NULL, freq_upper_hz REAL NOT NULL, band_from TEXT NOT NULL,
+    freq1_hz REAL, freq2_hz REAL, rssi_db REAL, snr_db REAL, noise_db REAL,
+    n_messages INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    decoder_version TEXT NOT NULL);
+CREATE INDEX decoded_packages_partition ON decoded_packages (partition_key, t_start_ns);
+CREATE TABLE decoded_messages (
+    message_id INTEGER PRIMARY KEY, partition_key TEXT NOT NULL, package_id INTEGER,
+    t_start_ns INTEGER NOT NULL, t_end_ns INTEGER NOT NULL,
+    freq_hz REAL, freq2_hz REAL, freq_lower_hz REAL NOT NULL, freq_upper_hz REAL NOT NULL,
+    model TEXT NOT NULL, device_id TEXT, channel TEXT, modulation TEXT,
+    rssi_db REAL, snr_db REAL, noise_db REAL, message_json TEXT NOT NULL,
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, decoder_version TEXT NOT NULL);
+CREATE INDEX decoded_messages_partition ON decoded_messages (partition_key, t_start_ns);
+CREATE VIEW message_detections AS
+    SELECT m.partition_key AS partition_key, m.message_id AS message_id,
+           d.detection_id AS detection_id
+    FROM decoded_messages m JOIN detections d
+      ON d.partition_key = m.partition_key
+     AND d.t_start_ns < m.t_end_ns AND d.t_end_ns > m.t_start_ns
+     AND d.freq_lower_hz < m.freq_upper_hz AND d.freq_upper_hz > m.freq_lower_hz;
+CREATE TABLE device_sightings (
+    sensor TEXT NOT NULL, partition_key TEXT NOT NULL, model TEXT NOT NULL,
+    device_id TEXT NOT NULL, channel TEXT NOT NULL,
+    first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL, n_messages INTEGER NOT NULL,
+    times_ns_json TEXT NOT NULL, snr_db_json TEXT NOT NULL, freq_hz_json TEXT NOT NULL,
+    PRIMARY KEY (sensor, partition_key, model, device_id, channel));
+CREATE TABLE device_inventory (
+    sensor TEXT NOT NULL, model TEXT NOT NULL, device_id TEXT NOT NULL, channel TEXT NOT NULL,
+    first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL, n_messages INTEGER NOT NULL,
+    median_snr_db REAL, median_freq_hz REAL, usual_interval_s REAL, as_of_ns INTEGER NOT NULL,
+    PRIMARY KEY (sensor, model, device_id, channel));
+ALTER TABLE labels ADD COLUMN source TEXT NOT NULL DEFAULT 'annotation';
+UPDATE labels SET source = 'energy' WHERE auto = 1;
+"""
+
 
 def _schema_text(name: str) -> str:
     return resources.files("sdr_assets.store").joinpath(name).read_text(encoding="utf-8")
@@ -94,8 +143,9 @@ def hot_migrations() -> list[tuple[int, str]]:
 
 
 def analysis_migrations() -> list[tuple[int, str]]:
-    """The analysis DB's migrations: 1 = analysis_schema.sql, then 2 and 3 above."""
-    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2), (3, _ANALYSIS_V3)]
+    """The analysis DB's migrations: 1 = analysis_schema.sql, then 2, 3 and 4 above."""
+    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2), (3, _ANALYSIS_V3),
+            (4, _ANALYSIS_V4)]
 
 
 def check_sqlite_file(path: Path) -> None:

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 QUICK_CHECK_MAX_BYTES = 64 * 2**20
 DEFAULT_TOL_NS = 1_000  # chunk times are rounded to 1 ns; 1 us leaves room, a lost sample does not
-PARTITIONED_TABLES = ("chunks", "gaps", "annotations", "frames", "labels", "detections")
+PARTITIONED_TABLES = ("chunks", "gaps", "annotations", "frames", "labels", "detections",
+                      "decoded_messages", "decoded_packages", "decode_runs")
 
 
 @dataclass
@@ -144,6 +145,36 @@ def check_contiguity(chunks: Iterable, gaps: Iterable, tol_ns: int = DEFAULT_TOL
     return holes
 
 
+def segments(rows: Iterable) -> Iterator[list]:
+    """Group chunk rows (seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, ...) in
+    time order into contiguous runs: same tuning, each chunk starting where the previous ended."""
+    seg: list = []
+    expect = None
+    for row in rows:
+        _seq, t_start_ns, fs, fc, n = row[:5]
+        if seg and ((fs, fc) != (seg[0][2], seg[0][3])
+                    or abs(t_start_ns - expect) > samples_to_ns(1, fs)):
+            yield seg
+            seg = []
+        seg.append(row)
+        expect = t_start_ns + samples_to_ns(n, fs)
+    if seg:
+        yield seg
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``with transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def _merge(intervals: list[tuple[int, int]], tol_ns: int) -> list[tuple[int, int]]:
     out: list[list[int]] = []
     for s, e in intervals:
@@ -209,18 +240,9 @@ class AnalysisDB:
             raise StoreError(f"AnalysisDB({self.path}) is not open; call open() first.")
         return self._conn
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self):
         """``with db.transaction() as conn:`` BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return transaction(self.conn)
 
     # -- loading ----------------------------------------------------------------------
     def load_window(self, snapshot_path, partition_key: str, t_start_ns: int, t_end_ns: int, *,
