@@ -7,7 +7,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 export SDR_ASSETS_HOME ?= $(CURDIR)/var
 
-.PHONY: run test test-deps soak bench clean-data
+.PHONY: run run-deps test test-deps soak bench clean-data
 
 # Rebuilt when pyproject.toml changes (the stamp is older than it) or .venv is missing.
 # torch, torchvision and ultralytics come in the same pip command (see README).
@@ -16,8 +16,18 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -e '.[dev]'
 	@touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) run-deps
 	$(VENV)/bin/sdr-assets run
+
+# The one Debian package the product runs: rtl-433 (the decoded_messages asset). Installed with
+# apt where missing, as root; otherwise named (the rest of the chain runs without it).
+run-deps:
+	@command -v rtl_433 >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "run-deps: installing rtl-433 (apt-get)"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rtl-433) && exit 0; \
+	fi; \
+	echo "run-deps: rtl_433 is missing (sudo apt-get install rtl-433); decoded_messages will fail, the rest runs"
 
 test: $(STAMP) test-deps
 	$(VENV)/bin/python -m pytest
