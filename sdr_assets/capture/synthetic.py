@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
-from sdr_assets.dsp.synth import KINDS, PROFILES, BandScenario
+from sdr_assets.dsp.synth import KINDS, PROFILES, BandScenario, check_sample_rate_hz
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Annotation, Chunk, SourceInfo, samples_to_ns
 
@@ -194,8 +194,12 @@ class SyntheticSource(Source):
         return True
 
     def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
-        if sample_rate_hz <= 0:
-            return False
+        """Retune at the next chunk; a rate the band cannot be synthesised at is a ConfigError
+        now (the stream goes on at the old rate), never a failure in the stream later."""
+        try:
+            check_sample_rate_hz(sample_rate_hz, self._scenario.profile)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"SyntheticSource: {exc}") from exc
         with self._lock:
             self.sample_rate_hz, self._retune_pending = float(sample_rate_hz), True
         return True
