@@ -99,11 +99,16 @@ def backfill(first: str, last: str, select: str) -> None:
 @click.option("--sample-rate-hz", type=float, default=None)
 @click.option("--gain-db", type=float, default=None, help="Omit for automatic gain.")
 @click.option("--loop/--no-loop", default=False, help="Replay a file source forever.")
+@click.option("--send-timeout-s", type=float, default=10.0, show_default=True,
+              help="Drop a client that takes no chunk within this long (it stopped reading).")
+@click.option("--idle-timeout-s", type=float, default=10.0, show_default=True,
+              help="After a file source ended: close a client that has not hung up by then.")
 def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_rate_hz,
-                  gain_db, loop: bool) -> None:
+                  gain_db, loop: bool, send_timeout_s: float, idle_timeout_s: float) -> None:
     """Serve a source over the standard rtl_tcp protocol until Ctrl-C.
 
-    The source is opened for each client (a file is replayed from its start to each one)."""
+    The source is opened for each client (a file is replayed from its start to each one).
+    Client commands outside what an RTL-SDR accepts are logged and ignored."""
     import logging
 
     from sdr_assets.capture.rtltcp_server import RtlTcpServer
@@ -114,7 +119,8 @@ def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_
     source = open_source(source_uri, center_freq_hz=center_freq_hz,
                          sample_rate_hz=sample_rate_hz, gain_db=gain_db, realtime=realtime,
                          loop=loop)
-    server = RtlTcpServer(source, host=host, port=port)
+    server = RtlTcpServer(source, host=host, port=port, send_timeout_s=send_timeout_s,
+                          idle_timeout_s=idle_timeout_s)
     h, p = server.bind()
     info = server.info
     click.echo(f"rtl_tcp server listening on {h}:{p} ({info.uri}, "

@@ -5,7 +5,8 @@ import pytest
 
 from sdr_assets.dsp.iq import cu8_to_complex64
 from sdr_assets.dsp.stft import stft_db
-from sdr_assets.dsp.synth import KINDS, BandScenario, Emission
+from sdr_assets.dsp.synth import (KINDS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PROFILES,
+                                  BandScenario, Emission)
 
 FS = 2.4e6
 FC = 433.92e6
@@ -97,3 +98,28 @@ def test_bad_settings_are_value_errors():
         BandScenario(0, FS, FC, kinds=("morse",))
     with pytest.raises(ValueError, match="sample_rate_hz"):
         BandScenario(0, 0.0, FC)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("rate_hz", [1.0, 100.0, 20_000.0, -1.0, float("nan"), float("inf"), 4.3e9])
+def test_rates_the_band_cannot_hold_are_refused_up_front(profile, rate_hz):
+    """Rate 1 and 100 once built fine and then failed in render() with numpy's
+    'high - low < 0' (an OOK unit of 4 samples is wider than the band)."""
+    with pytest.raises(ValueError, match=f"sample_rate_hz .* cannot be synthesised: profile "
+                                         f"{profile} needs"):
+        BandScenario(0, rate_hz, FC, profile=profile)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_slowest_accepted_rate_renders_every_kind(profile):
+    fs = MIN_SAMPLE_RATE_HZ[profile]
+    for seed in range(4):  # dense emissions: every kind is drawn many times
+        sc = BandScenario(seed, fs, FC, profile=profile, emissions_per_s=30)
+        emissions = []
+        for _ in range(5):
+            cu8, em = sc.render(int(fs))
+            emissions += em
+        assert cu8.dtype == np.uint8 and len(emissions) > 10
+        assert all(FC - 0.5 * fs <= e.freq_lower_hz < e.freq_upper_hz <= FC + 0.5 * fs
+                   for e in emissions)
+    assert MAX_SAMPLE_RATE_HZ >= 3.2e6  # every RTL-SDR rate stays possible

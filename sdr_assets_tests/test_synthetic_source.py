@@ -125,3 +125,17 @@ def test_bad_scenario_settings_are_config_errors():
         SyntheticSource(kinds=("morse",))
     with pytest.raises(ConfigError):
         SyntheticSource(chunk_samples=0)
+
+
+def test_an_impossible_retune_is_refused_now_and_the_stream_goes_on():
+    """A rate the band cannot hold used to be taken, then crash events() at the next chunk."""
+    src = SyntheticSource(seed=1, sample_rate_hz=250e3, realtime=False, chunk_samples=4096)
+    src.open()
+    it = src.events()
+    next(e for e in it if isinstance(e, Chunk))
+    for rate_hz in (0.0, 1.0, 100.0, float("nan")):
+        with pytest.raises(ConfigError, match="cannot be synthesised"):
+            src.set_sample_rate_hz(rate_hz)
+    chunks = [e for _, e in zip(range(20), it) if isinstance(e, Chunk)]
+    src.stop()
+    assert chunks and all(c.sample_rate_hz == 250e3 for c in chunks)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
-from sdr_assets.dsp.synth import KINDS, PROFILES, BandScenario
+from sdr_assets.dsp.synth import KINDS, PROFILES, BandScenario, check_sample_rate_hz
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, STORABLE_TIMES, Annotation, Chunk, SourceInfo,
                                 samples_to_ns, storable_time_ns)
@@ -215,8 +215,14 @@ class SyntheticSource(Source):
         return True
 
     def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
+        """Retune at the next chunk; a rate the band cannot be synthesised at is a ConfigError
+        now (the stream goes on at the old rate), never a failure in the stream later."""
         if not _rate_ok(sample_rate_hz):
             return False
+        try:
+            check_sample_rate_hz(sample_rate_hz, self._scenario.profile)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"SyntheticSource: {exc}") from exc
         with self._lock:
             self.sample_rate_hz, self._retune_pending = float(sample_rate_hz), True
         return True

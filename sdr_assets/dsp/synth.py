@@ -40,6 +40,25 @@ BAND_EDGE = 0.4  # every emission stays inside +-0.4 * fs
 WIDEBAND_FRACTIONS = (0.02, 0.05, 0.1)
 _WB_BANK = 1 << 17
 _TWO_PI = 2.0 * math.pi
+# The slowest rate at which every emission of a profile fits inside +-BAND_EDGE * fs: an OOK
+# unit of 200 us must span >= 5 samples (mixed: 25 kS/s); an ISM FSK carrier with up to
+# 80% of +-0.4 fs deviation plus 10 kHz half bit rate needs 0.4 fs >= 50 kHz (125 kS/s).
+# Both are rounded up for margin. The top is beyond any SDR this product reads (an
+# RTL-SDR does 3.2 MS/s; the ism profile renders each transmission whole, in memory).
+MIN_SAMPLE_RATE_HZ = {"mixed": 30_000.0, "ism": 150_000.0}
+MAX_SAMPLE_RATE_HZ = 20e6
+
+
+def check_sample_rate_hz(sample_rate_hz: float, profile: str = "mixed") -> float:
+    """``sample_rate_hz`` as a float if a band of ``profile`` can be synthesised at it, else
+    ValueError naming the accepted range."""
+    fs = float(sample_rate_hz)
+    lo = MIN_SAMPLE_RATE_HZ[profile]
+    if not lo <= fs <= MAX_SAMPLE_RATE_HZ:  # also refuses nan
+        raise ValueError(f"sample_rate_hz {sample_rate_hz!r} cannot be synthesised: profile "
+                         f"{profile} needs {lo:.0f} to {MAX_SAMPLE_RATE_HZ:.0f} Hz (its "
+                         "emissions must fit in the band), e.g. 250000 or 2400000")
+    return fs
 
 
 @dataclass(frozen=True)
@@ -149,9 +168,9 @@ class BandScenario:
                 raise ValueError(f"profile ism: kinds must include one of {ism.ISM_KINDS}")
         emissions_per_s = _DEFAULTS[profile]["emissions_per_s"] if emissions_per_s is None else emissions_per_s
         snr_db_range = _DEFAULTS[profile]["snr_db_range"] if snr_db_range is None else tuple(snr_db_range)
-        if sample_rate_hz <= 0 or emissions_per_s < 0:
-            raise ValueError("sample_rate_hz must be > 0 and emissions_per_s >= 0, got "
-                             f"{sample_rate_hz}, {emissions_per_s}")
+        check_sample_rate_hz(sample_rate_hz, profile)
+        if not emissions_per_s >= 0:
+            raise ValueError(f"emissions_per_s must be >= 0, got {emissions_per_s}")
         if not 0 < duration_s_range[0] <= duration_s_range[1]:
             raise ValueError(f"duration_s_range must be 0 < lo <= hi, got {duration_s_range}")
         self.seed, self.sample_rate_hz = int(seed), float(sample_rate_hz)
