@@ -142,7 +142,7 @@ def test_layout_map_lists_every_module():
             found = any(re.search(rf"\b{re.escape(src.name)}\b", k) for k in sections)
         else:
             text = sections.get(f"{rel.parts[0]}/", "")
-            found = re.search(rf"\b{re.escape(src.stem)}\b", text) is not None
+            found = re.search(rf"(?<![\w/]){re.escape(src.name)}\b", text) is not None
         if not found:
             missing.append(str(rel))
     assert not missing, f"modules missing from README.md's layout map: {missing}"
