@@ -1,4 +1,4 @@
-"""The production path (README "Production"): the Dagster instance on a real PostgreSQL server
+"""The production path (docs/production.md): the Dagster instance on a real PostgreSQL server
 (deploy/dagster.postgres.yaml) and, with SDR_ASSETS_EXECUTOR=celery, steps run by a real
 `dagster-celery` worker over a real Redis broker (deploy/celery.yaml).
 

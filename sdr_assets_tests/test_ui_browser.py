@@ -90,7 +90,7 @@ def dagster_ui(partitions, data_root, tmp_path, port):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    # One process per run (README "Production": SDR_ASSETS_EXECUTOR) keeps three concurrent runs
+    # One process per run (docs/production.md: SDR_ASSETS_EXECUTOR) keeps three concurrent runs
     # light on two shared cores; the default executor is exercised by test_defs_analysis.
     env = dict(os.environ, DAGSTER_HOME=str(home), SDR_ASSETS_HOME=str(data_root),
                SDR_ASSETS_PARTITION_MINUTES="1", SDR_ASSETS_EXECUTOR="in_process",
