@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sdr_assets.cli_decode import decode
 from sdr_assets.cli_evaluate import evaluate
 from sdr_assets.cli_sensors import sensor_option, sensors
 from sdr_assets.errors import SdrAssetsError
@@ -196,8 +197,9 @@ def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
     stats_command(by, metrics, all_metrics)
 
 
-# ---- evaluate (the detection chain against a reference; cli_evaluate.py) ----
+# ---- evaluate and decode (cli_evaluate.py, cli_decode.py) ----
 main.add_command(evaluate)
+main.add_command(decode)
 
 
 # ---- export and report (plain modules: sigmf_export, store.plots) ----

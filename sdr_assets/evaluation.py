@@ -74,40 +74,28 @@ class FileRead:
 def read_recording(rec: Recording) -> FileRead:
     """Read ``rec`` once through the file source (the chain's own reader)."""
     from sdr_assets.capture.uri import open_source
-    from sdr_assets.records import Annotation, Chunk, Gap, samples_to_ns
+    from sdr_assets.decode.stream import contiguous_runs
+    from sdr_assets.records import Annotation
 
     source = open_source(f"file://{rec.path.resolve()}", sample_rate_hz=rec.sample_rate_hz,
                          center_freq_hz=rec.center_freq_hz, realtime=False)
-    runs: list[tuple[float, float, float, list[bytes]]] = []
-    anns: list[Annotation] = []
-    t0_ns = expect_ns = None
     info = source.open()
     try:
-        for ev in source.events():
-            if isinstance(ev, Annotation):
-                anns.append(ev)
-            elif isinstance(ev, Gap):
-                expect_ns = None  # the next chunk starts a new run
-            elif isinstance(ev, Chunk):
-                t0_ns = ev.t_start_ns if t0_ns is None else t0_ns
-                last = runs[-1] if runs else None
-                if (last is None or expect_ns is None or ev.t_start_ns != expect_ns
-                        or (last[1], last[2]) != (ev.sample_rate_hz, ev.center_freq_hz)):
-                    runs.append(((ev.t_start_ns - t0_ns) / 1e9, ev.sample_rate_hz, ev.center_freq_hz, []))
-                runs[-1][3].append(ev.iq)
-                expect_ns = ev.t_start_ns + samples_to_ns(ev.n_samples, ev.sample_rate_hz)
+        events = list(source.events())
     finally:
         source.close()
-    if t0_ns is None:
+    runs = [(first, list(chunks)) for first, chunks in contiguous_runs(events)]
+    if not runs:
         raise ConfigError(f"{rec.path} holds no samples; check the file.")
-    fs = runs[0][1]
-    full = (runs[0][2] - fs / 2, runs[0][2] + fs / 2)
+    t0_ns, fs = runs[0][0].t_start_ns, runs[0][0].sample_rate_hz
+    full = (runs[0][0].center_freq_hz - fs / 2, runs[0][0].center_freq_hz + fs / 2)
     boxes = []
-    for a in anns:
+    for a in (ev for ev in events if isinstance(ev, Annotation)):
         band = (a.freq_lower_hz, a.freq_upper_hz)
         lo, hi = (None, None) if band == full else band  # no edges: the source filled the band
         boxes.append(Box((a.t_start_ns - t0_ns) / 1e9, (a.t_end_ns - t0_ns) / 1e9, lo, hi, a.label))
-    return FileRead(runs, boxes, fs, info.center_freq_hz)
+    return FileRead([((f.t_start_ns - t0_ns) / 1e9, f.sample_rate_hz, f.center_freq_hz, chunks) for f, chunks in runs],
+                    boxes, fs, info.center_freq_hz)
 
 
 # ---- references -------------------------------------------------------------------------------

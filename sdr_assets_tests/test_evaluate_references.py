@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sdr_assets_tests.helpers import assert_one_error_line
+
 BIN = Path(sys.executable).parent
 RTL433 = Path(__file__).resolve().parents[2] / "shared" / "data" / "rtl433"
 needs_data = pytest.mark.skipif(not (RTL433 / "manifest.json").is_file(), reason=f"{RTL433} is absent")
@@ -170,30 +172,22 @@ def test_rtl433_reference_reads_sigmf_recordings_too(tmp_path, data_root):
     assert strip[0] == strip[1] and sum(m for _, m in strip[0]) == n
 
 
-def _one_error_line(res: subprocess.CompletedProcess, *needles: str) -> None:
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = [x for x in res.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
-def test_bad_references_are_one_error_line(tmp_path, data_root):
+def test_bad_references_areassert_one_error_line(tmp_path, data_root):
     folder = tmp_path / "recs"
     folder.mkdir()
     (folder / "x_433.92M_250k.cu8").write_bytes(b"\x80" * 20_000)
-    _one_error_line(_evaluate("--recordings", str(folder), "--reference", "sigmf"),
+    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "sigmf"),
                     "no SigMF recordings (*.sigmf-meta)", str(folder))
-    _one_error_line(_evaluate("--recordings", str(folder), "--reference", "annotations"),
+    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "annotations"),
                     "'annotations' is not known", "manifest, rtl433, sigmf")
-    _one_error_line(_evaluate("--recordings", str(folder)), "--manifest FILE", "--reference rtl433")
-    _one_error_line(_evaluate("--recordings", str(folder), "--reference", "manifest"), "needs --manifest")
-    _one_error_line(_evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", "svm"),
+    assert_one_error_line(_evaluate("--recordings", str(folder)), "--manifest FILE", "--reference rtl433")
+    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "manifest"), "needs --manifest")
+    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", "svm"),
                     "--detector 'svm'")
     # rtl_433 missing from PATH: the error names the Debian package before anything is ingested
     env = {"PATH": str(BIN), "SDR_ASSETS_HOME": str(data_root), "HOME": str(tmp_path),
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    _one_error_line(_evaluate("--recordings", str(folder), "--reference", "rtl433", env=env),
+    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "rtl433", env=env),
                     "rtl_433 not found", "sudo apt-get install rtl-433")
     assert not list(data_root.iterdir())
 
