@@ -200,13 +200,15 @@ def package_freq_hz(modulation: str, f1_offset_hz: float | None, f2_offset_hz: f
 
 
 class SigmfReference(Reference):
-    """The annotations of each SigMF recording, as the file source reads them."""
+    """The annotations of each SigMF recording, as the file source reads them; annotations that
+    are detections (``sdr-assets export`` writes them beside the ground truth, origin
+    "detection") are left out: a detector is not scored against detections."""
 
     name = "sigmf"
     matching = "iou"
 
     def __init__(self) -> None:
-        self.n_annotations = self.n_time_only = 0
+        self.n_annotations = self.n_time_only = self.n_detections_left_out = 0
 
     def recordings(self, folder: Path) -> list[Recording]:
         paths = _listing(folder, ("*.sigmf-meta",))
@@ -217,14 +219,33 @@ class SigmfReference(Reference):
         return [Recording(p.name[: -len(".sigmf-meta")], p) for p in paths]
 
     def boxes(self, rec: Recording, read: Callable[[], FileRead]) -> list[Box]:
-        out = read().annotations
+        boxes = read().annotations
+        exported = exported_detections(rec.path)
+        if len(exported) != len(boxes):
+            raise ConfigError(f"{rec.path}: {len(exported)} annotations in the metadata but {len(boxes)} read; "
+                              "check the recording's annotations.")
+        out = [b for b, det in zip(boxes, exported) if not det]
+        self.n_detections_left_out += len(boxes) - len(out)
         self.n_annotations += len(out)
         self.n_time_only += sum(not b.has_band for b in out)
         return out
 
     def describe(self) -> str:
+        left = (f"; {self.n_detections_left_out} exported detections left out" if self.n_detections_left_out else "")
         return (f"SigMF annotations ({self.n_annotations}; {self.n_time_only} without frequency edges, "
-                "matched in time only)")
+                f"matched in time only{left})")
+
+
+def exported_detections(meta_path: Path) -> list[bool]:
+    """Per annotation of a .sigmf-meta, in the file source's order (by sample start, stable):
+    whether ``sdr-assets export`` wrote it as a detection."""
+    import json
+
+    from sdr_assets.sigmf_export import NAMESPACE
+
+    anns = json.loads(meta_path.read_text()).get("annotations", [])
+    anns = sorted(anns, key=lambda a: a.get("core:sample_start", 0))
+    return [a.get(f"{NAMESPACE}:origin") == "detection" for a in anns]
 
 
 def make_reference(name: str, manifest: Path | str | None = None, executable: str | None = None) -> Reference:

@@ -98,6 +98,18 @@ def test_sigmf_reference_scores_annotations_by_iou(scenarios, tmp_path, data_roo
     for label, n in truth.items():  # every class of the truth, with its count
         assert re.search(rf"{label} recall \d\.\d\d \(\d+/{n}\)", res.stdout), label
     assert re.search(r"AP50 \(any class\) \d\.\d\d; mAP50 n/a \(detector labels burst", res.stdout)
+    first = _summaries(res.stdout)
+
+    # detections written beside the truth as `sdr-assets export` does (origin "detection") are
+    # not references: the same figures, and the output says they were left out
+    for m in metas:
+        doc = json.loads(m.read_text())
+        doc["annotations"] += [{"core:sample_start": round(d["t_start_s"] * 250_000), "core:sample_count": 2500,
+                                "core:label": "burst", "sdr_assets:origin": "detection"}
+                               for d in lines if d["file"] == m.name.removesuffix(".sigmf-meta")]
+        m.write_text(json.dumps(doc))
+    res = _evaluate("--recordings", str(folder), "--reference", "sigmf")
+    assert _summaries(res.stdout) == first and f"; {n_det} exported detections left out)" in res.stdout
 
     # the energy detector's own boxes as the annotations: everything matches, AP 1; the class
     # "burst" is now a reference class, so mAP50 is defined
