@@ -20,6 +20,7 @@ client of an rtl_tcp server (live). Messages come out in absolute time (ns since
 import json
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class LiveDecoder:
         self.argv = live_argv(find_rtl433(executable), host, port, center_freq_hz, sample_rate_hz, gain_db, ppm)
         self._proc: subprocess.Popen | None = None
         self._stopped = threading.Event()
+        self._ended = self._timed_out = False
         self.n_messages = 0
 
     def stop(self) -> None:
@@ -158,20 +160,17 @@ class LiveDecoder:
 
         reader = threading.Thread(target=drain_stderr, name="rtl433-live-stderr", daemon=True)
         reader.start()
-        timer = None
+        self._ended = self._timed_out = False
         if duration_s is not None:
-            timer = threading.Timer(max(0.0, duration_s), self._time_up)
-            timer.daemon = True
-            timer.start()
-        self._timed_out = False
+            threading.Thread(target=self._stop_after, args=(time.monotonic() + duration_s,),
+                             name="rtl433-live-duration", daemon=True).start()
         try:
             for line in proc.stdout:
                 if line.strip():
                     on_message(parse_live_line(line))
                     self.n_messages += 1
         finally:
-            if timer is not None:
-                timer.cancel()
+            self._ended = True
             if proc.poll() is None:
                 proc.terminate()
             try:
@@ -190,6 +189,12 @@ class LiveDecoder:
                               "there (sdr-assets serve-rtl-tcp, or rtl_tcp on the sensor)?")
         return "server closed"
 
-    def _time_up(self) -> None:
-        self._timed_out = True
-        self.stop()
+    def _stop_after(self, deadline: float) -> None:
+        # short sleeps, not Event.wait(timeout) / threading.Timer: under libfaketime 0.9.10 a
+        # timed wait on a faked clock never returns (faketime '+60days' runs of the tests)
+        while not self._ended and not self._stopped.is_set():
+            if time.monotonic() >= deadline:
+                self._timed_out = True
+                self.stop()
+                return
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
