@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from sdr_assets.cli_decode import decode
+from sdr_assets.cli_evaluate import evaluate
 from sdr_assets.cli_sensors import sensor_option, sensors
 from sdr_assets.errors import SdrAssetsError
 
@@ -204,49 +206,9 @@ def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
     stats_command(by, metrics, all_metrics)
 
 
-# ---- evaluate (the detection chain against a manifest of reference bursts) ----
-@main.command()
-@click.option("--recordings", "recordings_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder holding the manifest's recordings.")
-@click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="JSON manifest (format: ../shared/data/rtl433/manifest.json).")
-@click.option("--detector", type=click.Choice(["energy", "yolo"]), default="energy", show_default=True,
-              help="yolo: the current model of $SDR_ASSETS_HOME's registry.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="JSON lines, one per detection.")
-@click.option("--limit", type=int, default=None, help="Only the first N recordings.")
-@click.option("--tol-s", type=float, default=0.02, show_default=True, help="Start-time tolerance for a match.")
-@click.option("--conf", type=float, default=0.25, show_default=True, help="yolo: minimum confidence.")
-@click.option("--single-transmitter", is_flag=True,
-              help="yolo: one transmitter at a time (ISM captures): keep only boxes whose band shows "
-                   "energy over its floor, and suppress boxes overlapping stronger ones in time at any "
-                   "frequency.")
-def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf, single_transmitter) -> None:
-    """Ingest each recording, run the chain to detections, score against the manifest."""
-    import json
-
-    from tqdm import tqdm
-
-    from sdr_assets.errors import ConfigError
-    from sdr_assets.evaluation import evaluate_recordings, load_manifest
-    from sdr_assets.store.files import OutputFiles
-
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit {limit}: must be at least 1 (omit it to evaluate every recording).")
-    recs = load_manifest(manifest)[:limit]
-    out = Path(out_path)
-    # results go to OUT.tmp, renamed over OUT only once every recording is done: a failed run
-    # leaves an earlier OUT as it was
-    with OutputFiles("--out") as files, files.open(out, "w") as fh:
-        def write(res) -> None:
-            fh.writelines(json.dumps(d) + "\n" for d in res.detections)
-
-        summary = evaluate_recordings(recs, Path(recordings_dir), detector=detector, tol_s=tol_s, conf=conf,
-                                      on_file=write, progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
-                                      require_energy=single_transmitter, suppress_across_freq=single_transmitter)
-        fh.close()
-        files.commit()
-    click.echo(f"{summary.line()}; {sum(len(f.detections) for f in summary.files)} detections -> {out}")
+# ---- evaluate and decode (cli_evaluate.py, cli_decode.py) ----
+main.add_command(evaluate)
+main.add_command(decode)
 
 
 # ---- export and report (plain modules: sigmf_export, store.plots) ----

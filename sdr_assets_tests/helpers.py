@@ -198,3 +198,13 @@ def file_size(path) -> int:
         return 0
 
 
+
+# ---- the CLI's bad-input contract -------------------------------------------------------------
+def assert_one_error_line(res, *needles: str) -> None:
+    """A finished `sdr-assets` subprocess failed as bad input must: exit code 2 and exactly one
+    stderr line, ``error: ...``, holding each of ``needles``."""
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

@@ -39,7 +39,8 @@ def test_energy_on_two_recordings_writes_json_lines_and_scores(tmp_path, data_ro
     for rec in recs:
         mine = [d for d in lines if d["file"] == rec["file"]]
         for d in mine:
-            assert set(d) == {"file", "t_start_s", "t_end_s", "freq_lower_hz", "freq_upper_hz", "label", "confidence"}
+            assert set(d) == {"file", "detector", "t_start_s", "t_end_s", "freq_lower_hz", "freq_upper_hz", "label",
+                              "confidence", "matched"} and d["detector"] == "energy"
             assert 0 <= d["t_start_s"] < d["t_end_s"] <= rec["duration_s"] + 1e-3 and d["label"] == "burst"
             assert d["freq_lower_hz"] < rec["center_freq_hz"] + 125e3 and d["freq_upper_hz"] > rec["center_freq_hz"] - 125e3
         counts = match_bursts([d["t_start_s"] for d in mine], [b["start_s"] for b in rec["rtl_433_bursts"]], 0.02)
@@ -48,7 +49,7 @@ def test_energy_on_two_recordings_writes_json_lines_and_scores(tmp_path, data_ro
         x = cu8_to_complex64(np.fromfile(RTL433 / rec["file"], np.uint8))
         direct = [b.start_sample / rec["sample_rate_hz"] for b in detect_bursts(x, rec["sample_rate_hz"])]
         assert np.allclose(sorted(d["t_start_s"] for d in mine), direct, atol=1e-5)
-    assert (int(m.group(2)), int(m.group(3))) == (tp, tp + fn)
+    assert (int(m.group(2)), int(m.group(3))) == (tp, tp + fn) and sum(d["matched"] for d in lines) == tp
     assert (int(m.group(5)), int(m.group(6))) == (tp, tp + fp)
     assert float(m.group(1)) >= 0.9  # the dsp engineer's figure on the whole set: recall 1.00
 

@@ -278,23 +278,34 @@ def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop:
             for _, a, b, lo, hi, snr_db, peak_db in found]
 
 
+def pair_starts(detected_starts_s, reference_starts_s, tol_s: float = 0.02,
+                allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """One-to-one pairs (detection index, reference index) of start times <= tol_s apart,
+    closest pairs first; ``allowed`` (detections x references, bool) vetoes pairs."""
+    det = np.asarray(detected_starts_s, dtype=float).reshape(-1)
+    ref = np.asarray(reference_starts_s, dtype=float).reshape(-1)
+    if det.size == 0 or ref.size == 0:
+        return []
+    d = np.abs(det[:, None] - ref[None, :])
+    ok = d <= tol_s if allowed is None else (d <= tol_s) & np.asarray(allowed, dtype=bool)
+    pairs = np.argwhere(ok)
+    order = np.argsort(d[pairs[:, 0], pairs[:, 1]], kind="stable")
+    used_d, used_r, out = set(), set(), []
+    for i, j in pairs[order]:
+        if i not in used_d and j not in used_r:
+            used_d.add(i)
+            used_r.add(j)
+            out.append((int(i), int(j)))
+    return out
+
+
 def match_bursts(detected_starts_s, reference_starts_s,
                  tol_s: float = 0.02) -> tuple[int, int, int]:
     """One-to-one matching of start times: returns (true pos, false pos, false neg).
 
     Pairs are taken closest first; a pair counts when the starts differ by <= tol_s.
     """
-    det = np.asarray(detected_starts_s, dtype=float).reshape(-1)
-    ref = np.asarray(reference_starts_s, dtype=float).reshape(-1)
-    if det.size == 0 or ref.size == 0:
-        return 0, int(det.size), int(ref.size)
-    d = np.abs(det[:, None] - ref[None, :])
-    pairs = np.argwhere(d <= tol_s)
-    order = np.argsort(d[pairs[:, 0], pairs[:, 1]], kind="stable")
-    used_d, used_r, tp = set(), set(), 0
-    for i, j in pairs[order]:
-        if i not in used_d and j not in used_r:
-            used_d.add(i)
-            used_r.add(j)
-            tp += 1
-    return tp, int(det.size) - tp, int(ref.size) - tp
+    n_det = np.asarray(detected_starts_s, dtype=float).size
+    n_ref = np.asarray(reference_starts_s, dtype=float).size
+    tp = len(pair_starts(detected_starts_s, reference_starts_s, tol_s))
+    return tp, n_det - tp, n_ref - tp
