@@ -323,4 +323,5 @@ class HotWriter:
 
     # -- transactions -----------------------------------------------------------------
     def _txn(self, what: str) -> Txn:
-        return Txn(self.conn, what, self.path)
+        return Txn(self.conn, what, self.path, disk_full_fix="lower --cap-bytes so hot.db and its WAL "
+                   "(up to 64 MiB more) fit in the space there")

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sdr_assets.errors import ConfigError, StoreError
+from sdr_assets.store.db import db_name
+from sdr_assets.store.txn import Txn
 
 ConnOrPath = sqlite3.Connection | str | Path
 
@@ -56,16 +58,8 @@ def _connection(conn_or_path: ConnOrPath, write: bool) -> Iterator[sqlite3.Conne
 def _write(conn_or_path: ConnOrPath) -> Iterator[sqlite3.Connection]:
     """One BEGIN IMMEDIATE transaction (or a savepoint inside the caller's open transaction)."""
     with _connection(conn_or_path, write=True) as conn:
-        nested = conn.in_transaction
-        conn.execute("SAVEPOINT registry" if nested else "BEGIN IMMEDIATE")
-        try:
+        with Txn(conn, "model registry write", db_name(conn)):
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK TO registry" if nested else "ROLLBACK")
-            if nested:
-                conn.execute("RELEASE registry")
-            raise
-        conn.execute("RELEASE registry" if nested else "COMMIT")
 
 
 def _execute(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:

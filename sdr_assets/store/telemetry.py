@@ -19,6 +19,7 @@ from pathlib import Path
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import samples_to_ns
 from sdr_assets.store.db import HOT_APP_ID, connect_ro, connect_rw, file_bytes
+from sdr_assets.store.txn import Txn
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +153,11 @@ class MetricsLogger:
             rows.append((time.time_ns(), "telemetry_dropped", float(self.n_dropped)))
         if not rows:
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Txn(conn, "telemetry write", self.db_path):
             conn.executemany(
                 "INSERT INTO telemetry (t_ns, capture_id, process, metric, value) VALUES (?, ?, ?, ?, ?)",
                 [(t, self.capture_id, self.process, m, v) for t, m, v in rows],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self.n_written += len(rows)
 
 

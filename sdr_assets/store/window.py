@@ -27,6 +27,7 @@ from sdr_assets.store.db import (
     migrate,
     ro_uri,
 )
+from sdr_assets.store.txn import Txn
 
 log = logging.getLogger(__name__)
 
@@ -210,17 +211,11 @@ class AnalysisDB:
         return self._conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``with db.transaction() as conn:`` BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def transaction(self, what: str = "write") -> Iterator[sqlite3.Connection]:
+        """``with db.transaction() as conn:`` one :class:`~sdr_assets.store.txn.Txn` (BEGIN
+        IMMEDIATE ... COMMIT, ROLLBACK on error; sqlite3 errors become StoreError)."""
+        with Txn(self.conn, what, self.path):
+            yield self.conn
 
     # -- loading ----------------------------------------------------------------------
     def load_window(self, snapshot_path, partition_key: str, t_start_ns: int, t_end_ns: int, *,

@@ -6,6 +6,7 @@ import time
 from sdr_assets.errors import PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.sensors import split_key
+from sdr_assets.store.txn import Txn
 
 
 def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str, partition_key: str,
@@ -29,8 +30,7 @@ def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str
                 "only windows the hot DB still holds."
             )
         crc = "iq_crc32" if "iq_crc32" in {r[1] for r in conn.execute("PRAGMA snap.table_info(chunks)")} else "NULL"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Txn(conn, f"loading window {partition_key}", snapshot_name, wrap_errors=False):
             for table in ("chunks", "gaps", "annotations"):
                 conn.execute(f"DELETE FROM main.{table} WHERE partition_key = ?", (partition_key,))
             _copy(conn, crc, partition_key, t_start_ns, t_end_ns, snapshot_name)
@@ -46,11 +46,6 @@ def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str
                 "ORDER BY loaded_ns DESC, t_start_ns DESC LIMIT -1 OFFSET ?",
                 (partition_key, keep_partitions - 1))]
             drop_partitions(conn, dropped)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     finally:
         conn.execute("DETACH DATABASE snap")
     return WindowStats(partition_key=partition_key, dropped_partitions=tuple(dropped), **stats)
