@@ -12,7 +12,6 @@ Manifest format (``shared/data/rtl433/manifest.json``): ``{"recordings": [{"file
 """
 
 import json
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,7 +101,7 @@ def ingest(recording: Path, paths: DataPaths, *, sample_rate_hz: float | None, c
     snapshot.take_snapshot(paths.hot_db, snap)
     with AnalysisDB(paths.analysis_db) as db:
         db.load_window(snap, PARTITION_KEY, held[0], held[1] + 1, keep_partitions=1)
-        frames.render_partition(db.conn, PARTITION_KEY, paths.spectrograms, nfft=nfft, hop=hop,
+        frames.render_partition(db, PARTITION_KEY, paths.spectrograms, nfft=nfft, hop=hop,
                                 frame_cols=frame_cols, backend="numpy")
     return held
 
@@ -117,7 +116,7 @@ def current_yolo(paths: DataPaths, conf: float) -> tuple[Callable, str, str]:
         raise ModelError(f"no analysis DB at {paths.analysis_db}: no model to evaluate; materialise "
                          "detector_model first (or use --detector energy).")
     with AnalysisDB(paths.analysis_db) as db:
-        row = current_model(db.conn)
+        row = current_model(db)
     if row is None:
         raise ModelError(f"the registry in {paths.analysis_db} has no current model; materialise "
                          "detector_model first (or use --detector energy).")
@@ -134,6 +133,7 @@ def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detec
     ``require_energy`` / ``suppress_across_freq``: ``detect_partition``'s filters for model boxes."""
     from sdr_assets.dsp.detect import match_bursts
     from sdr_assets.ml.detections import detect_partition
+    from sdr_assets.store.window import AnalysisDB
 
     if detector not in ("energy", "yolo"):
         raise ConfigError(f"--detector {detector!r}: use 'energy' or 'yolo'.")
@@ -150,14 +150,11 @@ def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detec
             paths.root.mkdir(parents=True)
             t0_ns, _ = ingest(path, paths, sample_rate_hz=rec.get("sample_rate_hz"),
                               center_freq_hz=rec.get("center_freq_hz"), nfft=nfft, hop=hop, frame_cols=frame_cols)
-            conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
-            try:
-                _, rows = detect_partition(conn, PARTITION_KEY, paths.root, detector=model,
+            with AnalysisDB(paths.analysis_db) as db:
+                _, rows = detect_partition(db, PARTITION_KEY, paths.root, detector=model,
                                            model_version=version, detector_name=name,
                                            require_energy=require_energy and model is not None,
                                            suppress_across_freq=suppress_across_freq and model is not None)
-            finally:
-                conn.close()
             dets = [{"file": rec["file"], "t_start_s": round((r.t_start_ns - t0_ns) / 1e9, 6),
                      "t_end_s": round((r.t_end_ns - t0_ns) / 1e9, 6), "freq_lower_hz": round(r.freq_lower_hz, 1),
                      "freq_upper_hz": round(r.freq_upper_hz, 1), "label": r.label,

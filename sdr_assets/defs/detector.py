@@ -10,7 +10,6 @@ import dagster as dg
 from sdr_assets.defs.analysis import spectrograms
 from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME
 from sdr_assets.defs.resources import DetectorSettings, SdrStore
-from sdr_assets.store.window import AnalysisDB
 from sdr_assets.store.sensors import key_slug
 
 ANALYSIS_GROUP = "analysis"
@@ -28,9 +27,8 @@ def training_labels(context: dg.AssetExecutionContext, store: SdrStore):
     """YOLO boxes on the window's frames: its annotations, else energy-detector auto-labels."""
     from sdr_assets.ml.labelling import label_partition
 
-    paths = store.paths()
-    with AnalysisDB(paths.analysis_db) as db:
-        st = label_partition(db.conn, str(context.partition_key))
+    with store.open_analysis() as db:
+        st = label_partition(db, str(context.partition_key))
     meta = {
         "frames": st.n_frames, "frames_with_boxes": st.frames_with_boxes, "boxes": st.n_boxes,
         "source": st.source, "auto_boxes": st.n_auto, "ground_truth_boxes": st.n_ground_truth,
@@ -54,7 +52,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
 
     paths = store.paths()
     before_ns = int(context.partition_time_window.end.timestamp() * 1e9)
-    with AnalysisDB(paths.analysis_db) as db:
+    with store.open_analysis() as db:
         metrics_log = MetricsLogger(paths.analysis_db, "training")
 
         def on_epoch(epoch: int, metrics: dict) -> None:
@@ -65,7 +63,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
             context.log.info(f"epoch {epoch}: " + ", ".join(f"{k} {_num(metrics.get(k))}" for k in _METRICS))
 
         try:
-            out = train_and_register(db.conn, paths, detector.training_config(), before_ns=before_ns,
+            out = train_and_register(db, paths, detector.training_config(), before_ns=before_ns,
                                      on_epoch=on_epoch, log=context.log.info)
         except NoLabelledFrames as exc:
             raise dg.Failure(str(exc)) from exc
@@ -105,8 +103,8 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
     from sdr_assets.store.registry import current_model
 
     paths = store.paths()
-    with AnalysisDB(paths.analysis_db) as db:
-        row = current_model(db.conn)
+    with store.open_analysis() as db:
+        row = current_model(db)
         model, version, name = None, "energy", "energy detector on the IQ (no model in the registry yet)"
         if row is not None:
             model = load_detector(row, prefer=detector.runtime, conf=detector.conf)
@@ -114,7 +112,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
             name = "yolo onnxruntime (CPU)" if isinstance(model, OnnxDetector) else \
                 f"yolo torch ({getattr(model, 'device', '?')})"
         single = detector.single_transmitter and row is not None
-        st, _ = detect_partition(db.conn, str(context.partition_key), paths.root, detector=model,
+        st, _ = detect_partition(db, str(context.partition_key), paths.root, detector=model,
                                  model_version=version, detector_name=name, require_energy=single,
                                  suppress_across_freq=single)
     meta = {
@@ -146,8 +144,8 @@ def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detecto
     paths = store.paths()
     out = paths.reports / f"{key_slug(context.partition_key)}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with AnalysisDB(paths.analysis_db) as db:
-        rep = render_report(db.conn, str(context.partition_key), paths.root, out, max_frames=detector.report_frames)
+    with store.open_analysis() as db:
+        rep = render_report(db, str(context.partition_key), paths.root, out, max_frames=detector.report_frames)
     meta = {
         "waterfall": dg.MetadataValue.md(rep.markdown(f"{context.partition_key} detections")),
         "path": dg.MetadataValue.path(str(rep.path)),

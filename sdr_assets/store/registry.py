@@ -1,4 +1,7 @@
-"""Model registry on the analysis database's ``models`` table (plain sqlite3).
+"""Model registry on the analysis database's ``models`` table.
+
+Every function takes the open ``AnalysisDB`` (or a connection, or the DB's path: then it opens
+its own short connection).
 
 At most one row has ``is_current = 1``: the model inference uses. A new model becomes
 current only through :func:`promote`, normally after :func:`champion_challenger` found that
@@ -18,8 +21,9 @@ from typing import Any
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.store.db import db_name
 from sdr_assets.store.txn import Txn
+from sdr_assets.store.window import AnalysisDB
 
-ConnOrPath = sqlite3.Connection | str | Path
+ConnOrPath = AnalysisDB | sqlite3.Connection | str | Path
 
 _COLUMNS = ("version, created_ns, path, onnx_path, partitions_json, params_json, metrics_json, "
             "classes_json, is_current")
@@ -40,6 +44,9 @@ class ModelRow:
 
 @contextmanager
 def _connection(conn_or_path: ConnOrPath, write: bool) -> Iterator[sqlite3.Connection]:
+    if isinstance(conn_or_path, AnalysisDB):
+        yield conn_or_path.conn
+        return
     if isinstance(conn_or_path, sqlite3.Connection):
         yield conn_or_path
         return
