@@ -78,12 +78,19 @@ def run(host: str, port: int, partition_minutes: int, capture_source: str, captu
 @sensor_option
 def backfill(first: str, last: str, select: str) -> None:
     """Materialise a range of partitions of one sensor through Dagster, one run each, with a progress bar."""
+    import os
+
+    import dagster as dg
+
     from sdr_assets.defs.backfill import partition_range, run_backfill
+    from sdr_assets.definitions import defs
     from sdr_assets.paths import DataPaths
 
     keys = partition_range(first, last)
-    report = run_backfill(keys, [s.strip() for s in select.split(",") if s.strip()],
-                          echo=lambda m: click.echo(m, err=True), sensor=DataPaths.from_env().sensor)
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    report = run_backfill(defs, instance, DataPaths.from_env(), keys,
+                          [s.strip() for s in select.split(",") if s.strip()],
+                          echo=lambda m: click.echo(m, err=True))
     click.echo(f"backfill: {len(report.succeeded)} succeeded, {len(report.failed)} failed, "
                f"{len(report.not_held)} no longer held")
     sys.exit(1 if report.failed or report.not_held else 0)

@@ -181,7 +181,7 @@ def test_tiny_end_to_end_offline(tmp_path, data_root, no_network):
     from sdr_assets.store.window import AnalysisDB
 
     with AnalysisDB(db_path) as db:
-        frames = frame_labels_from_db(db, [pk])
+        frames = frame_labels_from_db(db, [pk], root=data_root)
     assert [f.path for f in frames] == paths and sum(len(f.boxes) for f in frames) >= 8
     info = build_dataset(frames, data_root / "datasets" / "run1", val_fraction=0.25)
     assert (info.n_train, info.n_val) == (6, 2)

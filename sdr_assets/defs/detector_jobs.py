@@ -14,8 +14,8 @@ import dagster as dg
 
 from sdr_assets.defs.detector import detection_report, detections, detector_model
 from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME, TIME_PARTITIONS
+from sdr_assets.defs.resources import SdrStore
 from sdr_assets.errors import ConfigError
-from sdr_assets.paths import DataPaths
 from sdr_assets.store.frames import partitions_with_frames
 from sdr_assets.store.sensors import KEY_SEP, split_key
 
@@ -62,7 +62,7 @@ def recent_partitions_with_frames(analysis_db, limit: int) -> list[str]:
 
 @dg.asset_sensor(asset_key=detector_model.key, job=detections_job, minimum_interval_seconds=30,
                  default_status=dg.DefaultSensorStatus.RUNNING)
-def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, store: SdrStore):
     """After detector_model promotes a model, re-run detections for the recent windows."""
     mat = asset_event.asset_materialization
     meta = mat.metadata if mat is not None else {}
@@ -71,7 +71,7 @@ def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventL
     if not version or not promoted:
         yield dg.SkipReason(f"detector_model {version or '?'} was not promoted: detections stay as they are.")
         return
-    keys = recent_partitions_with_frames(DataPaths.from_env().analysis_db, redetect_count())
+    keys = recent_partitions_with_frames(store.paths().analysis_db, redetect_count())
     if not keys:
         yield dg.SkipReason("no windows with spectrograms to re-detect.")
         return

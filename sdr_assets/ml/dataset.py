@@ -22,7 +22,6 @@ from pathlib import Path
 
 from sdr_assets.errors import ModelError
 from sdr_assets.ml.labels import CLASSES, YoloBox, class_id
-from sdr_assets.paths import data_root
 from sdr_assets.store.window import AnalysisDB
 
 
@@ -101,12 +100,11 @@ def build_dataset(frames: list[FrameLabels], out_dir: Path | str, val_fraction: 
                        tuple(f.frame_id for f in train), tuple(f.frame_id for f in val), val[0].t_start_ns)
 
 
-def frame_labels_from_db(db: AnalysisDB, partition_keys: Iterable[str],
-                         classes: tuple[str, ...] = CLASSES, include_auto: bool = True,
-                         root: Path | str | None = None) -> list[FrameLabels]:
+def frame_labels_from_db(db: AnalysisDB, partition_keys: Iterable[str], root: Path | str,
+                         classes: tuple[str, ...] = CLASSES, include_auto: bool = True) -> list[FrameLabels]:
     """FrameLabels for every frame of the partitions, from the analysis DB's frames and labels
-    tables. A relative frames.path is taken relative to ``root`` (default: the data root)."""
-    base = Path(root) if root is not None else data_root()
+    tables. A relative frames.path is taken relative to ``root`` (the data root)."""
+    base = Path(root)
     keys = list(partition_keys)
     boxes: dict[int, list[YoloBox]] = {}
     for lab in db.labels(*keys, include_auto=include_auto):
