@@ -51,12 +51,12 @@ class LossRecorder:
             self.counters.add_lost(event.cause, event.n_samples_lost)
         self.side.append(event)
 
-    def restart(self, resume_from: tuple[int, float] | None, first_t_start_ns: int) -> Gap | None:
-        """Record the dead time between the newest stored sample ``resume_from`` =
-        (t_end_ns, sample_rate_hz) and the new stream's first sample, if any."""
+    def restart(self, resume_from, first_t_start_ns: int) -> Gap | None:
+        """Record the dead time between the newest stored sample ``resume_from`` (a
+        ``store.hot.ResumePoint``: t_end_ns, sample_rate_hz) and the new stream's first sample, if any."""
         if resume_from is None:
             return None
-        prev_end_ns, rate_hz = resume_from
+        prev_end_ns, rate_hz = resume_from.t_end_ns, resume_from.sample_rate_hz
         dead_ns = first_t_start_ns - prev_end_ns
         if dead_ns <= samples_to_ns(1, rate_hz):
             return None  # a replay that starts earlier, or a seamless continuation
