@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from collections import namedtuple
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
@@ -195,6 +196,68 @@ def stats(conn: sqlite3.Connection, by: str = "capture") -> list[StatsRow]:
     sql = (f"SELECT {key} AS k, metric, count(*), min(value), avg(value), max(value) "
            "FROM telemetry GROUP BY k, metric ORDER BY k, metric")
     return [StatsRow(*r) for r in conn.execute(sql)]
+
+
+def telemetry_stats(db_path, by: str = "capture") -> list[StatsRow]:
+    """:func:`stats` of the DB at ``db_path``, through a short read-only connection."""
+    conn = connect_ro(db_path)
+    try:
+        return stats(conn, by=by)
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    """One run of the capture service, as the hot DB's ``captures`` table records it."""
+
+    capture_id: int
+    source_uri: str
+    source_kind: str
+    center_freq_hz: float
+    sample_rate_hz: float
+    gain_db: float | None  # None: automatic gain
+    started_ns: int
+    ended_ns: int | None  # None while running or after a crash
+    end_reason: str | None
+
+
+@dataclass(frozen=True)
+class GapSummary:
+    cause: str
+    n_gaps: int
+    n_samples_lost: int
+
+
+@dataclass(frozen=True)
+class CaptureStatus:
+    capture: CaptureRow
+    metrics: dict[str, tuple[int, float]]  # metric -> (t_ns, value), the newest since it started
+    gaps: tuple[GapSummary, ...]  # its recorded losses, per cause
+
+
+def newest_capture(hot_path) -> CaptureStatus | None:
+    """The newest capture of a hot DB, its latest telemetry and its gaps, in one short
+    read-only transaction (safe beside the running writer); None when none has run."""
+    if not Path(hot_path).exists():
+        return None
+    cols = ", ".join(f.name for f in fields(CaptureRow))
+    conn = connect_ro(hot_path)
+    try:
+        conn.execute("BEGIN")  # one consistent, short read
+        has = conn.execute("SELECT 1 FROM sqlite_master WHERE name='captures'").fetchone()
+        row = conn.execute(f"SELECT {cols} FROM captures ORDER BY capture_id DESC LIMIT 1").fetchone() if has else None
+        if row is None:
+            return None
+        cap = CaptureRow(*row)
+        metrics = {m: tv for m, tv in latest(conn, process="capture").items() if tv[0] >= cap.started_ns}
+        gaps = tuple(GapSummary(*g) for g in conn.execute(
+            "SELECT cause, count(*), sum(n_samples_lost) FROM gaps WHERE capture_id = ? GROUP BY cause",
+            (cap.capture_id,)))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return CaptureStatus(cap, metrics, gaps)
 
 
 def database_stats(path) -> dict:
