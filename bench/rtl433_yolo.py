@@ -137,11 +137,12 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
 def score(held: list[dict], args) -> dict:
     """Held-out figures of the current model of $SDR_ASSETS_HOME and of the energy detector."""
     from sdr_assets.evaluation import evaluate_recordings
+    from sdr_assets.paths import DataPaths
 
     result = {}
     for detector in ("yolo", "energy"):
-        s = evaluate_recordings(held, args.recordings, detector=detector, tol_s=args.tol_s, conf=args.conf,
-                                nfft=args.nfft, hop=args.hop, frame_cols=args.frame_cols)
+        s = evaluate_recordings(held, args.recordings, home=DataPaths.from_env(), detector=detector,
+                                tol_s=args.tol_s, conf=args.conf, nfft=args.nfft, hop=args.hop, frame_cols=args.frame_cols)
         result[detector] = {"tp": s.tp, "fp": s.fp, "fn": s.fn, "recall": s.recall, "precision": s.precision,
                             "per_file": {f.file: [f.tp, f.fp, f.fn] for f in s.files},
                             "detections": [d for f in s.files for d in f.detections]}

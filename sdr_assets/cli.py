@@ -244,6 +244,7 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf, s
     from tqdm import tqdm
 
     from sdr_assets.evaluation import evaluate_recordings, load_manifest
+    from sdr_assets.paths import DataPaths
 
     recs = load_manifest(manifest)[: limit if limit is not None and limit >= 0 else None]
     out = Path(out_path)
@@ -252,8 +253,9 @@ def evaluate(recordings_dir, manifest, detector, out_path, limit, tol_s, conf, s
         def write(res) -> None:
             fh.writelines(json.dumps(d) + "\n" for d in res.detections)
 
-        summary = evaluate_recordings(recs, Path(recordings_dir), detector=detector, tol_s=tol_s, conf=conf,
-                                      on_file=write, progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
+        summary = evaluate_recordings(recs, Path(recordings_dir), home=DataPaths.from_env(), detector=detector,
+                                      tol_s=tol_s, conf=conf, on_file=write,
+                                      progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
                                       require_energy=single_transmitter, suppress_across_freq=single_transmitter)
     click.echo(f"{summary.line()}; {sum(len(f.detections) for f in summary.files)} detections -> {out}")
 

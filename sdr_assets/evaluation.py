@@ -124,12 +124,14 @@ def current_yolo(paths: DataPaths, conf: float) -> tuple[Callable, str, str]:
     return det, row.version, f"yolo {type(det).__name__}"
 
 
-def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detector: str = "energy",
+def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, home: DataPaths | None = None,
+                        detector: str = "energy",
                         tol_s: float = 0.02, nfft: int = 640, hop: int = 640, frame_cols: int = 640,
                         conf: float = 0.25, on_file: Callable[[FileResult], None] | None = None,
                         progress: Callable[[Any], Any] = iter, require_energy: bool = False,
                         suppress_across_freq: bool = False) -> EvalSummary:
     """Run the chain over each recording; ``on_file`` gets each file's result as it is done.
+    ``home``: the data root whose registry's current model ``detector="yolo"`` runs.
     ``require_energy`` / ``suppress_across_freq``: ``detect_partition``'s filters for model boxes."""
     from sdr_assets.dsp.detect import match_bursts
     from sdr_assets.ml.detections import detect_partition
@@ -139,7 +141,9 @@ def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detec
         raise ConfigError(f"--detector {detector!r}: use 'energy' or 'yolo'.")
     model, version, name = (None, "energy", "energy (IQ)")
     if detector == "yolo":
-        model, version, name = current_yolo(DataPaths.from_env(), conf)
+        if home is None:
+            raise ConfigError("--detector yolo needs the data root whose registry holds the model.")
+        model, version, name = current_yolo(home, conf)
     results = []
     with tempfile.TemporaryDirectory(prefix="sdr_evaluate_") as tmp:
         for i, rec in enumerate(progress(recordings)):

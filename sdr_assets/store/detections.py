@@ -18,6 +18,8 @@ class DetectionRow:
     frame_id: int  # -1 when the partition has no frames
     first_seq: int
     last_seq: int
+    model_version: str | None = None  # set when read back from the table
+    detection_id: int | None = None  # likewise
 
 
 _COLUMNS = ("t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, frame_id, first_seq, "
@@ -39,4 +41,5 @@ class DetectionQueries:
     def detections(self, partition_key: str) -> list[DetectionRow]:
         """The partition's detections in time order."""
         return [DetectionRow(*r) for r in self.conn.execute(
-            f"SELECT {_COLUMNS} FROM detections WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,))]
+            f"SELECT {_COLUMNS}, model_version, detection_id FROM detections WHERE partition_key = ? "
+            "ORDER BY t_start_ns", (partition_key,))]

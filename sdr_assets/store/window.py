@@ -27,6 +27,7 @@ from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
     SQLITE_HEADER,
     analysis_migrations,
+    connect_ro,
     connect_rw,
     migrate,
     ro_uri,
@@ -130,14 +131,20 @@ def _covered(merged: list[tuple[int, int]], start: int, end: int) -> bool:
 class AnalysisDB(ChunkQueries, FrameQueries, LabelQueries, DetectionQueries):
     """The analysis database (see module doc). One per process; not shared across threads."""
 
-    def __init__(self, path):
+    def __init__(self, path, *, read_only: bool = False):
+        """``read_only``: only read an existing DB (``mode=ro``; never created, migrated or
+        moved aside), for readers such as the SigMF export."""
         self.path = Path(path)
+        self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
         self.recovered_from: Path | None = None  # where a corrupt file was moved by open()
 
     def open(self) -> None:
         """Create or migrate the DB; a corrupt file is moved aside and a fresh one started."""
         if self._conn is not None:
+            return
+        if self.read_only:
+            self._conn = connect_ro(self.path)
             return
         reason = _corrupt_reason(self.path)
         if reason:
