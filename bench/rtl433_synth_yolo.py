@@ -77,12 +77,14 @@ FILTERS = {"none": {}, "across-freq": {"suppress_across_freq": True},
 def score(args) -> None:
     """yolo (without and with detect_partition's filters for model boxes) and energy, every file."""
     from sdr_assets.evaluation import evaluate_recordings, load_manifest
+    from sdr_assets.paths import DataPaths
 
     recs = load_manifest(args.manifest or args.recordings / "manifest.json")
     runs = [("yolo", name, kw) for name, kw in FILTERS.items()] + [("energy", "-", {})]
     for detector, name, kw in runs:
         t0 = time.time()
-        s = evaluate_recordings(recs, args.recordings, detector=detector, tol_s=args.tol_s, conf=args.conf, **kw)
+        s = evaluate_recordings(recs, args.recordings, home=DataPaths.from_env(), detector=detector,
+                                tol_s=args.tol_s, conf=args.conf, **kw)
         print(f"[ism] {detector:6s} conf {args.conf} filters {name:18s}: recall {s.recall:.3f} precision "
               f"{s.precision:.3f} TP {s.tp} FP {s.fp} FN {s.fn} ({s.model_version}, {time.time() - t0:.0f} s)",
               flush=True)

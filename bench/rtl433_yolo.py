@@ -22,7 +22,6 @@ CPU: about 10-15 min a fold at these settings on 2 cores.
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 import time
@@ -67,18 +66,16 @@ def _ingest_labelled(cu8: np.ndarray, sub, rec: dict, nfft: int, hop: int, cols:
     from sdr_assets.evaluation import PARTITION_KEY, ingest
     from sdr_assets.ml.dataset import frame_labels_from_db
     from sdr_assets.ml.labelling import label_partition
+    from sdr_assets.store.window import AnalysisDB
 
     sub.root.mkdir(parents=True)
     path = sub.root / "variant.cu8"
     cu8.tofile(path)
     ingest(path, sub, sample_rate_hz=rec.get("sample_rate_hz"), center_freq_hz=rec.get("center_freq_hz"),
            nfft=nfft, hop=hop, frame_cols=cols)
-    conn = sqlite3.connect(sub.analysis_db, isolation_level=None)
-    try:
-        n = label_partition(conn, PARTITION_KEY).n_boxes
-        return frame_labels_from_db(conn, [PARTITION_KEY], root=sub.root), n
-    finally:
-        conn.close()
+    with AnalysisDB(sub.analysis_db) as db:
+        n = label_partition(db, PARTITION_KEY).n_boxes
+        return frame_labels_from_db(db, [PARTITION_KEY], root=sub.root), n
 
 
 def training_frames(recs: list[dict], folder: Path, work: Path, shifts: int, nfft: int, hop: int,
@@ -126,7 +123,7 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
     cfg = TrainingConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
                          patience=args.epochs, val_fraction=args.val_fraction)
     with AnalysisDB(paths.analysis_db) as db:
-        out = train_frames_and_register(db.conn, paths, cfg, frames, parts,
+        out = train_frames_and_register(db, paths, cfg, frames, parts,
                                         log=lambda line: print(f"[fold {fold}] {line}", flush=True))
     print(f"[fold {fold}] trained {out.epochs_run} epochs at {args.imgsz} px in {out.train_s / 60:.1f} min on "
           f"{out.device}: val map50 {out.challenger_metrics.get('map50', float('nan')):.3f}", flush=True)
@@ -140,11 +137,12 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
 def score(held: list[dict], args) -> dict:
     """Held-out figures of the current model of $SDR_ASSETS_HOME and of the energy detector."""
     from sdr_assets.evaluation import evaluate_recordings
+    from sdr_assets.paths import DataPaths
 
     result = {}
     for detector in ("yolo", "energy"):
-        s = evaluate_recordings(held, args.recordings, detector=detector, tol_s=args.tol_s, conf=args.conf,
-                                nfft=args.nfft, hop=args.hop, frame_cols=args.frame_cols)
+        s = evaluate_recordings(held, args.recordings, home=DataPaths.from_env(), detector=detector,
+                                tol_s=args.tol_s, conf=args.conf, nfft=args.nfft, hop=args.hop, frame_cols=args.frame_cols)
         result[detector] = {"tp": s.tp, "fp": s.fp, "fn": s.fn, "recall": s.recall, "precision": s.precision,
                             "per_file": {f.file: [f.tp, f.fp, f.fn] for f in s.files},
                             "detections": [d for f in s.files for d in f.detections]}

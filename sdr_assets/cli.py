@@ -1,6 +1,7 @@
 """The `sdr-assets` command. Sub-commands import what they need lazily, so the capture
 service never loads dagster, torch or ultralytics."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,7 +10,24 @@ import click
 from sdr_assets.cli_decode import decode
 from sdr_assets.cli_evaluate import evaluate
 from sdr_assets.cli_sensors import sensor_option, sensors
-from sdr_assets.errors import SdrAssetsError
+from sdr_assets.errors import ConfigError, SdrAssetsError
+
+ENV_PARTITION_MINUTES = "SDR_ASSETS_PARTITION_MINUTES"
+DEFAULT_PARTITION_MINUTES = 60.0
+
+
+def partition_minutes_from_env() -> float:
+    """The capture's analysis window for its capacity check: ``$SDR_ASSETS_PARTITION_MINUTES`` or 60."""
+    raw = os.environ.get(ENV_PARTITION_MINUTES, "").strip()
+    if not raw:
+        return DEFAULT_PARTITION_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise ConfigError(f"{ENV_PARTITION_MINUTES}={raw!r} must be a positive number of minutes, e.g. 60.")
+    return minutes
 
 
 class _Group(click.Group):
@@ -56,8 +74,6 @@ def run(host: str, port: int, partition_minutes: int, capture_source: str, captu
         no_capture: bool) -> None:
     """Start the Dagster UI on HOST:PORT and the capture service (the `make run` main job);
     Ctrl-C stops it all."""
-    import os
-
     from sdr_assets.paths import DataPaths
     from sdr_assets.supervisor import capture_service, dagster_service, run_services
 
@@ -78,14 +94,18 @@ def run(host: str, port: int, partition_minutes: int, capture_source: str, captu
 @click.option("--select", default="hot_snapshot,iq_window,spectrograms", show_default=True,
               help="Comma-separated assets to materialise for each partition.")
 @sensor_option
-def backfill(first: str, last: str, select: str) -> None:
+def backfill(first: str, last: str, select: str, paths) -> None:
     """Materialise a range of partitions of one sensor through Dagster, one run each, with a progress bar."""
+    import dagster as dg
+
     from sdr_assets.defs.backfill import partition_range, run_backfill
-    from sdr_assets.paths import DataPaths
+    from sdr_assets.definitions import defs
 
     keys = partition_range(first, last)
-    report = run_backfill(keys, [s.strip() for s in select.split(",") if s.strip()],
-                          echo=lambda m: click.echo(m, err=True), sensor=DataPaths.from_env().sensor)
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    report = run_backfill(defs, instance, paths, keys,
+                          [s.strip() for s in select.split(",") if s.strip()],
+                          echo=lambda m: click.echo(m, err=True))
     click.echo(f"backfill: {len(report.succeeded)} succeeded, {len(report.failed)} failed, "
                f"{len(report.not_held)} no longer held")
     sys.exit(1 if report.failed or report.not_held else 0)
@@ -168,7 +188,7 @@ def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_
 @click.option("--writer-delay-s", type=float, default=0.0, hidden=True)  # test hook: slow writer
 @sensor_option
 def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop, ring_mb, cap_bytes,
-            cap_gb, max_age_s, synchronous, duration_s, partition_minutes, writer_delay_s) -> None:
+            cap_gb, max_age_s, synchronous, duration_s, partition_minutes, writer_delay_s, paths) -> None:
     """Run the capture service: SOURCE -> the sensor's hot DB ($SDR_ASSETS_HOME/hot.db for the
     default sensor) until EOF or Ctrl-C."""
     import logging
@@ -176,9 +196,11 @@ def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
     from sdr_assets.capture.console import run_capture
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    run_capture(source_uri=source_uri, center_freq_hz=center_freq_hz, sample_rate_hz=sample_rate_hz,
-                gain_db=gain_db, realtime=realtime, loop=loop, ring_mb=ring_mb, cap_bytes=cap_bytes,
-                cap_gb=cap_gb, max_age_s=max_age_s, synchronous=synchronous.upper(),
+    if partition_minutes is None:
+        partition_minutes = partition_minutes_from_env()
+    run_capture(hot_db=paths.hot_db, source_uri=source_uri, center_freq_hz=center_freq_hz,
+                sample_rate_hz=sample_rate_hz, gain_db=gain_db, realtime=realtime, loop=loop, ring_mb=ring_mb,
+                cap_bytes=cap_bytes, cap_gb=cap_gb, max_age_s=max_age_s, synchronous=synchronous.upper(),
                 duration_s=duration_s, partition_minutes=partition_minutes,
                 writer_delay_s=writer_delay_s, echo=lambda line: click.echo(line, err=True))
 
@@ -187,11 +209,11 @@ def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option("--interval-s", type=float, default=1.0, show_default=True, help="Refresh period with --watch.")
 @sensor_option
-def status(watch: bool, interval_s: float) -> None:
+def status(watch: bool, interval_s: float, paths) -> None:
     """Live figures of the newest capture (read-only; safe beside a running capture)."""
     from sdr_assets.capture.console import status_command
 
-    status_command(watch, interval_s)
+    status_command(paths.hot_db, watch, interval_s)
 
 
 @main.command()
@@ -199,11 +221,11 @@ def status(watch: bool, interval_s: float) -> None:
 @click.option("--metric", "metrics", multiple=True, help="Metric to show (repeatable; default: a summary set).")
 @click.option("--all-metrics", is_flag=True, help="Show every metric.")
 @sensor_option
-def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
+def stats(by: str, metrics: tuple[str, ...], all_metrics: bool, paths) -> None:
     """Telemetry history per capture or per hour (count, min/avg/max) and hot DB figures."""
     from sdr_assets.capture.console import stats_command
 
-    stats_command(by, metrics, all_metrics)
+    stats_command(paths.hot_db, by, metrics, all_metrics)
 
 
 # ---- evaluate and decode (cli_evaluate.py, cli_decode.py) ----
@@ -221,13 +243,11 @@ main.add_command(decode)
 @click.option("--with-annotations/--no-annotations", default=True, show_default=True,
               help="Ground truth and detections as SigMF annotations.")
 @sensor_option
-def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
+def export(partition_key: str, out_dir: Path, with_annotations: bool, paths) -> None:
     """Export a partition of the analysis DB as SigMF (cu8 exactly as stored, annotated)."""
-    from sdr_assets.paths import DataPaths
     from sdr_assets.sigmf_export import export_partition
     from sdr_assets.store.sensors import KEY_SEP, analysis_key
 
-    paths = DataPaths.from_env()
     if KEY_SEP not in partition_key:
         partition_key = analysis_key(paths.sensor, partition_key)
     res = export_partition(paths.analysis_db, partition_key, out_dir,
@@ -248,19 +268,16 @@ def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
 @click.option("--since-minutes", type=float, default=60.0, show_default=True,
               help="How far back to read the hot DB's telemetry.")
 @sensor_option
-def report(plot_path: Path | None, since_minutes: float) -> None:
+def report(plot_path: Path | None, since_minutes: float, paths) -> None:
     """The capture's telemetry (hot DB, read-only, short read): a text summary and a chart."""
     import math
     import time
 
-    from sdr_assets.errors import ConfigError
-    from sdr_assets.paths import DataPaths
     from sdr_assets.store.plots import plot_telemetry, read_telemetry, summarize
 
     if not (since_minutes > 0 and math.isfinite(since_minutes)):
         raise ConfigError(f"--since-minutes {since_minutes:g}: must be > 0 (a finite number of minutes, "
                           "e.g. 60).")
-    paths = DataPaths.from_env()
     now_ns = time.time_ns()
     since_ns = now_ns - int(min(since_minutes * 60e9, now_ns))  # further back than 1970: all
     series = read_telemetry(paths.hot_db, since_ns)

@@ -13,20 +13,21 @@ import click
 from sdr_assets.paths import DEFAULT_SENSOR, ENV_SENSOR
 
 
-def _use_sensor(ctx, param, value: str) -> str:
-    """Validate the sensor name and make it the one DataPaths.from_env() resolves."""
+def _sensor_paths(ctx, param, value: str):
+    """Validate the sensor name; the command gets the data root's DataPaths for that sensor."""
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.sensors import require_registered
 
-    require_registered(DataPaths.from_env(create=False), value)
-    os.environ[ENV_SENSOR] = value
-    return value
+    paths = DataPaths.from_env(create=False).for_sensor(value)
+    require_registered(paths, value)
+    return paths
 
 
 def sensor_option(f):
-    """``--sensor NAME`` (env SDR_ASSETS_SENSOR, default "default"): which hot DB to use."""
-    return click.option("--sensor", default=DEFAULT_SENSOR, show_default=True, envvar=ENV_SENSOR,
-                        callback=_use_sensor, expose_value=False, is_eager=True, metavar="NAME",
+    """``--sensor NAME`` (env SDR_ASSETS_SENSOR, default "default"): which hot DB to use; the
+    command receives it as ``paths`` (the data root's DataPaths for that sensor)."""
+    return click.option("--sensor", "paths", default=DEFAULT_SENSOR, show_default=True, envvar=ENV_SENSOR,
+                        callback=_sensor_paths, is_eager=True, metavar="NAME",
                         help="The radio sensor (its own hot DB); register others with "
                              "`sdr-assets sensors add NAME`.")(f)
 

@@ -27,7 +27,6 @@ Scores are summed over the recordings; ``on_file`` sees each recording's result 
 """
 
 import math
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -419,7 +418,7 @@ def ingest(recording: Path, paths: DataPaths, *, sample_rate_hz: float | None, c
     snapshot.take_snapshot(paths.hot_db, snap)
     with AnalysisDB(paths.analysis_db) as db:
         db.load_window(snap, PARTITION_KEY, held[0], held[1] + 1, keep_partitions=1)
-        frames.render_partition(db.conn, PARTITION_KEY, paths.spectrograms, nfft=nfft, hop=hop,
+        frames.render_partition(db, PARTITION_KEY, paths.spectrograms, nfft=nfft, hop=hop,
                                 frame_cols=frame_cols, backend="numpy")
     return held
 
@@ -434,7 +433,7 @@ def current_yolo(paths: DataPaths, conf: float) -> tuple[Callable, str, str]:
         raise ModelError(f"no analysis DB at {paths.analysis_db}: no model to evaluate; materialise "
                          "detector_model first (or use --detector energy).")
     with AnalysisDB(paths.analysis_db) as db:
-        row = current_model(db.conn)
+        row = current_model(db)
     if row is None:
         raise ModelError(f"the registry in {paths.analysis_db} has no current model; materialise "
                          "detector_model first (or use --detector energy).")
@@ -468,7 +467,7 @@ def evaluate(recordings: Sequence[Recording], reference: Reference, detectors: S
     ``home``: the data root whose registry holds the YOLO model (default: $SDR_ASSETS_HOME).
     ``require_energy`` / ``suppress_across_freq``: ``detect_partition``'s filters for model boxes."""
     from sdr_assets.ml.detections import detect_partition
-    from sdr_assets.ml.labelling import partition_frames
+    from sdr_assets.store.window import AnalysisDB
 
     detectors = parse_detectors(detectors)
     if not 0 < iou_threshold <= 1:
@@ -476,7 +475,9 @@ def evaluate(recordings: Sequence[Recording], reference: Reference, detectors: S
     models = []
     for name in detectors:
         if name == "yolo":
-            models.append(current_yolo(home or DataPaths.from_env(), conf))
+            if home is None:
+                raise ConfigError("--detector yolo needs the data root whose registry holds the model.")
+            models.append(current_yolo(home, conf))
         else:
             models.append((None, "energy", "energy (IQ)"))
     summaries = [EvalSummary(name, version, []) for name, (_, version, _) in zip(detectors, models)]
@@ -505,12 +506,11 @@ def evaluate(recordings: Sequence[Recording], reference: Reference, detectors: S
             paths.root.mkdir(parents=True)
             t0_ns, _ = ingest(rec.path, paths, sample_rate_hz=rec.sample_rate_hz,
                               center_freq_hz=rec.center_freq_hz, nfft=nfft, hop=hop, frame_cols=frame_cols)
-            conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
-            try:
-                frames = partition_frames(conn, PARTITION_KEY)
-                extent = _min_extent(frames[0]["sample_rate_hz"], nfft, hop) if frames else (0.0, 0.0)
+            with AnalysisDB(paths.analysis_db) as db:
+                frames = db.frames(PARTITION_KEY)
+                extent = _min_extent(frames[0].sample_rate_hz, nfft, hop) if frames else (0.0, 0.0)
                 for s, (model, version, name) in zip(summaries, models):
-                    _, rows = detect_partition(conn, PARTITION_KEY, paths.root, detector=model,
+                    _, rows = detect_partition(db, PARTITION_KEY, paths.root, detector=model,
                                                model_version=version, detector_name=name, write=False,
                                                require_energy=require_energy and model is not None,
                                                suppress_across_freq=suppress_across_freq and model is not None)
@@ -520,8 +520,6 @@ def evaluate(recordings: Sequence[Recording], reference: Reference, detectors: S
                                  extent)
                     if on_file is not None:
                         on_file(res)
-            finally:
-                conn.close()
     return Evaluation(reference, summaries, tol_s, iou_threshold, freq_tol_hz)
 
 
@@ -546,13 +544,13 @@ def _score(s: EvalSummary, name: str, dets: list[Box], refs: list[Box], referenc
     return res
 
 
-def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, detector: str = "energy",
-                        tol_s: float = DEFAULT_TOL_S, nfft: int = 640, hop: int = 640, frame_cols: int = 640,
+def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, home: DataPaths | None = None,
+                        detector: str = "energy", tol_s: float = DEFAULT_TOL_S, nfft: int = 640, hop: int = 640, frame_cols: int = 640,
                         conf: float = 0.25, on_file: Callable[[FileResult], None] | None = None,
                         progress: Callable[[Any], Any] = iter, require_energy: bool = False,
                         suppress_across_freq: bool = False) -> EvalSummary:
     """One detector against manifest entries (``load_manifest``) of recordings in ``folder``."""
     ev = evaluate(manifest_recordings(recordings, folder), Reference(), [detector], tol_s=tol_s, nfft=nfft,
                   hop=hop, frame_cols=frame_cols, conf=conf, on_file=on_file, progress=progress,
-                  require_energy=require_energy, suppress_across_freq=suppress_across_freq)
+                  require_energy=require_energy, suppress_across_freq=suppress_across_freq, home=home)
     return ev.summaries[0]

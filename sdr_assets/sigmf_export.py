@@ -27,7 +27,6 @@ application-level module (like cli.py): it joins store/ (the analysis DB) and ca
 import hashlib
 import json
 import os
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,9 +36,9 @@ from sdr_assets.capture.sigmf import DATA_SUFFIX, META_SUFFIX, format_datetime_n
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store import messages as decodes
-from sdr_assets.store.db import connect_ro
 from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
+from sdr_assets.store.window import AnalysisDB
 
 SIGMF_VERSION = "1.2.0"  # core:extensions and core:global_index as in the 1.x specification
 NAMESPACE = "sdr_assets"
@@ -106,20 +105,17 @@ def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path 
     if not analysis_db.exists():
         raise StoreError(f"no analysis DB at {analysis_db}; materialise iq_window for "
                          f"{partition_key} first (or check $SDR_ASSETS_HOME).")
-    conn = connect_ro(analysis_db)
     with OutputFiles("--out") as out:  # nothing is renamed into place unless all is written
-        try:
-            _require_partition(conn, partition_key)
-            recordings = _plan(conn, partition_key, _out_folder(out_dir))
+        with AnalysisDB(analysis_db, read_only=True) as db:
+            _require_partition(db, partition_key)
+            recordings = _plan(db, partition_key, _out_folder(out_dir))
             res = ExportResult(partition_key, recordings)
-            res.n_bytes = _write_data(conn, partition_key, recordings, progress, out)
+            res.n_bytes = _write_data(db, partition_key, recordings, progress, out)
             if with_annotations:
-                truth, dets = _annotation_rows(conn, partition_key)
-                decoded = decodes.messages(conn, partition_key) if decodes.decodes_available(conn) else []
+                truth, dets = db.annotations(partition_key), db.detections(partition_key)
+                decoded = decodes.messages(db.conn, partition_key) if decodes.decodes_available(db.conn) else []
             else:
                 truth, dets, decoded = [], [], []
-        finally:
-            conn.close()
         placed = set()
         for rec in recordings:
             anns = []
@@ -128,7 +124,7 @@ def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path 
                     item = _sigmf_annotation(rec, kind, row)
                     if item is not None:
                         anns.append(item)
-                        placed.add((kind, row[0]))
+                        placed.add((kind, row.annotation_id if kind == "truth" else row.detection_id))
                         rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
                         if kind == "truth":
                             rec.n_ground_truth += 1
@@ -162,8 +158,8 @@ def _out_folder(out_dir) -> Path:
     return out
 
 
-def _require_partition(conn: sqlite3.Connection, key: str) -> None:
-    held = [r[0] for r in conn.execute("SELECT partition_key FROM partitions ORDER BY t_start_ns")]
+def _require_partition(db: AnalysisDB, key: str) -> None:
+    held = [p.partition_key for p in db.partitions()]
     if key not in held:
         listing = ", ".join(held) if held else "none"
         sensor, time_key = split_key(key)
@@ -171,21 +167,18 @@ def _require_partition(conn: sqlite3.Connection, key: str) -> None:
             f"partition {key!r} is not in the analysis DB (it holds: {listing}); materialise "
             f"iq_window for it first (`sdr-assets backfill --sensor {sensor} --from {time_key} "
             f"--to {time_key}`).")
-    n = conn.execute("SELECT count(*) FROM chunks WHERE partition_key = ?", (key,)).fetchone()[0]
-    if n == 0:
+    if next(db.iter_chunks(key, with_iq=False), None) is None:
         raise StoreError(f"partition {key} holds no samples (the capture was not running then); "
                          "nothing to export.")
 
 
-def _plan(conn: sqlite3.Connection, key: str, out_dir: Path) -> list[Recording]:
+def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     """Split the partition's chunks (time order) into recordings (one rate) and segments."""
-    gap_starts = [r[0] for r in conn.execute(
-        "SELECT t_start_ns FROM gaps WHERE partition_key = ? AND n_samples_lost > 0", (key,))]
+    gap_starts = [g.t_start_ns for g in db.gaps(key) if g.n_samples_lost > 0]
     runs: list[list[Segment]] = []
     seg: Segment | None = None
-    for seq, t_ns, fs, fc, n in conn.execute(
-            "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
-            "WHERE partition_key = ? ORDER BY t_start_ns, seq", (key,)):
+    for c in db.iter_chunks(key, with_iq=False):
+        seq, t_ns, fs, fc, n = c.seq, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples
         if seg is not None and fs == seg.sample_rate_hz and fc == seg.center_freq_hz:
             end, tol = seg.t_end_ns, samples_to_ns(1, fs)
             gap_here = any(end - tol <= g <= t_ns + tol for g in gap_starts)
@@ -209,14 +202,13 @@ def _plan(conn: sqlite3.Connection, key: str, out_dir: Path) -> list[Recording]:
     return recs
 
 
-def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progress: bool,
-                out: OutputFiles) -> int:
+def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool, out: OutputFiles) -> int:
     """Stream every chunk's iq, in the order planned, into its recording's data file (under
     its temporary name until ``out`` commits)."""
     from tqdm import tqdm
 
     total = 2 * sum(r.n_samples for r in recs)
-    cur = conn.execute("SELECT iq FROM chunks WHERE partition_key = ? ORDER BY t_start_ns, seq", (key,))
+    chunks = db.iter_chunks(key)
     written = 0
     bar_shown = progress and sys.stderr.isatty()  # (piped, the frames would only bury an error line)
     with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not bar_shown,
@@ -226,11 +218,11 @@ def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progr
             sha512, got = hashlib.sha512(), 0
             with out.open(rec.data_path) as fh:
                 while got < need:
-                    row = cur.fetchone()
-                    if row is None:
+                    chunk = next(chunks, None)
+                    if chunk is None:
                         raise StoreError(f"partition {key} changed while it was exported "
                                          "(rows missing); run the export again.")
-                    iq = row[0]
+                    iq = chunk.iq
                     fh.write(iq)
                     sha512.update(iq)
                     got += len(iq)
@@ -242,19 +234,8 @@ def _write_data(conn: sqlite3.Connection, key: str, recs: list[Recording], progr
                                  f"({got} bytes read, {need} expected); re-materialise iq_window.")
             rec.sha512 = sha512.hexdigest()
             written += got
-    cur.close()
+    chunks.close()
     return written
-
-
-def _annotation_rows(conn: sqlite3.Connection, key: str):
-    truth = conn.execute(
-        "SELECT annotation_id, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, snr_db, "
-        "origin, capture_id FROM annotations WHERE partition_key = ? ORDER BY t_start_ns", (key,)).fetchall()
-    dets = conn.execute(
-        "SELECT detection_id, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, "
-        "model_version, frame_id, first_seq, last_seq FROM detections WHERE partition_key = ? "
-        "ORDER BY t_start_ns", (key,)).fetchall()
-    return truth, dets
 
 
 def sample_span(segments: list[Segment], t_start_ns: int, t_end_ns: int) -> tuple[int, int, bool] | None:
@@ -292,28 +273,27 @@ def _core_item(rec: Recording, t_start_ns: int, t_end_ns: int, freq_lower_hz: fl
 
 
 def _sigmf_annotation(rec: Recording, kind: str, row) -> dict | None:
-    item = _core_item(rec, row[1], row[2], row[3], row[4], row[5])
+    """``row``: an annotation (``kind`` "truth") or a detection of the analysis DB."""
+    item = _core_item(rec, row.t_start_ns, row.t_end_ns, row.freq_lower_hz, row.freq_upper_hz, row.label)
     if item is None:
         return None
     ns = NAMESPACE
     if kind == "truth":
-        _id, _t0, _t1, _lo, _hi, _label, snr_db, origin, capture_id = row
-        item["core:generator"] = f"sdr_assets ground truth ({origin})"
-        item[f"{ns}:origin"] = origin
-        item[f"{ns}:annotation_id"] = int(_id)
-        item[f"{ns}:capture_id"] = int(capture_id)
-        if snr_db is not None:
-            item[f"{ns}:snr_db"] = round(float(snr_db), 2)
+        item["core:generator"] = f"sdr_assets ground truth ({row.origin})"
+        item[f"{ns}:origin"] = row.origin
+        item[f"{ns}:annotation_id"] = int(row.annotation_id)
+        item[f"{ns}:capture_id"] = int(row.capture_id)
+        if row.snr_db is not None:
+            item[f"{ns}:snr_db"] = round(float(row.snr_db), 2)
     else:
-        _id, _t0, _t1, _lo, _hi, _label, conf, version, frame_id, first_seq, last_seq = row
-        item["core:generator"] = f"sdr_assets detector {version}"
+        item["core:generator"] = f"sdr_assets detector {row.model_version}"
         item[f"{ns}:origin"] = "detection"
-        item[f"{ns}:confidence"] = round(float(conf), 4)
-        item[f"{ns}:model_version"] = version
-        item[f"{ns}:detection_id"] = int(_id)
-        item[f"{ns}:frame_id"] = int(frame_id)
-        item[f"{ns}:first_seq"] = int(first_seq)
-        item[f"{ns}:last_seq"] = int(last_seq)
+        item[f"{ns}:confidence"] = round(float(row.confidence), 4)
+        item[f"{ns}:model_version"] = row.model_version
+        item[f"{ns}:detection_id"] = int(row.detection_id)
+        item[f"{ns}:frame_id"] = int(row.frame_id)
+        item[f"{ns}:first_seq"] = int(row.first_seq)
+        item[f"{ns}:last_seq"] = int(row.last_seq)
     return item
 
 

@@ -120,11 +120,12 @@ def test_corrupt_snapshot_fails_and_hot_db_is_untouched(env, data_root):
 @pytest.mark.calendar
 def test_sensor_requests_newest_closed_partition_once(env, data_root):
     from sdr_assets.defs.automation import hot_db_sensor
+    from sdr_assets.defs.resources import SdrStore
 
     start = _past_minute(30)
     _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=125")
     instance = dg.DagsterInstance.ephemeral()
-    ctx = dg.build_sensor_context(instance=instance)
+    ctx = dg.build_sensor_context(instance=instance, resources={"store": SdrStore()})
     res = hot_db_sensor(ctx)
     # the default sensor becomes a partition of the 'sensor' dimension in the same tick
     assert [r.partition_keys for r in res.dynamic_partitions_requests] == [["default"]]
@@ -133,20 +134,23 @@ def test_sensor_requests_newest_closed_partition_once(env, data_root):
     assert req.partition_key == pkey((start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M"))
     assert req.run_key == req.partition_key
     instance.add_dynamic_partitions("sensor", ["default"])
-    again = hot_db_sensor(dg.build_sensor_context(cursor=ctx.cursor, instance=instance))
+    again = hot_db_sensor(dg.build_sensor_context(cursor=ctx.cursor, instance=instance,
+                                                  resources={"store": SdrStore()}))
     assert not again.run_requests and not again.dynamic_partitions_requests
     assert "last requested" in again.skip_reason.skip_message
     # a cursor from the single-sensor days (a bare time key) still means "already requested"
     old = hot_db_sensor(dg.build_sensor_context(cursor=req.partition_key.split("|")[1],
-                                                instance=instance))
+                                                instance=instance, resources={"store": SdrStore()}))
     assert not old.run_requests
 
 
 @pytest.mark.calendar
 def test_sensor_skips_without_hot_db(env):
     from sdr_assets.defs.automation import hot_db_sensor
+    from sdr_assets.defs.resources import SdrStore
 
-    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
+    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                                resources={"store": SdrStore()}))
     assert not res.run_requests
     assert "default: no hot DB yet" in res.skip_reason.skip_message
     assert "sdr-assets capture" in res.skip_reason.skip_message
@@ -157,10 +161,12 @@ def test_sensor_waits_until_the_data_crosses_a_partition_end(env, data_root):
     """A capture that started inside the current partition has no closed partition to offer:
     the sensor must not request the empty partition before it."""
     from sdr_assets.defs.automation import hot_db_sensor
+    from sdr_assets.defs.resources import SdrStore
 
     start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(seconds=5)
     _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
-    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
+    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                                resources={"store": SdrStore()}))
     assert not res.run_requests and res.skip_reason is not None
 
 

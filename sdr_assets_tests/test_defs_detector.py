@@ -173,7 +173,8 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     from sdr_assets.defs.detector_jobs import new_model_sensor
     from sdr_assets.definitions import defs
 
-    ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def(),
+                                  resources={"store": defs.resources["store"]})
     from dagster._core.definitions.partitions.context import partition_loading_context
 
     from sdr_assets.defs.partitions import ensure_sensor_partitions

@@ -73,12 +73,10 @@ def test_yolo_without_a_model_and_a_bad_manifest_are_one_line_errors(tmp_path, d
 
 def _ingested(tmp_path, prefix="GT-WT-02"):
     """The recording whose name starts with ``prefix`` through the evaluate chain: (manifest
-    entry, DataPaths, first sample ns, analysis DB connection, its one frame)."""
-    import sqlite3
-
+    entry, DataPaths, first sample ns, the open analysis DB, its one frame)."""
     from sdr_assets.evaluation import PARTITION_KEY, ingest
-    from sdr_assets.ml.labelling import partition_frames
     from sdr_assets.paths import DataPaths
+    from sdr_assets.store.window import AnalysisDB
 
     rec = next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
                if r["file"].startswith(prefix))
@@ -86,9 +84,10 @@ def _ingested(tmp_path, prefix="GT-WT-02"):
     paths.root.mkdir()
     t0_ns, _ = ingest(RTL433 / rec["file"], paths, sample_rate_hz=rec["sample_rate_hz"],
                       center_freq_hz=rec["center_freq_hz"], nfft=640, hop=640, frame_cols=640)
-    conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
-    (frame,) = partition_frames(conn, PARTITION_KEY)
-    return rec, paths, t0_ns, conn, frame
+    db = AnalysisDB(paths.analysis_db)
+    db.open()
+    (frame,) = db.frames(PARTITION_KEY)
+    return rec, paths, t0_ns, db, frame
 
 
 @needs_data
@@ -101,7 +100,8 @@ def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
     from sdr_assets.ml.infer import Detection
     from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
 
-    rec, paths, t0_ns, conn, frame = _ingested(tmp_path)
+    rec, paths, t0_ns, db, frame = _ingested(tmp_path)
+    conn = db.conn
     refs = rec["rtl_433_bursts"]  # a 0.7 ms sync, 13.6 ms silence, a 204 ms packet; then 4.8 ms + 204 ms
     geom = BoxGeometry.of(frame)
     band = (rec["center_freq_hz"] - 80e3, rec["center_freq_hz"] - 40e3)  # GT-WT-02 sends ~60 kHz below centre
@@ -115,7 +115,7 @@ def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
              Detection("ook", 0.8, *pixels(refs[3]["start_s"], refs[3]["end_s"], late_cols=10)),
              Detection("ook", 0.5, *pixels(refs[3]["start_s"] + 0.05, refs[3]["end_s"] - 0.05))]  # a duplicate
 
-    stats, rows = detect_partition(conn, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
+    stats, rows = detect_partition(db, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
                                    model_version="stub", detector_name="stub", write=True)
     starts = sorted((r.t_start_ns - t0_ns) / 1e9 for r in rows)
     assert np.allclose(starts, [refs[i]["start_s"] for i in (0, 1, 3, 4)], atol=1e-3), starts
@@ -123,11 +123,11 @@ def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
     assert all(r.first_seq <= r.last_seq for r in rows)
     assert conn.execute("SELECT count(*) FROM detections WHERE model_version = 'stub'").fetchone()[0] == 4
     # the same boxes without refinement keep the model's loose edges: ~8 ms early and ~18 ms late
-    _, raw = detect_partition(conn, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
+    _, raw = detect_partition(db, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
                               model_version="stub", write=False, refine=None)
     assert len(raw) == 2 and not np.allclose(sorted((r.t_start_ns - t0_ns) / 1e9 for r in raw),
                                              [refs[0]["start_s"], refs[3]["start_s"]], atol=5e-3)
-    conn.close()
+    db.close()
 
 
 @needs_data
@@ -141,7 +141,7 @@ def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
     from sdr_assets.ml.infer import Detection
     from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
 
-    rec, paths, t0_ns, conn, frame = _ingested(tmp_path)
+    rec, paths, t0_ns, db, frame = _ingested(tmp_path)
     ref = rec["rtl_433_bursts"][1]  # a 204 ms packet
     fc = rec["center_freq_hz"]
 
@@ -153,7 +153,7 @@ def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
     boxes = [det(0.9, -80, -40), det(0.6, 40, 80), det(0.5, 15, 30, ref["end_s"] + 0.01, ref["end_s"] + 0.1)]
 
     def run(**kw):
-        st, rows = detect_partition(conn, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
+        st, rows = detect_partition(db, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
                                     model_version="stub", write=False, **kw)
         return st, sorted(((r.freq_lower_hz - fc) / 1e3 for r in rows))
 
@@ -167,7 +167,7 @@ def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
     assert [round(f) for f in both] == [-80]
     with pytest.raises(ValueError, match="refine"):
         run(require_energy=True, refine=None)
-    conn.close()
+    db.close()
 
 
 @needs_data
@@ -179,12 +179,12 @@ def test_refine_reads_more_context_for_a_long_package(tmp_path):
     from sdr_assets.ml.detections import refine_boxes
     from sdr_assets.ml.postprocess import REFINE, TimeFreqBox
 
-    rec, _, t0_ns, conn, _ = _ingested(tmp_path, "prologue")
+    rec, _, t0_ns, db, _ = _ingested(tmp_path, "prologue")
     (ref,) = rec["rtl_433_bursts"]
     fc = rec["center_freq_hz"]
     last = TimeFreqBox(t0_ns + int(0.896e9), t0_ns + int(0.958e9), fc + 6e3, fc + 16e3, "ook", 0.4)
     assert ref["start_s"] < 0.896 - REFINE.context_s  # the package starts outside the first read
-    (r,) = refine_boxes(conn, PARTITION_KEY, [last])
+    (r,) = refine_boxes(db, PARTITION_KEY, [last])
     assert r.refined and abs((r.t_start_ns - t0_ns) / 1e9 - ref["start_s"]) < 1e-3
     assert abs((r.t_end_ns - t0_ns) / 1e9 - ref["end_s"]) < 2e-3
-    conn.close()
+    db.close()

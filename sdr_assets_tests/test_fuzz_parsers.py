@@ -287,7 +287,7 @@ def test_backfill_keys_are_refused_with_one_clear_error(first, last, select):
 @FAST
 @given(st.one_of(st.text(max_size=12), _NUMBERS))
 def test_partition_settings_from_the_environment_raise_only_config_errors(raw):
-    from sdr_assets.capture.console import partition_minutes_from_env
+    from sdr_assets.cli import partition_minutes_from_env
     from sdr_assets.defs import partitions
 
     old = {k: os.environ.get(k) for k in ("SDR_ASSETS_PARTITION_MINUTES", "SDR_ASSETS_PARTITION_START")}

@@ -178,7 +178,10 @@ def test_tiny_end_to_end_offline(tmp_path, data_root, no_network):
     conn = _analysis_db(db_path)
     pk = "2026-11-23-00:00"
     paths = _synthetic_partition(conn, data_root, pk, n_frames=8)
-    frames = frame_labels_from_db(conn, [pk])
+    from sdr_assets.store.window import AnalysisDB
+
+    with AnalysisDB(db_path) as db:
+        frames = frame_labels_from_db(db, [pk], root=data_root)
     assert [f.path for f in frames] == paths and sum(len(f.boxes) for f in frames) >= 8
     info = build_dataset(frames, data_root / "datasets" / "run1", val_fraction=0.25)
     assert (info.n_train, info.n_val) == (6, 2)

@@ -37,7 +37,7 @@ def test_export_of_a_real_recording_is_byte_exact_sigmf_with_detections(data_roo
     ingest(SHARED / rec["file"], paths, sample_rate_hz=rec["sample_rate_hz"],
            center_freq_hz=rec["center_freq_hz"], nfft=640, hop=640, frame_cols=640)
     with AnalysisDB(paths.analysis_db) as db:  # the energy detector's boxes, as the asset writes them
-        st, _ = detect_partition(db.conn, PARTITION_KEY, paths.root)
+        st, _ = detect_partition(db, PARTITION_KEY, paths.root)
     assert st.n_detections >= 3  # the sensor's repeated packets
 
     res = export_partition(paths.analysis_db, PARTITION_KEY, tmp_path / "out")

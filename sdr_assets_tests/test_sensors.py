@@ -71,15 +71,17 @@ def test_cli_registers_sensors_and_refuses_bad_names(env, data_root):
     assert r.returncode == 2 and "sensors/roof-433/sensor.json" in r.stderr
     # ... while the Dagster sensor logs it and goes on serving the other sensors
     from sdr_assets.defs.automation import hot_db_sensor
+    from sdr_assets.defs.resources import SdrStore
 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        res = hot_db_sensor(dg.build_sensor_context(instance=instance))
+        res = hot_db_sensor(dg.build_sensor_context(instance=instance, resources={"store": SdrStore()}))
     assert "default: no hot DB yet" in res.skip_reason.skip_message
     assert "roof-433" not in res.skip_reason.skip_message
 
 
 def test_two_sensors_own_hot_dbs_and_partitions_served_by_one_sensor(env, data_root):
     from sdr_assets.defs.automation import hot_db_sensor
+    from sdr_assets.defs.resources import SdrStore
     from sdr_assets.store.snapshot import hot_time_range
 
     assert _cli(env, "sensors", "add", "attic").returncode == 0
@@ -91,7 +93,7 @@ def test_two_sensors_own_hot_dbs_and_partitions_served_by_one_sensor(env, data_r
 
     # one tick: both sensors become partitions, each gets its newest closed window requested
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        ctx = dg.build_sensor_context(instance=instance)
+        ctx = dg.build_sensor_context(instance=instance, resources={"store": SdrStore()})
         res = hot_db_sensor(ctx)
         added = [k for r in res.dynamic_partitions_requests for k in r.partition_keys]
         assert added == ["default"]  # attic was registered by `sensors add` (DAGSTER_HOME set)

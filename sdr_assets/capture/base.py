@@ -7,15 +7,34 @@ annotations). Iteration blocks at the radio's pace for realtime sources and ends
 data (a file without ``loop``) or when :meth:`Source.stop` is called from another thread.
 """
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+from sdr_assets.errors import ConfigError
 from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo
 
 Event = Chunk | Gap | Annotation
 
 # Default chunk: 128 Ki complex samples = 256 KiB of cu8 (a 1/24 s at 3.2 MS/s).
 DEFAULT_CHUNK_SAMPLES = 131072
+
+# RTL2832U rates that are stable (librtlsdr rejects 300001-900000 Hz outright).
+RTL_SDR_RATE_RANGES_HZ = ((225_001, 300_000), (900_001, 3_200_000))
+
+
+def validate_sample_rate_hz(rate) -> float:
+    """``rate`` as a float if an RTL-SDR can run at it, else ConfigError naming the ranges."""
+    try:
+        r = float(rate)
+    except (TypeError, ValueError, OverflowError):
+        r = math.nan
+    if not any(lo <= r <= hi for lo, hi in RTL_SDR_RATE_RANGES_HZ):
+        raise ConfigError(
+            f"sample rate {rate!r} Hz is not one an RTL-SDR can run at; use 225001-300000 "
+            "or 900001-3200000 Hz (e.g. 250000 or 2400000; above 2.4 MS/s the dongle itself "
+            "may drop samples)")
+    return r
 
 
 class Source(ABC):

@@ -5,34 +5,17 @@ can run beside a live capture without holding up its writer or its checkpoints.
 """
 
 import math
-import os
 import time
 from collections.abc import Callable
-from contextlib import closing
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError
-from sdr_assets.paths import DataPaths
 
-ENV_PARTITION_MINUTES = "SDR_ASSETS_PARTITION_MINUTES"
-DEFAULT_PARTITION_MINUTES = 60.0
 STALE_AFTER_S = 5.0  # telemetry is written every second; older than this = stalled
 STATS_DEFAULT_METRICS = ("samples_received_per_s", "samples_lost", "ingest_mb_s", "ring_high_water",
                          "commit_ms_p99", "commit_ms_max", "rss_mb", "cpu_percent", "db_size_bytes")
-
-
-def partition_minutes_from_env() -> float:
-    raw = os.environ.get(ENV_PARTITION_MINUTES, "").strip()
-    if not raw:
-        return DEFAULT_PARTITION_MINUTES
-    try:
-        minutes = float(raw)
-    except ValueError:
-        minutes = -1.0
-    if not minutes > 0:
-        raise ConfigError(f"{ENV_PARTITION_MINUTES}={raw!r} must be a positive number of minutes, e.g. 60.")
-    return minutes
 
 
 def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int | None:
@@ -49,14 +32,15 @@ def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int | None
     return cap
 
 
-def run_capture(*, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
+def run_capture(*, hot_db: Path, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
                 ring_mb: float, cap_bytes, cap_gb, max_age_s, synchronous: str, duration_s,
-                partition_minutes, writer_delay_s: float, echo: Callable[[str], None]):
-    """Build the source and the service from CLI values and run until the end; the summary."""
+                partition_minutes: float, writer_delay_s: float, echo: Callable[[str], None]):
+    """Build the source and the service from CLI values and run until the end; the summary.
+    ``hot_db``: the sensor's hot DB; ``partition_minutes``: the analysis window (capacity check)."""
     from sdr_assets.capture.service import CaptureService
     from sdr_assets.capture.uri import open_source
 
-    minutes = partition_minutes_from_env() if partition_minutes is None else partition_minutes
+    minutes = partition_minutes
     if not minutes > 0:
         raise ConfigError(f"--partition-minutes {minutes} must be > 0.")
     if not (ring_mb > 0 and math.isfinite(ring_mb)):
@@ -70,10 +54,9 @@ def run_capture(*, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, rea
     if duration_s is not None and not duration_s > 0:
         raise ConfigError(f"--duration-s {duration_s} must be > 0 (omit it to run until Ctrl-C).")
     cap = resolve_cap_bytes(cap_bytes, cap_gb)
-    paths = DataPaths.from_env()
     source = open_source(source_uri, center_freq_hz=center_freq_hz, sample_rate_hz=sample_rate_hz,
                          gain_db=gain_db, realtime=realtime, loop=loop)
-    service = CaptureService(source, paths.hot_db, ring_bytes=int(ring_mb * 2**20),
+    service = CaptureService(source, hot_db, ring_bytes=int(ring_mb * 2**20),
                              synchronous=synchronous, cap_bytes=cap, max_age_s=max_age_s,
                              window_s_for_capacity_check=minutes * 60.0, duration_s=duration_s,
                              writer_delay_s=writer_delay_s, log=echo)
@@ -90,29 +73,14 @@ def _iso(t_ns: int | None) -> str:
 def read_status(hot_path: Path) -> dict | None:
     """The newest capture and its latest telemetry; None if no capture has run."""
     from sdr_assets.capture.lock import holder_pid
-    from sdr_assets.store.db import connect_ro, reading
-    from sdr_assets.store.telemetry import latest
+    from sdr_assets.store.telemetry import newest_capture
 
-    if not Path(hot_path).exists():
+    status = newest_capture(hot_path)
+    if status is None:
         return None
-    conn = connect_ro(hot_path)
-    with reading(hot_path), closing(conn):
-        conn.execute("BEGIN")  # one consistent, short read
-        has = conn.execute("SELECT 1 FROM sqlite_master WHERE name='captures'").fetchone()
-        row = conn.execute(
-            "SELECT capture_id, source_uri, source_kind, center_freq_hz, sample_rate_hz, gain_db, "
-            "started_ns, ended_ns, end_reason FROM captures ORDER BY capture_id DESC LIMIT 1"
-        ).fetchone() if has else None
-        if row is None:
-            return None
-        keys = ("capture_id", "source_uri", "source_kind", "center_freq_hz", "sample_rate_hz",
-                "gain_db", "started_ns", "ended_ns", "end_reason")
-        out = dict(zip(keys, row))
-        metrics = {m: tv for m, tv in latest(conn, process="capture").items() if tv[0] >= out["started_ns"]}
-        out["gaps"] = conn.execute(
-            "SELECT cause, count(*), sum(n_samples_lost) FROM gaps WHERE capture_id = ? GROUP BY cause",
-            (out["capture_id"],)).fetchall()
-        conn.execute("COMMIT")
+    out = asdict(status.capture)
+    out["gaps"] = status.gaps
+    metrics = status.metrics
     out["metrics"] = {m: v for m, (_, v) in metrics.items()}
     out["last_row_ns"] = max((t for t, _ in metrics.values()), default=None)
     now_ns = time.time_ns()
@@ -152,7 +120,7 @@ def render_status(st: dict | None, hot_path: Path):
     table.add_column("what", style="bold")
     table.add_column("value")
     gain = "auto" if st["gain_db"] is None else f"{st['gain_db']:g} dB"
-    lost_by = ", ".join(f"{c}: {int(n)} in {k} gap(s)" for c, k, n in st["gaps"]) or "none"
+    lost_by = ", ".join(f"{g.cause}: {int(g.n_samples_lost)} in {g.n_gaps} gap(s)" for g in st["gaps"]) or "none"
     rows = [
         ("hot DB", str(hot_path)),
         ("source", f"{st['source_uri']} ({st['source_kind']})"),
@@ -186,9 +154,8 @@ def make_console():
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
-def status_command(watch: bool, interval_s: float, console=None) -> None:
+def status_command(hot_path: Path, watch: bool, interval_s: float, console=None) -> None:
     console = console or make_console()
-    hot_path = DataPaths.from_env(create=False).hot_db  # a status never creates the data root
     if not watch:
         console.print(render_status(read_status(hot_path), hot_path), soft_wrap=True)
         return
@@ -205,16 +172,13 @@ def status_command(watch: bool, interval_s: float, console=None) -> None:
 
 
 # ---- stats ------------------------------------------------------------------------------
-def stats_command(by: str, metrics: tuple[str, ...], all_metrics: bool, console=None) -> None:
+def stats_command(hot_path: Path, by: str, metrics: tuple[str, ...], all_metrics: bool, console=None) -> None:
     from rich.table import Table
 
     console = console or make_console()
-    from sdr_assets.store.db import connect_ro, reading
-    from sdr_assets.store.telemetry import database_stats, stats
+    from sdr_assets.store.telemetry import database_stats, telemetry_stats
 
-    hot_path = DataPaths.from_env(create=False).hot_db
-    with reading(hot_path), closing(connect_ro(hot_path)) as conn:
-        rows = stats(conn, by=by)
+    rows = telemetry_stats(hot_path, by=by)
     wanted = None if all_metrics else set(metrics or STATS_DEFAULT_METRICS)
     shown = [r for r in rows if wanted is None or r.metric in wanted]
     table = Table(title=f"telemetry per {by} ({hot_path})")

@@ -52,12 +52,12 @@ class LossRecorder:
             self.counters.add_lost(event.cause, event.n_samples_lost)
         self.side.append(event)
 
-    def restart(self, resume_from: tuple[int, float] | None, first_t_start_ns: int) -> Gap | None:
-        """Record the dead time between the newest stored sample ``resume_from`` =
-        (t_end_ns, sample_rate_hz) and the new stream's first sample, if any."""
+    def restart(self, resume_from, first_t_start_ns: int) -> Gap | None:
+        """Record the dead time between the newest stored sample ``resume_from`` (a
+        ``store.hot.ResumePoint``: t_end_ns, sample_rate_hz) and the new stream's first sample, if any."""
         if resume_from is None:
             return None
-        prev_end_ns, rate_hz = resume_from
+        prev_end_ns, rate_hz = resume_from.t_end_ns, resume_from.sample_rate_hz
         note = ""
         if not (isinstance(rate_hz, int | float) and 1.0 <= rate_hz <= MAX_SAMPLE_RATE_HZ):
             # a row an older version stored (a synthetic rate=1e300): count at the nearest

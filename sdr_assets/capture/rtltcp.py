@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 
-from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Source
+from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Source, validate_sample_rate_hz
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import NS_PER_S, Chunk, Gap, SourceInfo, samples_to_ns
 
@@ -184,8 +184,6 @@ class RtlTcpSource(Source):
         return True
 
     def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
-        from sdr_assets.capture.uri import validate_sample_rate_hz
-
         self.sample_rate_hz = validate_sample_rate_hz(sample_rate_hz)
         self._retuned = True
         self._command(CMD_SET_SAMPLE_RATE, round(self.sample_rate_hz))

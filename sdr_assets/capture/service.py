@@ -101,7 +101,7 @@ class CaptureService:
         self._losses = LossRecorder(self.counters, self._ring.capacity_bytes)
         self._info: SourceInfo | None = None
         self.capture_id: int | None = None
-        self._resume_from: tuple[int, float] | None = None
+        self._resume_from = None  # store.hot.ResumePoint once the hot DB is open
         self._first_event = True
         self._bytes_stored = 0
         self._pruned_chunks = 0
@@ -209,7 +209,7 @@ class CaptureService:
         pace = "realtime" if info.realtime else "unpaced"
         resume = ""
         if self._resume_from is not None:
-            resume = f"; newest stored sample {iso_utc(self._resume_from[0])}"
+            resume = f"; newest stored sample {iso_utc(self._resume_from.t_end_ns)}"
         return (f"capture {self.capture_id}: {info.uri} ({info.kind}, {pace}) "
                 f"{info.sample_rate_hz / 1e6:g} MS/s at {info.center_freq_hz / 1e6:.6g} MHz, gain {gain} "
                 f"-> {self.hot_path} (ring {self._ring.capacity_bytes / 2**20:g} MiB, "
@@ -257,7 +257,7 @@ class CaptureService:
             hot = HotWriter(self.hot_path, synchronous=self._synchronous, cap_bytes=self._cap_bytes,
                             max_age_s=self._max_age_s)
             hot.open()
-            self._resume_from = self._resume_point(hot)
+            self._resume_from = hot.resume_point()
             self.capture_id = hot.begin_capture(self._info, time.time_ns())
         except SdrAssetsError as exc:
             self._error = exc
@@ -291,24 +291,6 @@ class CaptureService:
         while not self._ring.drained():  # what is left can no longer be stored: count it
             for chunk in self._ring.get_batch(1 << 30, 0.0):
                 self.counters.add_lost("write_error", chunk.n_samples)
-
-    def _resume_point(self, hot) -> tuple[int, float] | None:
-        """(t_end_ns, sample_rate_hz) of the newest sample or gap already recorded."""
-        last = hot.last_chunk_end()
-        if last is None:
-            return None
-        capture_id, t_end_ns, rate_hz = last
-        from sdr_assets.store.db import connect_ro
-
-        conn = connect_ro(self.hot_path)
-        try:
-            row = conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
-                               (capture_id,)).fetchone()
-        finally:
-            conn.close()
-        if row and row[0] is not None and row[0] > t_end_ns:
-            t_end_ns = int(row[0])
-        return t_end_ns, rate_hz
 
     def _write_loop(self, hot) -> None:
         interval_s = self._telemetry_interval_s

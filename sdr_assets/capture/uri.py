@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Source
+from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Source, validate_sample_rate_hz
 from sdr_assets.errors import ConfigError
 
 DEFAULT_RTL_TCP_PORT = 1234
@@ -25,26 +25,9 @@ SCHEMES = {
     "rtlsdr": "rtlsdr://0",
 }
 
-# RTL2832U rates that are stable (librtlsdr rejects 300001-900000 Hz outright).
-RTL_SDR_RATE_RANGES_HZ = ((225_001, 300_000), (900_001, 3_200_000))
-
 
 def _accepted() -> str:
     return "; ".join(f"{k}:// (e.g. {v})" for k, v in SCHEMES.items())
-
-
-def validate_sample_rate_hz(rate) -> float:
-    """``rate`` as a float if an RTL-SDR can run at it, else ConfigError naming the ranges."""
-    try:
-        r = float(rate)
-    except (TypeError, ValueError, OverflowError):
-        r = math.nan
-    if not any(lo <= r <= hi for lo, hi in RTL_SDR_RATE_RANGES_HZ):
-        raise ConfigError(
-            f"sample rate {rate!r} Hz is not one an RTL-SDR can run at; use 225001-300000 "
-            "or 900001-3200000 Hz (e.g. 250000 or 2400000; above 2.4 MS/s the dongle itself "
-            "may drop samples)")
-    return r
 
 
 def _freq(value, name: str = "center_freq_hz") -> float | None:

@@ -1,6 +1,5 @@
 """Analysis assets: point-in-time snapshot -> circular-buffer window -> spectrogram frames."""
 
-import sqlite3
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from sdr_assets.store import frames as frames_store
 from sdr_assets.store import snapshot as snap
 from sdr_assets.store.retention import Removed, prune_reports, remove_tree
 from sdr_assets.store.sensors import split_key
-from sdr_assets.store.window import AnalysisDB, check_contiguity
+from sdr_assets.store.window import check_contiguity
 
 GROUP = "analysis"
 COVERAGE_MIN = 0.999  # stored / (expected - recorded as lost)
@@ -94,14 +93,10 @@ def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
         raise dg.Failure(f"Snapshot {src} is corrupt ({integrity}); re-materialise "
                          "hot_snapshot for this partition. The hot DB was not touched.")
     t0_ns, t1_ns = window_ns(context)
-    db = AnalysisDB(paths.analysis_db)
-    db.open()
-    try:
+    with store.open_analysis() as db:
         st = db.load_window(src, key, t0_ns, t1_ns, keep_partitions=store.keep_partitions)
         holes = check_contiguity(list(db.iter_chunks(key, with_iq=False)), db.gaps(key))
         held = [p.partition_key for p in db.partitions()]
-    finally:
-        db.close()
     reports_gone = prune_reports(paths.reports, held)  # right after reading what is held
     frames_gone = Removed()
     for dropped in st.dropped_partitions:
@@ -144,16 +139,12 @@ def spectrograms(context: dg.AssetExecutionContext, store: SdrStore,
     paths = store.paths()
     backend = pick_backend() if spectrogram.backend == "auto" else spectrogram.backend
     key = str(context.partition_key)
-    conn = sqlite3.connect(paths.analysis_db, isolation_level=None)
-    try:
+    with store.open_analysis() as db:
         st = frames_store.render_partition(
-            conn, key, paths.spectrograms, nfft=spectrogram.nfft,
+            db, key, paths.spectrograms, nfft=spectrogram.nfft,
             hop=spectrogram.hop, frame_cols=spectrogram.frame_cols, backend=backend)
-        on_disk = conn.execute("SELECT path FROM frames WHERE partition_key = ?",
-                               (key,)).fetchall()
-    finally:
-        conn.close()
-    missing = [p for (p,) in on_disk if not (paths.root / p).exists()]
+        on_disk = [f.path for f in db.frames(key)]
+    missing = [p for p in on_disk if not (paths.root / p).exists()]
     ms_per_frame = 1000 * (st.stft_s + st.png_s) / max(st.n_frames, 1)
     meta = {
         "frames": st.n_frames, "expected_frames": st.expected_frames, "samples": st.n_samples,

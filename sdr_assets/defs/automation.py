@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from sdr_assets.defs.partitions import SENSOR_TIME, SENSORS, TIME_PARTITIONS, multi_key
-from sdr_assets.paths import DEFAULT_SENSOR, DataPaths
+from sdr_assets.defs.resources import SdrStore
+from sdr_assets.paths import DEFAULT_SENSOR
 from sdr_assets.store import snapshot as snap
 from sdr_assets.store.sensors import list_sensors
 
@@ -46,10 +47,10 @@ def _cursor(raw: str | None) -> dict[str, str]:
 
 @dg.sensor(job=analysis_job, minimum_interval_seconds=30,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def hot_db_sensor(context: dg.SensorEvaluationContext):
+def hot_db_sensor(context: dg.SensorEvaluationContext, store: SdrStore):
     """Serves every radio sensor: registers new ones as partitions, then requests each sensor's
     newest closed partition once its hot DB holds data past the partition's end."""
-    paths = DataPaths.from_env()
+    paths = store.paths()
     sensors = list_sensors(paths, on_error=context.log.error)  # one bad file stops no other sensor
     known = set(context.instance.get_dynamic_partitions(SENSORS.name))
     new = [s.name for s in sensors if s.name not in known]

@@ -3,20 +3,21 @@
 The range is of time keys, for one radio sensor (``--sensor``, default ``default``); the
 sensor is registered as a partition of the Dagster instance first when it is not yet.
 
-Runs are recorded in the Dagster instance at $DAGSTER_HOME when it is set (so they show in
-the UI beside UI-launched backfills), else in an ephemeral instance. Partitions the hot DB no
-longer holds are reported up front and skipped, never silently.
+The CLI hands in the Definitions, the Dagster instance (the one at $DAGSTER_HOME when it is
+set, so runs show in the UI beside UI-launched backfills, else an ephemeral one) and the
+sensor's paths. Partitions the hot DB no longer holds are reported up front and skipped,
+never silently.
 """
 
-import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 from tqdm import tqdm
 
-from sdr_assets.defs.partitions import TIME_PARTITIONS, ensure_sensor_partitions, multi_key
+from sdr_assets.defs.partitions import TIME_PARTITIONS, ensure_sensor_partitions, multi_key, partition_minutes
 from sdr_assets.errors import ConfigError
-from sdr_assets.paths import DEFAULT_SENSOR, DataPaths
+from sdr_assets.paths import DataPaths
 from sdr_assets.store import snapshot as snap
 
 
@@ -34,7 +35,7 @@ def partition_range(first: str, last: str) -> list[str]:
             raise ConfigError(
                 f"partition {k!r} is not a closed partition of this deployment "
                 f"({len(keys)} partitions, {keys[0]} .. {keys[-1]}, "
-                f"{os.environ.get('SDR_ASSETS_PARTITION_MINUTES', '60')}-minute); "
+                f"{partition_minutes()}-minute); "
                 "use keys like 2026-11-23-00:00 and check SDR_ASSETS_PARTITION_MINUTES.")
     i, j = keys.index(first), keys.index(last)
     if j < i:
@@ -42,9 +43,8 @@ def partition_range(first: str, last: str) -> list[str]:
     return keys[i:j + 1]
 
 
-def held_partitions(keys: list[str], sensor: str = DEFAULT_SENSOR) -> tuple[list[str], list[str]]:
-    """Split time keys into (still held, no longer held) by the sensor's hot-DB retention."""
-    hot = DataPaths.from_env().for_sensor(sensor).hot_db
+def held_partitions(keys: list[str], hot: Path) -> tuple[list[str], list[str]]:
+    """Split time keys into (still held, no longer held) by the retention of the hot DB ``hot``."""
     if not hot.exists():
         return keys, []
     ok, gone = [], []
@@ -54,20 +54,19 @@ def held_partitions(keys: list[str], sensor: str = DEFAULT_SENSOR) -> tuple[list
     return ok, gone
 
 
-def run_backfill(keys: list[str], selection: list[str], echo=print,
-                 sensor: str = DEFAULT_SENSOR) -> BackfillReport:
-    """Materialise ``selection`` for each time key of ``sensor``; report keys as ``SENSOR|TIME``."""
-    from sdr_assets.definitions import defs
+def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, paths: DataPaths, keys: list[str],
+                 selection: list[str], echo=print) -> BackfillReport:
+    """Materialise ``selection`` of ``defs`` for each time key of the sensor of ``paths``, in
+    ``instance``; report keys as ``SENSOR|TIME``."""
     from sdr_assets.store.sensors import require_registered
 
-    require_registered(DataPaths.from_env(), sensor)
+    sensor = paths.sensor
+    require_registered(paths, sensor)
     report = BackfillReport()
-    keys, not_held = held_partitions(keys, sensor)
+    keys, not_held = held_partitions(keys, paths.hot_db)
     report.not_held = [str(multi_key(sensor, k)) for k in not_held]
     for k in report.not_held:
         echo(f"skipped {k}: no longer held by the hot DB (retention dropped it)")
-    instance = (dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME")
-                else dg.DagsterInstance.ephemeral())
     known = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     unknown = [name for name in selection if name not in known]
     if unknown:

@@ -50,7 +50,7 @@ def decoded_messages(context: dg.AssetExecutionContext, store: SdrStore, decoder
     key = str(context.partition_key)
     t0_ns, _ = window_ns(context)
     try:
-        with AnalysisDB(store.paths().analysis_db) as db:
+        with store.open_analysis() as db:
             out = decode_partition(db.conn, key, executable=decoder.rtl_433)
     except DecodeError as exc:
         raise dg.Failure(str(exc)) from exc
@@ -90,7 +90,7 @@ def device_inventory(context: dg.AssetExecutionContext, store: SdrStore, decoder
 
     sensor = sensor_of(context)
     w0_ns, w1_ns = window_ns(context)
-    with AnalysisDB(store.paths().analysis_db) as db:
+    with store.open_analysis() as db:
         up = update_inventory(db.conn, sensor, str(context.partition_key), w0_ns, w1_ns,
                               decoder.missing_after_intervals)
     new = [a for a in up.alerts if a.kind == "new"]

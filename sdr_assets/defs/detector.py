@@ -13,7 +13,6 @@ from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME
 from sdr_assets.defs.resources import DecoderSettings, DetectorSettings, SdrStore
 from sdr_assets.errors import DecodeError
 from sdr_assets.store.retention import check_keep, prune_datasets, prune_models
-from sdr_assets.store.window import AnalysisDB
 from sdr_assets.store.sensors import key_slug
 
 ANALYSIS_GROUP = "analysis"
@@ -32,15 +31,14 @@ def training_labels(context: dg.AssetExecutionContext, store: SdrStore, decoder:
     from sdr_assets.decode.window import packages_for_labels
     from sdr_assets.ml.labelling import label_partition
 
-    paths = store.paths()
     key = str(context.partition_key)
-    with AnalysisDB(paths.analysis_db) as db:
+    with store.open_analysis() as db:
         try:  # the decoder teaches where it can; without it the labels still come (energy fallback)
             packages, from_where = packages_for_labels(db.conn, key, executable=decoder.rtl_433)
         except DecodeError as exc:
             packages, from_where = [], f"none: {exc}"
             context.log.warning(f"training labels without rtl_433's packages: {exc}")
-        st = label_partition(db.conn, key, packages=packages)
+        st = label_partition(db, key, packages=packages)
     meta = {
         "frames": st.n_frames, "frames_with_boxes": st.frames_with_boxes, "boxes": st.n_boxes,
         "source": st.source, "auto_boxes": st.n_auto, "ground_truth_boxes": st.n_ground_truth,
@@ -73,7 +71,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
     paths = store.paths()
     started_ns = time.time_ns()
     before_ns = int(context.partition_time_window.end.timestamp() * 1e9)
-    with AnalysisDB(paths.analysis_db) as db:
+    with store.open_analysis() as db:
         metrics_log = MetricsLogger(paths.analysis_db, "training")
 
         def on_epoch(epoch: int, metrics: dict) -> None:
@@ -84,7 +82,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
             context.log.info(f"epoch {epoch}: " + ", ".join(f"{k} {_num(metrics.get(k))}" for k in _METRICS))
 
         try:
-            out = train_and_register(db.conn, paths, detector.training_config(), before_ns=before_ns,
+            out = train_and_register(db, paths, detector.training_config(), before_ns=before_ns,
                                      on_epoch=on_epoch, log=context.log.info)
         except NoLabelledFrames as exc:
             raise dg.Failure(str(exc)) from exc
@@ -131,8 +129,8 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
     from sdr_assets.store.registry import current_model
 
     paths = store.paths()
-    with AnalysisDB(paths.analysis_db) as db:
-        row = current_model(db.conn)
+    with store.open_analysis() as db:
+        row = current_model(db)
         model, version, name = None, "energy", "energy detector on the IQ (no model in the registry yet)"
         if row is not None:
             model = load_detector(row, prefer=detector.runtime, conf=detector.conf)
@@ -140,7 +138,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
             name = "yolo onnxruntime (CPU)" if isinstance(model, OnnxDetector) else \
                 f"yolo torch ({getattr(model, 'device', '?')})"
         single = detector.single_transmitter and row is not None
-        st, _ = detect_partition(db.conn, str(context.partition_key), paths.root, detector=model,
+        st, _ = detect_partition(db, str(context.partition_key), paths.root, detector=model,
                                  model_version=version, detector_name=name, require_energy=single,
                                  suppress_across_freq=single)
     meta = {
@@ -172,8 +170,8 @@ def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detecto
     paths = store.paths()
     out = paths.reports / f"{key_slug(context.partition_key)}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with AnalysisDB(paths.analysis_db) as db:
-        rep = render_report(db.conn, str(context.partition_key), paths.root, out, max_frames=detector.report_frames)
+    with store.open_analysis() as db:
+        rep = render_report(db, str(context.partition_key), paths.root, out, max_frames=detector.report_frames)
     meta = {
         "waterfall": dg.MetadataValue.md(rep.markdown(f"{context.partition_key} detections")),
         "path": dg.MetadataValue.path(str(rep.path)),

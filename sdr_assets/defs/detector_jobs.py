@@ -9,14 +9,14 @@ requested once.
 """
 
 import os
-import sqlite3
 
 import dagster as dg
 
 from sdr_assets.defs.detector import detection_report, detections, detector_model
 from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME, TIME_PARTITIONS
+from sdr_assets.defs.resources import SdrStore
 from sdr_assets.errors import ConfigError
-from sdr_assets.paths import DataPaths
+from sdr_assets.store.frames import partitions_with_frames
 from sdr_assets.store.sensors import KEY_SEP, split_key
 
 ENV_REDETECT = "SDR_ASSETS_REDETECT_PARTITIONS"
@@ -49,20 +49,10 @@ def redetect_count() -> int:
 
 def recent_partitions_with_frames(analysis_db, limit: int) -> list[str]:
     """The newest ``limit`` (sensor x time) keys that have spectrogram frames, newest first."""
-    from sdr_assets.store.db import connect_ro
-
-    if limit <= 0 or not analysis_db.exists():
+    if limit <= 0:
         return []
-    conn = connect_ro(analysis_db)
-    try:
-        rows = conn.execute("SELECT partition_key, max(t_start_ns) AS t FROM frames GROUP BY partition_key "
-                            "ORDER BY t DESC").fetchall()
-    except sqlite3.OperationalError:  # no frames table yet: nothing rendered
-        return []
-    finally:
-        conn.close()
     keys = []
-    for key, _ in rows:
+    for key in partitions_with_frames(analysis_db):
         if KEY_SEP in key and TIME_PARTITIONS.has_partition_key(split_key(key)[1]):
             keys.append(key)
         if len(keys) == limit:
@@ -72,7 +62,7 @@ def recent_partitions_with_frames(analysis_db, limit: int) -> list[str]:
 
 @dg.asset_sensor(asset_key=detector_model.key, job=detections_job, minimum_interval_seconds=30,
                  default_status=dg.DefaultSensorStatus.RUNNING)
-def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, store: SdrStore):
     """After detector_model promotes a model, re-run detections for the recent windows."""
     mat = asset_event.asset_materialization
     meta = mat.metadata if mat is not None else {}
@@ -81,7 +71,7 @@ def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventL
     if not version or not promoted:
         yield dg.SkipReason(f"detector_model {version or '?'} was not promoted: detections stay as they are.")
         return
-    keys = recent_partitions_with_frames(DataPaths.from_env().analysis_db, redetect_count())
+    keys = recent_partitions_with_frames(store.paths().analysis_db, redetect_count())
     if not keys:
         yield dg.SkipReason("no windows with spectrograms to re-detect.")
         return

@@ -10,7 +10,6 @@ import dagster as dg
 from sdr_assets.defs.analysis import snapshot_path, spectrograms
 from sdr_assets.defs.partitions import SENSOR_TIME, window_ns
 from sdr_assets.defs.resources import SdrStore
-from sdr_assets.store.window import AnalysisDB
 from sdr_assets.store.sensors import key_slug
 
 GROUP = "analysis"
@@ -30,8 +29,8 @@ def partition_plots(context: dg.AssetExecutionContext, store: SdrStore):
     key = str(context.partition_key)
     paths = store.paths()
     folder = paths.reports / key_slug(key)
-    with AnalysisDB(paths.analysis_db) as db:
-        wf = render_report(db.conn, key, paths.root, folder / "waterfall.png", max_frames=WATERFALL_FRAMES)
+    with store.open_analysis() as db:
+        wf = render_report(db, key, paths.root, folder / "waterfall.png", max_frames=WATERFALL_FRAMES)
     t0_ns, t1_ns = window_ns(context)
     snap = snapshot_path(store, key)
     if snap.exists():

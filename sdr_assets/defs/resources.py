@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from sdr_assets.paths import DEFAULT_SENSOR, DataPaths
+from sdr_assets.store.window import AnalysisDB
 
 
 class SdrStore(dg.ConfigurableResource):
@@ -25,6 +26,11 @@ class SdrStore(dg.ConfigurableResource):
             root.mkdir(parents=True, exist_ok=True)
             return DataPaths(root, sensor)
         return DataPaths.from_env().for_sensor(sensor)
+
+    def open_analysis(self) -> AnalysisDB:
+        """The analysis DB, to use as ``with store.open_analysis() as db:`` (opened, created or
+        migrated on entry, closed on exit): assets never open a connection themselves."""
+        return AnalysisDB(self.paths().analysis_db)
 
 
 class SpectrogramSettings(dg.ConfigurableResource):

@@ -16,14 +16,13 @@ emissions straddle neighbouring frames; a random split would leak them).
 import json
 import os
 import shutil
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdr_assets.errors import ModelError
 from sdr_assets.ml.labels import CLASSES, YoloBox, class_id
-from sdr_assets.paths import data_root
+from sdr_assets.store.window import AnalysisDB
 
 
 @dataclass(frozen=True)
@@ -101,23 +100,14 @@ def build_dataset(frames: list[FrameLabels], out_dir: Path | str, val_fraction: 
                        tuple(f.frame_id for f in train), tuple(f.frame_id for f in val), val[0].t_start_ns)
 
 
-def frame_labels_from_db(conn: sqlite3.Connection, partition_keys: Iterable[str],
-                         classes: tuple[str, ...] = CLASSES, include_auto: bool = True,
-                         root: Path | str | None = None) -> list[FrameLabels]:
+def frame_labels_from_db(db: AnalysisDB, partition_keys: Iterable[str], root: Path | str,
+                         classes: tuple[str, ...] = CLASSES, include_auto: bool = True) -> list[FrameLabels]:
     """FrameLabels for every frame of the partitions, from the analysis DB's frames and labels
-    tables. A relative frames.path is taken relative to ``root`` (default: the data root)."""
-    base = Path(root) if root is not None else data_root()
+    tables. A relative frames.path is taken relative to ``root`` (the data root)."""
+    base = Path(root)
     keys = list(partition_keys)
-    if not keys:
-        return []
-    marks = ",".join("?" * len(keys))
-    frames = conn.execute(
-        f"SELECT frame_id, path, t_start_ns FROM frames WHERE partition_key IN ({marks}) ORDER BY t_start_ns, frame_id",
-        keys).fetchall()
-    auto_sql = "" if include_auto else " AND auto = 0"
     boxes: dict[int, list[YoloBox]] = {}
-    for fid, name, xc, yc, w, h in conn.execute(
-            f"SELECT frame_id, class_name, x_center, y_center, width, height FROM labels "
-            f"WHERE partition_key IN ({marks}){auto_sql} ORDER BY label_id", keys):
-        boxes.setdefault(fid, []).append((class_id(name, classes), xc, yc, w, h))
-    return [FrameLabels(fid, base / path, t0, boxes.get(fid, [])) for fid, path, t0 in frames]
+    for lab in db.labels(*keys, include_auto=include_auto):
+        boxes.setdefault(lab.frame_id, []).append(
+            (class_id(lab.class_name, classes), lab.x_center, lab.y_center, lab.width, lab.height))
+    return [FrameLabels(f.frame_id, base / f.path, f.t_start_ns, boxes.get(f.frame_id, [])) for f in db.frames(*keys)]

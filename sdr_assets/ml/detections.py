@@ -21,24 +21,22 @@ frame holding its start; -1 when the partition has no frames). A box that covers
 sample (a model's box in a partial frame's black padding) is dropped and counted.
 """
 
-import sqlite3
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.ml.energy import segments, window_bursts
-from sdr_assets.ml.labelling import partition_frames
+from sdr_assets.ml.energy import window_bursts
 from sdr_assets.ml.labels import BoxGeometry
 from sdr_assets.ml.postprocess import (REFINE, RefineParams, TimeFreqBox, drop_pieces, join_frame_edges,
                                        refine_box, suppress_overlaps, to_time_freq)
 from sdr_assets.records import samples_to_ns
+from sdr_assets.store.chunks import SpanReader
+from sdr_assets.store.detections import DetectionRow
+from sdr_assets.store.frames import FrameRow
 from sdr_assets.store.lineage import ChunkIndex
+from sdr_assets.store.window import AnalysisDB
 
 ENERGY_VERSION = "energy"
 EDGE_TOL_COLS = 2  # a box edge this many columns from a frame edge counts as cut by it
@@ -65,98 +63,46 @@ class DetectionStats:
         return 1000.0 * self.seconds / max(self.n_frames, 1)
 
 
-@dataclass(frozen=True)
-class DetectionRow:
-    t_start_ns: int
-    t_end_ns: int
-    freq_lower_hz: float
-    freq_upper_hz: float
-    label: str
-    confidence: float
-    frame_id: int
-    first_seq: int
-    last_seq: int
-
-
-def frame_edges(frames: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
+def frame_edges(frames: Sequence[FrameRow]) -> list[tuple[int, int]]:
     """(end of frame A, start of frame B) for consecutive frames that abut in time."""
     out = []
     for a, b in zip(frames, frames[1:]):
         ga, gb = BoxGeometry.of(a), BoxGeometry.of(b)
         end = int(round(ga.image_t_end_ns))
-        if abs(gb.t_start_ns - end) <= ga.col_ns and a["center_freq_hz"] == b["center_freq_hz"]:
+        if abs(gb.t_start_ns - end) <= ga.col_ns and a.center_freq_hz == b.center_freq_hz:
             out.append((end, gb.t_start_ns))
     return out
 
 
-def _frame_for(frames: Sequence[dict[str, Any]], t_ns: int) -> int:
+def _frame_for(frames: Sequence[FrameRow], t_ns: int) -> int:
     """frame_id of the frame holding time t_ns (else the nearest one; -1 without frames)."""
     best, best_d = -1, None
     for f in frames:
-        d = 0 if f["t_start_ns"] <= t_ns < f["t_end_ns"] else min(abs(t_ns - f["t_start_ns"]),
-                                                                   abs(t_ns - f["t_end_ns"]))
+        d = 0 if f.t_start_ns <= t_ns < f.t_end_ns else min(abs(t_ns - f.t_start_ns), abs(t_ns - f.t_end_ns))
         if best_d is None or d < best_d:
-            best, best_d = f["frame_id"], d
+            best, best_d = f.frame_id, d
             if d == 0:
                 break
     return best
 
 
-def energy_boxes(conn: sqlite3.Connection, partition_key: str, frames: Sequence[dict[str, Any]],
+def energy_boxes(db: AnalysisDB, partition_key: str, frames: Sequence[FrameRow],
                  **energy_kwargs) -> list[TimeFreqBox]:
     return [TimeFreqBox(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label, b.confidence,
                         (_frame_for(frames, b.t_start_ns),))
-            for b in window_bursts(conn, partition_key, **energy_kwargs)]
+            for b in window_bursts(db, partition_key, **energy_kwargs)]
 
 
-def model_boxes(detector: Callable, frames: Sequence[dict[str, Any]], root: Path,
+def model_boxes(detector: Callable, frames: Sequence[FrameRow], root: Path,
                 batch: int = 16) -> list[TimeFreqBox]:
     """Run ``detector`` (a list of images -> per image a list of Detection) over the frames."""
     boxes: list[TimeFreqBox] = []
     for i in range(0, len(frames), batch):
         part = frames[i: i + batch]
-        results = detector([root / f["path"] for f in part])
+        results = detector([root / f.path for f in part])
         for f, dets in zip(part, results):
-            boxes.extend(to_time_freq(dets, BoxGeometry.of(f), f["frame_id"]))
+            boxes.extend(to_time_freq(dets, BoxGeometry.of(f), f.frame_id))
     return boxes
-
-
-class SpanReader:
-    """Complex samples of a partition's time spans, from its chunks in the analysis DB; a span
-    is read within one contiguous segment (same tuning, no hole). Recent chunks are cached."""
-
-    def __init__(self, conn: sqlite3.Connection, partition_key: str, cache_chunks: int = 8):
-        self.conn, self.partition_key = conn, partition_key
-        rows = conn.execute("SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
-                            "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,)).fetchall()
-        self.segments = list(segments(rows))
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_chunks = cache_chunks
-
-    def _chunk(self, seq: int) -> np.ndarray:
-        if seq in self._cache:
-            self._cache.move_to_end(seq)
-        else:
-            iq = self.conn.execute("SELECT iq FROM chunks WHERE partition_key = ? AND seq = ?",
-                                   (self.partition_key, seq)).fetchone()[0]
-            self._cache[seq] = cu8_to_complex64(iq)
-            while len(self._cache) > self._cache_chunks:
-                self._cache.popitem(last=False)
-        return self._cache[seq]
-
-    def span(self, t_start_ns: int, t_end_ns: int, at_ns: int) -> tuple[np.ndarray, int, float, float] | None:
-        """(samples, time of the first, sample_rate_hz, center_freq_hz) of [t_start_ns, t_end_ns)
-        clipped to the segment holding ``at_ns``; None when no segment holds it."""
-        for seg in self.segments:
-            fs = float(seg[0][2])
-            if not seg[0][1] <= at_ns < seg[-1][1] + samples_to_ns(seg[-1][4], fs):
-                continue
-            rows = [r for r in seg if r[1] < t_end_ns and r[1] + samples_to_ns(r[4], fs) > t_start_ns]
-            x = np.concatenate([self._chunk(r[0]) for r in rows])
-            i0 = max(0, int((t_start_ns - rows[0][1]) * fs // 1e9))
-            i1 = min(x.size, int(-(-(t_end_ns - rows[0][1]) * fs // 1e9)))
-            return x[i0:i1], rows[0][1] + samples_to_ns(i0, fs), fs, float(seg[0][3])
-        return None
 
 
 MAX_CONTEXT_GROWTH = 8  # refine_boxes reads up to 8 x params.context_s around a box
@@ -173,13 +119,13 @@ def _cut_by_context(refined: Sequence[TimeFreqBox], want_ns: tuple[int, int], go
                               or (right_open and got_ns[1] - r.t_end_ns <= tol_ns)) for r in refined)
 
 
-def refine_boxes(conn: sqlite3.Connection, partition_key: str, boxes: Sequence[TimeFreqBox],
+def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[TimeFreqBox],
                  params: RefineParams = REFINE) -> list[TimeFreqBox]:
     """Each box's time edges from the IQ envelope in its band (``refine_box``), time order.
     A package that comes within ``params.max_gap_s`` of an end of the samples read (a long
     package, e.g. repeats merged by rtl_433's rule, seen from a box on its last repeat) is read
     again with twice the context, up to ``MAX_CONTEXT_GROWTH`` x ``params.context_s``."""
-    reader = SpanReader(conn, partition_key)
+    reader = SpanReader(db, partition_key)
     tol_ns = int(1e9 * params.max_gap_s)
     out: list[TimeFreqBox] = []
     for b in sorted(boxes, key=lambda q: q.t_start_ns):
@@ -200,7 +146,7 @@ def refine_boxes(conn: sqlite3.Connection, partition_key: str, boxes: Sequence[T
     return out
 
 
-def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | str, *,
+def detect_partition(db: AnalysisDB, partition_key: str, root: Path | str, *,
                      detector: Callable | None = None, model_version: str = ENERGY_VERSION,
                      detector_name: str = "", write: bool = True, refine: RefineParams | None = REFINE,
                      require_energy: bool = False, suppress_across_freq: bool = False,
@@ -216,10 +162,10 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
         raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
     t0 = time.perf_counter()
     n_refined = n_split = n_unconfirmed = 0
-    frames = partition_frames(conn, partition_key)
+    frames = db.frames(partition_key)
     if detector is None:
         model_version = ENERGY_VERSION
-        boxes = energy_boxes(conn, partition_key, frames, **energy_kwargs)
+        boxes = energy_boxes(db, partition_key, frames, **energy_kwargs)
         joined = boxes
         name = "energy (IQ)"
     else:
@@ -228,7 +174,7 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
         joined = join_frame_edges(boxes, frame_edges(frames), tol_ns)
         name = detector_name or f"yolo {type(detector).__name__}"
         if refine is not None:
-            refined = refine_boxes(conn, partition_key, joined, refine)
+            refined = refine_boxes(db, partition_key, joined, refine)
             n_refined, n_split = sum(b.refined for b in refined), len(refined) - len(joined)
             joined = refined
             if require_energy:
@@ -237,7 +183,7 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
     if suppress_across_freq:
         joined = drop_pieces(joined)
     kept = suppress_overlaps(joined, any_freq=suppress_across_freq)
-    index = ChunkIndex.for_partition(conn, partition_key)
+    index = ChunkIndex.for_partition(db, partition_key)
     rows, no_samples = [], 0
     for b in kept:
         seqs = index.seqs(b.t_start_ns, b.t_end_ns)
@@ -248,26 +194,9 @@ def detect_partition(conn: sqlite3.Connection, partition_key: str, root: Path | 
         rows.append(DetectionRow(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label,
                                  b.confidence, frame_id, *seqs))
     if write:
-        write_detections(conn, partition_key, model_version, rows)
+        db.replace_detections(partition_key, model_version, rows)
     stats = DetectionStats(partition_key, model_version, name, len(frames), len(rows),
                            dict(sorted(Counter(r.label for r in rows).items())), time.perf_counter() - t0,
                            len(boxes) - len(joined) + n_split - n_unconfirmed, len(joined) - len(kept),
                            no_samples, n_refined, n_split, n_unconfirmed)
     return stats, rows
-
-
-def write_detections(conn: sqlite3.Connection, partition_key: str, model_version: str,
-                     rows: Sequence[DetectionRow]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("DELETE FROM detections WHERE partition_key = ?", (partition_key,))
-        conn.executemany(
-            "INSERT INTO detections (partition_key, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, "
-            "confidence, model_version, frame_id, first_seq, last_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(partition_key, r.t_start_ns, r.t_end_ns, r.freq_lower_hz, r.freq_upper_hz, r.label, r.confidence,
-              model_version, r.frame_id, r.first_seq, r.last_seq) for r in rows])
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

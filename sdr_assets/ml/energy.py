@@ -1,7 +1,7 @@
 """The energy detector (dsp.detect.detect_bursts) over a window's IQ, in absolute time and Hz.
 
 It runs on the raw samples, not on the PNG frames: each contiguous segment of the window
-(same tuning, no time hole: the spectrogram frames' segments) is read chunk by chunk and
+(same tuning, no time hole: ``store.chunks.chunk_runs``, the spectrogram frames' segments) is read chunk by chunk and
 cut into blocks of ``block_s`` seconds that overlap by ``overlap_s``. Each block keeps the
 bursts that START in its own part (the blocks' own parts tile the segment), so a burst
 shorter than ``overlap_s / 2`` is found exactly once and whole; a segment shorter than one
@@ -18,7 +18,8 @@ import numpy as np
 from sdr_assets.dsp.detect import detect_bursts
 from sdr_assets.dsp.iq import cu8_to_complex64
 from sdr_assets.records import samples_to_ns
-from sdr_assets.store.window import segments  # noqa: F401  (ml.detections imports it from here)
+from sdr_assets.store.chunks import ChunkRow
+from sdr_assets.store.window import AnalysisDB
 
 AUTO_LABEL = "burst"
 DEFAULT_BLOCK_S = 8.0
@@ -42,7 +43,7 @@ class WindowBurst:
         return max(0.0, self.snr_db) / (max(0.0, self.snr_db) + 10.0)
 
 
-def _blocks(seg: list, read_iq: Callable[[int], bytes], block_n: int,
+def _blocks(seg: list[ChunkRow], read_iq: Callable[[int], bytes], block_n: int,
             overlap_n: int) -> Iterator[tuple[int, np.ndarray, bool]]:
     """(offset of the block in the segment, cu8 bytes of the block, is_last) for one segment;
     chunk payloads are read one at a time, so memory stays at about one block."""
@@ -50,7 +51,7 @@ def _blocks(seg: list, read_iq: Callable[[int], bytes], block_n: int,
     buf = bytearray()
     offset = 0
     for row in seg:
-        buf += read_iq(row[0])
+        buf += read_iq(row.seq)
         while len(buf) // 2 >= block_n + step:  # a full block, and more data after it
             yield offset, np.frombuffer(bytes(buf[: 2 * block_n]), dtype=np.uint8), False
             del buf[: 2 * step]
@@ -59,11 +60,11 @@ def _blocks(seg: list, read_iq: Callable[[int], bytes], block_n: int,
         yield offset, np.frombuffer(bytes(buf), dtype=np.uint8), True
 
 
-def segment_bursts(seg: list, read_iq: Callable[[int], bytes], *, block_s: float = DEFAULT_BLOCK_S,
+def segment_bursts(seg: list[ChunkRow], read_iq: Callable[[int], bytes], *, block_s: float = DEFAULT_BLOCK_S,
                    overlap_s: float = DEFAULT_OVERLAP_S, **detect_kwargs) -> list[WindowBurst]:
-    """Bursts of one contiguous segment of chunk rows; ``read_iq(seq)`` gives a chunk's cu8."""
-    fs, fc = float(seg[0][2]), float(seg[0][3])
-    t0_ns = int(seg[0][1])
+    """Bursts of one contiguous run of chunks; ``read_iq(seq)`` gives a chunk's cu8."""
+    fs, fc = float(seg[0].sample_rate_hz), float(seg[0].center_freq_hz)
+    t0_ns = int(seg[0].t_start_ns)
     block_n = max(1, int(block_s * fs))
     overlap_n = min(block_n // 2, int(overlap_s * fs))
     out = []
@@ -81,17 +82,9 @@ def segment_bursts(seg: list, read_iq: Callable[[int], bytes], *, block_s: float
     return out
 
 
-def window_bursts(conn, partition_key: str, **kwargs) -> list[WindowBurst]:
-    """Bursts in every contiguous segment of a partition's chunks (analysis DB), time order."""
-    rows = conn.execute(
-        "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
-        "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,)).fetchall()
-
-    def read_iq(seq: int) -> bytes:
-        return conn.execute("SELECT iq FROM chunks WHERE partition_key = ? AND seq = ?",
-                            (partition_key, seq)).fetchone()[0]
-
+def window_bursts(db: AnalysisDB, partition_key: str, **kwargs) -> list[WindowBurst]:
+    """Bursts in every contiguous run of a partition's chunks (analysis DB), time order."""
     out: list[WindowBurst] = []
-    for seg in segments(rows):
-        out.extend(segment_bursts(seg, read_iq, **kwargs))
+    for seg in db.chunk_runs(partition_key):
+        out.extend(segment_bursts(seg, lambda seq: db.chunk_iq(partition_key, seq), **kwargs))
     return sorted(out, key=lambda b: (b.t_start_ns, b.freq_lower_hz))

@@ -17,7 +17,6 @@ see ``ml.labels``). Re-labelling a partition replaces its rows.
 """
 
 import bisect
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,12 +24,9 @@ from typing import Any, NamedTuple
 
 from sdr_assets.ml.energy import window_bursts
 from sdr_assets.ml.labels import AUTO_CLASS, CLASSES, BoxGeometry, label_frame
-from sdr_assets.store.labels import LabelRow, replace_labels
-
-FRAME_COLUMNS = ("frame_id", "partition_key", "t_start_ns", "t_end_ns", "freq_lower_hz", "freq_upper_hz",
-                 "center_freq_hz", "sample_rate_hz", "nfft", "hop", "width_px", "height_px", "first_seq",
-                 "last_seq", "path")
-
+from sdr_assets.store.frames import FrameRow
+from sdr_assets.store.labels import LabelRow
+from sdr_assets.store.window import AnalysisDB
 
 class Box(NamedTuple):
     """Something to draw on a frame (what ml.labels.label_frame reads)."""
@@ -60,14 +56,6 @@ class LabelStats:
     n_packages_under_annotations: int = 0  # left to an annotation that covers them
 
 
-def partition_frames(conn: sqlite3.Connection, partition_key: str) -> list[dict[str, Any]]:
-    """The partition's frames-table rows as dicts, in time order."""
-    cols = ", ".join(FRAME_COLUMNS)
-    rows = conn.execute(f"SELECT {cols} FROM frames WHERE partition_key = ? ORDER BY t_start_ns, frame_id",
-                        (partition_key,)).fetchall()
-    return [dict(zip(FRAME_COLUMNS, r)) for r in rows]
-
-
 def overlapping(items: list, t_start_ns: int, t_end_ns: int, starts: list[int], max_len_ns: int) -> list:
     """Items (sorted by t_start_ns, ``starts`` their start times) overlapping [t_start_ns, t_end_ns)."""
     lo = bisect.bisect_left(starts, t_start_ns - max_len_ns)
@@ -75,7 +63,7 @@ def overlapping(items: list, t_start_ns: int, t_end_ns: int, starts: list[int], 
     return [b for b in items[lo:hi] if b.t_end_ns > t_start_ns]
 
 
-def boxes_per_frame(frames: list[dict[str, Any]], items: list,
+def boxes_per_frame(frames: Sequence[FrameRow], items: list,
                     classes: tuple[str, ...] = CLASSES) -> dict[int, list]:
     """{frame_id: [YoloBox, ...]} for items with t_start_ns, t_end_ns, freq_*_hz and label."""
     items = sorted(items, key=lambda b: b.t_start_ns)
@@ -85,7 +73,7 @@ def boxes_per_frame(frames: list[dict[str, Any]], items: list,
     for f in frames:
         g = BoxGeometry.of(f)
         near = overlapping(items, g.t_start_ns, int(g.image_t_end_ns) + 1, starts, max_len)
-        out[f["frame_id"]] = label_frame(g, near, classes) if near else []
+        out[f.frame_id] = label_frame(g, near, classes) if near else []
     return out
 
 
@@ -105,21 +93,20 @@ def package_boxes(packages: Sequence[Any], classes: tuple[str, ...] = CLASSES) -
     return out
 
 
-def label_partition(conn: sqlite3.Connection, partition_key: str, classes: tuple[str, ...] = CLASSES,
+def label_partition(db: AnalysisDB, partition_key: str, classes: tuple[str, ...] = CLASSES,
                     packages: Sequence[Any] | None = None, **energy_kwargs) -> LabelStats:
     """Label every frame of the partition and replace its rows in the labels table
     (sources: see the module doc; ``packages`` None or empty: annotations, else energy)."""
-    frames = partition_frames(conn, partition_key)
-    anns = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label FROM annotations "
-                        "WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,)).fetchall()
+    frames = db.frames(partition_key)
+    anns = db.annotations(partition_key)
     relabelled: Counter = Counter()
     items: list[Box] = []
-    for t0, t1, lo, hi, label in anns:
-        name = str(label).strip().lower()
+    for a in anns:
+        name = str(a.label).strip().lower()
         if name not in classes:
-            relabelled[str(label)] += 1
+            relabelled[str(a.label)] += 1
             name = AUTO_CLASS
-        items.append(Box(int(t0), int(t1), float(lo), float(hi), name))
+        items.append(Box(int(a.t_start_ns), int(a.t_end_ns), float(a.freq_lower_hz), float(a.freq_upper_hz), name))
     offered = package_boxes(packages or (), classes)
     decoded = [b for b in offered if not any(_overlaps(b, a) for a in items)]
     used = (["annotations"] if items else []) + (["rtl_433"] if decoded else [])
@@ -127,7 +114,7 @@ def label_partition(conn: sqlite3.Connection, partition_key: str, classes: tuple
     if items:
         stats = LabelStats(partition_key, len(frames), "+".join(used), len(anns) + len(decoded))
     else:
-        bursts = window_bursts(conn, partition_key, **energy_kwargs) if frames else []
+        bursts = window_bursts(db, partition_key, **energy_kwargs) if frames else []
         items = [Box(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, AUTO_CLASS, "energy")
                  for b in bursts]
         stats = LabelStats(partition_key, len(frames), "energy", len(items))
@@ -140,7 +127,7 @@ def label_partition(conn: sqlite3.Connection, partition_key: str, classes: tuple
         for fid, yolo in boxes_per_frame(frames, boxes, classes).items():
             rows.extend(LabelRow(fid, classes[c], xc, yc, w, h, source) for c, xc, yc, w, h in yolo)
     rows.sort(key=lambda r: (r.frame_id, r.x_center))
-    replace_labels(conn, partition_key, rows)
+    db.replace_labels(partition_key, rows)
     stats.n_boxes = len(rows)
     stats.n_auto = sum(r.auto for r in rows)
     stats.n_ground_truth = len(rows) - stats.n_auto

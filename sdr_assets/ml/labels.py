@@ -76,8 +76,9 @@ class BoxGeometry:
 
     @classmethod
     def of(cls, frame: Any) -> "BoxGeometry":
-        """Geometry of any object or mapping with the frames-table fields (a FrameGeometry, a
-        sqlite3.Row, a dict). ``hop`` and ``sample_rate_hz``, when present, fix the column pitch."""
+        """Geometry of any object or mapping with the frames-table fields (a store FrameRow, a
+        FrameGeometry, a dict, a row indexed by column name). ``hop`` and ``sample_rate_hz``, when
+        present, fix the column pitch."""
         if isinstance(frame, BoxGeometry):
             return frame
 
@@ -86,7 +87,7 @@ class BoxGeometry:
                 return frame.get(name)
             if hasattr(frame, name):
                 return getattr(frame, name)
-            try:  # sqlite3.Row
+            try:  # a row indexed by column name
                 return frame[name]
             except (KeyError, IndexError, TypeError):
                 return None

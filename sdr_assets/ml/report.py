@@ -13,7 +13,6 @@ own colour, captioned with the device (``model id N ch C``), and tabled per devi
 
 import base64
 import io
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sdr_assets.ml.labelling import partition_frames
-from sdr_assets.store.files import write_output
 from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
 from sdr_assets.store import messages as decodes
+from sdr_assets.store.files import write_output
+from sdr_assets.store.window import AnalysisDB
 
 LABEL_COLOURS = {"cw": (0, 255, 255), "ook": (255, 64, 64), "fsk": (64, 255, 64), "chirp": (255, 0, 255),
                  "wideband": (255, 160, 0), "burst": (255, 255, 255)}
@@ -81,15 +80,14 @@ def colour_lut() -> np.ndarray:
     return np.stack([np.interp(x, pos, stops[:, c]) for c in range(3)], axis=1).astype(np.uint8)
 
 
-def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str, out_path: Path | str, *,
+def render_report(db: AnalysisDB, partition_key: str, root: Path | str, out_path: Path | str, *,
                   max_frames: int = 8, max_width_px: int = 1200, max_height_px: int = 240) -> Report:
     """Stitch, colour, draw and save the partition's waterfall (see the module doc)."""
     root, out_path = Path(root), Path(out_path)
-    frames = partition_frames(conn, partition_key)
-    dets = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence "
-                        "FROM detections WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,)).fetchall()
-    counts = dict(sorted(Counter(d[4] for d in dets).items()))
-    msgs = decodes.messages(conn, partition_key)
+    frames = db.frames(partition_key)
+    dets = db.detections(partition_key)
+    counts = dict(sorted(Counter(d.label for d in dets).items()))
+    msgs = decodes.messages(db.conn, partition_key)
     devices = dict(sorted(Counter(m.name() for m in msgs).items()))
     shown = frames[:max_frames]
     if not shown:
@@ -97,17 +95,17 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
         canvas.putpalette(palette())
         ImageDraw.Draw(canvas).text((8, 24), f"{partition_key}: no spectrogram frames", fill=WHITE)
         return _save(canvas, out_path, 0, len(frames), 0, counts, devices)
-    height = max(f["height_px"] for f in shown)
-    width = sum(f["width_px"] for f in shown)
+    height = max(f.height_px for f in shown)
+    width = sum(f.width_px for f in shown)
     grey = np.zeros((height, width), np.uint8)
     offsets, x, breaks = [], 0, []
     for i, f in enumerate(shown):
-        img = np.asarray(Image.open(root / f["path"]).convert("L"))
+        img = np.asarray(Image.open(root / f.path).convert("L"))
         grey[: img.shape[0], x: x + img.shape[1]] = img
-        if i and abs(f["t_start_ns"] - shown[i - 1]["t_end_ns"]) > BoxGeometry.of(f).col_ns:
+        if i and abs(f.t_start_ns - shown[i - 1].t_end_ns) > BoxGeometry.of(f).col_ns:
             breaks.append(x)
         offsets.append(x)
-        x += f["width_px"]
+        x += f.width_px
     small = _pool(grey, -(-height // max_height_px), -(-width // max_width_px))
     size = (small.shape[1], small.shape[0])
     sx, sy = size[0] / width, size[1] / height
@@ -119,8 +117,8 @@ def render_report(conn: sqlite3.Connection, partition_key: str, root: Path | str
     canvas = Image.frombytes("P", size, np.ascontiguousarray(levels).tobytes())
     canvas.putpalette(palette())
     draw = ImageDraw.Draw(canvas)
-    boxes = [(t0, t1, f_lo, f_hi, LABEL_INDEX.get(label, LABEL_INDEX[None]), f"{label} {conf:.2f}")
-             for t0, t1, f_lo, f_hi, label, conf in dets]
+    boxes = [(d.t_start_ns, d.t_end_ns, d.freq_lower_hz, d.freq_upper_hz, LABEL_INDEX.get(d.label, LABEL_INDEX[None]),
+              f"{d.label} {d.confidence:.2f}") for d in dets]
     packages = {}  # one box per decoded package (a package may carry several identical messages)
     for m in msgs:
         packages.setdefault((m.t_start_ns, m.t_end_ns), (m.freq_lower_hz, m.freq_upper_hz, m.name()))
@@ -135,19 +133,19 @@ def _draw(draw: ImageDraw.ImageDraw, shown: list, offsets: list, sx: float, sy: 
     """Draw (t0, t1, f_lo, f_hi, colour, caption) boxes on the stitched frames; the caption above
     the box (detections) or below it (decodes), once, on the frame where the box starts."""
     n_drawn = 0
-    t_lo, t_hi = shown[0]["t_start_ns"], shown[-1]["t_end_ns"]
+    t_lo, t_hi = shown[0].t_start_ns, shown[-1].t_end_ns
     for t0, t1, f_lo, f_hi, colour, caption in boxes:
         if t1 <= t_lo or t0 >= t_hi:
             continue
         for f, off in zip(shown, offsets):
-            if t1 <= f["t_start_ns"] or t0 >= f["t_end_ns"]:
+            if t1 <= f.t_start_ns or t0 >= f.t_end_ns:
                 continue
             px = annotation_to_pixels(BoxGeometry.of(f), t0, t1, f_lo, f_hi)
             if px is None:
                 continue
             x0, y0, x1, y1 = (off + px[0]) * sx, px[1] * sy, (off + px[2]) * sx, px[3] * sy
             draw.rectangle([x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)], outline=colour, width=1)
-            if f["t_start_ns"] <= t0:
+            if f.t_start_ns <= t0:  # caption once, on the frame where the box starts
                 draw.text((x0 + 2, y1 + 1 if below else max(0.0, y0 - 11)), caption, fill=colour)
             n_drawn += 1
     return n_drawn

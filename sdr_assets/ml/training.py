@@ -15,7 +15,6 @@
 
 import json
 import math
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from sdr_assets.ml.labels import CLASSES
 from sdr_assets.ml.train import EpochCallback, evaluate, export_onnx, train_detector
 from sdr_assets.paths import DataPaths
 from sdr_assets.store import registry
+from sdr_assets.store.window import AnalysisDB
 
 NO_LABELS_HINT = "materialise training_labels for some partitions first"
 
@@ -71,21 +71,11 @@ class TrainingOutcome:
     champion_note: str = ""
 
 
-def labelled_partitions(conn: sqlite3.Connection, limit: int, before_ns: int | None = None) -> list[str]:
-    """The newest ``limit`` partitions with labels whose frames start before ``before_ns``, oldest first."""
-    rows = conn.execute(
-        "SELECT partition_key, min(t_start_ns) AS t0 FROM frames WHERE partition_key IN "
-        "(SELECT DISTINCT partition_key FROM labels) GROUP BY partition_key "
-        + ("HAVING t0 < ? " if before_ns is not None else "") + "ORDER BY t0 DESC LIMIT ?",
-        ((int(before_ns),) if before_ns is not None else ()) + (int(limit),)).fetchall()
-    return [k for k, _ in reversed(rows)]
-
-
-def new_version(conn: sqlite3.Connection, model: str, now_s: float | None = None) -> str:
+def new_version(db: AnalysisDB, model: str, now_s: float | None = None) -> str:
     """'20261123T020000-yolo11n' (UTC), with a -2, -3... suffix if that second is taken."""
     stem = Path(str(model)).name.split(".")[0]
     base = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now_s is None else now_s)) + f"-{stem}"
-    taken = {m.version for m in registry.list_models(conn)}
+    taken = {m.version for m in registry.list_models(db)}
     version, n = base, 1
     while version in taken:
         n += 1
@@ -97,19 +87,19 @@ def _nan_to_none(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
-def train_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: TrainingConfig, *,
+def train_and_register(db: AnalysisDB, paths: DataPaths, cfg: TrainingConfig, *,
                        before_ns: int | None = None, on_epoch: EpochCallback | None = None,
                        log=lambda line: None) -> TrainingOutcome:
-    """Steps 1-5 of the module doc; ``conn`` is a read-write connection to the analysis DB."""
-    parts = labelled_partitions(conn, cfg.lookback_partitions, before_ns)
+    """Steps 1-5 of the module doc on the open analysis DB ``db``."""
+    parts = db.labelled_partitions(cfg.lookback_partitions, before_ns)
     if not parts:
         raise NoLabelledFrames(f"no labelled frames in {paths.analysis_db}: {NO_LABELS_HINT} "
                                "(they need spectrograms of a window).")
-    frames = frame_labels_from_db(conn, parts, root=paths.root)
+    frames = frame_labels_from_db(db, parts, root=paths.root)
     if len(frames) < 2:
         raise NoLabelledFrames(f"only {len(frames)} labelled frame(s) in {', '.join(parts)}: a dataset needs 2 "
                                f"(one to train, one to validate); {NO_LABELS_HINT} over a longer window.")
-    return train_frames_and_register(conn, paths, cfg, frames, parts, on_epoch=on_epoch, log=log)
+    return train_frames_and_register(db, paths, cfg, frames, parts, on_epoch=on_epoch, log=log)
 
 
 def warm_start_source(cfg: TrainingConfig, champion: Any, log=lambda line: None) -> tuple[str, str | None]:
@@ -129,17 +119,17 @@ def warm_start_source(cfg: TrainingConfig, champion: Any, log=lambda line: None)
     return str(champion.path), champion.version
 
 
-def train_frames_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: TrainingConfig,
+def train_frames_and_register(db: AnalysisDB, paths: DataPaths, cfg: TrainingConfig,
                               frames: list[FrameLabels], parts: list[str], *,
                               on_epoch: EpochCallback | None = None, log=lambda line: None) -> TrainingOutcome:
     """Steps 2-5 on given labelled frames (absolute image paths; ``parts`` names where they came
     from, for the registry): e.g. frames labelled in other data roots (bench/rtl433_yolo.py)."""
-    version = new_version(conn, cfg.model)
+    version = new_version(db, cfg.model)
     ds = build_dataset(frames, paths.datasets / version, val_fraction=cfg.val_fraction)
     n_boxes = sum(len(f.boxes) for f in frames)
     log(f"{version}: {len(frames)} frames ({ds.n_train} train, {ds.n_val} val, {n_boxes} boxes) "
         f"from {len(parts)} partitions")
-    champion = registry.current_model(conn)
+    champion = registry.current_model(db)
     source, warm_from = warm_start_source(cfg, champion, log)
     tune = dict(optimizer="AdamW", lr0=cfg.fine_tune_lr0, warmup_epochs=0) if warm_from else {}
     result = train_detector(ds.data_yaml, paths.models / version, model=source, epochs=cfg.epochs,
@@ -161,10 +151,10 @@ def train_frames_and_register(conn: sqlite3.Connection, paths: DataPaths, cfg: T
               "train_s": round(result.seconds, 1), "val_frame_ids": list(ds.val_frame_ids),
               "champion": champion.version if champion else None,
               "champion_metrics_same_val": _nan_to_none(champion_metrics) if champion_metrics else None}
-    registry.register_model(conn, version, result.weights_path, onnx, parts, params, challenger, CLASSES)
+    registry.register_model(db, version, result.weights_path, onnx, parts, params, challenger, CLASSES)
     promoted = registry.champion_challenger(challenger, champion_metrics)
     if promoted:
-        registry.promote(conn, version)
+        registry.promote(db, version)
     log(f"{version}: map50 {challenger.get('map50')} vs champion "
         f"{None if champion_metrics is None else champion_metrics.get('map50')} -> "
         f"{'promoted' if promoted else 'kept the champion'}")

@@ -287,7 +287,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
 
 
-def _db_name(conn: sqlite3.Connection) -> str:
+def db_name(conn: sqlite3.Connection) -> str:
     row = conn.execute("PRAGMA database_list").fetchone()
     return row[2] if row and row[2] else "<memory>"
 
@@ -298,7 +298,7 @@ def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str]], *, appl
     Returns the version reached. Refuses (StoreError) a DB written by a newer schema, a DB
     with tables that is not ours, and (with ``application_id``) the other kind of our DBs.
     """
-    name = _db_name(conn)
+    name = db_name(conn)
     known = max(v for v, _ in migrations)
     try:
         current = schema_version(conn)
@@ -332,27 +332,24 @@ def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str]], *, appl
 
 
 def _apply_one(conn, name, version, sql, application_id) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+    from sdr_assets.store.txn import Txn, disk_full_hint, is_disk_full
+
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)"
-        )
-        if schema_version(conn) >= version:  # another process got there first
-            conn.execute("ROLLBACK")
-            return
-        for stmt in split_sql(sql):
-            conn.execute(stmt)
-        if application_id and version == 1:
-            conn.execute(f"PRAGMA application_id={int(application_id)}")
-        conn.execute(
-            "INSERT INTO schema_migrations (version, applied_ns) VALUES (?, ?)", (version, time.time_ns())
-        )
-        conn.execute("COMMIT")
+        with Txn(conn, f"migration {version}", name, wrap_errors=False):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)"
+            )
+            if schema_version(conn) >= version:  # another process got there first
+                return
+            for stmt in split_sql(sql):
+                conn.execute(stmt)
+            if application_id and version == 1:
+                conn.execute(f"PRAGMA application_id={int(application_id)}")
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_ns) VALUES (?, ?)", (version, time.time_ns())
+            )
     except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        from sdr_assets.store.txn import disk_full_hint, is_disk_full
 
         hint = f"; {disk_full_hint(name)}" if is_disk_full(exc) else ""
         raise StoreError(f"{name}: migration {version} failed ({exc}); nothing of it was applied{hint}.") from exc

@@ -35,6 +35,14 @@ DEFAULT_AUTOCHECKPOINT_PAGES = 1000
 MAX_AGE_LIMIT_S = 1e9  # ~31 years: ages are ns in a signed 64-bit SQLite integer
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a restarted capture picks up: the end of the newest sample or gap already recorded."""
+
+    t_end_ns: int
+    sample_rate_hz: float
+
+
 @dataclass
 class BatchResult:
     commit_s: float  # the whole transaction: retention + inserts + COMMIT
@@ -214,6 +222,19 @@ class HotWriter:
         capture_id, t_start_ns, n_samples, rate = row
         return capture_id, t_start_ns + samples_to_ns(n_samples, rate), rate
 
+    def resume_point(self) -> ResumePoint | None:
+        """The end of the newest chunk, or of a gap recorded by its capture or a later one when
+        that ends later (a capture that stopped while losing samples); None when empty."""
+        last = self.last_chunk_end()
+        if last is None:
+            return None
+        capture_id, t_end_ns, rate_hz = last
+        gap_end = self.conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
+                                    (capture_id,)).fetchone()[0]
+        if gap_end is not None and gap_end > t_end_ns:
+            t_end_ns = int(gap_end)
+        return ResumePoint(t_end_ns, rate_hz)
+
     # -- the batch --------------------------------------------------------------------
     def write_batch(self, capture_id: int, chunks: list[Chunk], gaps: list[Gap] = (),
                     annotations: list[Annotation] = (),
@@ -323,4 +344,5 @@ class HotWriter:
 
     # -- transactions -----------------------------------------------------------------
     def _txn(self, what: str) -> Txn:
-        return Txn(self.conn, what, self.path)
+        return Txn(self.conn, what, self.path, disk_full_fix="lower --cap-bytes so hot.db and its WAL "
+                   "(up to 64 MiB more) fit in the space there")

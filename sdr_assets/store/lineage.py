@@ -6,11 +6,10 @@ detection's [t_start_ns, t_end_ns), looked up by time overlap, not from the fram
 """
 
 import bisect
-import sqlite3
 from collections.abc import Sequence
 
 from sdr_assets.errors import StoreError
-from sdr_assets.records import samples_to_ns
+from sdr_assets.store.chunks import ChunkQueries
 
 
 class ChunkIndex:
@@ -29,10 +28,9 @@ class ChunkIndex:
         self._max_end = ends
 
     @classmethod
-    def for_partition(cls, conn: sqlite3.Connection, partition_key: str) -> "ChunkIndex":
-        rows = conn.execute("SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks "
-                            "WHERE partition_key = ?", (partition_key,)).fetchall()
-        return cls([(t, t + samples_to_ns(n, fs), q) for q, t, n, fs in rows])
+    def for_partition(cls, db: ChunkQueries, partition_key: str) -> "ChunkIndex":
+        """The chunks of one partition of ``db`` (an open ``AnalysisDB``)."""
+        return cls([(c.t_start_ns, c.t_end_ns, c.seq) for c in db.chunk_spans(partition_key)])
 
     def __len__(self) -> int:
         return len(self._spans)

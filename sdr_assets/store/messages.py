@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sdr_assets.records import NS_PER_S, samples_to_ns
-from sdr_assets.store.window import segments, transaction
+from sdr_assets.store.chunks import ChunkRow, chunk_runs
+from sdr_assets.store.txn import Txn
 
 
 def device_name(model: str, device_id: str | None, channel: str | None) -> str:
@@ -132,18 +133,23 @@ class Sighting:
         return self.model, self.device_id, self.channel
 
 
+def _path(conn: sqlite3.Connection) -> str:
+    """The main database file of ``conn`` (for error messages)."""
+    return next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "analysis DB")
+
+
 # ---- reading the window's samples ------------------------------------------------------------
 def segment_spans(conn: sqlite3.Connection, partition_key: str) -> list[SegmentSpan]:
-    """The partition's contiguous segments, in time order (store.window.segments)."""
-    rows = conn.execute(
+    """The partition's contiguous segments, in time order (store.chunks.chunk_runs)."""
+    rows = [ChunkRow(seq, t0, fs, fc, n, None) for seq, t0, fs, fc, n in conn.execute(
         "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
-        "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,)).fetchall()
+        "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,))]
     out = []
-    for seg in segments(rows):
-        fs = float(seg[0][2])
-        n = sum(r[4] for r in seg)
-        out.append(SegmentSpan(int(seg[0][1]), int(seg[0][1]) + samples_to_ns(n, fs), fs,
-                               float(seg[0][3]), n, int(seg[0][0]), int(seg[-1][0])))
+    for run in chunk_runs(rows):
+        fs = float(run[0].sample_rate_hz)
+        n = sum(c.n_samples for c in run)
+        out.append(SegmentSpan(int(run[0].t_start_ns), int(run[0].t_start_ns) + samples_to_ns(n, fs), fs,
+                               float(run[0].center_freq_hz), n, int(run[0].seq), int(run[-1].seq)))
     return out
 
 
@@ -191,7 +197,7 @@ def replace_decodes(conn: sqlite3.Connection, run: DecodeRun, packages: Sequence
                     messages: Sequence[MessageRecord]) -> None:
     """Replace the partition's packages, messages and decode run in one transaction."""
     key = run.partition_key
-    with transaction(conn):
+    with Txn(conn, f"writing the decodes of {key}", _path(conn)):
         for table in ("decoded_messages", "decoded_packages", "decode_runs"):
             conn.execute(f"DELETE FROM {table} WHERE partition_key = ?", (key,))
         package_ids: dict[int, int] = {}
@@ -272,7 +278,7 @@ def message_detections(conn: sqlite3.Connection, partition_key: str) -> list[Mes
 def replace_sightings(conn: sqlite3.Connection, sensor: str, partition_key: str,
                       sightings: Iterable[Sighting]) -> None:
     """Replace one window's sightings of a sensor (re-materialising a window counts it once)."""
-    with transaction(conn):
+    with Txn(conn, f"writing the device sightings of {partition_key}", _path(conn)):
         conn.execute("DELETE FROM device_sightings WHERE sensor = ? AND partition_key = ?",
                      (sensor, partition_key))
         conn.executemany(
@@ -339,7 +345,7 @@ _DEVICE_COLS = ("sensor", "model", "device_id", "channel", "first_seen_ns", "las
 
 
 def replace_inventory(conn: sqlite3.Connection, sensor: str, rows: Sequence[DeviceRow]) -> None:
-    with transaction(conn):
+    with Txn(conn, f"writing the device inventory of {sensor}", _path(conn)):
         conn.execute("DELETE FROM device_inventory WHERE sensor = ?", (sensor,))
         conn.executemany(f"INSERT INTO device_inventory ({', '.join(_DEVICE_COLS)}) "
                          f"VALUES ({', '.join('?' * len(_DEVICE_COLS))})",

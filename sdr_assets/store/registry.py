@@ -1,4 +1,7 @@
-"""Model registry on the analysis database's ``models`` table (plain sqlite3).
+"""Model registry on the analysis database's ``models`` table.
+
+Every function takes the open ``AnalysisDB`` (or a connection, or the DB's path: then it opens
+its own short connection).
 
 At most one row has ``is_current = 1``: the model inference uses. A new model becomes
 current only through :func:`promote`, normally after :func:`champion_challenger` found that
@@ -16,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from sdr_assets.errors import ConfigError, StoreError
+from sdr_assets.store.db import db_name
+from sdr_assets.store.txn import Txn
+from sdr_assets.store.window import AnalysisDB
 
-ConnOrPath = sqlite3.Connection | str | Path
+ConnOrPath = AnalysisDB | sqlite3.Connection | str | Path
 
 _COLUMNS = ("version, created_ns, path, onnx_path, partitions_json, params_json, metrics_json, "
             "classes_json, is_current")
@@ -38,6 +44,9 @@ class ModelRow:
 
 @contextmanager
 def _connection(conn_or_path: ConnOrPath, write: bool) -> Iterator[sqlite3.Connection]:
+    if isinstance(conn_or_path, AnalysisDB):
+        yield conn_or_path.conn
+        return
     if isinstance(conn_or_path, sqlite3.Connection):
         yield conn_or_path
         return
@@ -56,16 +65,8 @@ def _connection(conn_or_path: ConnOrPath, write: bool) -> Iterator[sqlite3.Conne
 def _write(conn_or_path: ConnOrPath) -> Iterator[sqlite3.Connection]:
     """One BEGIN IMMEDIATE transaction (or a savepoint inside the caller's open transaction)."""
     with _connection(conn_or_path, write=True) as conn:
-        nested = conn.in_transaction
-        conn.execute("SAVEPOINT registry" if nested else "BEGIN IMMEDIATE")
-        try:
+        with Txn(conn, "model registry write", db_name(conn)):
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK TO registry" if nested else "ROLLBACK")
-            if nested:
-                conn.execute("RELEASE registry")
-            raise
-        conn.execute("RELEASE registry" if nested else "COMMIT")
 
 
 def _execute(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:

@@ -14,11 +14,13 @@ import sqlite3
 import threading
 import time
 from collections import namedtuple
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import samples_to_ns
-from sdr_assets.store.db import HOT_APP_ID, connect_ro, connect_rw, file_bytes
+from sdr_assets.store.db import HOT_APP_ID, connect_ro, connect_rw, file_bytes, reading
+from sdr_assets.store.txn import Txn
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +154,11 @@ class MetricsLogger:
             rows.append((time.time_ns(), "telemetry_dropped", float(self.n_dropped)))
         if not rows:
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Txn(conn, "telemetry write", self.db_path):
             conn.executemany(
                 "INSERT INTO telemetry (t_ns, capture_id, process, metric, value) VALUES (?, ?, ?, ?, ?)",
                 [(t, self.capture_id, self.process, m, v) for t, m, v in rows],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self.n_written += len(rows)
 
 
@@ -202,9 +198,81 @@ def stats(conn: sqlite3.Connection, by: str = "capture") -> list[StatsRow]:
     return [StatsRow(*r) for r in conn.execute(sql)]
 
 
+def telemetry_stats(db_path, by: str = "capture") -> list[StatsRow]:
+    """:func:`stats` of the DB at ``db_path``, through a short read-only connection."""
+    with reading(db_path):
+        conn = connect_ro(db_path)
+        try:
+            return stats(conn, by=by)
+        finally:
+            conn.close()
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    """One run of the capture service, as the hot DB's ``captures`` table records it."""
+
+    capture_id: int
+    source_uri: str
+    source_kind: str
+    center_freq_hz: float
+    sample_rate_hz: float
+    gain_db: float | None  # None: automatic gain
+    started_ns: int
+    ended_ns: int | None  # None while running or after a crash
+    end_reason: str | None
+
+
+@dataclass(frozen=True)
+class GapSummary:
+    cause: str
+    n_gaps: int
+    n_samples_lost: int
+
+
+@dataclass(frozen=True)
+class CaptureStatus:
+    capture: CaptureRow
+    metrics: dict[str, tuple[int, float]]  # metric -> (t_ns, value), the newest since it started
+    gaps: tuple[GapSummary, ...]  # its recorded losses, per cause
+
+
+def newest_capture(hot_path) -> CaptureStatus | None:
+    """The newest capture of a hot DB, its latest telemetry and its gaps, in one short
+    read-only transaction (safe beside the running writer); None when none has run."""
+    if not Path(hot_path).exists():
+        return None
+    with reading(hot_path):
+        return _newest_capture(hot_path)
+
+
+def _newest_capture(hot_path) -> CaptureStatus | None:
+    cols = ", ".join(f.name for f in fields(CaptureRow))
+    conn = connect_ro(hot_path)
+    try:
+        conn.execute("BEGIN")  # one consistent, short read
+        has = conn.execute("SELECT 1 FROM sqlite_master WHERE name='captures'").fetchone()
+        row = conn.execute(f"SELECT {cols} FROM captures ORDER BY capture_id DESC LIMIT 1").fetchone() if has else None
+        if row is None:
+            return None
+        cap = CaptureRow(*row)
+        metrics = {m: tv for m, tv in latest(conn, process="capture").items() if tv[0] >= cap.started_ns}
+        gaps = tuple(GapSummary(*g) for g in conn.execute(
+            "SELECT cause, count(*), sum(n_samples_lost) FROM gaps WHERE capture_id = ? GROUP BY cause",
+            (cap.capture_id,)))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return CaptureStatus(cap, metrics, gaps)
+
+
 def database_stats(path) -> dict:
     """File, page and row figures of any of our DBs (short read-only transaction)."""
-    path = Path(path)
+    with reading(path):
+        return _database_stats(Path(path))
+
+
+def _database_stats(path: Path) -> dict:
     conn = connect_ro(path)
     try:
         conn.execute("BEGIN")

@@ -5,6 +5,10 @@ and annotations overlapping it, from a snapshot in one transaction (re-loading r
 then drops the least recently loaded partitions beyond ``keep_partitions`` from every table
 that has a ``partition_key``. Least recently *loaded*, not oldest in time, so a backfill of
 an old partition is not dropped the moment it lands.
+
+``AnalysisDB`` is the one handle on the analysis DB: its typed methods (chunks and their runs
+from ``store.chunks``, frames, labels and detections from the modules of those names, the
+model registry's functions take it too) return records, never tuples.
 """
 
 import logging
@@ -13,66 +17,31 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.store.chunks import ChunkQueries
 from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
     SQLITE_HEADER,
     analysis_migrations,
+    connect_ro,
     connect_rw,
     migrate,
     ro_uri,
 )
+from sdr_assets.store.detections import DetectionQueries
+from sdr_assets.store.frames import FrameQueries
+from sdr_assets.store.labels import LabelQueries
+from sdr_assets.store.txn import Txn
+from sdr_assets.store.window_load import WindowStats, drop_partitions, load_window_into
 
 log = logging.getLogger(__name__)
 
 QUICK_CHECK_MAX_BYTES = 64 * 2**20
 DEFAULT_TOL_NS = 1_000  # chunk times are rounded to 1 ns; 1 us leaves room, a lost sample does not
-PARTITIONED_TABLES = ("chunks", "gaps", "annotations", "frames", "labels", "detections",
-                      "decoded_messages", "decoded_packages", "decode_runs")
-
-
-@dataclass
-class WindowStats:
-    partition_key: str
-    n_chunks: int
-    n_samples: int
-    n_gaps: int
-    n_samples_lost: int  # recorded losses, clipped to the window
-    first_seq: int | None
-    last_seq: int | None
-    duration_s: float  # window length
-    covered_s: float  # stored samples / fs
-    expected_samples: int  # duration_s * fs
-    coverage: float  # stored samples in the window / (expected_samples - n_samples_lost)
-    empty: bool
-    sample_rate_hz: float = 0.0
-    dropped_partitions: tuple[str, ...] = ()  # evicted by keep_partitions: delete their PNGs
-
-
-class ChunkRow(NamedTuple):
-    seq: int
-    t_start_ns: int
-    sample_rate_hz: float
-    center_freq_hz: float
-    n_samples: int
-    iq: bytes | None
-
-    @property
-    def t_end_ns(self) -> int:
-        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
-
-
-class ChunkSpan(NamedTuple):
-    seq: int
-    t_start_ns: int
-    t_end_ns: int
-    sample_rate_hz: float
-    n_samples: int
 
 
 class GapRow(NamedTuple):
@@ -145,36 +114,6 @@ def check_contiguity(chunks: Iterable, gaps: Iterable, tol_ns: int = DEFAULT_TOL
     return holes
 
 
-def segments(rows: Iterable) -> Iterator[list]:
-    """Group chunk rows (seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, ...) in
-    time order into contiguous runs: same tuning, each chunk starting where the previous ended."""
-    seg: list = []
-    expect = None
-    for row in rows:
-        _seq, t_start_ns, fs, fc, n = row[:5]
-        if seg and ((fs, fc) != (seg[0][2], seg[0][3])
-                    or abs(t_start_ns - expect) > samples_to_ns(1, fs)):
-            yield seg
-            seg = []
-        seg.append(row)
-        expect = t_start_ns + samples_to_ns(n, fs)
-    if seg:
-        yield seg
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``with transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def _merge(intervals: list[tuple[int, int]], tol_ns: int) -> list[tuple[int, int]]:
     out: list[list[int]] = []
     for s, e in intervals:
@@ -189,17 +128,23 @@ def _covered(merged: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s <= start and e >= end for s, e in merged)
 
 
-class AnalysisDB:
+class AnalysisDB(ChunkQueries, FrameQueries, LabelQueries, DetectionQueries):
     """The analysis database (see module doc). One per process; not shared across threads."""
 
-    def __init__(self, path):
+    def __init__(self, path, *, read_only: bool = False):
+        """``read_only``: only read an existing DB (``mode=ro``; never created, migrated or
+        moved aside), for readers such as the SigMF export."""
         self.path = Path(path)
+        self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
         self.recovered_from: Path | None = None  # where a corrupt file was moved by open()
 
     def open(self) -> None:
         """Create or migrate the DB; a corrupt file is moved aside and a fresh one started."""
         if self._conn is not None:
+            return
+        if self.read_only:
+            self._conn = connect_ro(self.path)
             return
         reason = _corrupt_reason(self.path)
         if reason:
@@ -240,9 +185,12 @@ class AnalysisDB:
             raise StoreError(f"AnalysisDB({self.path}) is not open; call open() first.")
         return self._conn
 
-    def transaction(self):
-        """``with db.transaction() as conn:`` BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
-        return transaction(self.conn)
+    @contextmanager
+    def transaction(self, what: str = "write") -> Iterator[sqlite3.Connection]:
+        """``with db.transaction() as conn:`` one :class:`~sdr_assets.store.txn.Txn` (BEGIN
+        IMMEDIATE ... COMMIT, ROLLBACK on error; sqlite3 errors become StoreError)."""
+        with Txn(self.conn, what, self.path):
+            yield self.conn
 
     # -- loading ----------------------------------------------------------------------
     def load_window(self, snapshot_path, partition_key: str, t_start_ns: int, t_end_ns: int, *,
@@ -252,8 +200,6 @@ class AnalysisDB:
         ``require_held``: raise PartitionNotHeldError unless the snapshot's chunks span the
         whole window (otherwise a partial window loads and its coverage says so).
         """
-        from sdr_assets.store.window_load import load_window_into
-
         if keep_partitions < 1:
             raise ConfigError(f"keep_partitions={keep_partitions}: must be >= 1.")
         if t_end_ns <= t_start_ns:
@@ -293,25 +239,6 @@ class AnalysisDB:
             return True
 
     # -- readers ----------------------------------------------------------------------
-    def iter_chunks(self, partition_key: str, with_iq: bool = True) -> Iterator[ChunkRow]:
-        """The partition's chunks in time order, one row at a time (``iq`` is None when not with_iq)."""
-        iq = "iq" if with_iq else "NULL"
-        cur = self.conn.execute(
-            f"SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, {iq} FROM chunks "
-            "WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,))
-        try:
-            for row in cur:
-                yield ChunkRow(*row)
-        finally:
-            cur.close()
-
-    def chunk_spans(self, partition_key: str) -> list[ChunkSpan]:
-        """Time spans of the partition's chunks without their iq (for coverage checks)."""
-        rows = self.conn.execute(
-            "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks WHERE partition_key = ? "
-            "ORDER BY t_start_ns", (partition_key,)).fetchall()
-        return [ChunkSpan(q, t, t + samples_to_ns(n, fs), fs, n) for q, t, n, fs in rows]
-
     def gaps(self, partition_key: str) -> list[GapRow]:
         return [GapRow(*r) for r in self.conn.execute(
             "SELECT gap_id, capture_id, t_start_ns, t_end_ns, n_samples_lost, cause, detail FROM gaps "
@@ -332,13 +259,6 @@ class AnalysisDB:
         """Remove one partition's rows from every partitioned table."""
         with self.transaction() as conn:
             drop_partitions(conn, [partition_key])
-
-
-def drop_partitions(conn: sqlite3.Connection, keys: list[str]) -> None:
-    """Delete ``keys`` from every table with a partition_key (inside the caller's transaction)."""
-    for key in keys:
-        for table in PARTITIONED_TABLES + ("partitions",):
-            conn.execute(f"DELETE FROM main.{table} WHERE partition_key = ?", (key,))
 
 
 def _corrupt_reason(path: Path) -> str | None:

@@ -2,16 +2,44 @@
 
 import sqlite3
 import time
+from dataclasses import dataclass
 
 from sdr_assets.errors import PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.sensors import split_key
+from sdr_assets.store.txn import Txn
+
+PARTITIONED_TABLES = ("chunks", "gaps", "annotations", "frames", "labels", "detections",
+                      "decoded_messages", "decoded_packages", "decode_runs")
+
+
+@dataclass
+class WindowStats:
+    partition_key: str
+    n_chunks: int
+    n_samples: int
+    n_gaps: int
+    n_samples_lost: int  # recorded losses, clipped to the window
+    first_seq: int | None
+    last_seq: int | None
+    duration_s: float  # window length
+    covered_s: float  # stored samples / fs
+    expected_samples: int  # duration_s * fs
+    coverage: float  # stored samples in the window / (expected_samples - n_samples_lost)
+    empty: bool
+    sample_rate_hz: float = 0.0
+    dropped_partitions: tuple[str, ...] = ()  # evicted by keep_partitions: delete their PNGs
+
+
+def drop_partitions(conn: sqlite3.Connection, keys: list[str]) -> None:
+    """Delete ``keys`` from every table with a partition_key (inside the caller's transaction)."""
+    for key in keys:
+        for table in PARTITIONED_TABLES + ("partitions",):
+            conn.execute(f"DELETE FROM main.{table} WHERE partition_key = ?", (key,))
 
 
 def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str, partition_key: str,
                      t_start_ns: int, t_end_ns: int, keep_partitions: int, require_held: bool):
-    from sdr_assets.store.window import WindowStats, drop_partitions
-
     try:
         conn.execute("ATTACH DATABASE ? AS snap", (snap_uri,))
     except sqlite3.Error as exc:
@@ -29,8 +57,7 @@ def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str
                 "only windows the hot DB still holds."
             )
         crc = "iq_crc32" if "iq_crc32" in {r[1] for r in conn.execute("PRAGMA snap.table_info(chunks)")} else "NULL"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Txn(conn, f"loading window {partition_key}", snapshot_name, wrap_errors=False):
             for table in ("chunks", "gaps", "annotations"):
                 conn.execute(f"DELETE FROM main.{table} WHERE partition_key = ?", (partition_key,))
             _copy(conn, crc, partition_key, t_start_ns, t_end_ns, snapshot_name)
@@ -46,11 +73,6 @@ def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str
                 "ORDER BY loaded_ns DESC, t_start_ns DESC LIMIT -1 OFFSET ?",
                 (partition_key, keep_partitions - 1))]
             drop_partitions(conn, dropped)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     finally:
         conn.execute("DETACH DATABASE snap")
     return WindowStats(partition_key=partition_key, dropped_partitions=tuple(dropped), **stats)
