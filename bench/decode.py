@@ -111,7 +111,7 @@ def main() -> int:
                     (cu8[i:i + (1 << 20)] for i in range(0, len(cu8), 1 << 20)), rate, CENTER_HZ), args.repeat)
                 db = analysis_window(tmp, cu8, rate)
                 try:
-                    t_win, win = best_of(lambda: decode_window(db.conn, "bench"), args.repeat)
+                    t_win, win = best_of(lambda: decode_window(db, "bench"), args.repeat)
                 finally:
                     db.close()
             for path, t, n in (("file", t_file, n_file), ("runner", t_run, len(res.messages)),

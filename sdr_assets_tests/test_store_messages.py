@@ -7,6 +7,8 @@ import sqlite3
 
 import pytest
 
+from sdr_assets.errors import StoreError
+
 from sdr_assets.records import NS_PER_S, Chunk, Gap, SourceInfo, samples_to_ns
 from sdr_assets.store import messages as store
 from sdr_assets.store.db import ANALYSIS_APP_ID, analysis_migrations, migrate
@@ -74,7 +76,7 @@ def test_decodes_are_replaced_per_partition_and_linked_to_their_package(adb):
 def test_a_failed_write_leaves_the_previous_decode(adb):
     store.replace_decodes(adb.conn, _run("p", 1, 1), [_package(T0, T0 + 9, 1.0, 2.0)], [_message(T0, T0 + 9, 1.0, 2.0)])
     broken = _message(T0, T0 + 9, 1.0, 2.0, model=None)  # NOT NULL model: the insert fails
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="NOT NULL constraint failed: decoded_messages.model"):
         store.replace_decodes(adb.conn, _run("p", 1, 0), [], [broken])
     assert [m.model for m in store.messages(adb.conn, "p")] == ["Nexus-TH"]
     assert len(store.packages(adb.conn, "p")) == 1

@@ -49,11 +49,12 @@ class WindowDecode:
         return self.run.seconds / self.duration_s if self.duration_s > 0 else 0.0
 
 
-def decode_window(conn, partition_key: str, *, executable: str | None = None) -> WindowDecode:
+def decode_window(db, partition_key: str, *, executable: str | None = None) -> WindowDecode:
     """Run rtl_433 over every segment of the partition (see the module doc); stores nothing.
     Raises DecodeError (naming the package to install) when rtl_433 is missing."""
     version = rtl433_version(executable)
-    index = ChunkIndex.for_partition(conn, partition_key)
+    conn = db.conn
+    index = ChunkIndex.for_partition(db, partition_key)
     segs = store.segment_spans(conn, partition_key)
     packages: list[store.PackageRecord] = []
     messages: list[store.MessageRecord] = []
@@ -79,10 +80,10 @@ def decode_window(conn, partition_key: str, *, executable: str | None = None) ->
     return WindowDecode(run, tuple(packages), tuple(messages), duration_s, dict(sorted(per_model.items())))
 
 
-def decode_partition(conn, partition_key: str, *, executable: str | None = None) -> WindowDecode:
+def decode_partition(db, partition_key: str, *, executable: str | None = None) -> WindowDecode:
     """:func:`decode_window`, then replace the partition's decodes in the analysis DB."""
-    out = decode_window(conn, partition_key, executable=executable)
-    store.replace_decodes(conn, out.run, out.packages, out.messages)
+    out = decode_window(db, partition_key, executable=executable)
+    store.replace_decodes(db.conn, out.run, out.packages, out.messages)
     return out
 
 
@@ -140,14 +141,15 @@ def _messages(seg: store.SegmentSpan, res: Rtl433Result, index: ChunkIndex, vers
     return out
 
 
-def packages_for_labels(conn, partition_key: str, *, executable: str | None = None) -> tuple[list, str]:
+def packages_for_labels(db, partition_key: str, *, executable: str | None = None) -> tuple[list, str]:
     """The partition's decoder packages for training labels, and where they came from: the
     stored decode when it is newer than the window's load ("stored"), else a fresh rtl_433 run
     ("decoded now"; stored nothing). DecodeError when neither is possible."""
+    conn = db.conn
     run = store.decode_run(conn, partition_key)
     loaded_ns = store.window_loaded_ns(conn, partition_key)
     if run is not None and (loaded_ns is None or run.decoded_ns >= loaded_ns):
         return store.packages(conn, partition_key), f"stored decode ({DECODER} {run.decoder_version})"
-    out = decode_window(conn, partition_key, executable=executable)
+    out = decode_window(db, partition_key, executable=executable)
     return list(out.packages), f"decoded now ({DECODER} {out.run.decoder_version})"
 

@@ -51,7 +51,7 @@ def decoded_messages(context: dg.AssetExecutionContext, store: SdrStore, decoder
     t0_ns, _ = window_ns(context)
     try:
         with store.open_analysis() as db:
-            out = decode_partition(db.conn, key, executable=decoder.rtl_433)
+            out = decode_partition(db, key, executable=decoder.rtl_433)
     except DecodeError as exc:
         raise dg.Failure(str(exc)) from exc
     run = out.run

@@ -34,7 +34,7 @@ def training_labels(context: dg.AssetExecutionContext, store: SdrStore, decoder:
     key = str(context.partition_key)
     with store.open_analysis() as db:
         try:  # the decoder teaches where it can; without it the labels still come (energy fallback)
-            packages, from_where = packages_for_labels(db.conn, key, executable=decoder.rtl_433)
+            packages, from_where = packages_for_labels(db, key, executable=decoder.rtl_433)
         except DecodeError as exc:
             packages, from_where = [], f"none: {exc}"
             context.log.warning(f"training labels without rtl_433's packages: {exc}")
