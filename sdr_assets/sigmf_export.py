@@ -210,31 +210,33 @@ def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool,
     total = 2 * sum(r.n_samples for r in recs)
     chunks = db.iter_chunks(key)
     written = 0
-    bar_shown = progress and sys.stderr.isatty()  # (piped, the frames would only bury an error line)
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not bar_shown,
-              file=sys.stderr) as bar:
-        for rec in recs:
-            need = 2 * rec.n_samples
-            sha512, got = hashlib.sha512(), 0
-            with out.open(rec.data_path) as fh:
-                while got < need:
-                    chunk = next(chunks, None)
-                    if chunk is None:
-                        raise StoreError(f"partition {key} changed while it was exported "
-                                         "(rows missing); run the export again.")
-                    iq = chunk.iq
-                    fh.write(iq)
-                    sha512.update(iq)
-                    got += len(iq)
-                    bar.update(len(iq))
-                fh.flush()
-                os.fsync(fh.fileno())
-            if got != need:
-                raise StoreError(f"partition {key}: chunk sizes disagree with n_samples "
-                                 f"({got} bytes read, {need} expected); re-materialise iq_window.")
-            rec.sha512 = sha512.hexdigest()
-            written += got
-    chunks.close()
+    try:
+        bar_shown = progress and sys.stderr.isatty()  # (piped, the frames would only bury an error line)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not bar_shown,
+                  file=sys.stderr) as bar:
+            for rec in recs:
+                need = 2 * rec.n_samples
+                sha512, got = hashlib.sha512(), 0
+                with out.open(rec.data_path) as fh:
+                    while got < need:
+                        chunk = next(chunks, None)
+                        if chunk is None:
+                            raise StoreError(f"partition {key} changed while it was exported "
+                                             "(rows missing); run the export again.")
+                        iq = chunk.iq
+                        fh.write(iq)
+                        sha512.update(iq)
+                        got += len(iq)
+                        bar.update(len(iq))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                if got != need:
+                    raise StoreError(f"partition {key}: chunk sizes disagree with n_samples "
+                                     f"({got} bytes read, {need} expected); re-materialise iq_window.")
+                rec.sha512 = sha512.hexdigest()
+                written += got
+    finally:
+        chunks.close()  # before the DB closes, also when a write failed
     return written
 
 
