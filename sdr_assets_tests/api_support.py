@@ -137,3 +137,118 @@ class ApiServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.stderr.read()
+
+
+# ---- load: many clients while a capture runs (test_api.py, bench/api_load.py) ------------------
+def start_capture(root: Path, *, rate_hz: float, duration_s: float, ring_mb: float = 64.0) -> subprocess.Popen:
+    """A live synthetic capture (paced like a dongle) into ``root``'s hot DB, once it is running."""
+    from sdr_assets.capture.console import read_status
+
+    env = dict(os.environ, SDR_ASSETS_HOME=str(root))
+    before = (read_status(root / "hot.db") or {}).get("capture_id")
+    proc = subprocess.Popen([str(BIN / "sdr-assets"), "capture", "--source", f"synthetic://?seed=5&rate={rate_hz:.0f}",
+                             "--duration-s", str(duration_s), "--ring-mb", str(ring_mb)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"capture exited {proc.returncode}: {proc.stderr.read()}")
+        st = read_status(root / "hot.db")
+        if st and st["capture_id"] != before and st["state"].startswith("running"):
+            return proc
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("the capture did not start within 60 s")
+
+
+@dataclass(frozen=True)
+class Losses:
+    """The newest capture's figures; ``samples_lost`` and ``gaps`` leave out the dead time before
+    it started (cause ``restart``: recorded at its start, never received), kept apart."""
+
+    capture_id: int
+    samples_received: int
+    samples_stored: int
+    samples_lost: int
+    gaps: int
+    samples_lost_before_start: int
+    end_reason: str | None
+
+
+def capture_losses(hot_db: Path) -> Losses:
+    """The newest capture's final counters (telemetry) and the gaps it recorded."""
+    from sdr_assets_tests.capture_support import query
+
+    (cid, end), = query(hot_db, "SELECT capture_id, end_reason FROM captures ORDER BY capture_id DESC LIMIT 1")
+    last = dict(query(hot_db, "SELECT metric, value FROM telemetry t WHERE capture_id = ? AND t_ns = (SELECT max(t_ns) "
+                              "FROM telemetry u WHERE u.capture_id = t.capture_id AND u.metric = t.metric)", (cid,)))
+    gaps = query(hot_db, "SELECT count(*) FROM gaps WHERE capture_id = ? AND cause != 'restart'", (cid,))[0][0]
+    before = int(last.get("samples_lost_restart", 0))
+    return Losses(cid, int(last.get("samples_received", 0)), int(last.get("samples_stored", 0)),
+                  int(last.get("samples_lost", 0)) - before, gaps, before, end)
+
+
+def request_mix(span: tuple[int, int]) -> list[tuple[str, dict]]:
+    """One request per endpoint (two spans of samples), over the synthetic window ``span``."""
+    t0 = span[0] + NS_PER_S
+    return [
+        ("/api/telemetry/history", {"limit": 200}),
+        ("/api/telemetry/stats", {}),
+        ("/api/database/stats", {}),
+        ("/api/detections", {"from": str(span[0]), "to": str(span[1])}),
+        ("/api/messages", {"limit": 100}),
+        ("/api/devices", {}),
+        ("/api/iq", {"from": str(t0), "to": str(t0 + NS_PER_S // 5)}),
+        ("/api/iq", {"detection_id": 1}),
+    ]
+
+
+@dataclass(frozen=True)
+class Result:
+    path: str
+    status: int
+    seconds: float
+    n_bytes: int
+
+
+def run_load(url: str, mix: list[tuple[str, dict]], *, n_requests: int, concurrency: int) -> list[Result]:
+    """``n_requests`` over ``concurrency`` clients (threads, one keep-alive connection each),
+    cycling through ``mix``; every response read to its end."""
+    import concurrent.futures
+    import threading
+
+    import httpx
+
+    local = threading.local()
+    clients: list = []
+
+    def one(i: int) -> Result:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=url, timeout=120)
+            clients.append(local.client)
+        path, query = mix[i % len(mix)]
+        t = time.perf_counter()
+        r = local.client.get(path, params=query)
+        return Result(path, r.status_code, time.perf_counter() - t, len(r.content))
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+            return list(pool.map(one, range(n_requests)))
+    finally:
+        for c in clients:
+            c.close()
+
+
+def latency_table(results: list[Result]) -> list[dict]:
+    """Per endpoint: requests, statuses, p50/p99/max latency (ms), MB received."""
+    import numpy as np
+
+    out = []
+    for path in sorted({r.path for r in results}):
+        mine = [r for r in results if r.path == path]
+        ms = np.array([r.seconds * 1000 for r in mine])
+        statuses = ",".join(f"{s}x{sum(1 for r in mine if r.status == s)}" for s in sorted({r.status for r in mine}))
+        out.append({"endpoint": path, "requests": len(mine), "status": statuses,
+                    "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+                    "max_ms": float(ms.max()), "mb": sum(r.n_bytes for r in mine) / 1e6})
+    return out

@@ -222,6 +222,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     Fmin = Annotated[float | None, Query(description="Lower edge of the band, Hz.")]
     Fmax = Annotated[float | None, Query(description="Upper edge of the band, Hz.")]
 
+    @app.get("/api", dependencies=[only()], summary="What this API serves")
+    def index():
+        return {"title": app.title, "version": API_VERSION, "data_root": str(settings.root), "docs": "/docs",
+                "endpoints": sorted(r.path for r in app.routes if getattr(r, "path", "").startswith("/api/"))}
+
     # ---- telemetry ----------------------------------------------------------------------------
     @app.get("/api/telemetry/history", dependencies=[only("sensor", "hours", "limit", "metric", "db")],
              summary="Telemetry rows of the last hours (newest `limit`, in time order)")

@@ -12,6 +12,7 @@ from sdr_assets.store.sensors import require_registered
 
 MAX_HOURS = 24 * 366.0
 _INT_RE = re.compile(r"[0-9]{1,19}")
+_FRACTION_RE = re.compile(r"(?<=[0-9]{2}:[0-9]{2}:[0-9]{2})[.,]([0-9]+)")  # after hh:mm:ss
 
 
 def sensor(paths: DataPaths, name: str) -> str:
@@ -31,15 +32,18 @@ def time_ns(name: str, raw: str | None) -> int | None:
     if _INT_RE.fullmatch(text):
         t_ns = int(text)
     else:
+        # the fraction of a second by hand: datetime keeps microseconds, the samples need ns
+        frac = _FRACTION_RE.search(text)
+        frac_ns = int(frac.group(1)[:9].ljust(9, "0")) if frac else 0
         try:
-            dt = datetime.fromisoformat(text)
+            dt = datetime.fromisoformat(text[:frac.start()] + text[frac.end():] if frac else text)
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not a time: give ISO 8601 UTC like 2026-11-23T04:00:00Z "
                               "or integer ns since the Unix epoch.") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        t_ns = (delta.days * 86400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+        t_ns = (delta.days * 86400 + delta.seconds) * NS_PER_S + frac_ns
     if not storable_time_ns(t_ns):
         raise ConfigError(f"{name}={raw!r} lies outside {STORABLE_TIMES}; give a time inside it.")
     return t_ns
