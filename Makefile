@@ -1,5 +1,5 @@
 # Two commands do all set-up from a fresh clone:
-#   make run    build .venv if needed, then start Dagster + the synthetic capture
+#   make run    build .venv if needed, then start Dagster + the synthetic capture + the HTTP API
 #   make test   build .venv if needed, then run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3

@@ -70,12 +70,15 @@ def home() -> None:
 @click.option("--capture-rate-hz", type=float, default=1_024_000, show_default=True,
               help="Its sample rate (0: the source's own).")
 @click.option("--no-capture", is_flag=True, help="Start Dagster only.")
+@click.option("--api-port", default=8080, show_default=True, type=int,
+              help="Port of the read-only HTTP API (`sdr-assets serve-api`, on HOST).")
+@click.option("--no-api", is_flag=True, help="Do not start the HTTP API.")
 def run(host: str, port: int, partition_minutes: int, capture_source: str, capture_rate_hz: float,
-        no_capture: bool) -> None:
-    """Start the Dagster UI on HOST:PORT and the capture service (the `make run` main job);
-    Ctrl-C stops it all."""
+        no_capture: bool, api_port: int, no_api: bool) -> None:
+    """Start the Dagster UI on HOST:PORT, the capture service and the HTTP API (the `make run`
+    main job); Ctrl-C stops it all."""
     from sdr_assets.paths import DataPaths
-    from sdr_assets.supervisor import capture_service, dagster_service, run_services
+    from sdr_assets.supervisor import api_service, capture_service, dagster_service, run_services
 
     os.environ["SDR_ASSETS_PARTITION_MINUTES"] = str(partition_minutes)
     paths = DataPaths.from_env()
@@ -83,8 +86,14 @@ def run(host: str, port: int, partition_minutes: int, capture_source: str, captu
     services = [dagster_service(paths, repo_root, host, port)]
     if not no_capture:
         services.append(capture_service(paths, capture_source, capture_rate_hz or None))
-    click.echo(f"Data root: {paths.root}\nDagster UI: http://{host}:{port}  (Ctrl-C stops everything)",
-               err=True)
+    lines = [f"Data root: {paths.root}", f"Dagster UI: http://{host}:{port}"]
+    if not no_api:
+        from sdr_assets.api.server import bind
+
+        bind(host, api_port).close()  # a port in use is one clear line now, not a dead child later
+        services.append(api_service(paths, host, api_port))
+        lines.append(f"HTTP API:   http://{host}:{api_port}/api  (docs: http://{host}:{api_port}/docs)")
+    click.echo("\n".join(lines) + "\n(Ctrl-C stops everything)", err=True)
     sys.exit(run_services(services))
 
 
@@ -162,6 +171,21 @@ def serve_rtl_tcp(source_uri: str, port: int, host: str, center_freq_hz, sample_
         server.serve_forever()
     finally:
         server.stop()
+
+
+@main.command("serve-api")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback by default; the API has no authentication).")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--max-iq-mb", default=256.0, show_default=True, type=float,
+              help="Largest SigMF archive /api/iq streams (MB of samples); larger spans get a 413.")
+def serve_api(host: str, port: int, max_iq_mb: float) -> None:
+    """Serve the read-only HTTP API over $SDR_ASSETS_HOME until Ctrl-C (docs at /docs)."""
+    from sdr_assets.api.server import serve
+    from sdr_assets.paths import DataPaths
+
+    serve(DataPaths.from_env().root, host=host, port=port, max_iq_mb=max_iq_mb,
+          echo=lambda line: click.echo(line, err=True))
 
 
 # ---- capture, status, stats (the capture service; no dagster, torch or ultralytics) ----

@@ -31,3 +31,8 @@ class ModelError(SdrAssetsError):
 
 class DecodeError(SdrAssetsError):
     """An external decoder (rtl_433) is missing, refused its input or failed while decoding."""
+
+
+class TooLargeError(SdrAssetsError):
+    """A request asks for more than a configured limit allows; the message says the limit and
+    how to narrow the request."""

@@ -25,6 +25,7 @@ application-level module (like cli.py): it joins store/ (the analysis DB) and ca
 """
 
 import hashlib
+import math
 import json
 import os
 import sys
@@ -36,6 +37,7 @@ from sdr_assets.capture.sigmf import DATA_SUFFIX, META_SUFFIX, format_datetime_n
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store import messages as decodes
+from sdr_assets.store import queries
 from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB
@@ -116,28 +118,9 @@ def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path 
                 decoded = decodes.messages(db.conn, partition_key) if decodes.decodes_available(db.conn) else []
             else:
                 truth, dets, decoded = [], [], []
-        placed = set()
+        placed: set = set()
         for rec in recordings:
-            anns = []
-            for kind, rows in (("truth", truth), ("detection", dets)):
-                for row in rows:
-                    item = _sigmf_annotation(rec, kind, row)
-                    if item is not None:
-                        anns.append(item)
-                        placed.add((kind, row.annotation_id if kind == "truth" else row.detection_id))
-                        rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
-                        if kind == "truth":
-                            rec.n_ground_truth += 1
-                        else:
-                            rec.n_detections += 1
-            for m in decoded:
-                item = _decode_annotation(rec, m)
-                if item is not None:
-                    anns.append(item)
-                    placed.add(("decode", m.message_id))
-                    rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
-                    rec.n_decodes += 1
-            anns.sort(key=lambda a: (a["core:sample_start"], a[f"{NAMESPACE}:origin"] == "detection"))
+            anns = place_annotations(rec, truth, dets, decoded, placed)
             _write_meta(rec, partition_key, anns, len(recordings), out)
         out.commit()
     res.n_outside = len(truth) + len(dets) + len(decoded) - len(placed)
@@ -158,6 +141,33 @@ def _out_folder(out_dir) -> Path:
     return out
 
 
+def place_annotations(rec: Recording, truth, dets, decoded, placed: set) -> list[dict]:
+    """The SigMF annotations of ``rec``: ground truth (:class:`~sdr_assets.store.queries.TruthRecord`),
+    detections (``DetectionRecord``) and decoded messages (``MessageRecord``) that have samples in
+    it, in sample order; counts them on ``rec`` and adds (kind, id) of each to ``placed``."""
+    anns = []
+    for kind, rows in (("truth", truth), ("detection", dets)):
+        for row in rows:
+            item = _sigmf_annotation(rec, kind, row)
+            if item is not None:
+                anns.append(item)
+                placed.add((kind, row.annotation_id if kind == "truth" else row.detection_id))
+                rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
+                if kind == "truth":
+                    rec.n_ground_truth += 1
+                else:
+                    rec.n_detections += 1
+    for m in decoded:
+        item = _decode_annotation(rec, m)
+        if item is not None:
+            anns.append(item)
+            placed.add(("decode", m.message_id))
+            rec.n_clipped += bool(item.get(f"{NAMESPACE}:clipped"))
+            rec.n_decodes += 1
+    anns.sort(key=lambda a: (a["core:sample_start"], a[f"{NAMESPACE}:origin"] == "detection"))
+    return anns
+
+
 def _require_partition(db: AnalysisDB, key: str) -> None:
     held = [p.partition_key for p in db.partitions()]
     if key not in held:
@@ -175,10 +185,24 @@ def _require_partition(db: AnalysisDB, key: str) -> None:
 def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     """Split the partition's chunks (time order) into recordings (one rate) and segments."""
     gap_starts = [g.t_start_ns for g in db.gaps(key) if g.n_samples_lost > 0]
+    runs = segment_runs(((c.seq, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples)
+                         for c in db.iter_chunks(key, with_iq=False)), gap_starts)
+    base = base_name(key)
+    recs = []
+    for i, segs in enumerate(runs, 1):
+        name = base if len(runs) == 1 else f"{base}_r{i}"
+        recs.append(Recording(out_dir / (name + META_SUFFIX), out_dir / (name + DATA_SUFFIX),
+                              segs[0].sample_rate_hz, segs))
+    return recs
+
+
+def segment_runs(pieces, gap_starts: list[int]) -> list[list[Segment]]:
+    """Runs of one sample rate (recordings), each a list of capture segments, from pieces of
+    chunks in time order, each ``(seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples)``:
+    a retune, a hole in time or a recorded loss (a gap starting there) starts a new segment."""
     runs: list[list[Segment]] = []
     seg: Segment | None = None
-    for c in db.iter_chunks(key, with_iq=False):
-        seq, t_ns, fs, fc, n = c.seq, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples
+    for seq, t_ns, fs, fc, n in pieces:
         if seg is not None and fs == seg.sample_rate_hz and fc == seg.center_freq_hz:
             end, tol = seg.t_end_ns, samples_to_ns(1, fs)
             gap_here = any(end - tol <= g <= t_ns + tol for g in gap_starts)
@@ -193,13 +217,7 @@ def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
             start = seg.sample_start + seg.n_samples
         seg = Segment(start, n, t_ns, fs, fc, seq, seq)
         runs[-1].append(seg)
-    base = base_name(key)
-    recs = []
-    for i, segs in enumerate(runs, 1):
-        name = base if len(runs) == 1 else f"{base}_r{i}"
-        recs.append(Recording(out_dir / (name + META_SUFFIX), out_dir / (name + DATA_SUFFIX),
-                              segs[0].sample_rate_hz, segs))
-    return recs
+    return runs
 
 
 def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool, out: OutputFiles) -> int:
@@ -319,6 +337,15 @@ def _decode_annotation(rec: Recording, m: "decodes.MessageRecord") -> dict | Non
 
 def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings: int,
                 out: OutputFiles) -> None:
+    description = (f"sdr_assets partition {key}: {rec.n_samples} samples in "
+                   f"{len(rec.segments)} capture segment(s), cu8 exactly as captured")
+    doc = meta_document(rec, annotations, description, {f"{NAMESPACE}:partition_key": key,
+                                                        f"{NAMESPACE}:recordings_in_partition": n_recordings})
+    out.write(rec.meta_path, json.dumps(doc, indent=2) + "\n")
+
+
+def meta_document(rec: Recording, annotations: list[dict], description: str, extra_global: dict) -> dict:
+    """The ``.sigmf-meta`` document of a recording (``rec.sha512`` set) and its annotations."""
     s0 = rec.segments[0]
     fs = rec.sample_rate_hz
     captures = []
@@ -333,11 +360,184 @@ def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings:
     glob = {
         "core:datatype": "cu8", "core:sample_rate": float(fs), "core:version": SIGMF_VERSION,
         "core:num_channels": 1, "core:recorder": "sdr_assets", "core:sha512": rec.sha512,
-        "core:description": (f"sdr_assets partition {key}: {rec.n_samples} samples in "
-                             f"{len(rec.segments)} capture segment(s), cu8 exactly as captured"),
+        "core:description": description,
         "core:extensions": [dict(EXTENSION)],
-        f"{NAMESPACE}:partition_key": key, f"{NAMESPACE}:recordings_in_partition": n_recordings,
+        **extra_global,
         f"{NAMESPACE}:first_seq": s0.first_seq, f"{NAMESPACE}:last_seq": rec.segments[-1].last_seq,
     }
-    doc = {"global": glob, "captures": captures, "annotations": annotations}
-    out.write(rec.meta_path, json.dumps(doc, indent=2) + "\n")
+    return {"global": glob, "captures": captures, "annotations": annotations}
+
+
+# ---- a span of one sensor's samples as one SigMF archive, streamed ------------------------------
+TAR_BLOCK = 512
+TAR_RECORD = 20 * TAR_BLOCK  # tarfile's record size: an archive's length is a multiple of it
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Samples [first, end) of one stored chunk (offsets in the chunk)."""
+
+    chunk: queries.ChunkMeta
+    first: int
+    end: int
+
+    @property
+    def t_start_ns(self) -> int:
+        return self.chunk.t_start_ns + samples_to_ns(self.first, self.chunk.sample_rate_hz)
+
+
+def _first_sample_at_or_after(chunk: queries.ChunkMeta, t_ns: int) -> int:
+    """The index of the chunk's first sample whose time (chunk start + samples_to_ns) is >= t_ns."""
+    fs = chunk.sample_rate_hz
+    k = max(0, math.floor((t_ns - chunk.t_start_ns) * fs / NS_PER_S) - 1)
+    while k < chunk.n_samples and chunk.t_start_ns + samples_to_ns(k, fs) < t_ns:
+        k += 1
+    return min(k, chunk.n_samples)
+
+
+def _pad(n_bytes: int, unit: int = TAR_BLOCK) -> int:
+    return -n_bytes % unit
+
+
+def _tar_header(name: str, size: int, mtime: int, directory: bool = False) -> bytes:
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = (0, mtime) if directory else (size, mtime)
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.mode = 0o755 if directory else 0o644  # as sigmf's SigMFArchive writes them
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+class SpanArchive:
+    """A SigMF archive (``NAME.sigmf``: a tar holding ``NAME/NAME.sigmf-data`` and
+    ``NAME/NAME.sigmf-meta``) of one sensor's samples in [t_start_ns, t_end_ns), read from the
+    analysis DB across its partitions: cu8 exactly as stored (the first and last chunk cut at the
+    span's edges), one capture segment per contiguous run (a retune, a hole or a recorded loss
+    starts a new one; ``core:global_index`` jumps by the samples lost), ground truth, detections
+    and decoded messages as annotations: the recording :func:`export_partition` writes, as a
+    stream whose length is known before the first byte.
+
+    Everything but the samples is read when the object is made (errors then, before a response
+    starts); :meth:`blocks` then streams the samples chunk by chunk. ``conn``: a read-only
+    connection, best inside one read transaction so the span cannot change while it streams.
+    ``freq_min_hz``/``freq_max_hz`` keep the chunks whose tuned band overlaps them and the
+    annotations inside them (samples are never filtered). A span holding two sample rates is a
+    ConfigError (SigMF has one rate per recording); more than ``max_bytes`` of samples is a
+    TooLargeError; no sample held is a PartitionNotHeldError.
+    """
+
+    def __init__(self, conn, sensor: str, t_start_ns: int, t_end_ns: int, *,
+                 freq_min_hz: float | None = None, freq_max_hz: float | None = None,
+                 max_bytes: int | None = None, name: str | None = None, with_annotations: bool = True):
+        from sdr_assets.errors import TooLargeError
+
+        self._conn, self.sensor = conn, sensor
+        self.t_start_ns, self.t_end_ns = int(t_start_ns), int(t_end_ns)
+        self.name = name or f"{sensor}_{_compact_utc(t_start_ns)}"
+        parts = queries.sensor_partitions(conn, sensor)
+        keys = [p.partition_key for p in parts if p.t_start_ns < t_end_ns]
+        chunks = [c for c in queries.chunks_in_span(conn, sensor, keys, t_start_ns, t_end_ns)
+                  if _band_overlaps(c, freq_min_hz, freq_max_hz)]
+        self._pieces = [p for p in (_Piece(c, _first_sample_at_or_after(c, t_start_ns),
+                                           _first_sample_at_or_after(c, t_end_ns)) for c in chunks)
+                        if p.end > p.first]
+        if not self._pieces:
+            held = "; ".join(f"{_iso(p.t_start_ns)} .. {_iso(p.t_end_ns)}" for p in parts) or "nothing"
+            band = "" if freq_min_hz is None and freq_max_hz is None else " in that band"
+            raise PartitionNotHeldError(
+                f"the analysis DB holds no sample of sensor {sensor!r} in {_iso(t_start_ns)} .. "
+                f"{_iso(t_end_ns)}{band} (its windows: {held}); ask for a span inside them.")
+        runs = segment_runs([(p.chunk.seq, p.t_start_ns, p.chunk.sample_rate_hz, p.chunk.center_freq_hz,
+                              p.end - p.first) for p in self._pieces],
+                            queries.gap_starts(conn, keys, t_start_ns, t_end_ns))
+        if len(runs) > 1:
+            changes = ", ".join(f"{r[0].sample_rate_hz:.0f} S/s from {_iso(r[0].t_start_ns)}" for r in runs)
+            raise ConfigError(f"the span holds samples at {len(runs)} sample rates ({changes}); a SigMF "
+                              "recording has one: ask for a span on one side of the change.")
+        segs = runs[0]
+        self.recording = Recording(Path(self.name + META_SUFFIX), Path(self.name + DATA_SUFFIX),
+                                   segs[0].sample_rate_hz, segs)
+        self.n_bytes = 2 * self.recording.n_samples
+        if max_bytes is not None and self.n_bytes > max_bytes:
+            fs = self.recording.sample_rate_hz
+            raise TooLargeError(
+                f"the span holds {self.n_bytes / 1e6:.1f} MB of samples, over the limit of "
+                f"{max_bytes / 1e6:.1f} MB (about {max_bytes / 2 / fs:.1f} s at {fs:.0f} S/s); ask for a "
+                "shorter span (from/to) and fetch it in parts.")
+        anns: list[dict] = []
+        self.n_outside = 0
+        if with_annotations:
+            span = queries.SpanFilter(tuple(keys), t_start_ns, t_end_ns, freq_min_hz, freq_max_hz)
+            truth, dets = queries.truth_annotations(conn, span), queries.detections(conn, span)
+            decoded = queries.decoded_messages(conn, span)
+            placed: set = set()
+            anns = place_annotations(self.recording, truth, dets, decoded, placed)
+            self.n_outside = len(truth) + len(dets) + len(decoded) - len(placed)
+        extra = {f"{NAMESPACE}:sensor": sensor, f"{NAMESPACE}:span_t_start_ns": self.t_start_ns,
+                 f"{NAMESPACE}:span_t_end_ns": self.t_end_ns,
+                 f"{NAMESPACE}:partition_keys": sorted({p.chunk.partition_key for p in self._pieces})}
+        if freq_min_hz is not None or freq_max_hz is not None:
+            extra[f"{NAMESPACE}:freq_min_hz"] = freq_min_hz
+            extra[f"{NAMESPACE}:freq_max_hz"] = freq_max_hz
+        self._description = (f"sdr_assets sensor {sensor}, {_iso(t_start_ns)} .. {_iso(t_end_ns)}: "
+                             f"{self.recording.n_samples} samples in {len(segs)} capture segment(s), "
+                             "cu8 exactly as captured")
+        self._annotations, self._extra = anns, extra
+        self.recording.sha512 = "0" * 128  # same length as the real digest: the meta's size is known now
+        self._meta_len = len(self._meta_bytes())
+        self._mtime = int(time.time())
+        folder = self.name + "/"
+        self._head = (_tar_header(folder, 0, self._mtime, directory=True)
+                      + _tar_header(folder + self.recording.data_path.name, self.n_bytes, self._mtime))
+        self._meta_head = _tar_header(folder + self.recording.meta_path.name, self._meta_len, self._mtime)
+        body = (len(self._head) + self.n_bytes + _pad(self.n_bytes) + len(self._meta_head) + self._meta_len
+                + _pad(self._meta_len) + 2 * TAR_BLOCK)
+        self._tail_pad = _pad(body, TAR_RECORD)
+        self.content_length = body + self._tail_pad
+
+    @property
+    def file_name(self) -> str:
+        return self.name + ".sigmf"
+
+    def _meta_bytes(self) -> bytes:
+        doc = meta_document(self.recording, self._annotations, self._description, self._extra)
+        return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+
+    def blocks(self):
+        """The archive's bytes: headers, then each piece of each chunk, then the meta (with the
+        samples' sha512); exactly :attr:`content_length` bytes."""
+        yield self._head
+        sha512, sent = hashlib.sha512(), 0
+        pieces = self._pieces
+        for piece, (seq, iq) in zip(pieces, queries.chunk_iq(self._conn, self.sensor, [p.chunk.seq for p in pieces])):
+            if iq is None or len(iq) != 2 * piece.chunk.n_samples:
+                raise StoreError(f"chunk {seq} of sensor {self.sensor} changed while it was streamed; "
+                                 "ask again.")
+            part = memoryview(iq)[2 * piece.first: 2 * piece.end]
+            sha512.update(part)
+            sent += len(part)
+            yield part
+        if sent != self.n_bytes:
+            raise StoreError(f"streamed {sent} bytes of samples, {self.n_bytes} planned; ask again.")
+        self.recording.sha512 = sha512.hexdigest()
+        meta = self._meta_bytes()
+        if len(meta) != self._meta_len:
+            raise StoreError("the SigMF metadata changed length while streaming; ask again.")
+        yield (b"\0" * _pad(self.n_bytes) + self._meta_head + meta + b"\0" * _pad(self._meta_len)
+               + b"\0" * (2 * TAR_BLOCK + self._tail_pad))
+
+
+def _band_overlaps(chunk: "queries.ChunkMeta", freq_min_hz: float | None, freq_max_hz: float | None) -> bool:
+    half = chunk.sample_rate_hz / 2
+    return ((freq_min_hz is None or chunk.center_freq_hz + half >= freq_min_hz)
+            and (freq_max_hz is None or chunk.center_freq_hz - half <= freq_max_hz))
+
+
+def _iso(t_ns: int) -> str:
+    return format_datetime_ns(int(t_ns))
+
+
+def _compact_utc(t_ns: int) -> str:
+    """``20261123T040000.123456789Z``: a time for a file name."""
+    return _iso(t_ns).replace("-", "").replace(":", "")

@@ -1,4 +1,5 @@
-"""`make run`: start Dagster and the capture service as child processes; one Ctrl-C stops all.
+"""`make run`: start Dagster, the capture service and the HTTP API as child processes; one
+Ctrl-C stops all.
 
 Each child gets its own process group, so the terminal's SIGINT reaches only this
 supervisor, which then sends SIGINT to every child group, waits, and SIGKILLs stragglers.
@@ -60,13 +61,26 @@ def capture_service(paths: DataPaths, source_uri: str = DEFAULT_CAPTURE_SOURCE,
     """`sdr-assets capture` as a child: same data root (and partition length) as Dagster."""
     env = dict(os.environ)
     env["SDR_ASSETS_HOME"] = str(paths.root)
-    bin_dir = Path(sys.executable).parent
-    cli = str(bin_dir / "sdr-assets") if (bin_dir / "sdr-assets").exists() else "sdr-assets"
-    argv = [cli, "capture", "--source", source_uri]
+    argv = [_cli(), "capture", "--source", source_uri]
     if sample_rate_hz is not None:
         rate = float(sample_rate_hz)
         argv += ["--sample-rate-hz", str(int(rate)) if rate.is_integer() else repr(rate)]
     return Service("capture", argv, env)
+
+
+def _cli() -> str:
+    bin_dir = Path(sys.executable).parent
+    return str(bin_dir / "sdr-assets") if (bin_dir / "sdr-assets").exists() else "sdr-assets"
+
+
+DEFAULT_API_PORT = 8080
+
+
+def api_service(paths: DataPaths, host: str = "127.0.0.1", port: int = DEFAULT_API_PORT) -> Service:
+    """`sdr-assets serve-api` as a child: the read-only HTTP API over the same data root."""
+    env = dict(os.environ)
+    env["SDR_ASSETS_HOME"] = str(paths.root)
+    return Service("api", [_cli(), "serve-api", "--host", host, "--port", str(port)], env)
 
 
 def run_services(services: list[Service], out=sys.stderr) -> int:

@@ -40,6 +40,8 @@ _ALLOWED = {
     "store": {"dsp"},
     "ml": {"dsp", "store"},
     "decode": {"dsp", "store"},
+    # the HTTP API reads through store/ and writes SigMF through sigmf_export; never dagster
+    "api": {"store", "decode", "sigmf_export"},
 }
 _SHARED = {"records", "errors", "paths"}
 

@@ -111,10 +111,43 @@ def alerts(rows: Sequence[DeviceRow], w0_ns: int, w1_ns: int,
     for r in rows:
         if baseline and w0_ns <= r.first_seen_ns < w1_ns:
             out.append(DeviceAlert("new", r))
-        if r.usual_interval_s is not None:
-            due = r.last_seen_ns + int(round(missing_after * r.usual_interval_s * NS_PER_S))
-            if w0_ns <= due < w1_ns:
-                out.append(DeviceAlert("missing", r, due))
+        due = missing_due_ns(r, missing_after)
+        if due is not None and w0_ns <= due < w1_ns:
+            out.append(DeviceAlert("missing", r, due))
+    return out
+
+
+def missing_due_ns(row: DeviceRow, missing_after: float = DEFAULT_MISSING_AFTER) -> int | None:
+    """When the device becomes missing (last seen + ``missing_after`` x its usual interval);
+    None while it has no usual interval."""
+    if row.usual_interval_s is None:
+        return None
+    return row.last_seen_ns + int(round(missing_after * row.usual_interval_s * NS_PER_S))
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """A device of the stored inventory with its flags as of the inventory's time:
+    ``new``: first heard in the window the inventory was last updated for (while the sensor had
+    heard others before it); ``missing``: silent for longer than ``missing_after`` x its usual
+    interval by then (``due_ns``: since when)."""
+
+    device: DeviceRow
+    new: bool
+    missing: bool
+    due_ns: int | None
+
+
+def device_states(rows: Sequence[DeviceRow], w0_ns: int | None, as_of_ns: int,
+                  missing_after: float = DEFAULT_MISSING_AFTER) -> list[DeviceState]:
+    """The flags of each inventory row (see :class:`DeviceState`); ``w0_ns``: the start of the
+    window the inventory is as of (None when unknown: nothing is flagged new)."""
+    baseline = w0_ns is not None and any(r.first_seen_ns < w0_ns for r in rows)
+    out = []
+    for r in rows:
+        due = missing_due_ns(r, missing_after)
+        out.append(DeviceState(r, baseline and w0_ns <= r.first_seen_ns < as_of_ns,
+                               due is not None and due <= as_of_ns, due))
     return out
 
 

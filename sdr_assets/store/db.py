@@ -221,8 +221,9 @@ def ro_uri(path) -> str:
     return Path(path).resolve().as_uri() + "?mode=ro"
 
 
-def connect_ro(path) -> sqlite3.Connection:
-    """A read-only connection (``file:...?mode=ro``); keep reads on the hot DB short."""
+def connect_ro(path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A read-only connection (``file:...?mode=ro``); keep reads on the hot DB short.
+    ``check_same_thread=False``: a connection handed between threads, one at a time."""
     path = Path(path)
     if not path.exists():
         raise StoreError(
@@ -231,7 +232,8 @@ def connect_ro(path) -> sqlite3.Connection:
         )
     check_sqlite_file(path)
     try:
-        conn = sqlite3.connect(ro_uri(path), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(ro_uri(path), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=check_same_thread)
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA query_only=1")
     except sqlite3.Error as exc:

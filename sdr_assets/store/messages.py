@@ -247,18 +247,22 @@ def packages(conn: sqlite3.Connection, partition_key: str) -> list[PackageRecord
 
 def messages(conn: sqlite3.Connection, partition_key: str, limit: int | None = None) -> list[MessageRecord]:
     """The partition's messages in time order (the first ``limit`` when given)."""
-    sql = (f"SELECT {', '.join(_MESSAGE_COLS)}, message_id, package_id FROM decoded_messages "
-           "WHERE partition_key = ? ORDER BY t_start_ns, message_id")
+    sql = MESSAGE_SELECT + " WHERE partition_key = ? ORDER BY t_start_ns, message_id"
     args: tuple = (partition_key,)
     if limit is not None:
         sql += " LIMIT ?"
         args += (int(limit),)
-    out = []
-    for r in conn.execute(sql, args):
-        d = dict(zip(_MESSAGE_COLS + ("message_id", "package_id"), r))
-        d["message"] = json.loads(d.pop("message_json"))
-        out.append(MessageRecord(**d))
-    return out
+    return [message_from_row(r) for r in conn.execute(sql, args)]
+
+
+MESSAGE_SELECT = f"SELECT {', '.join(_MESSAGE_COLS)}, message_id, package_id FROM decoded_messages"
+
+
+def message_from_row(row) -> MessageRecord:
+    """A row of :data:`MESSAGE_SELECT` as a record."""
+    d = dict(zip(_MESSAGE_COLS + ("message_id", "package_id"), row))
+    d["message"] = json.loads(d.pop("message_json"))
+    return MessageRecord(**d)
 
 
 @dataclass(frozen=True)
