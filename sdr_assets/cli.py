@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sdr_assets.cli_replica import restore
 from sdr_assets.cli_sensors import sensor_option, sensors
 from sdr_assets.errors import SdrAssetsError
 
@@ -27,6 +28,7 @@ def main() -> None:
 
 
 main.add_command(sensors)
+main.add_command(restore)
 
 
 @main.command()

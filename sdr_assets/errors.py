@@ -27,3 +27,7 @@ class PartitionNotHeldError(StoreError):
 
 class ModelError(SdrAssetsError):
     """Training, export or inference of the detector failed."""
+
+
+class ReplicaError(SdrAssetsError):
+    """The snapshot replica (S3-compatible object storage) refused or could not be reached."""
