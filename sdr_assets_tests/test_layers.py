@@ -7,11 +7,11 @@ import sys
 
 import sdr_assets
 
-CORE = ("dsp", "capture", "store")
+CORE = ("dsp", "capture", "store", "replica")
 
 
 def _core_modules() -> list[str]:
-    names = ["sdr_assets", "sdr_assets.records", "sdr_assets.errors", "sdr_assets.paths"]
+    names = ["sdr_assets", "sdr_assets.records", "sdr_assets.errors", "sdr_assets.paths", "sdr_assets.sysmetrics"]
     for pkg in CORE:
         names.append(f"sdr_assets.{pkg}")
         path = [str(p) for p in sdr_assets.__path__]
@@ -38,8 +38,9 @@ _ALLOWED = {
     "capture": {"dsp", "store"},
     "store": {"dsp"},
     "ml": {"dsp", "store"},
+    "replica": {"store"},  # S3 copies of snapshots (boto3, lazily)
 }
-_SHARED = {"records", "errors", "paths"}
+_SHARED = {"records", "errors", "paths", "sysmetrics"}
 
 
 def _imports(path) -> set[str]:
