@@ -192,11 +192,16 @@ def status(watch: bool, interval_s: float) -> None:
 @click.option("--by", type=click.Choice(["capture", "hour"]), default="capture", show_default=True)
 @click.option("--metric", "metrics", multiple=True, help="Metric to show (repeatable; default: a summary set).")
 @click.option("--all-metrics", is_flag=True, help="Show every metric.")
+@click.option("--database", is_flag=True,
+              help="Instead: per table of the hot and analysis DBs, rows, oldest/newest record and MB.")
 @sensor_option
-def stats(by: str, metrics: tuple[str, ...], all_metrics: bool) -> None:
+def stats(by: str, metrics: tuple[str, ...], all_metrics: bool, database: bool) -> None:
     """Telemetry history per capture or per hour (count, min/avg/max) and hot DB figures."""
-    from sdr_assets.capture.console import stats_command
+    from sdr_assets.capture.console import database_command, stats_command
 
+    if database:
+        database_command()
+        return
     stats_command(by, metrics, all_metrics)
 
 
@@ -278,7 +283,7 @@ def export(partition_key: str, out_dir: Path, with_annotations: bool) -> None:
 
 @main.command()
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a 4-panel PNG: ingest MB/s, samples lost /s, commit ms p50/p99, DB size MB.")
+              help="Write an 8-panel PNG: ingest MB/s, samples lost /s, commit ms, DB size, CPU, memory, GPU.")
 @click.option("--since-minutes", type=float, default=60.0, show_default=True,
               help="How far back to read the hot DB's telemetry.")
 @sensor_option

@@ -70,13 +70,16 @@ def run_capture(*, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, rea
     if duration_s is not None and not duration_s > 0:
         raise ConfigError(f"--duration-s {duration_s} must be > 0 (omit it to run until Ctrl-C).")
     cap = resolve_cap_bytes(cap_bytes, cap_gb)
+    from sdr_assets.store.telemetry import TelemetryLimits
+
+    limits = TelemetryLimits.from_env(os.environ)  # before the source opens: a bad value costs nothing
     paths = DataPaths.from_env()
     source = open_source(source_uri, center_freq_hz=center_freq_hz, sample_rate_hz=sample_rate_hz,
                          gain_db=gain_db, realtime=realtime, loop=loop)
     service = CaptureService(source, paths.hot_db, ring_bytes=int(ring_mb * 2**20),
                              synchronous=synchronous, cap_bytes=cap, max_age_s=max_age_s,
                              window_s_for_capacity_check=minutes * 60.0, duration_s=duration_s,
-                             writer_delay_s=writer_delay_s, log=echo)
+                             writer_delay_s=writer_delay_s, telemetry_limits=limits, log=echo)
     return service.run()
 
 
@@ -241,3 +244,37 @@ def stats_command(by: str, metrics: tuple[str, ...], all_metrics: bool, console=
     dbt.add_row("oldest chunk", _iso(db["oldest_chunk_t_start_ns"]))
     dbt.add_row("newest sample", _iso(db["newest_chunk_t_end_ns"]))
     console.print(dbt)
+
+
+def database_command(console=None) -> None:
+    """`stats --database`: per table of the hot and analysis DBs, rows, oldest/newest and size."""
+    from rich.table import Table
+
+    from sdr_assets.store.db import reading
+    from sdr_assets.store.dbstats import database_view
+    from sdr_assets.store.telemetry import TelemetryLimits
+
+    console = console or make_console()
+    paths = DataPaths.from_env(create=False)
+    limits = TelemetryLimits.from_env(os.environ)
+    shown = 0
+    for label, path in (("hot database", paths.hot_db), ("analysis database", paths.analysis_db)):
+        if not path.exists():
+            console.print(f"{label}: {path} does not exist yet")
+            continue
+        with reading(path):
+            view = database_view(path)
+        table = Table(title=f"{label} {path}: file {view.file_bytes / 1e6:,.1f} MB, WAL "
+                            f"{view.wal_bytes / 1e6:,.1f} MB, free pages {view.free_bytes / 1e6:,.1f} MB")
+        for col in ("table", "rows", "oldest", "newest", "MB"):
+            table.add_column(col, justify="right" if col in ("rows", "MB") else "left")
+        for t in view.tables:
+            table.add_row(t.name, f"{t.rows:,}", _iso(t.oldest_ns), _iso(t.newest_ns), f"{t.bytes / 1e6:,.2f}")
+        console.print(table)
+        shown += 1
+    cap = "no cap" if limits.cap_bytes is None else f"cap {limits.cap_bytes / 1e6:,.0f} MB"
+    age = "no age limit" if limits.max_age_s is None else f"max age {limits.max_age_s / 86400:g} days"
+    console.print(f"telemetry bound, each DB: {cap}, {age}, pruned every {limits.prune_interval_s / 60:g} min "
+                  "by its writer (SDR_ASSETS_TELEMETRY_CAP_MB, SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS)")
+    if not shown:
+        raise ConfigError(f"no database under {paths.root} yet: start a capture (`sdr-assets capture ...`).")

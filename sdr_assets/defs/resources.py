@@ -25,6 +25,14 @@ class SdrStore(dg.ConfigurableResource):
     replica_max_waiting: int = 12  # local snapshots held for a replica that is down
     replica_part_mb: int = 64  # multipart above this size, in parts of this size (>= 5)
 
+    def telemetry_limits(self):
+        """The telemetry bound (SDR_ASSETS_TELEMETRY_CAP_MB, SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS)."""
+        import os
+
+        from sdr_assets.store.telemetry import TelemetryLimits
+
+        return TelemetryLimits.from_env(os.environ)
+
     def replica(self):
         """The :class:`~sdr_assets.replica.s3.S3Replica` these settings name, or None (off)."""
         import os

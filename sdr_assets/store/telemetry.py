@@ -9,11 +9,13 @@ hot DB keeps a single writer. The query helpers work on any of them.
 """
 
 import logging
+import math
 import queue
 import sqlite3
 import threading
 import time
 from collections import namedtuple
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,8 @@ StatsRow = namedtuple("StatsRow", "key metric count min avg max")
 _FLUSH = object()
 _STOP = object()
 TELEMETRY_BTREES = ("telemetry", "telemetry_t", "telemetry_metric_t")  # the table and its indexes
+ENV_CAP_MB = "SDR_ASSETS_TELEMETRY_CAP_MB"
+ENV_MAX_AGE_DAYS = "SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS"
 
 
 # -- the bound ------------------------------------------------------------------------------
@@ -43,6 +47,26 @@ class TelemetryLimits:
     vacuum_min_bytes: int = 64_000_000  # VACUUM after a prune when this much of the file is free
     vacuum_min_fraction: float = 0.25  # ... and at least this share of it (else SQLite reuses it)
     measure_every_s: float = 3600.0  # the bytes-a-row figure (dbstat) is re-measured this often
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "TelemetryLimits":
+        """``SDR_ASSETS_TELEMETRY_CAP_MB`` (default 500) and ``SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS``
+        (default 90); ``none`` turns either off."""
+        def number(name: str, default: float, unit: float) -> float | None:
+            raw = environ.get(name, "").strip().lower()
+            if raw == "none":
+                return None
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                value = -1.0
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name}={raw!r}: give a positive number (or 'none' for no limit).")
+            return value * unit
+
+        cap = number(ENV_CAP_MB, 500.0, 1e6)
+        return cls(cap_bytes=None if cap is None else int(cap),
+                   max_age_s=number(ENV_MAX_AGE_DAYS, 90.0, 86400.0))
 
     def __post_init__(self) -> None:
         if self.cap_bytes is not None and self.cap_bytes <= 0:
