@@ -9,6 +9,7 @@ import click
 
 from sdr_assets.cli_decode import decode
 from sdr_assets.cli_evaluate import evaluate
+from sdr_assets.cli_replica import restore
 from sdr_assets.cli_sensors import sensor_option, sensors
 from sdr_assets.errors import ConfigError, SdrAssetsError
 
@@ -47,6 +48,7 @@ def main() -> None:
 
 
 main.add_command(sensors)
+main.add_command(restore)
 
 
 @main.command()
@@ -222,11 +224,15 @@ def capture(source_uri, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if partition_minutes is None:
         partition_minutes = partition_minutes_from_env()
+    from sdr_assets.store.telemetry import TelemetryLimits
+
+    limits = TelemetryLimits.from_env(os.environ)  # before the source opens: a bad value costs nothing
     run_capture(hot_db=paths.hot_db, source_uri=source_uri, center_freq_hz=center_freq_hz,
                 sample_rate_hz=sample_rate_hz, gain_db=gain_db, realtime=realtime, loop=loop, ring_mb=ring_mb,
                 cap_bytes=cap_bytes, cap_gb=cap_gb, max_age_s=max_age_s, synchronous=synchronous.upper(),
                 duration_s=duration_s, partition_minutes=partition_minutes,
-                writer_delay_s=writer_delay_s, echo=lambda line: click.echo(line, err=True))
+                writer_delay_s=writer_delay_s, echo=lambda line: click.echo(line, err=True),
+                telemetry_limits=limits)
 
 
 @main.command()
@@ -244,11 +250,18 @@ def status(watch: bool, interval_s: float, paths) -> None:
 @click.option("--by", type=click.Choice(["capture", "hour"]), default="capture", show_default=True)
 @click.option("--metric", "metrics", multiple=True, help="Metric to show (repeatable; default: a summary set).")
 @click.option("--all-metrics", is_flag=True, help="Show every metric.")
+@click.option("--database", is_flag=True,
+              help="Instead: per table of the hot and analysis DBs, rows, oldest/newest record and MB.")
 @sensor_option
-def stats(by: str, metrics: tuple[str, ...], all_metrics: bool, paths) -> None:
+def stats(by: str, metrics: tuple[str, ...], all_metrics: bool, database: bool, paths) -> None:
     """Telemetry history per capture or per hour (count, min/avg/max) and hot DB figures."""
-    from sdr_assets.capture.console import stats_command
+    from sdr_assets.capture.console import database_command, stats_command
 
+    if database:
+        from sdr_assets.store.telemetry import TelemetryLimits
+
+        database_command(paths.hot_db, paths.analysis_db, TelemetryLimits.from_env(os.environ))
+        return
     stats_command(paths.hot_db, by, metrics, all_metrics)
 
 
@@ -288,7 +301,7 @@ def export(partition_key: str, out_dir: Path, with_annotations: bool, paths) -> 
 
 @main.command()
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a 4-panel PNG: ingest MB/s, samples lost /s, commit ms p50/p99, DB size MB.")
+              help="Write an 8-panel PNG: ingest MB/s, samples lost /s, commit ms, DB size, CPU, memory, GPU.")
 @click.option("--since-minutes", type=float, default=60.0, show_default=True,
               help="How far back to read the hot DB's telemetry.")
 @sensor_option

@@ -36,3 +36,7 @@ class DecodeError(SdrAssetsError):
 class TooLargeError(SdrAssetsError):
     """A request asks for more than a configured limit allows; the message says the limit and
     how to narrow the request."""
+
+
+class ReplicaError(SdrAssetsError):
+    """The snapshot replica (S3-compatible object storage) refused or could not be reached."""

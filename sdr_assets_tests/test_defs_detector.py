@@ -155,6 +155,9 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     assert key in row[2] and '"imgsz": 64' in row[3] and "map50" in row[4]
     epochs = conn.execute("SELECT value FROM telemetry WHERE process = 'training' AND metric = 'epoch'").fetchall()
     assert epochs == [(1.0,)]
+    resources = dict(conn.execute("SELECT metric, count(*) FROM telemetry WHERE process = 'training' AND "
+                                  "metric LIKE 's%' GROUP BY metric").fetchall())
+    assert resources.keys() >= {"sys_cpu_percent", "sys_mem_used_mb"}  # sampled once a second
 
     res = _materialize(["detections"], key, **small)
     assert res.success, _failure(res)

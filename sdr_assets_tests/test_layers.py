@@ -8,11 +8,11 @@ import sys
 
 import sdr_assets
 
-CORE = ("dsp", "capture", "store", "decode")
+CORE = ("dsp", "capture", "store", "decode", "replica")
 
 
 def _core_modules() -> list[str]:
-    names = ["sdr_assets", "sdr_assets.records", "sdr_assets.errors", "sdr_assets.paths"]
+    names = ["sdr_assets", "sdr_assets.records", "sdr_assets.errors", "sdr_assets.paths", "sdr_assets.sysmetrics"]
     for pkg in CORE:
         names.append(f"sdr_assets.{pkg}")
         path = [str(p) for p in sdr_assets.__path__]
@@ -42,8 +42,9 @@ _ALLOWED = {
     "decode": {"dsp", "store"},
     # the HTTP API reads through store/ and writes SigMF through sigmf_export; never dagster
     "api": {"store", "decode", "sigmf_export"},
+    "replica": {"store"},  # S3 copies of snapshots (boto3, lazily)
 }
-_SHARED = {"records", "errors", "paths"}
+_SHARED = {"records", "errors", "paths", "sysmetrics"}
 
 
 def _imports(path, with_names: bool = False) -> set[str]:

@@ -35,8 +35,9 @@ def _rows(db: Path, where: str = "", args=()):
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return conn.execute(
-            f"SELECT t_ns, capture_id, metric, value FROM telemetry WHERE process = 'capture' AND metric IN "
-            f"({', '.join('?' * len(METRICS))}) {where} ORDER BY t_ns", (*METRICS, *args)).fetchall()
+            f"SELECT t_ns, capture_id, metric, value FROM telemetry WHERE process = 'capture' AND (metric IN "
+            f"({', '.join('?' * len(METRICS))}) OR metric GLOB 'gpu[0-9]*_*') {where} ORDER BY t_ns",
+            (*METRICS, *args)).fetchall()
     finally:
         conn.close()
 
@@ -92,8 +93,14 @@ def test_report_plot_and_partition_plots_from_real_telemetry(data_root, tmp_path
     assert f"DB size: {want['size_mb']:.1f} MB" in out
     data = png.read_bytes()
     img = Image.open(io.BytesIO(data))
-    assert img.format == "PNG" and img.size == (720, 560) and 15_000 < len(data) < 500_000
-    assert _panels(data) == 4 and "4 panels" in out
+    assert img.format == "PNG" and img.size == (720, 960) and 15_000 < len(data) < 500_000
+    assert _panels(data) == 8 and "8 panels" in out
+    # resource telemetry beside the capture's own: the machine's CPU and memory, once a second
+    cpu = [v for _, c, m, v in rows if m == "sys_cpu_percent" and c == 2]
+    mem = [v for _, c, m, v in rows if m == "sys_mem_used_mb" and c == 2]
+    assert len(cpu) >= 2 and all(0 <= v <= 100 for v in cpu) and all(v > 10 for v in mem)
+    assert f"CPU: system mean {statistics.fmean(v for _, _, m, v in rows if m == 'sys_cpu_percent'):.1f} %" in out
+    assert ("GPU: none recorded" in out) == (not any(m.startswith("gpu") for _, _, m, _ in rows))
 
     # partition_plots: waterfall + telemetry of the replayed window, from its snapshot
     key = pkey(start.strftime("%Y-%m-%d-%H:%M"))
@@ -108,7 +115,7 @@ def test_report_plot_and_partition_plots_from_real_telemetry(data_root, tmp_path
     assert meta["telemetry_rows"] == len(_rows(snap, "AND capture_id = 1")) > 0
     assert meta["telemetry_selection"].startswith("capture(s) 1: replayed")
     chart = _md_png(meta["telemetry"])
-    assert Path(meta["telemetry_path"]).read_bytes() == chart and _panels(chart) == 4
+    assert Path(meta["telemetry_path"]).read_bytes() == chart and _panels(chart) == 8
     assert Path(meta["telemetry_path"]).parent == data_root / "reports" / "default" / key.split("|")[1].replace(":", "")
     waterfall = Image.open(io.BytesIO(_md_png(meta["waterfall"])))
     conn = sqlite3.connect(data_root / "analysis.db")

@@ -151,3 +151,91 @@ def test_logger_refuses_the_hot_db(tmp_path):
         pass
     with pytest.raises(StoreError, match="is the hot DB"):
         MetricsLogger(path, "training")
+
+
+# ---- the bound: size cap and age limit, kept by each DB's own writer -------------------------
+def _telemetry_figures(path) -> tuple[int, int, int, int]:
+    """(bytes of the telemetry table and indexes, rows, oldest t_ns, newest t_ns)."""
+    from sdr_assets.store.telemetry import telemetry_bytes
+
+    conn = connect_ro(path)
+    try:
+        n, t0, t1 = conn.execute("SELECT count(*), min(t_ns), max(t_ns) FROM telemetry").fetchone()
+        return telemetry_bytes(conn), n, t0, t1
+    finally:
+        conn.close()
+
+
+def test_metrics_past_a_small_cap_keep_the_bound_and_the_newest_rows(adb_path):
+    from sdr_assets.store.telemetry import TelemetryLimits
+
+    def log_rows(ml, first: int, last: int) -> None:
+        for i in range(first, last):
+            ml.log("gpu0_util_percent" if i % 2 else "sys_cpu_percent", float(i), t_ns=T0 + i * 10**6)
+            if i % 5000 == 4999:
+                ml.flush()
+                time.sleep(0.06)  # a prune is due between these bursts
+        ml.flush()
+        time.sleep(0.2)  # and one after the last rows
+
+    cap = 1_500_000
+    with MetricsLogger(adb_path, "training", flush_interval_s=0.02, limits=None) as ml:
+        log_rows(ml, 0, 60_000)  # ~6 MB, unbounded: four times the cap
+    grown = adb_path.stat().st_size
+    limits = TelemetryLimits(cap_bytes=cap, prune_interval_s=0.05, vacuum_min_bytes=1_000_000)
+    n = 80_000
+    with MetricsLogger(adb_path, "training", flush_interval_s=0.02, limits=limits) as ml:
+        log_rows(ml, 60_000, n)
+    size, rows, oldest, newest = _telemetry_figures(adb_path)
+    assert size <= cap  # the bound held ...
+    assert newest == T0 + (n - 1) * 10**6  # ... with the newest rows kept, the oldest gone
+    assert oldest > T0 + 60_000 * 10**6 and rows < 20_000
+    assert sum(p.rows_by_size for p in ml.prunes) == n - rows and not any(p.rows_by_age for p in ml.prunes)
+    first = ml.prunes[0]  # the large prune of the first pass freed most of the file: VACUUM
+    assert first.vacuumed and first.file_bytes_freed > 3_000_000
+    assert not any(p.vacuumed for p in ml.prunes[1:])  # small prunes: SQLite reuses the pages
+    assert adb_path.stat().st_size < grown / 2
+
+
+def test_hot_db_telemetry_is_bounded_by_its_writer_without_vacuum(tmp_path):
+    from sdr_assets.store.telemetry import TelemetryLimits
+
+    cap = 1_000_000
+    hot = tmp_path / "hot.db"
+    limits = TelemetryLimits(cap_bytes=cap, prune_interval_s=1e-6)
+    pruned = 0
+    with HotWriter(hot, cap_bytes=None, telemetry_limits=limits) as w:
+        cid = w.begin_capture(SourceInfo("synthetic://t", "synthetic", 1e8, 1e6), T0)
+        for s in range(2000):  # 2000 seconds of 20 metrics
+            rows = [(T0 + s * 10**9, "capture", f"metric_{m:02d}", float(s)) for m in range(20)]
+            pruned += w.write_batch(cid, [], telemetry=rows).telemetry_pruned
+        free_pages = w.conn.execute("PRAGMA freelist_count").fetchone()[0]
+    size, rows, oldest, newest = _telemetry_figures(hot)
+    assert size <= cap and newest == T0 + 1999 * 10**9 and rows + pruned == 40_000
+    assert oldest > T0 + 1000 * 10**9
+    assert free_pages > 0  # freed pages wait for the next chunks: no VACUUM under the capture
+
+
+def test_age_limit_counts_back_from_the_newest_row_every_interval(adb_path):
+    from sdr_assets.store.db import connect_rw
+    from sdr_assets.store.telemetry import TelemetryLimits, TelemetryPruner
+
+    day_ns = 86400 * 10**9
+    conn = connect_rw(adb_path)
+    try:
+        conn.executemany("INSERT INTO telemetry (t_ns, process, metric, value) VALUES (?, 'p', 'm', 1)",
+                         [(T0 + d * day_ns,) for d in range(100)])  # 100 days, old and recent alike
+        now = [0.0]
+        pruner = TelemetryPruner(TelemetryLimits(max_age_s=90 * 86400.0), vacuum=True, clock=lambda: now[0])
+        assert pruner.due()
+        res = pruner.prune(conn, adb_path, now_ns=T0 + 10_000 * day_ns)  # the clock far ahead
+        assert (res.rows_by_age, res.rows_left) == (9, 91)  # days 0-8 were older than day 99 - 90
+        assert not pruner.due()
+        now[0] = 299.0
+        assert not pruner.due()
+        now[0] = 300.0  # every 5 minutes
+        assert pruner.due()
+    finally:
+        conn.close()
+    with pytest.raises(ConfigError, match="telemetry cap"):
+        TelemetryLimits(cap_bytes=0)

@@ -34,9 +34,11 @@ def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int | None
 
 def run_capture(*, hot_db: Path, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
                 ring_mb: float, cap_bytes, cap_gb, max_age_s, synchronous: str, duration_s,
-                partition_minutes: float, writer_delay_s: float, echo: Callable[[str], None]):
+                partition_minutes: float, writer_delay_s: float, echo: Callable[[str], None],
+                telemetry_limits=None):
     """Build the source and the service from CLI values and run until the end; the summary.
-    ``hot_db``: the sensor's hot DB; ``partition_minutes``: the analysis window (capacity check)."""
+    ``hot_db``: the sensor's hot DB; ``partition_minutes``: the analysis window (capacity check);
+    ``telemetry_limits``: the telemetry bound (store.telemetry.TelemetryLimits, default when None)."""
     from sdr_assets.capture.service import CaptureService
     from sdr_assets.capture.uri import open_source
 
@@ -59,7 +61,7 @@ def run_capture(*, hot_db: Path, source_uri: str, center_freq_hz, sample_rate_hz
     service = CaptureService(source, hot_db, ring_bytes=int(ring_mb * 2**20),
                              synchronous=synchronous, cap_bytes=cap, max_age_s=max_age_s,
                              window_s_for_capacity_check=minutes * 60.0, duration_s=duration_s,
-                             writer_delay_s=writer_delay_s, log=echo)
+                             writer_delay_s=writer_delay_s, telemetry_limits=telemetry_limits, log=echo)
     return service.run()
 
 
@@ -205,3 +207,35 @@ def stats_command(hot_path: Path, by: str, metrics: tuple[str, ...], all_metrics
     dbt.add_row("oldest chunk", _iso(db["oldest_chunk_t_start_ns"]))
     dbt.add_row("newest sample", _iso(db["newest_chunk_t_end_ns"]))
     console.print(dbt)
+
+
+def database_command(hot_db: Path, analysis_db: Path, limits, console=None) -> None:
+    """`stats --database`: per table of the hot and analysis DBs, rows, oldest/newest and size;
+    ``limits``: the telemetry bound in force (store.telemetry.TelemetryLimits)."""
+    from rich.table import Table
+
+    from sdr_assets.store.db import reading
+    from sdr_assets.store.dbstats import database_view
+
+    console = console or make_console()
+    shown = 0
+    for label, path in (("hot database", hot_db), ("analysis database", analysis_db)):
+        if not path.exists():
+            console.print(f"{label}: {path} does not exist yet")
+            continue
+        with reading(path):
+            view = database_view(path)
+        table = Table(title=f"{label} {path}: file {view.file_bytes / 1e6:,.1f} MB, WAL "
+                            f"{view.wal_bytes / 1e6:,.1f} MB, free pages {view.free_bytes / 1e6:,.1f} MB")
+        for col in ("table", "rows", "oldest", "newest", "MB"):
+            table.add_column(col, justify="right" if col in ("rows", "MB") else "left")
+        for t in view.tables:
+            table.add_row(t.name, f"{t.rows:,}", _iso(t.oldest_ns), _iso(t.newest_ns), f"{t.bytes / 1e6:,.2f}")
+        console.print(table)
+        shown += 1
+    cap = "no cap" if limits.cap_bytes is None else f"cap {limits.cap_bytes / 1e6:,.0f} MB"
+    age = "no age limit" if limits.max_age_s is None else f"max age {limits.max_age_s / 86400:g} days"
+    console.print(f"telemetry bound, each DB: {cap}, {age}, pruned every {limits.prune_interval_s / 60:g} min "
+                  "by its writer (SDR_ASSETS_TELEMETRY_CAP_MB, SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS)")
+    if not shown:
+        raise ConfigError(f"no database at {hot_db} or {analysis_db} yet: start a capture (`sdr-assets capture ...`).")

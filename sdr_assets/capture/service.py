@@ -75,6 +75,7 @@ class CaptureService:
                  duration_s: float | None = None,
                  writer_delay_s: float = 0.0,
                  reader_stop_timeout_s: float = READER_STOP_TIMEOUT_S,
+                 telemetry_limits=None,
                  log=None) -> None:
         if batch_max_bytes <= 0 or batch_max_s <= 0 or telemetry_interval_s <= 0:
             raise ConfigError("batch_max_bytes, batch_max_s and telemetry_interval_s must be > 0.")
@@ -95,6 +96,7 @@ class CaptureService:
         self._duration_s = duration_s
         self._writer_delay_s = writer_delay_s
         self._reader_stop_timeout_s = reader_stop_timeout_s
+        self._telemetry_limits = telemetry_limits  # store.telemetry.TelemetryLimits; None: its default
         self._log = log or (lambda line: None)
         self.counters = Counters()
         self._sampler = TelemetrySampler()
@@ -161,6 +163,8 @@ class CaptureService:
                 writer.join()
                 raise self._error
             self._log(self._start_line(info))
+            if self._sampler.gpu_note:  # one info line; the GPU metrics are simply absent
+                self._log(f"info: {self._sampler.gpu_note}")
             reader = threading.Thread(target=self._read_thread, name="capture-reader", daemon=True)
             reader.start()
             self._supervise(t0, reader, writer)
@@ -254,8 +258,9 @@ class CaptureService:
 
         hot = None
         try:
+            bound = {} if self._telemetry_limits is None else {"telemetry_limits": self._telemetry_limits}
             hot = HotWriter(self.hot_path, synchronous=self._synchronous, cap_bytes=self._cap_bytes,
-                            max_age_s=self._max_age_s)
+                            max_age_s=self._max_age_s, **bound)
             hot.open()
             self._resume_from = hot.resume_point()
             self.capture_id = hot.begin_capture(self._info, time.time_ns())

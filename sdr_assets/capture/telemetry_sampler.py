@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from sdr_assets.sysmetrics import ResourceSampler
+
 PROCESS = "capture"
 
 
@@ -52,11 +54,14 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class TelemetrySampler:
     """Turns counters, ring figures and commit timings into telemetry rows."""
 
-    def __init__(self, process: str = PROCESS, rate_min_dt_s: float = 0.5) -> None:
+    def __init__(self, process: str = PROCESS, rate_min_dt_s: float = 0.5, gpu: bool = True) -> None:
         self.process = process
         self.rate_min_dt_s = rate_min_dt_s  # shorter intervals (the final row) give no rates
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)  # the first call only sets the reference point
+        # the machine's CPU/RAM and its GPUs (this process's own figures are rss_mb, cpu_percent)
+        self._resources = ResourceSampler(process_metrics=False, gpu=gpu)
+        self.gpu_note = self._resources.gpu_note  # why GPU metrics are absent ("" when present)
         self._commit_s: list[float] = []
         self._batch_bytes: list[int] = []
         self._prev: dict[str, float] = {}
@@ -102,6 +107,8 @@ class TelemetrySampler:
         if with_rates:
             values["cpu_percent"] = self._proc.cpu_percent(None)
         values["db_size_bytes"] = db_size_bytes
+        if with_rates:
+            values.update(self._resources.sample())
         values.update(extra)
         if with_rates:  # a short interval's figures roll into the next one
             self._prev = {k: float(v) for k, v in cumulative.items()}

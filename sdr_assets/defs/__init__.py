@@ -10,6 +10,7 @@ from sdr_assets.defs.detector_jobs import detections_job, detector_job, detector
 from sdr_assets.defs.executor import build_executor
 from sdr_assets.defs.housekeeping import dagster_run_history, housekeeping_job, housekeeping_schedule
 from sdr_assets.defs.plots import partition_plots
+from sdr_assets.defs.replica import snapshot_replica
 from sdr_assets.defs.resources import DecoderSettings, DetectorSettings, SdrStore, SpectrogramSettings
 
 
@@ -17,7 +18,8 @@ def build_definitions() -> dg.Definitions:
     """Assemble assets, checks, jobs, schedules, sensors and resources."""
     return dg.Definitions(
         assets=[hot_snapshot, iq_window, spectrograms, training_labels, detector_model, detections,
-                detection_report, partition_plots, decoded_messages, device_inventory, dagster_run_history],
+                detection_report, partition_plots, decoded_messages, device_inventory, dagster_run_history,
+                snapshot_replica],
         jobs=[analysis_job, detector_job, detections_job, housekeeping_job],
         schedules=[analysis_schedule, detector_schedule, housekeeping_schedule],
         sensors=[hot_db_sensor, new_model_sensor],

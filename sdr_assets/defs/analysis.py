@@ -20,7 +20,7 @@ COVERAGE_MIN = 0.999  # stored / (expected - recorded as lost)
 def snapshot_path(store: SdrStore, partition_key: str) -> Path:
     """The sensor's snapshot folder, one file per time window: hot-2026-11-23-0400.db."""
     sensor, time_key = split_key(partition_key)
-    return store.paths(sensor).snapshots / f"hot-{time_key.replace(':', '')}.db"
+    return store.paths(sensor).snapshots / snap.snapshot_file_name(time_key)
 
 
 def _require_held(hot: Path, t0_ns: int, t1_ns: int, key: str) -> None:
@@ -56,7 +56,11 @@ def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
     dest = snapshot_path(store, key)
     dest.parent.mkdir(parents=True, exist_ok=True)
     res = snap.take_snapshot(paths.hot_db, dest)
-    removed = snap.prune_snapshots(paths.snapshots, keep=store.keep_snapshots)
+    replica = store.replica()
+    if replica is None:
+        removed, replica_meta = snap.prune_snapshots(paths.snapshots, keep=store.keep_snapshots), {}
+    else:  # snapshots the replica does not hold yet are held (up to replica_max_waiting)
+        removed, replica_meta = _prune_for_replica(context, paths.snapshots, store)
     context.log.info(f"snapshot {dest.name}: {res.n_bytes / 1e6:.1f} MB in {res.seconds:.2f} s, "
                      f"{res.n_chunks} chunks, last seq {res.last_seq}, integrity {res.integrity}")
     meta = {
@@ -66,11 +70,25 @@ def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
         "seconds": round(res.seconds, 3), "MB/s": round(res.mb_per_s, 1),
         "chunks": res.n_chunks, "last_seq": res.last_seq if res.last_seq is not None else -1,
         "holds_until": _iso(res.last_t_end_ns) if res.last_t_end_ns else "no samples",
-        "integrity": res.integrity, "snapshots_pruned": len(removed),
+        "integrity": res.integrity, "snapshots_pruned": len(removed), **replica_meta,
     }
     return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
         check_name="snapshot_integrity", passed=res.integrity == "ok",
         metadata={"integrity_check": res.integrity})])
+
+
+def _prune_for_replica(context, folder: Path, store: SdrStore) -> tuple[list, dict]:
+    from sdr_assets.replica.local import prune_local
+
+    pr = prune_local(folder, store.keep_snapshots, store.replica_max_waiting)
+    if pr.dropped_waiting:
+        context.log.warning(
+            f"{len(pr.dropped_waiting)} snapshot(s) never reached the replica and were pruned "
+            f"(more than replica_max_waiting={store.replica_max_waiting} waiting): "
+            f"{', '.join(p.name for p in pr.dropped_waiting)}. Check the replica (snapshot_replica).")
+    return pr.removed + pr.dropped_waiting, {
+        "snapshots_held_for_replica": len(pr.held_waiting),
+        "snapshots_dropped_unreplicated": len(pr.dropped_waiting)}
 
 
 @dg.asset(

@@ -65,6 +65,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
     """The nightly YOLO detector: trained on recent labelled windows, current only if it beats the champion."""
     from sdr_assets.ml.training import NoLabelledFrames, train_and_register
     from sdr_assets.store.telemetry import MetricsLogger
+    from sdr_assets.sysmetrics import Periodic, ResourceSampler
 
     check_keep("keep_models", store.keep_models)  # before hours of training, not after
     check_keep("keep_datasets", store.keep_datasets)
@@ -72,7 +73,14 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
     started_ns = time.time_ns()
     before_ns = int(context.partition_time_window.end.timestamp() * 1e9)
     with store.open_analysis() as db:
-        metrics_log = MetricsLogger(paths.analysis_db, "training")
+        metrics_log = MetricsLogger(paths.analysis_db, "training", limits=store.telemetry_limits())
+        resources = ResourceSampler()  # CPU, RAM and GPUs beside the epoch metrics, once a second
+        if resources.gpu_note:
+            context.log.info(resources.gpu_note)
+
+        def sample_resources() -> None:
+            for name, value in resources.sample().items():
+                metrics_log.log(name, value)
 
         def on_epoch(epoch: int, metrics: dict) -> None:
             metrics_log.log("epoch", epoch)
@@ -82,11 +90,13 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
             context.log.info(f"epoch {epoch}: " + ", ".join(f"{k} {_num(metrics.get(k))}" for k in _METRICS))
 
         try:
-            out = train_and_register(db, paths, detector.training_config(), before_ns=before_ns,
-                                     on_epoch=on_epoch, log=context.log.info)
+            with Periodic(1.0, sample_resources):
+                out = train_and_register(db, paths, detector.training_config(), before_ns=before_ns,
+                                         on_epoch=on_epoch, log=context.log.info)
         except NoLabelledFrames as exc:
             raise dg.Failure(str(exc)) from exc
         finally:
+            resources.close()
             metrics_log.close()
         # retention: after the registry knows the new model (never the current one's folder)
         models_gone = prune_models(db.conn, paths.models, store.keep_models, idle_before_ns=started_ns)

@@ -22,7 +22,7 @@ def _round(v, digits=3):
 
 @dg.asset(partitions_def=SENSOR_TIME, group_name=GROUP, kinds={"png"}, deps=[spectrograms])
 def partition_plots(context: dg.AssetExecutionContext, store: SdrStore):
-    """Waterfall and capture telemetry (ingest MB/s, samples lost, commit ms, DB size) of the window."""
+    """Waterfall and capture telemetry (ingest, losses, commit ms, DB size, CPU, memory, GPU) of the window."""
     from sdr_assets.ml.report import render_report
     from sdr_assets.store.plots import TelemetrySeries, partition_telemetry, plot_telemetry, summarize
 
@@ -54,6 +54,8 @@ def partition_plots(context: dg.AssetExecutionContext, store: SdrStore):
         "ingest_mb_s_mean": _round(summary.ingest_mb_s_mean), "samples_lost": summary.samples_lost,
         "commit_ms_p99_max": _round(summary.commit_ms_p99_max),
         "db_size_mb": _round(summary.db_size_mb_last, 1),
+        "sys_cpu_percent_mean": _round(summary.sys_cpu_percent_mean, 1),
+        "capture_rss_mb_max": _round(summary.capture_rss_mb_max, 1), "gpus": summary.gpus,
         "png_kb": round((len(wf.png) + len(chart.png)) / 1024, 1),
     }
     context.log.info(f"{folder}: waterfall {wf.width_px}x{wf.height_px}, telemetry {summary.n_rows} rows")

@@ -18,6 +18,32 @@ class SdrStore(dg.ConfigurableResource):
     keep_models: int = 5  # models/: the current model plus the newest N trainings' folders
     keep_datasets: int = 2  # datasets/: the YOLO datasets of the newest N trainings
     keep_run_days: int = 30  # Dagster run history (rows, event logs, compute logs), in days
+    # Snapshot replica (docs/replica.md): s3://BUCKET/PREFIX; empty = $SDR_ASSETS_REPLICA_URL,
+    # and neither = off. Endpoint and keys come from the standard AWS variables.
+    replica_url: str = ""
+    replica_keep: int = 48  # snapshots the replica keeps per sensor, newest partitions first
+    replica_keep_days: float = 30.0  # and none uploaded longer ago than this
+    replica_max_waiting: int = 12  # local snapshots held for a replica that is down
+    replica_part_mb: int = 64  # multipart above this size, in parts of this size (>= 5)
+
+    def telemetry_limits(self):
+        """The telemetry bound (SDR_ASSETS_TELEMETRY_CAP_MB, SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS)."""
+        import os
+
+        from sdr_assets.store.telemetry import TelemetryLimits
+
+        return TelemetryLimits.from_env(os.environ)
+
+    def replica(self):
+        """The :class:`~sdr_assets.replica.s3.S3Replica` these settings name, or None (off)."""
+        import os
+
+        from sdr_assets.replica.s3 import ReplicaConfig, S3Replica
+
+        config = ReplicaConfig.from_env(os.environ, self.replica_url, keep_count=self.replica_keep,
+                                        keep_age_s=self.replica_keep_days * 86400.0,
+                                        part_bytes=self.replica_part_mb * 2**20)
+        return None if config is None else S3Replica(config)
 
     def paths(self, sensor: str = DEFAULT_SENSOR) -> DataPaths:
         """The data root's paths, with the hot DB and snapshots of ``sensor``."""

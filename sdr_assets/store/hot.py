@@ -24,6 +24,7 @@ from pathlib import Path
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
 from sdr_assets.store.db import HOT_APP_ID, connect_hot, hot_migrations, migrate
+from sdr_assets.store.telemetry import TelemetryLimits, TelemetryPruner
 from sdr_assets.store.txn import Txn
 
 BYTES_PER_SAMPLE = 2
@@ -50,6 +51,7 @@ class BatchResult:
     n_bytes: int
     last_seq: int | None
     pruned_chunks: int
+    telemetry_pruned: int = 0  # telemetry rows the 5-minute bound deleted after this batch
 
 
 def _fmt_bytes(n: float) -> str:
@@ -138,7 +140,8 @@ class HotWriter:
 
     def __init__(self, path, *, synchronous: str = "NORMAL", cap_bytes: int | None = 2 * 1024**3,
                  max_age_s: float | None = None, prune_step_chunks: int = 64,
-                 wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES):
+                 wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES,
+                 telemetry_limits: TelemetryLimits | None = TelemetryLimits()):
         if cap_bytes is not None and cap_bytes <= 0:
             raise ConfigError(f"cap_bytes={cap_bytes}: must be > 0 (or None for no byte cap).")
         if max_age_s is not None and not 0 < max_age_s <= MAX_AGE_LIMIT_S:
@@ -155,6 +158,8 @@ class HotWriter:
         self.max_age_s = max_age_s
         self.prune_step_chunks = prune_step_chunks
         self.wal_autocheckpoint_pages = wal_autocheckpoint_pages
+        # No VACUUM here: the next chunks reuse the pages a telemetry prune frees.
+        self._telemetry = None if telemetry_limits is None else TelemetryPruner(telemetry_limits, vacuum=False)
         self._conn: sqlite3.Connection | None = None
         self._page_size = 0
         self._last_seq: int | None = None
@@ -274,8 +279,12 @@ class HotWriter:
                 )
         if chunks:
             self._last_seq = first_seq + len(chunks) - 1
-        return BatchResult(time.perf_counter() - t0, len(chunks), n_bytes,
-                           self._last_seq if chunks else None, pruned)
+        commit_s = time.perf_counter() - t0
+        telemetry_pruned = 0
+        if self._telemetry is not None and self._telemetry.due():  # its own transaction
+            telemetry_pruned = self._telemetry.prune(conn, self.path).rows
+        return BatchResult(commit_s, len(chunks), n_bytes,
+                           self._last_seq if chunks else None, pruned, telemetry_pruned)
 
     def _retain(self, chunks: list[Chunk], n_bytes: int) -> int:
         """Delete what the age limit and the byte cap require before this batch goes in."""

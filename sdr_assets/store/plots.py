@@ -1,9 +1,10 @@
-"""The capture service's telemetry as a text summary and a 4-panel chart (no dagster).
+"""The capture service's telemetry as a text summary and an 8-panel chart (no dagster).
 
 Reads the ``telemetry`` rows of process ``capture`` from the hot DB (read-only, one short
 transaction, so the writer's checkpoints are never starved) or from a partition's snapshot,
-and plots over time: ingest MB/s, samples lost per second, commit latency p50/p99 (ms) and the
-DB size (MB), one line per capture (a restart does not draw a line across the dead time).
+and plots over time: ingest MB/s, samples lost per second, commit latency p50/p99 (ms), the
+DB size (MB), CPU % and memory (system and capture process) and, where recorded, each GPU's
+utilisation, memory, temperature and power, one line per capture (a restart does not draw a line across the dead time).
 matplotlib is imported lazily, through its object API (Agg canvas, no pyplot state), with
 ``MPLCONFIGDIR`` under the data root.
 """
@@ -11,6 +12,7 @@ matplotlib is imported lazily, through its object API (Agg canvas, no pyplot sta
 import base64
 import io
 import os
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -22,9 +24,17 @@ from sdr_assets.store.files import write_output
 
 PROCESS = "capture"
 METRICS = ("ingest_mb_s", "samples_lost_per_s", "samples_lost", "commit_ms_p50", "commit_ms_p99",
-           "db_size_bytes")
-PANELS = (("ingest (MB/s)", ("ingest_mb_s",)), ("samples lost (/s)", ("samples_lost_per_s",)),
-          ("commit (ms)", ("commit_ms_p50", "commit_ms_p99")), ("DB size (MB)", ("db_size_bytes",)))
+           "db_size_bytes", "sys_cpu_percent", "cpu_percent", "sys_mem_used_mb", "rss_mb")
+GPU_GLOB = "gpu[0-9]*_*"  # per-GPU metrics (sdr_assets.sysmetrics): gpu0_util_percent, ...
+GPU_RE = re.compile(r"gpu([0-9]+)_(util_percent|mem_percent|temp_c|power_w|mem_used_mb)")
+# (label, metrics, legend names); "gpu:<kinds>" stands for those figures of every GPU recorded
+PANELS = (("ingest (MB/s)", ("ingest_mb_s",), None), ("samples lost (/s)", ("samples_lost_per_s",), None),
+          ("commit (ms)", ("commit_ms_p50", "commit_ms_p99"), ("p50", "p99")),
+          ("DB size (MB)", ("db_size_bytes",), None),
+          ("CPU (%)", ("sys_cpu_percent", "cpu_percent"), ("system", "capture")),
+          ("memory (MB)", ("sys_mem_used_mb", "rss_mb"), ("system used", "capture RSS")),
+          ("GPU util, mem (%)", ("gpu:util_percent", "gpu:mem_percent"), None),
+          ("GPU temp (C), power (W)", ("gpu:temp_c", "gpu:power_w"), None))
 
 
 @dataclass
@@ -59,6 +69,13 @@ class TelemetrySummary:
     commit_ms_p99_max: float | None
     db_size_mb_last: float | None
     selection: str = "time range"
+    sys_cpu_percent_mean: float | None = None
+    capture_cpu_percent_mean: float | None = None
+    sys_mem_used_mb_max: float | None = None
+    capture_rss_mb_max: float | None = None
+    gpus: int = 0  # GPUs with rows in the range
+    gpu_util_percent_max: float | None = None
+    gpu_temp_c_max: float | None = None
 
     def lines(self) -> list[str]:
         def f(v, spec=".2f"):
@@ -71,7 +88,13 @@ class TelemetrySummary:
                 f"ingest: mean {f(self.ingest_mb_s_mean)} MB/s, max {f(self.ingest_mb_s_max)} MB/s",
                 f"samples lost: {self.samples_lost} since each capture started (max {f(self.samples_lost_per_s_max, '.0f')} /s)",
                 f"commit: p50 median {f(self.commit_ms_p50_median)} ms, p99 max {f(self.commit_ms_p99_max)} ms",
-                f"DB size: {f(self.db_size_mb_last, '.1f')} MB (newest)"]
+                f"DB size: {f(self.db_size_mb_last, '.1f')} MB (newest)",
+                f"CPU: system mean {f(self.sys_cpu_percent_mean, '.1f')} %, capture mean "
+                f"{f(self.capture_cpu_percent_mean, '.1f')} %",
+                f"memory: system used max {f(self.sys_mem_used_mb_max, '.0f')} MB, capture RSS max "
+                f"{f(self.capture_rss_mb_max, '.0f')} MB",
+                (f"GPU: {self.gpus} device(s), util max {f(self.gpu_util_percent_max, '.0f')} %, temp max "
+                 f"{f(self.gpu_temp_c_max, '.0f')} C" if self.gpus else "GPU: none recorded")]
 
     def markdown(self) -> str:
         rows = [line.split(": ", 1) for line in self.lines()]
@@ -98,9 +121,9 @@ def read_telemetry(db_path: Path | str, t_start_ns: int | None = None, t_end_ns:
                    capture_ids: list[int] | None = None) -> TelemetrySeries:
     """The capture's rows of :data:`METRICS` in ``[t_start_ns, t_end_ns)`` (or of ``capture_ids``,
     any time), read in one short read-only transaction."""
-    sql = (f"SELECT t_ns, capture_id, metric, value FROM telemetry WHERE process = ? AND metric IN "
-           f"({', '.join('?' * len(METRICS))})")
-    args: list = [PROCESS, *METRICS]
+    sql = (f"SELECT t_ns, capture_id, metric, value FROM telemetry WHERE process = ? AND (metric IN "
+           f"({', '.join('?' * len(METRICS))}) OR metric GLOB ?)")
+    args: list = [PROCESS, *METRICS, GPU_GLOB]
     if t_start_ns is not None:
         sql, args = sql + " AND t_ns >= ?", args + [int(t_start_ns)]
     if t_end_ns is not None:
@@ -151,6 +174,22 @@ def partition_telemetry(snapshot: Path | str, t_start_ns: int, t_end_ns: int) ->
     return series
 
 
+def _panel_lines(series: TelemetrySeries, metrics, names) -> list[tuple[str, str | None]]:
+    """(metric, legend name) of the lines a panel draws: its metrics that have rows, and for
+    ``gpu:<kind>`` every recorded GPU's metric of that kind."""
+    out = []
+    for k, metric in enumerate(metrics):
+        if metric.startswith("gpu:"):
+            kind = metric[4:]
+            for m in sorted(series.by_metric, key=lambda m: (len(m), m)):
+                hit = GPU_RE.fullmatch(m)
+                if hit and hit.group(2) == kind:
+                    out.append((m, f"gpu{hit.group(1)} {kind.split('_')[0]}"))
+        elif series.by_metric.get(metric):
+            out.append((metric, names[k] if names else None))
+    return out
+
+
 def summarize(series: TelemetrySeries) -> TelemetrySummary:
     ts = [t for rows in series.by_metric.values() for t, _, _ in rows]
     captures = {c for rows in series.by_metric.values() for _, c, _ in rows}
@@ -168,13 +207,30 @@ def summarize(series: TelemetrySeries) -> TelemetrySummary:
         samples_lost_per_s_max=max(per_s) if per_s else None,
         commit_ms_p50_median=statistics.median(p50) if p50 else None,
         commit_ms_p99_max=max(p99) if p99 else None,
-        db_size_mb_last=size[-1][2] / 1e6 if size else None, selection=series.selection)
+        db_size_mb_last=size[-1][2] / 1e6 if size else None, selection=series.selection,
+        sys_cpu_percent_mean=_mean(series.values("sys_cpu_percent")),
+        capture_cpu_percent_mean=_mean(series.values("cpu_percent")),
+        sys_mem_used_mb_max=_max(series.values("sys_mem_used_mb")),
+        capture_rss_mb_max=_max(series.values("rss_mb")),
+        gpus=len({GPU_RE.fullmatch(m).group(1) for m in series.by_metric if GPU_RE.fullmatch(m)}),
+        gpu_util_percent_max=_max([v for m in series.by_metric if m.endswith("_util_percent")
+                                   and m.startswith("gpu") for v in series.values(m)]),
+        gpu_temp_c_max=_max([v for m in series.by_metric if m.endswith("_temp_c") and m.startswith("gpu")
+                             for v in series.values(m)]))
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _max(values: list[float]) -> float | None:
+    return max(values) if values else None
 
 
 def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str = "capture telemetry",
-                   config_root: Path | None = None, width_in: float = 9.0, height_in: float = 7.0,
+                   config_root: Path | None = None, width_in: float = 9.0, height_in: float = 12.0,
                    dpi: int = 80) -> Chart:
-    """Four panels over time (UTC), saved as PNG at ``out_path``; empty panels say so."""
+    """The :data:`PANELS` over time (UTC), saved as PNG at ``out_path``; empty panels say so."""
     if config_root is not None:
         os.environ.setdefault("MPLCONFIGDIR", str(Path(config_root) / "config" / "matplotlib"))
     if "MPLCONFIGDIR" in os.environ:
@@ -188,25 +244,25 @@ def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str 
     fig = Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(PANELS), 1, sharex=True)
-    for ax, (label, metrics) in zip(axes, PANELS):
-        drawn = False
-        for metric in metrics:
-            rows = series.by_metric.get(metric, [])
+    for ax, (label, metrics, names) in zip(axes, PANELS):
+        lines = _panel_lines(series, metrics, names)
+        for colour, (metric, name) in enumerate(lines):
+            rows = series.by_metric[metric]
             scale = 1e-6 if metric == "db_size_bytes" else 1.0
             for i, cid in enumerate(sorted({c for _, c, _ in rows}, key=lambda c: (c is None, c))):
                 pts = [(t, v) for t, c, v in rows if c == cid]
                 x = [datetime.fromtimestamp(t / 1e9, UTC) for t, _ in pts]
                 y = [v * scale for _, v in pts]
-                name = metric.replace("commit_ms_", "") if len(metrics) > 1 else None
                 ax.plot(x, y, marker="." if len(pts) < 30 else None, linewidth=1.2,
-                        color=f"C{metrics.index(metric)}", label=name if i == 0 else None)
-                drawn = True
-        ax.set_ylabel(label)
+                        color=f"C{colour}", label=name if i == 0 else None)
+        ax.set_ylabel(label, fontsize="small")
         ax.grid(True, alpha=0.3)
-        if not drawn:
-            ax.text(0.5, 0.5, "no rows", transform=ax.transAxes, ha="center", va="center", color="grey")
-        elif len(metrics) > 1:
-            ax.legend(loc="best", fontsize="small")
+        if not lines:
+            empty = ("no GPU recorded (no NVIDIA GPU, or NVML did not load)" if metrics[0].startswith("gpu:")
+                     else "no rows")
+            ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", color="grey")
+        elif any(name for _, name in lines):
+            ax.legend(loc="best", fontsize="x-small")
     ts = [t for rows in series.by_metric.values() for t, _, _ in rows]
     if ts and max(ts) - min(ts) < 10 * 10**9:  # a few rows: +-5 s, not matplotlib's +-days
         axes[-1].set_xlim(datetime.fromtimestamp(min(ts) / 1e9 - 5, UTC),

@@ -47,6 +47,11 @@ class SnapshotResult:
     check_s: float = 0.0
 
 
+def snapshot_file_name(time_key: str) -> str:
+    """A partition's snapshot file name: ``2026-11-23-04:00`` -> ``hot-2026-11-23-0400.db``."""
+    return f"hot-{time_key.replace(':', '')}.db"
+
+
 def _missing_hot(path: Path) -> StoreError:
     return StoreError(f"{path} does not exist yet; start the capture first (it creates the hot DB).")
 
@@ -207,15 +212,24 @@ def prune_snapshots(folder, keep: int, pattern: str = "*.db") -> list[Path]:
     """Delete all but the newest ``keep`` snapshot files (by mtime) in ``folder``."""
     if keep < 0:
         raise ConfigError(f"prune_snapshots(keep={keep}): keep must be >= 0.")
+    dropped = list_snapshots(folder, pattern)[keep:]
+    for p in dropped:
+        remove_snapshot(p)
+    return dropped
+
+
+def list_snapshots(folder, pattern: str = "*.db") -> list[Path]:
+    """The snapshot files in ``folder``, newest first (by mtime, then name)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    files = sorted((p for p in folder.glob(pattern) if p.is_file()),
-                   key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
-    dropped = files[keep:]
-    for p in dropped:
-        _remove_db_files(p)
-    return dropped
+    return sorted((p for p in folder.glob(pattern) if p.is_file()),
+                  key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+
+
+def remove_snapshot(path) -> None:
+    """Delete a snapshot file (and any -journal/-wal/-shm beside it)."""
+    _remove_db_files(Path(path))
 
 
 def retention_dropped(hot_path, t_end_ns: int) -> int | None:

@@ -9,24 +9,165 @@ hot DB keeps a single writer. The query helpers work on any of them.
 """
 
 import logging
+import math
 import queue
 import sqlite3
 import threading
 import time
 from collections import namedtuple
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import samples_to_ns
 from sdr_assets.store.db import HOT_APP_ID, connect_ro, connect_rw, file_bytes, reading
-from sdr_assets.store.txn import Txn
+from sdr_assets.store.txn import Txn, store_error
 
 log = logging.getLogger(__name__)
 
 StatsRow = namedtuple("StatsRow", "key metric count min avg max")
 _FLUSH = object()
 _STOP = object()
+TELEMETRY_BTREES = ("telemetry", "telemetry_t", "telemetry_metric_t")  # the table and its indexes
+ENV_CAP_MB = "SDR_ASSETS_TELEMETRY_CAP_MB"
+ENV_MAX_AGE_DAYS = "SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS"
+
+
+# -- the bound ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TelemetryLimits:
+    """How much telemetry a database keeps: a size cap (the telemetry table with its indexes)
+    and an age limit, enforced every ``prune_interval_s`` by the DB's own writer."""
+
+    cap_bytes: int | None = 500_000_000
+    max_age_s: float | None = 90 * 86400.0
+    prune_interval_s: float = 300.0
+    low_water: float = 0.9  # a prune over the cap goes down to this share of it
+    vacuum_min_bytes: int = 64_000_000  # VACUUM after a prune when this much of the file is free
+    vacuum_min_fraction: float = 0.25  # ... and at least this share of it (else SQLite reuses it)
+    measure_every_s: float = 3600.0  # the bytes-a-row figure (dbstat) is re-measured this often
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "TelemetryLimits":
+        """``SDR_ASSETS_TELEMETRY_CAP_MB`` (default 500) and ``SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS``
+        (default 90); ``none`` turns either off."""
+        def number(name: str, default: float, unit: float) -> float | None:
+            raw = environ.get(name, "").strip().lower()
+            if raw == "none":
+                return None
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                value = -1.0
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name}={raw!r}: give a positive number (or 'none' for no limit).")
+            return value * unit
+
+        cap = number(ENV_CAP_MB, 500.0, 1e6)
+        return cls(cap_bytes=None if cap is None else int(cap),
+                   max_age_s=number(ENV_MAX_AGE_DAYS, 90.0, 86400.0))
+
+    def __post_init__(self) -> None:
+        if self.cap_bytes is not None and self.cap_bytes <= 0:
+            raise ConfigError(f"telemetry cap {self.cap_bytes} bytes: must be > 0 (or None: no cap).")
+        if self.max_age_s is not None and not self.max_age_s > 0:
+            raise ConfigError(f"telemetry max age {self.max_age_s} s: must be > 0 (or None: no limit).")
+        if not self.prune_interval_s > 0 or not 0 < self.low_water <= 1:
+            raise ConfigError("telemetry prune_interval_s must be > 0 and low_water in (0, 1].")
+
+
+@dataclass
+class TelemetryPrune:
+    rows_by_age: int
+    rows_by_size: int
+    rows_left: int
+    bytes_before: int  # estimated: rows x measured bytes a row
+    bytes_after: int
+    seconds: float
+    vacuumed: bool = False
+    file_bytes_freed: int = 0  # by the VACUUM
+
+    @property
+    def rows(self) -> int:
+        return self.rows_by_age + self.rows_by_size
+
+
+def telemetry_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes of the telemetry table and its indexes (pages, via SQLite's dbstat table)."""
+    names = ", ".join(f"'{n}'" for n in TELEMETRY_BTREES)
+    return int(conn.execute(f"SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN ({names})")
+               .fetchone()[0])
+
+
+class TelemetryPruner:
+    """Keeps one DB's telemetry within :class:`TelemetryLimits`; called by that DB's writer.
+
+    The row count is cheap (an index scan); the bytes a row takes are measured with dbstat
+    (which reads every telemetry page) only once per ``measure_every_s``, and only when the
+    table could be near the cap. ``vacuum``: False for the hot DB, whose free pages the next
+    chunks reuse (a VACUUM there would rewrite gigabytes under the capture)."""
+
+    ROW_BYTES_MAX = 256  # no telemetry row with its index entries is bigger (measured: ~104 B)
+    ROW_BYTES_TYPICAL = 104  # 23 capture metrics a second, 64 KiB pages, both indexes (dbstat)
+
+    def __init__(self, limits: TelemetryLimits, *, vacuum: bool, clock=time.monotonic) -> None:
+        self.limits = limits
+        self.vacuum = vacuum
+        self._clock = clock
+        self._next = clock()  # the first batch prunes
+        self._row_bytes: float | None = None
+        self._measured_at = 0.0
+
+    def due(self) -> bool:
+        return self._clock() >= self._next
+
+    def prune(self, conn: sqlite3.Connection, path: Path, now_ns: int | None = None) -> TelemetryPrune:
+        """One pass in one ``BEGIN IMMEDIATE`` transaction (then VACUUM when it pays)."""
+        lim = self.limits
+        t0 = time.perf_counter()
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        self._next = self._clock() + lim.prune_interval_s
+        by_age = by_size = 0
+        with Txn(conn, "telemetry prune", path):
+            newest_ns = conn.execute("SELECT max(t_ns) FROM telemetry").fetchone()[0]
+            if lim.max_age_s is not None and newest_ns is not None:
+                # counted back from the newest row, as the hot DB's --max-age-s: a replay stamped
+                # in the past, or a clock set wrong, never empties the table
+                cutoff_ns = min(now_ns, newest_ns) - int(lim.max_age_s * 1e9)
+                by_age = conn.execute("DELETE FROM telemetry WHERE t_ns < ?", (cutoff_ns,)).rowcount
+            n = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]
+            before = after = int(n * (self._row_bytes or self.ROW_BYTES_TYPICAL))
+            if lim.cap_bytes is not None and n * self.ROW_BYTES_MAX > lim.cap_bytes:
+                if self._row_bytes is None or self._clock() - self._measured_at > lim.measure_every_s:
+                    self._row_bytes = telemetry_bytes(conn) / max(n, 1)
+                    self._measured_at = self._clock()
+                before = after = int(n * self._row_bytes)
+                if before > lim.cap_bytes:
+                    keep = int(lim.cap_bytes * lim.low_water / self._row_bytes)
+                    by_size = conn.execute(
+                        "DELETE FROM telemetry WHERE rowid IN "
+                        "(SELECT rowid FROM telemetry ORDER BY t_ns LIMIT ?)", (n - keep,)).rowcount
+                    after = int((n - by_size) * self._row_bytes)
+                    self._row_bytes = None  # re-measure next time: pages were freed
+        out = TelemetryPrune(by_age, by_size, n - by_size, before, after, 0.0)
+        if self.vacuum and out.rows:
+            try:
+                self._vacuum(conn, out)
+            except sqlite3.Error as exc:
+                raise store_error(path, "VACUUM after a telemetry prune", exc) from exc
+        out.seconds = time.perf_counter() - t0
+        return out
+
+    def _vacuum(self, conn: sqlite3.Connection, out: TelemetryPrune) -> None:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        lim = self.limits
+        if free * page_size >= lim.vacuum_min_bytes and free >= lim.vacuum_min_fraction * pages:
+            conn.execute("VACUUM")
+            out.vacuumed = True
+            out.file_bytes_freed = (pages - conn.execute("PRAGMA page_count").fetchone()[0]) * page_size
 
 
 def _has_telemetry(conn: sqlite3.Connection) -> bool:
@@ -37,7 +178,8 @@ class MetricsLogger:
     """Log ``(metric, value)`` rows for one process into ``db_path``'s telemetry table."""
 
     def __init__(self, db_path, process: str, capture_id: int | None = None,
-                 flush_interval_s: float = 1.0, max_queue: int = 100_000):
+                 flush_interval_s: float = 1.0, max_queue: int = 100_000,
+                 limits: TelemetryLimits | None = TelemetryLimits()):
         if not process:
             raise ConfigError("MetricsLogger needs a process name, e.g. 'training'.")
         self.db_path = Path(db_path)
@@ -46,6 +188,8 @@ class MetricsLogger:
         self.flush_interval_s = flush_interval_s
         self.n_dropped = 0
         self.n_written = 0
+        self._pruner = None if limits is None else TelemetryPruner(limits, vacuum=True)
+        self.prunes: list[TelemetryPrune] = []  # the passes that deleted rows
         conn = connect_ro(self.db_path)  # fail here, in the caller, not in the thread
         try:
             ok = _has_telemetry(conn)
@@ -111,6 +255,7 @@ class MetricsLogger:
             stop = False
             while not stop:
                 rows, events = [], []
+                self._prune_if_due(conn)
                 try:
                     item = self._q.get(timeout=self.flush_interval_s)
                 except queue.Empty:
@@ -139,6 +284,17 @@ class MetricsLogger:
         finally:
             if conn is not None:
                 conn.close()
+
+    def _prune_if_due(self, conn: sqlite3.Connection) -> None:
+        """The bound (TelemetryLimits), kept by this writer thread every prune_interval_s."""
+        if self._pruner is None or not self._pruner.due():
+            return
+        res = self._pruner.prune(conn, self.db_path)
+        if res.rows:
+            self.prunes.append(res)
+            log.info("telemetry of %s: pruned %d rows (%d by age, %d over the cap), %d left%s",
+                     self.db_path, res.rows, res.rows_by_age, res.rows_by_size, res.rows_left,
+                     f", VACUUM freed {res.file_bytes_freed / 1e6:.1f} MB" if res.vacuumed else "")
 
     def _drain_events(self) -> None:
         while True:
