@@ -217,8 +217,6 @@ class SyntheticSource(Source):
     def set_sample_rate_hz(self, sample_rate_hz: float) -> bool:
         """Retune at the next chunk; a rate the band cannot be synthesised at is a ConfigError
         now (the stream goes on at the old rate), never a failure in the stream later."""
-        if not _rate_ok(sample_rate_hz):
-            return False
         try:
             check_sample_rate_hz(sample_rate_hz, self._scenario.profile)
         except (ValueError, TypeError) as exc:
