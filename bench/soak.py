@@ -66,7 +66,7 @@ def free_port() -> int:
 def run_fuzz(scale: int) -> tuple[bool, str]:
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "sdr_assets_tests/test_fuzz_parsers.py"], cwd=REPO, capture_output=True, text=True,
+                          "sdr_assets_tests/reliability/test_fuzz_parsers.py"], cwd=REPO, capture_output=True, text=True,
                          env=dict(os.environ, SDR_ASSETS_FUZZ_SCALE=str(scale)))
     last = (out.stdout.strip().splitlines() or ["no output"])[-1]
     return out.returncode == 0, f"{last} ({time.monotonic() - t0:.0f} s)"

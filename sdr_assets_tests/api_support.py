@@ -86,7 +86,7 @@ def fill_root(root: Path, *, n_recordings: int = 8) -> FilledRoot:
     filled = FilledRoot(root, f"default|{key}", span)
     if have_recordings():
         t0 = int(_minute_ago(120, second=2).timestamp()) * NS_PER_S
-        from sdr_assets_tests.test_defs_decode import multi_recording_sigmf, recordings
+        from sdr_assets_tests.defs.test_defs_decode import multi_recording_sigmf, recordings
 
         meta, starts = multi_recording_sigmf(root, recordings()[:n_recordings], t0)
         capture_cli(env, f"file://{meta}")

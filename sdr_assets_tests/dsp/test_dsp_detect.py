@@ -1,0 +1,111 @@
+"""Energy burst detector: synthetic bursts with known truth, and real rtl_433 recordings."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdr_assets.dsp.detect import Burst, detect_bursts, match_bursts
+from sdr_assets.dsp.iq import complex64_to_cu8, cu8_to_complex64
+
+RTL433 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rtl433"
+FS = 1e6
+
+
+def noise(n: int, rng: np.random.Generator, power: float = 1e-3) -> np.ndarray:
+    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) * np.sqrt(power / 2)).astype(
+        np.complex64)
+
+
+def ook_packet(x: np.ndarray, start_s: float, freq_hz: float, amp: float, n_pulses: int = 20,
+               pulse_s: float = 0.0005, period_s: float = 0.0015) -> tuple[int, int]:
+    """Add an OOK packet in place; returns its true [start, end) samples."""
+    t = np.arange(x.size) / FS
+    carrier = (amp * np.exp(2j * np.pi * freq_hz * t)).astype(np.complex64)
+    for k in range(n_pulses):
+        a = int((start_s + k * period_s) * FS)
+        x[a: a + int(pulse_s * FS)] += carrier[a: a + int(pulse_s * FS)]
+    return int(start_s * FS), int((start_s + (n_pulses - 1) * period_s + pulse_s) * FS)
+
+
+def test_finds_an_ook_packet_in_time_and_band():
+    rng = np.random.default_rng(0)
+    x = noise(int(0.3 * FS), rng)
+    true_start, true_end = ook_packet(x, 0.1234, 150e3, amp=0.05)  # ~ +40 dB per bin
+    x = cu8_to_complex64(complex64_to_cu8(x))  # through the radio's 8 bits
+    bursts = detect_bursts(x, FS)
+    assert len(bursts) == 1
+    b = bursts[0]
+    assert isinstance(b, Burst)
+    assert abs(b.start_sample - true_start) / FS < 0.001
+    assert abs(b.end_sample - true_end) / FS < 0.001
+    assert b.freq_lower_hz <= 150e3 <= b.freq_upper_hz  # baseband Hz, relative to the centre
+    assert b.freq_upper_hz - b.freq_lower_hz < 50e3
+    assert b.snr_db > 10 and b.peak_db > b.snr_db - 40
+
+
+def test_weak_burst_is_found_and_noise_alone_gives_nothing():
+    rng = np.random.default_rng(1)
+    x = noise(int(0.3 * FS), rng)
+    assert detect_bursts(x, FS) == []
+    start, _ = ook_packet(x, 0.05, -200e3, amp=0.012, n_pulses=30)  # ~ +14 dB in its bin
+    bursts = detect_bursts(x, FS)
+    assert len(bursts) == 1 and abs(bursts[0].start_sample - start) / FS < 0.001
+    assert bursts[0].freq_lower_hz <= -200e3 <= bursts[0].freq_upper_hz
+
+
+def test_packets_apart_stay_apart_and_pulses_of_one_packet_merge():
+    rng = np.random.default_rng(2)
+    x = noise(int(0.4 * FS), rng)
+    starts = [ook_packet(x, s, 50e3, amp=0.03)[0] for s in (0.05, 0.105, 0.2)]  # 25 ms gaps
+    bursts = detect_bursts(x, FS)
+    assert [round(b.start_sample / FS, 3) for b in bursts] == [round(s / FS, 3) for s in starts]
+    merged = detect_bursts(x, FS, min_gap_s=0.03, gap_ratio=0.0)
+    assert len(merged) == 2  # a 30 ms merge gap joins the first two
+
+
+def test_concurrent_bursts_in_two_bands_when_asked():
+    rng = np.random.default_rng(3)
+    x = noise(int(0.2 * FS), rng)
+    ook_packet(x, 0.05, -300e3, amp=0.03)
+    ook_packet(x, 0.052, 300e3, amp=0.015)
+    assert len(detect_bursts(x, FS)) == 1  # default: the weaker overlapping one is suppressed
+    both = detect_bursts(x, FS, suppress_across_freq=False)
+    assert sorted(round(b.freq_lower_hz, -5) for b in both) == [-300e3, 300e3]
+
+
+def test_rejects_real_input():
+    with pytest.raises(ValueError, match="complex"):
+        detect_bursts(np.zeros(1000), FS)
+
+
+def test_match_bursts_is_one_to_one_within_tolerance():
+    assert match_bursts([0.10, 0.101, 0.5], [0.1, 0.3], tol_s=0.02) == (1, 2, 1)
+    assert match_bursts([], [0.1]) == (0, 0, 1)
+    assert match_bursts([0.1], []) == (0, 1, 0)
+    assert match_bursts([0.119, 0.3], [0.1, 0.29]) == (2, 0, 0)
+    assert match_bursts([0.121], [0.1]) == (0, 1, 1)
+
+
+def evaluate_rtl433(manifest: dict) -> tuple[int, int, int]:
+    tp = fp = fn = 0
+    for rec in manifest["recordings"]:
+        fs = float(rec["sample_rate_hz"])
+        x = cu8_to_complex64(np.fromfile(RTL433 / rec["file"], dtype=np.uint8))
+        detected = [b.start_sample / fs for b in detect_bursts(x, fs)]
+        reference = [b["start_s"] for b in rec["rtl_433_bursts"]]
+        a, b, c = match_bursts(detected, reference, tol_s=0.02)
+        tp, fp, fn = tp + a, fp + b, fn + c
+    return tp, fp, fn
+
+
+@pytest.mark.skipif(not (RTL433 / "manifest.json").exists(), reason=f"no recordings at {RTL433}")
+def test_real_recordings_recall_and_precision():
+    manifest = json.loads((RTL433 / "manifest.json").read_text())
+    tp, fp, fn = evaluate_rtl433(manifest)
+    recall, precision = tp / (tp + fn), tp / (tp + fp)
+    print(f"rtl433: {len(manifest['recordings'])} files, tp={tp} fp={fp} fn={fn}, "
+          f"recall={recall:.3f} precision={precision:.3f}")
+    assert tp + fn == sum(len(r["rtl_433_bursts"]) for r in manifest["recordings"])
+    assert recall >= 0.95 and precision >= 0.95
