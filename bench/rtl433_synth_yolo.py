@@ -76,7 +76,7 @@ FILTERS = {"none": {}, "across-freq": {"suppress_across_freq": True},
 
 def score(args) -> None:
     """yolo (without and with detect_partition's filters for model boxes) and energy, every file."""
-    from sdr_assets.evaluation import evaluate_recordings, load_manifest
+    from sdr_assets.cli.evaluation import evaluate_recordings, load_manifest
     from sdr_assets.paths import DataPaths
 
     recs = load_manifest(args.manifest or args.recordings / "manifest.json")

@@ -63,7 +63,7 @@ def variant(src: Path, frac: float, shift_frac: float, noise_x_floor: float,
 
 def _ingest_labelled(cu8: np.ndarray, sub, rec: dict, nfft: int, hop: int, cols: int) -> tuple[list, int]:
     """FrameLabels of ``cu8`` replayed into the data root ``sub`` and auto-labelled there."""
-    from sdr_assets.evaluation import PARTITION_KEY, ingest
+    from sdr_assets.cli.evaluation import PARTITION_KEY, ingest
     from sdr_assets.ml.dataset import frame_labels_from_db
     from sdr_assets.ml.labelling import label_partition
     from sdr_assets.store.window import AnalysisDB
@@ -136,7 +136,7 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
 
 def score(held: list[dict], args) -> dict:
     """Held-out figures of the current model of $SDR_ASSETS_HOME and of the energy detector."""
-    from sdr_assets.evaluation import evaluate_recordings
+    from sdr_assets.cli.evaluation import evaluate_recordings
     from sdr_assets.paths import DataPaths
 
     result = {}
@@ -184,7 +184,7 @@ def main() -> int:
     if not manifest.is_file():
         print(f"no manifest at {manifest}; pass --recordings (and --manifest)", file=sys.stderr)
         return 2
-    from sdr_assets.evaluation import load_manifest
+    from sdr_assets.cli.evaluation import load_manifest
 
     recs = load_manifest(manifest)
     work = args.work or Path(tempfile.mkdtemp(prefix="rtl433_yolo_"))

@@ -12,7 +12,7 @@ CORE = ("dsp", "capture", "store", "decode", "replica")
 
 
 def _core_modules() -> list[str]:
-    names = ["sdr_assets", "sdr_assets.records", "sdr_assets.errors", "sdr_assets.paths", "sdr_assets.sysmetrics"]
+    names = ["sdr_assets", "sdr_assets.records", "sdr_assets.errors", "sdr_assets.paths"]
     for pkg in CORE:
         names.append(f"sdr_assets.{pkg}")
         path = [str(p) for p in sdr_assets.__path__]
@@ -44,7 +44,7 @@ _ALLOWED = {
     "api": {"store", "decode", "sigmf_export"},
     "replica": {"store"},  # S3 copies of snapshots (boto3, lazily)
 }
-_SHARED = {"records", "errors", "paths", "sysmetrics"}
+_SHARED = {"records", "errors", "paths"}
 
 
 def _imports(path, with_names: bool = False) -> set[str]:
@@ -103,7 +103,7 @@ def test_only_store_imports_sqlite3():
 
 def test_defs_never_import_the_wiring_or_the_cli():
     """defs/ sits below definitions.py and the CLI: it never imports them (not even lazily)."""
-    above = ("sdr_assets.definitions", "sdr_assets.cli", "sdr_assets.cli_sensors")
+    above = ("sdr_assets.definitions", "sdr_assets.cli", "sdr_assets.cli.sensors")
     bad = [f"{name} imports {mod}" for name, f in _package_modules().items() if name.startswith("sdr_assets.defs")
            for mod in _imports(f) if mod in above or mod.startswith(tuple(a + "." for a in above))]
     assert bad == []
@@ -141,3 +141,10 @@ def test_no_import_cycle():
         if v not in index:
             visit(v)
     assert cycles == []
+
+
+def test_the_package_root_holds_only_the_wiring_and_the_shared_vocabulary():
+    """Every module lives in its part; at the root only what all parts share."""
+    root = Path(sdr_assets.__path__[0])
+    loose = sorted(p.name for p in root.glob("*.py"))
+    assert loose == ["__init__.py", "definitions.py", "errors.py", "paths.py", "records.py"], loose

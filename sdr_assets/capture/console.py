@@ -195,8 +195,7 @@ def stats_command(hot_path: Path, by: str, metrics: tuple[str, ...], all_metrics
         raise ConfigError(f"no telemetry for metric(s) {', '.join(sorted(wanted))}; known: {', '.join(known)}.")
     else:
         console.print(table)
-    with reading(hot_path):
-        db = database_stats(hot_path)
+    db = database_stats(hot_path)  # a damaged file: one StoreError line (store.db.reading)
     dbt = Table(title="hot database", show_header=False)
     dbt.add_column("what", style="bold")
     dbt.add_column("value")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from sdr_assets.sysmetrics import ResourceSampler
+from sdr_assets.capture.sysmetrics import ResourceSampler
 
 PROCESS = "capture"
 

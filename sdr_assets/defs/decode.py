@@ -14,7 +14,6 @@ from sdr_assets.defs.analysis import iq_window
 from sdr_assets.defs.partitions import SENSOR_TIME, sensor_of, window_ns
 from sdr_assets.defs.resources import DecoderSettings, SdrStore
 from sdr_assets.errors import DecodeError
-from sdr_assets.store.window import AnalysisDB
 
 GROUP = "analysis"
 

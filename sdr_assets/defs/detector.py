@@ -65,7 +65,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
     """The nightly YOLO detector: trained on recent labelled windows, current only if it beats the champion."""
     from sdr_assets.ml.training import NoLabelledFrames, train_and_register
     from sdr_assets.store.telemetry import MetricsLogger
-    from sdr_assets.sysmetrics import Periodic, ResourceSampler
+    from sdr_assets.capture.sysmetrics import Periodic, ResourceSampler
 
     check_keep("keep_models", store.keep_models)  # before hours of training, not after
     check_keep("keep_datasets", store.keep_datasets)

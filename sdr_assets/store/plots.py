@@ -25,7 +25,7 @@ from sdr_assets.store.files import write_output
 PROCESS = "capture"
 METRICS = ("ingest_mb_s", "samples_lost_per_s", "samples_lost", "commit_ms_p50", "commit_ms_p99",
            "db_size_bytes", "sys_cpu_percent", "cpu_percent", "sys_mem_used_mb", "rss_mb")
-GPU_GLOB = "gpu[0-9]*_*"  # per-GPU metrics (sdr_assets.sysmetrics): gpu0_util_percent, ...
+GPU_GLOB = "gpu[0-9]*_*"  # per-GPU metrics (sdr_assets.capture.sysmetrics): gpu0_util_percent, ...
 GPU_RE = re.compile(r"gpu([0-9]+)_(util_percent|mem_percent|temp_c|power_w|mem_used_mb)")
 # (label, metrics, legend names); "gpu:<kinds>" stands for those figures of every GPU recorded
 PANELS = (("ingest (MB/s)", ("ingest_mb_s",), None), ("samples lost (/s)", ("samples_lost_per_s",), None),

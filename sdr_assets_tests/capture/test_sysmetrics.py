@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from sdr_assets.sysmetrics import Periodic, ResourceSampler, _nvml
+from sdr_assets.capture.sysmetrics import Periodic, ResourceSampler, _nvml
 
 BIN = Path(sys.executable).parent
 

@@ -26,7 +26,7 @@ def _recording(name_part: str) -> dict:
 
 
 def test_export_of_a_real_recording_is_byte_exact_sigmf_with_detections(data_root, tmp_path):
-    from sdr_assets.evaluation import PARTITION_KEY, ingest
+    from sdr_assets.cli.evaluation import PARTITION_KEY, ingest
     from sdr_assets.ml.detections import detect_partition
     from sdr_assets.paths import DataPaths
     from sdr_assets.sigmf_export import export_partition

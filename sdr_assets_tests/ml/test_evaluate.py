@@ -74,7 +74,7 @@ def test_yolo_without_a_model_and_a_bad_manifest_are_one_line_errors(tmp_path, d
 def _ingested(tmp_path, prefix="GT-WT-02"):
     """The recording whose name starts with ``prefix`` through the evaluate chain: (manifest
     entry, DataPaths, first sample ns, the open analysis DB, its one frame)."""
-    from sdr_assets.evaluation import PARTITION_KEY, ingest
+    from sdr_assets.cli.evaluation import PARTITION_KEY, ingest
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.window import AnalysisDB
 
@@ -95,7 +95,7 @@ def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
     """detect_partition's model path on a real recording: boxes 3 columns (~8 ms) too wide, one
     over a sync pulse AND its packet, one 10 columns (26 ms) late that also holds the next sync
     pulse, a duplicate; refined on the IQ they land on rtl_433's four starts, once each."""
-    from sdr_assets.evaluation import PARTITION_KEY
+    from sdr_assets.cli.evaluation import PARTITION_KEY
     from sdr_assets.ml.detections import detect_partition
     from sdr_assets.ml.infer import Detection
     from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
@@ -136,7 +136,7 @@ def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
     centre): a box on the packet, one on its mirror image at the same time, one over an empty
     band. suppress_across_freq drops the image box (more than half inside the stronger box in
     time), require_energy the empty-band box; by default both stay."""
-    from sdr_assets.evaluation import PARTITION_KEY
+    from sdr_assets.cli.evaluation import PARTITION_KEY
     from sdr_assets.ml.detections import detect_partition
     from sdr_assets.ml.infer import Detection
     from sdr_assets.ml.labels import BoxGeometry, annotation_to_pixels
@@ -175,7 +175,7 @@ def test_refine_reads_more_context_for_a_long_package(tmp_path):
     """prologue: rtl_433 reports ONE 0.87 s package (repeats merged by its gap rule). A model box
     on the last repeat alone, refined with 0.5 s of context, would start mid-package; the read
     grows until the package's start is inside it, so the box starts where rtl_433's does."""
-    from sdr_assets.evaluation import PARTITION_KEY
+    from sdr_assets.cli.evaluation import PARTITION_KEY
     from sdr_assets.ml.detections import refine_boxes
     from sdr_assets.ml.postprocess import REFINE, TimeFreqBox
 

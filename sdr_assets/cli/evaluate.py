@@ -40,11 +40,10 @@ def evaluate(recordings_dir, reference, manifest, detector, out_path, limit, tol
 
     from tqdm import tqdm
 
-    from sdr_assets.evaluation import evaluate as run_evaluation
-    from sdr_assets.evaluation import make_reference, parse_detectors
-    from sdr_assets.paths import DataPaths
-
+    from sdr_assets.cli.evaluation import evaluate as run_evaluation
+    from sdr_assets.cli.evaluation import make_reference, parse_detectors
     from sdr_assets.errors import ConfigError
+    from sdr_assets.paths import DataPaths
     from sdr_assets.store.files import OutputFiles
 
     if limit is not None and limit < 1:
