@@ -5,6 +5,7 @@ import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import sdr_assets
 
