@@ -69,4 +69,4 @@ def test_report_charts_the_telemetry_of_a_real_recording_replayed_in_real_time(d
                          capture_output=True, text=True, timeout=120)
     assert rep.returncode == 0, rep.stderr
     assert "from 1 capture(s)" in rep.stdout and "samples lost: 0 since each capture started" in rep.stdout
-    assert "4 panels" in rep.stdout and _panels(chart.read_bytes()) == 4
+    assert "8 panels" in rep.stdout and _panels(chart.read_bytes()) == 8
