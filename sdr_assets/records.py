@@ -1,7 +1,7 @@
 """Plain records that flow from a source, through the capture service, into the hot DB.
 
 Times are integer nanoseconds since the Unix epoch (UTC), taken from the sample clock:
-chunk k starts at ``t0_ns + samples_before_k * 1e9 / sample_rate_hz``. Frequencies are Hz.
+chunk k starts at ``t0_ns + samples_before_k * NS_PER_S / sample_rate_hz``. Frequencies are Hz.
 These records import nothing heavy, so every part of the package can share them.
 """
 
@@ -23,12 +23,28 @@ def storable_time_ns(t_ns: int) -> bool:
     return 0 <= t_ns <= INT64_MAX
 
 
+def utc_datetime(t_ns: int):
+    """``t_ns`` (ns since the epoch) as an aware UTC ``datetime``, exact to the microsecond
+    (truncated); OverflowError where no calendar date fits."""
+    from datetime import datetime, timedelta, timezone
+
+    secs, ns = divmod(int(t_ns), NS_PER_S)
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=secs, microseconds=ns // 1000)
+
+
+def utc_iso(t_ns: int, *, sep: str = "T", digits: int = 0, suffix: str = "Z") -> str:
+    """``t_ns`` as UTC text, the one formatter of the package: ``2024-05-01T12:00:00Z`` by default;
+    ``digits`` (0-9) adds that many fractional digits, truncated (9: SigMF ``core:datetime``);
+    ``sep=" ", suffix=" UTC"`` gives ``2024-05-01 12:00:00 UTC``. OverflowError where no date fits."""
+    secs, ns = divmod(int(t_ns), NS_PER_S)
+    text = utc_datetime(secs * NS_PER_S).strftime(f"%Y-%m-%d{sep}%H:%M:%S")
+    return text + (f".{ns:09d}"[:digits + 1] if digits else "") + suffix
+
+
 def describe_time_ns(t_ns: int) -> str:
     """``t_ns`` for a message: ISO 8601 UTC, or the year where no calendar date fits."""
-    from datetime import datetime, timezone
-
     try:
-        return datetime.fromtimestamp(t_ns / NS_PER_S, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_iso(t_ns)
     except (OverflowError, ValueError, OSError):
         return f"the year {1970 + t_ns / (365.2425 * 86400 * NS_PER_S):.4g}"
 

@@ -37,7 +37,7 @@ from sdr_assets.errors import (
     TooLargeError,
 )
 from sdr_assets.paths import DataPaths
-from sdr_assets.records import NS_PER_S
+from sdr_assets.records import NS_PER_S, utc_iso
 from sdr_assets.store import messages as store_messages
 from sdr_assets.store import queries
 from sdr_assets.store.db import reading
@@ -112,8 +112,7 @@ def _finite(obj):
 def _iso(t_ns: int | None) -> str | None:
     if t_ns is None:
         return None
-    secs, ns = divmod(int(t_ns), NS_PER_S)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    return utc_iso(t_ns, digits=9)
 
 
 def _record(obj, **extra) -> dict:

@@ -10,14 +10,13 @@ import datetime
 import json
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sdr_assets.errors import SourceError
-from sdr_assets.records import MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation
+from sdr_assets.records import MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, utc_iso
 
 SIGMF_VERSION = "1.0.0"
 META_SUFFIX = ".sigmf-meta"
@@ -156,8 +155,7 @@ def parse_datetime_ns(text, where: str = "SigMF") -> int:
 
 def format_datetime_ns(t_ns: int) -> str:
     """Integer ns since the epoch -> ISO 8601 UTC with nanoseconds (SigMF core:datetime)."""
-    secs, ns = divmod(int(t_ns), NS_PER_S)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    return utc_iso(t_ns, digits=9)
 
 
 _INT_MAX = 2**62

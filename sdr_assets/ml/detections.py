@@ -31,7 +31,7 @@ from sdr_assets.ml.energy import window_bursts
 from sdr_assets.ml.labels import BoxGeometry
 from sdr_assets.ml.postprocess import (REFINE, RefineParams, TimeFreqBox, drop_pieces, join_frame_edges,
                                        refine_box, suppress_overlaps, to_time_freq)
-from sdr_assets.records import samples_to_ns
+from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.chunks import SpanReader
 from sdr_assets.store.detections import DetectionRow
 from sdr_assets.store.frames import FrameRow
@@ -126,10 +126,10 @@ def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[TimeFreqBox
     package, e.g. repeats merged by rtl_433's rule, seen from a box on its last repeat) is read
     again with twice the context, up to ``MAX_CONTEXT_GROWTH`` x ``params.context_s``."""
     reader = SpanReader(db, partition_key)
-    tol_ns = int(1e9 * params.max_gap_s)
+    tol_ns = int(NS_PER_S * params.max_gap_s)
     out: list[TimeFreqBox] = []
     for b in sorted(boxes, key=lambda q: q.t_start_ns):
-        ctx_ns = int(params.context_s * 1e9)
+        ctx_ns = int(params.context_s * NS_PER_S)
         while True:
             want = (b.t_start_ns - ctx_ns, b.t_end_ns + ctx_ns)
             got = reader.span(*want, (b.t_start_ns + b.t_end_ns) // 2)
@@ -138,7 +138,7 @@ def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[TimeFreqBox
                 break
             x, t0_ns, fs, _ = got
             refined = refine_box(b, *got, params=params)
-            grown = ctx_ns >= MAX_CONTEXT_GROWTH * params.context_s * 1e9
+            grown = ctx_ns >= MAX_CONTEXT_GROWTH * params.context_s * NS_PER_S
             if grown or not _cut_by_context(refined, want, (t0_ns, t0_ns + samples_to_ns(x.size, fs)), tol_ns):
                 out.extend(refined)
                 break

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import samples_to_ns
+from sdr_assets.records import NS_PER_S, samples_to_ns
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class SpanReader:
                 continue
             rows = [c for c in run if c.t_start_ns < t_end_ns and c.t_end_ns > t_start_ns]
             x = np.concatenate([self._chunk(c.seq) for c in rows])
-            i0 = max(0, int((t_start_ns - rows[0].t_start_ns) * fs // 1e9))
-            i1 = min(x.size, int(-(-(t_end_ns - rows[0].t_start_ns) * fs // 1e9)))
+            i0 = max(0, int((t_start_ns - rows[0].t_start_ns) * fs // NS_PER_S))
+            i1 = min(x.size, int(-(-(t_end_ns - rows[0].t_start_ns) * fs // NS_PER_S)))
             return x[i0:i1], rows[0].t_start_ns + samples_to_ns(i0, fs), fs, float(run[0].center_freq_hz)
         return None
