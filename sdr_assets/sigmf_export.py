@@ -20,20 +20,20 @@ Layout (what the SigMF spec allows, and how we use it):
 - ``core:sha512`` of the data file, so any SigMF reader can verify the copy.
 
 Read-only on the analysis DB; files are written under temporary names and renamed. An
-application-level module (like cli.py): it joins store/ (the analysis DB) and capture/sigmf.py
-(the format), so it sits beside them rather than in either part. No dagster.
+application-level module (like cli.py): it joins store/ (the analysis DB) and sigmf/
+(the format, its version and its metadata builders), so it sits beside them rather than in either part. No dagster.
 """
 
 import hashlib
 import math
-import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdr_assets.capture.sigmf import DATA_SUFFIX, META_SUFFIX, format_datetime_ns
+from sdr_assets.sigmf import (DATA_SUFFIX, META_SUFFIX, annotation_item, capture_item, format_datetime_ns,
+                              global_meta, meta_text)
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store import messages as decodes
@@ -42,7 +42,6 @@ from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB
 
-SIGMF_VERSION = "1.2.0"  # core:extensions and core:global_index as in the 1.x specification
 NAMESPACE = "sdr_assets"
 EXTENSION = {"name": NAMESPACE, "version": "1.0.0", "optional": True}
 
@@ -283,10 +282,8 @@ def _core_item(rec: Recording, t_start_ns: int, t_end_ns: int, freq_lower_hz: fl
     if span is None:
         return None
     first, end, clipped = span
-    item = {"core:sample_start": int(first), "core:sample_count": int(end - first),
-            "core:freq_lower_edge": float(freq_lower_hz), "core:freq_upper_edge": float(freq_upper_hz),
-            "core:label": str(label), f"{NAMESPACE}:t_start_ns": int(t_start_ns),
-            f"{NAMESPACE}:t_end_ns": int(t_end_ns)}
+    item = annotation_item(first, end - first, freq_lower_hz, freq_upper_hz, label)
+    item.update({f"{NAMESPACE}:t_start_ns": int(t_start_ns), f"{NAMESPACE}:t_end_ns": int(t_end_ns)})
     if clipped:
         item[f"{NAMESPACE}:clipped"] = True
     return item
@@ -341,7 +338,7 @@ def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings:
                    f"{len(rec.segments)} capture segment(s), cu8 exactly as captured")
     doc = meta_document(rec, annotations, description, {f"{NAMESPACE}:partition_key": key,
                                                         f"{NAMESPACE}:recordings_in_partition": n_recordings})
-    out.write(rec.meta_path, json.dumps(doc, indent=2) + "\n")
+    out.write(rec.meta_path, meta_text(doc))
 
 
 def meta_document(rec: Recording, annotations: list[dict], description: str, extra_global: dict) -> dict:
@@ -350,21 +347,14 @@ def meta_document(rec: Recording, annotations: list[dict], description: str, ext
     fs = rec.sample_rate_hz
     captures = []
     for s in rec.segments:
-        captures.append({
-            "core:sample_start": s.sample_start,
-            "core:global_index": max(0, round((s.t_start_ns - s0.t_start_ns) * fs / NS_PER_S)),
-            "core:frequency": float(s.center_freq_hz),
-            "core:datetime": format_datetime_ns(s.t_start_ns),
-            f"{NAMESPACE}:first_seq": s.first_seq, f"{NAMESPACE}:last_seq": s.last_seq,
-        })
-    glob = {
-        "core:datatype": "cu8", "core:sample_rate": float(fs), "core:version": SIGMF_VERSION,
-        "core:num_channels": 1, "core:recorder": "sdr_assets", "core:sha512": rec.sha512,
-        "core:description": description,
-        "core:extensions": [dict(EXTENSION)],
+        item = capture_item(s.sample_start, s.center_freq_hz, s.t_start_ns,
+                            global_index=max(0, round((s.t_start_ns - s0.t_start_ns) * fs / NS_PER_S)))
+        item.update({f"{NAMESPACE}:first_seq": s.first_seq, f"{NAMESPACE}:last_seq": s.last_seq})
+        captures.append(item)
+    glob = global_meta(fs, description=description, sha512=rec.sha512, extensions=[EXTENSION], extra={
         **extra_global,
         f"{NAMESPACE}:first_seq": s0.first_seq, f"{NAMESPACE}:last_seq": rec.segments[-1].last_seq,
-    }
+    })
     return {"global": glob, "captures": captures, "annotations": annotations}
 
 
@@ -502,7 +492,7 @@ class SpanArchive:
 
     def _meta_bytes(self) -> bytes:
         doc = meta_document(self.recording, self._annotations, self._description, self._extra)
-        return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+        return meta_text(doc).encode("utf-8")
 
     def blocks(self):
         """The archive's bytes: headers, then each piece of each chunk, then the meta (with the

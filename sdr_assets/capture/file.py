@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
-from sdr_assets.capture.sigmf import (annotation_record, describe_conversion, is_sigmf_path,
+from sdr_assets.sigmf import (annotation_record, describe_conversion, is_sigmf_path,
                                       parse_sigmf_meta, path_exists, sigmf_paths, to_cu8)
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, STORABLE_TIMES, Chunk, Gap, SourceInfo,
