@@ -38,6 +38,7 @@ from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store import messages as decodes
 from sdr_assets.store import queries
+from sdr_assets.store.chunks import ChunkRow, contiguous_runs
 from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB
@@ -184,8 +185,7 @@ def _require_partition(db: AnalysisDB, key: str) -> None:
 def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     """Split the partition's chunks (time order) into recordings (one rate) and segments."""
     gap_starts = [g.t_start_ns for g in db.gaps(key) if g.n_samples_lost > 0]
-    runs = segment_runs(((c.seq, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples)
-                         for c in db.iter_chunks(key, with_iq=False)), gap_starts)
+    runs = segment_runs(db.iter_chunks(key, with_iq=False), gap_starts)
     base = base_name(key)
     recs = []
     for i, segs in enumerate(runs, 1):
@@ -195,27 +195,21 @@ def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     return recs
 
 
-def segment_runs(pieces, gap_starts: list[int]) -> list[list[Segment]]:
-    """Runs of one sample rate (recordings), each a list of capture segments, from pieces of
-    chunks in time order, each ``(seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples)``:
-    a retune, a hole in time or a recorded loss (a gap starting there) starts a new segment."""
+def segment_runs(chunks, gap_starts: list[int]) -> list[list[Segment]]:
+    """Runs of one sample rate (recordings), each a list of capture segments, from chunks (or
+    pieces of chunks) in time order, items like :class:`ChunkRow`: a segment is one
+    :func:`contiguous_runs` run (a retune, a hole in time or a recorded loss starts a new one)."""
     runs: list[list[Segment]] = []
-    seg: Segment | None = None
-    for seq, t_ns, fs, fc, n in pieces:
-        if seg is not None and fs == seg.sample_rate_hz and fc == seg.center_freq_hz:
-            end, tol = seg.t_end_ns, samples_to_ns(1, fs)
-            gap_here = any(end - tol <= g <= t_ns + tol for g in gap_starts)
-            if abs(t_ns - end) <= tol and not gap_here:
-                seg.n_samples += n
-                seg.last_seq = seq
-                continue
-        if seg is None or fs != seg.sample_rate_hz:
+    for run in contiguous_runs(chunks, gap_starts):
+        c0 = run[0]
+        fs = c0.sample_rate_hz
+        if not runs or fs != runs[-1][-1].sample_rate_hz:
             runs.append([])
             start = 0
         else:
-            start = seg.sample_start + seg.n_samples
-        seg = Segment(start, n, t_ns, fs, fc, seq, seq)
-        runs[-1].append(seg)
+            start = runs[-1][-1].sample_start + runs[-1][-1].n_samples
+        runs[-1].append(Segment(start, sum(c.n_samples for c in run), c0.t_start_ns, fs, c0.center_freq_hz,
+                                c0.seq, run[-1].seq))
     return runs
 
 
@@ -438,8 +432,8 @@ class SpanArchive:
             raise PartitionNotHeldError(
                 f"the analysis DB holds no sample of sensor {sensor!r} in {_iso(t_start_ns)} .. "
                 f"{_iso(t_end_ns)}{band} (its windows: {held}); ask for a span inside them.")
-        runs = segment_runs([(p.chunk.seq, p.t_start_ns, p.chunk.sample_rate_hz, p.chunk.center_freq_hz,
-                              p.end - p.first) for p in self._pieces],
+        runs = segment_runs([ChunkRow(p.chunk.seq, p.t_start_ns, p.chunk.sample_rate_hz, p.chunk.center_freq_hz,
+                                      p.end - p.first, None) for p in self._pieces],
                             queries.gap_starts(conn, keys, t_start_ns, t_end_ns))
         if len(runs) > 1:
             changes = ", ".join(f"{r[0].sample_rate_hz:.0f} S/s from {_iso(r[0].t_start_ns)}" for r in runs)

@@ -2,10 +2,13 @@
 
 A *run* is what the spectrogram frames, the energy detector and the IQ refinement read as one
 stream: chunks in time order with the same tuning (sample rate, centre frequency), each
-starting where the previous one ended (within one sample). A recorded gap or a retune starts
-a new run.
+starting where the previous one ended (within one sample). A retune or a hole starts a new run,
+and so does a recorded gap where the caller passes the gaps' start times.
+:func:`contiguous_runs` is that rule, written once: the frames, the energy detector, the decoder's
+segments, the SigMF export's capture segments and the window's coverage check all split by it.
 """
 
+import bisect
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,20 +42,37 @@ class ChunkSpan:
     n_samples: int
 
 
-def chunk_runs(chunks: Iterable[ChunkRow]) -> Iterator[list[ChunkRow]]:
-    """Group chunks (time order) into contiguous runs: same tuning, each chunk starting where
-    the previous one ended."""
-    run: list[ChunkRow] = []
-    expect = None
+def contiguous_runs(chunks: Iterable, gap_starts: Iterable[int] = (), *, tol_ns: int | None = None,
+                    retune: bool = True) -> Iterator[list]:
+    """Group chunks (time order) into contiguous runs. A run breaks where
+
+    - ``retune``: the sample rate or the centre frequency changes;
+    - the next chunk starts more than ``tol_ns`` (None: one sample at its rate) before or after
+      the previous one's end (a hole in time, or an overlap);
+    - a recorded gap starts at the boundary (one of ``gap_starts``, within the tolerance).
+
+    ``chunks``: items with ``t_start_ns``, ``t_end_ns``, ``sample_rate_hz`` (and
+    ``center_freq_hz`` when ``retune``), e.g. :class:`ChunkRow` or ``records.Chunk``."""
+    gap_starts = sorted(gap_starts)
+    run: list = []
     for c in chunks:
-        if run and ((c.sample_rate_hz, c.center_freq_hz) != (run[0].sample_rate_hz, run[0].center_freq_hz)
-                    or abs(c.t_start_ns - expect) > samples_to_ns(1, c.sample_rate_hz)):
+        if run and _breaks(run[-1], c, gap_starts, tol_ns, retune):
             yield run
             run = []
         run.append(c)
-        expect = c.t_end_ns
     if run:
         yield run
+
+
+def _breaks(prev, c, gap_starts: list[int], tol_ns: int | None, retune: bool) -> bool:
+    if retune and (c.sample_rate_hz, c.center_freq_hz) != (prev.sample_rate_hz, prev.center_freq_hz):
+        return True
+    tol = samples_to_ns(1, c.sample_rate_hz) if tol_ns is None else tol_ns
+    end = prev.t_end_ns
+    if abs(c.t_start_ns - end) > tol:
+        return True
+    i = bisect.bisect_left(gap_starts, end - tol)
+    return i < len(gap_starts) and gap_starts[i] <= c.t_start_ns + tol
 
 
 class ChunkQueries:
@@ -77,7 +97,7 @@ class ChunkQueries:
 
     def chunk_runs(self, partition_key: str) -> list[list[ChunkRow]]:
         """The partition's contiguous runs of chunks (see the module doc), without their iq."""
-        return list(chunk_runs(self.iter_chunks(partition_key, with_iq=False)))
+        return list(contiguous_runs(self.iter_chunks(partition_key, with_iq=False)))
 
     def chunk_iq(self, partition_key: str, seq: int) -> bytes:
         """One chunk's cu8 payload."""

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sdr_assets.records import NS_PER_S, samples_to_ns
-from sdr_assets.store.chunks import ChunkRow, chunk_runs
+from sdr_assets.store.chunks import ChunkRow, contiguous_runs
 from sdr_assets.store.txn import Txn
 
 
@@ -140,12 +140,12 @@ def _path(conn: sqlite3.Connection) -> str:
 
 # ---- reading the window's samples ------------------------------------------------------------
 def segment_spans(conn: sqlite3.Connection, partition_key: str) -> list[SegmentSpan]:
-    """The partition's contiguous segments, in time order (store.chunks.chunk_runs)."""
+    """The partition's contiguous segments, in time order (store.chunks.contiguous_runs)."""
     rows = [ChunkRow(seq, t0, fs, fc, n, None) for seq, t0, fs, fc, n in conn.execute(
         "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
         "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,))]
     out = []
-    for run in chunk_runs(rows):
+    for run in contiguous_runs(rows):
         fs = float(run[0].sample_rate_hz)
         n = sum(c.n_samples for c in run)
         out.append(SegmentSpan(int(run[0].t_start_ns), int(run[0].t_start_ns) + samples_to_ns(n, fs), fs,
