@@ -100,6 +100,36 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class TimeFreqBox:
+    """The package's one labelled time-frequency box: [t_start_ns, t_end_ns) (ns since the epoch)
+    by [freq_lower_hz, freq_upper_hz] (absolute Hz), a label and, where something scored it, a
+    0..1 ``confidence`` (the detector's, or the energy detector's SNR score). Records that carry
+    more (ids, lineage, SNR) extend it or expose theirs as ``.box``."""
+
+    t_start_ns: int
+    t_end_ns: int
+    freq_lower_hz: float
+    freq_upper_hz: float
+    label: str
+    confidence: float | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        return self.t_end_ns - self.t_start_ns
+
+    def overlaps(self, other) -> bool:
+        """Whether the two boxes share some time and some band (``other``: any box-shaped record)."""
+        return (self.t_start_ns < other.t_end_ns and other.t_start_ns < self.t_end_ns
+                and self.freq_lower_hz < other.freq_upper_hz and other.freq_lower_hz < self.freq_upper_hz)
+
+
+def box_of(row, confidence: float | None = None) -> TimeFreqBox:
+    """The :class:`TimeFreqBox` of any record with the four edges and a label."""
+    return TimeFreqBox(int(row.t_start_ns), int(row.t_end_ns), float(row.freq_lower_hz), float(row.freq_upper_hz),
+                       str(row.label), confidence)
+
+
+@dataclass(frozen=True)
 class Annotation:
     """A labelled time-frequency box: synthetic ground truth, a SigMF annotation, ..."""
 
@@ -110,3 +140,7 @@ class Annotation:
     label: str
     snr_db: float | None = None
     origin: str = "synthetic"  # "synthetic" | "sigmf" | "manual"
+
+    @property
+    def box(self) -> TimeFreqBox:
+        return box_of(self)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sdr_assets.errors import ConfigError, StoreError
-from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.records import NS_PER_S, TimeFreqBox, box_of, samples_to_ns
 from sdr_assets.store.chunks import ChunkQueries, contiguous_runs
 from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
@@ -64,6 +64,10 @@ class AnnotationRow(NamedTuple):
     label: str
     snr_db: float | None
     origin: str
+
+    @property
+    def box(self) -> TimeFreqBox:
+        return box_of(self)
 
 
 class PartitionRow(NamedTuple):
