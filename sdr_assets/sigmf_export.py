@@ -38,7 +38,7 @@ from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store import messages as decodes
 from sdr_assets.store import queries
-from sdr_assets.store.chunks import ChunkRow, contiguous_runs
+from sdr_assets.store.chunks import ChunkRow, Segment, segments
 from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB
@@ -47,21 +47,11 @@ NAMESPACE = "sdr_assets"
 EXTENSION = {"name": NAMESPACE, "version": "1.0.0", "optional": True}
 
 
-@dataclass
-class Segment:
-    """A contiguous run of chunks: one SigMF capture segment."""
+@dataclass(frozen=True)
+class CaptureSegment(Segment):
+    """A contiguous run of chunks (``store.chunks.Segment``) as one SigMF capture segment."""
 
-    sample_start: int  # in the recording's data file
-    n_samples: int
-    t_start_ns: int
-    sample_rate_hz: float
-    center_freq_hz: float
-    first_seq: int
-    last_seq: int
-
-    @property
-    def t_end_ns(self) -> int:
-        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
+    sample_start: int = 0  # in the recording's data file
 
 
 @dataclass
@@ -69,7 +59,7 @@ class Recording:
     meta_path: Path
     data_path: Path
     sample_rate_hz: float
-    segments: list[Segment]
+    segments: list[CaptureSegment]
     n_ground_truth: int = 0
     n_detections: int = 0
     n_decodes: int = 0  # rtl_433 messages
@@ -195,21 +185,19 @@ def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     return recs
 
 
-def segment_runs(chunks, gap_starts: list[int]) -> list[list[Segment]]:
+def segment_runs(chunks, gap_starts: list[int]) -> list[list[CaptureSegment]]:
     """Runs of one sample rate (recordings), each a list of capture segments, from chunks (or
     pieces of chunks) in time order, items like :class:`ChunkRow`: a segment is one
-    :func:`contiguous_runs` run (a retune, a hole in time or a recorded loss starts a new one)."""
-    runs: list[list[Segment]] = []
-    for run in contiguous_runs(chunks, gap_starts):
-        c0 = run[0]
-        fs = c0.sample_rate_hz
-        if not runs or fs != runs[-1][-1].sample_rate_hz:
+    ``store.chunks.segments`` segment (a retune, a hole in time or a recorded loss starts a new one)."""
+    runs: list[list[CaptureSegment]] = []
+    for s in segments(chunks, gap_starts):
+        if not runs or s.sample_rate_hz != runs[-1][-1].sample_rate_hz:
             runs.append([])
             start = 0
         else:
             start = runs[-1][-1].sample_start + runs[-1][-1].n_samples
-        runs[-1].append(Segment(start, sum(c.n_samples for c in run), c0.t_start_ns, fs, c0.center_freq_hz,
-                                c0.seq, run[-1].seq))
+        runs[-1].append(CaptureSegment(s.t_start_ns, s.n_samples, s.sample_rate_hz, s.center_freq_hz,
+                                       s.first_seq, s.last_seq, start))
     return runs
 
 
@@ -251,7 +239,7 @@ def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool,
     return written
 
 
-def sample_span(segments: list[Segment], t_start_ns: int, t_end_ns: int) -> tuple[int, int, bool] | None:
+def sample_span(segments: list[CaptureSegment], t_start_ns: int, t_end_ns: int) -> tuple[int, int, bool] | None:
     """[first, end) sample indices in the data file of a time span, clipped to the samples the
     segments hold, and whether it was clipped; None when no sample of it is held."""
     inside = [s for s in segments if s.t_end_ns > t_start_ns and s.t_start_ns < t_end_ns]

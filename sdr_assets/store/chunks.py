@@ -42,6 +42,30 @@ class ChunkSpan:
     n_samples: int
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One contiguous run of chunks (:func:`contiguous_runs`): a stream at one tuning."""
+
+    t_start_ns: int
+    n_samples: int
+    sample_rate_hz: float
+    center_freq_hz: float
+    first_seq: int
+    last_seq: int
+
+    @property
+    def t_end_ns(self) -> int:
+        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
+
+
+def segments(chunks: Iterable, gap_starts: Iterable[int] = ()) -> list[Segment]:
+    """The :class:`Segment` of each :func:`contiguous_runs` run of ``chunks`` (items with ``seq``
+    and ``n_samples`` besides the times and the tuning)."""
+    return [Segment(int(run[0].t_start_ns), sum(int(c.n_samples) for c in run), float(run[0].sample_rate_hz),
+                    float(run[0].center_freq_hz), int(run[0].seq), int(run[-1].seq))
+            for run in contiguous_runs(chunks, gap_starts)]
+
+
 def contiguous_runs(chunks: Iterable, gap_starts: Iterable[int] = (), *, tol_ns: int | None = None,
                     retune: bool = True) -> Iterator[list]:
     """Group chunks (time order) into contiguous runs. A run breaks where
