@@ -1,10 +1,15 @@
-"""Plain records that flow from a source, through the capture service, into the hot DB.
+"""The shared vocabulary: plain records that flow from a source, through the capture service,
+into the hot DB and on to analysis, and the few rules every part shares about them.
 
 Times are integer nanoseconds since the Unix epoch (UTC), taken from the sample clock:
 chunk k starts at ``t0_ns + samples_before_k * NS_PER_S / sample_rate_hz``. Frequencies are Hz.
-These records import nothing heavy, so every part of the package can share them.
+One ns constant (:data:`NS_PER_S`), one UTC formatter (:func:`utc_iso`), one time-frequency box
+(:class:`TimeFreqBox`), one run rule (:func:`contiguous_runs`) and the segment each run is
+(:class:`Segment`). These records import nothing heavy, so every part of the package can share them.
 """
 
+import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 NS_PER_S = 1_000_000_000
@@ -144,3 +149,61 @@ class Annotation:
     @property
     def box(self) -> TimeFreqBox:
         return box_of(self)
+
+
+# ---- contiguous runs of chunks: the one rule, and the segment each run is -----------------------
+@dataclass(frozen=True)
+class Segment:
+    """One contiguous run of chunks (:func:`contiguous_runs`): a stream at one tuning."""
+
+    t_start_ns: int
+    n_samples: int
+    sample_rate_hz: float
+    center_freq_hz: float
+    first_seq: int
+    last_seq: int
+
+    @property
+    def t_end_ns(self) -> int:
+        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
+
+
+def segments(chunks: Iterable, gap_starts: Iterable[int] = ()) -> list[Segment]:
+    """The :class:`Segment` of each :func:`contiguous_runs` run of ``chunks`` (items with ``seq``
+    and ``n_samples`` besides the times and the tuning)."""
+    return [Segment(int(run[0].t_start_ns), sum(int(c.n_samples) for c in run), float(run[0].sample_rate_hz),
+                    float(run[0].center_freq_hz), int(run[0].seq), int(run[-1].seq))
+            for run in contiguous_runs(chunks, gap_starts)]
+
+
+def contiguous_runs(chunks: Iterable, gap_starts: Iterable[int] = (), *, tol_ns: int | None = None,
+                    retune: bool = True) -> Iterator[list]:
+    """Group chunks (time order) into contiguous runs. A run breaks where
+
+    - ``retune``: the sample rate or the centre frequency changes;
+    - the next chunk starts more than ``tol_ns`` (None: one sample at its rate) before or after
+      the previous one's end (a hole in time, or an overlap);
+    - a recorded gap starts at the boundary (one of ``gap_starts``, within the tolerance).
+
+    ``chunks``: items with ``t_start_ns``, ``t_end_ns``, ``sample_rate_hz`` (and
+    ``center_freq_hz`` when ``retune``), e.g. ``store.chunks.ChunkRow`` or :class:`Chunk`."""
+    gap_starts = sorted(gap_starts)
+    run: list = []
+    for c in chunks:
+        if run and _breaks(run[-1], c, gap_starts, tol_ns, retune):
+            yield run
+            run = []
+        run.append(c)
+    if run:
+        yield run
+
+
+def _breaks(prev, c, gap_starts: list[int], tol_ns: int | None, retune: bool) -> bool:
+    if retune and (c.sample_rate_hz, c.center_freq_hz) != (prev.sample_rate_hz, prev.center_freq_hz):
+        return True
+    tol = samples_to_ns(1, c.sample_rate_hz) if tol_ns is None else tol_ns
+    end = prev.t_end_ns
+    if abs(c.t_start_ns - end) > tol:
+        return True
+    i = bisect.bisect_left(gap_starts, end - tol)
+    return i < len(gap_starts) and gap_starts[i] <= c.t_start_ns + tol

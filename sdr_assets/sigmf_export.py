@@ -35,10 +35,10 @@ from pathlib import Path
 from sdr_assets.sigmf import (DATA_SUFFIX, META_SUFFIX, annotation_item, capture_item, format_datetime_ns,
                               global_meta, meta_text)
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
-from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.records import NS_PER_S, Segment, samples_to_ns, segments
 from sdr_assets.store import messages as decodes
 from sdr_assets.store import queries
-from sdr_assets.store.chunks import ChunkRow, Segment, segments
+from sdr_assets.store.chunks import ChunkRow
 from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB
@@ -49,7 +49,7 @@ EXTENSION = {"name": NAMESPACE, "version": "1.0.0", "optional": True}
 
 @dataclass(frozen=True)
 class CaptureSegment(Segment):
-    """A contiguous run of chunks (``store.chunks.Segment``) as one SigMF capture segment."""
+    """A contiguous run of chunks (``records.Segment``) as one SigMF capture segment."""
 
     sample_start: int = 0  # in the recording's data file
 
@@ -188,7 +188,7 @@ def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
 def segment_runs(chunks, gap_starts: list[int]) -> list[list[CaptureSegment]]:
     """Runs of one sample rate (recordings), each a list of capture segments, from chunks (or
     pieces of chunks) in time order, items like :class:`ChunkRow`: a segment is one
-    ``store.chunks.segments`` segment (a retune, a hole in time or a recorded loss starts a new one)."""
+    ``records.segments`` segment (a retune, a hole in time or a recorded loss starts a new one)."""
     runs: list[list[CaptureSegment]] = []
     for s in segments(chunks, gap_starts):
         if not runs or s.sample_rate_hz != runs[-1][-1].sample_rate_hz:

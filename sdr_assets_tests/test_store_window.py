@@ -186,11 +186,12 @@ def test_check_contiguity():
 
 
 def test_contiguous_runs_break_on_each_rule_and_only_there():
-    """The one run rule (store.chunks.contiguous_runs): a retune, a rate change, a hole or an
+    """The one run rule (records.contiguous_runs): a retune, a rate change, a hole or an
     overlap beyond one sample, or a recorded gap starting at the boundary starts a new run."""
     from dataclasses import replace
 
-    from sdr_assets.store.chunks import ChunkRow, contiguous_runs, segments
+    from sdr_assets.records import contiguous_runs, segments
+    from sdr_assets.store.chunks import ChunkRow
 
     def spans(chunks, gaps=(), **kw):
         return [[chunks.index(c) for c in run] for run in contiguous_runs(chunks, gaps, **kw)]

@@ -1,7 +1,7 @@
 """The energy detector (dsp.detect.detect_bursts) over a window's IQ, in absolute time and Hz.
 
 It runs on the raw samples, not on the PNG frames: each contiguous segment of the window
-(same tuning, no time hole: ``store.chunks.contiguous_runs``, the spectrogram frames' segments)
+(same tuning, no time hole: ``records.contiguous_runs``, the spectrogram frames' segments)
 is read chunk by chunk and cut into blocks of ``block_s`` seconds that overlap by ``overlap_s``. Each block keeps the
 bursts that START in its own part (the blocks' own parts tile the segment), so a burst
 shorter than ``overlap_s / 2`` is found exactly once and whole; a segment shorter than one

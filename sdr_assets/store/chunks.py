@@ -4,19 +4,18 @@ A *run* is what the spectrogram frames, the energy detector and the IQ refinemen
 stream: chunks in time order with the same tuning (sample rate, centre frequency), each
 starting where the previous one ended (within one sample). A retune or a hole starts a new run,
 and so does a recorded gap where the caller passes the gaps' start times.
-:func:`contiguous_runs` is that rule, written once: the frames, the energy detector, the decoder's
+``records.contiguous_runs`` is that rule, written once: the frames, the energy detector, the decoder's
 segments, the SigMF export's capture segments and the window's coverage check all split by it.
 """
 
-import bisect
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.records import NS_PER_S, contiguous_runs, samples_to_ns
 
 
 @dataclass(frozen=True)
@@ -40,63 +39,6 @@ class ChunkSpan:
     t_end_ns: int
     sample_rate_hz: float
     n_samples: int
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One contiguous run of chunks (:func:`contiguous_runs`): a stream at one tuning."""
-
-    t_start_ns: int
-    n_samples: int
-    sample_rate_hz: float
-    center_freq_hz: float
-    first_seq: int
-    last_seq: int
-
-    @property
-    def t_end_ns(self) -> int:
-        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
-
-
-def segments(chunks: Iterable, gap_starts: Iterable[int] = ()) -> list[Segment]:
-    """The :class:`Segment` of each :func:`contiguous_runs` run of ``chunks`` (items with ``seq``
-    and ``n_samples`` besides the times and the tuning)."""
-    return [Segment(int(run[0].t_start_ns), sum(int(c.n_samples) for c in run), float(run[0].sample_rate_hz),
-                    float(run[0].center_freq_hz), int(run[0].seq), int(run[-1].seq))
-            for run in contiguous_runs(chunks, gap_starts)]
-
-
-def contiguous_runs(chunks: Iterable, gap_starts: Iterable[int] = (), *, tol_ns: int | None = None,
-                    retune: bool = True) -> Iterator[list]:
-    """Group chunks (time order) into contiguous runs. A run breaks where
-
-    - ``retune``: the sample rate or the centre frequency changes;
-    - the next chunk starts more than ``tol_ns`` (None: one sample at its rate) before or after
-      the previous one's end (a hole in time, or an overlap);
-    - a recorded gap starts at the boundary (one of ``gap_starts``, within the tolerance).
-
-    ``chunks``: items with ``t_start_ns``, ``t_end_ns``, ``sample_rate_hz`` (and
-    ``center_freq_hz`` when ``retune``), e.g. :class:`ChunkRow` or ``records.Chunk``."""
-    gap_starts = sorted(gap_starts)
-    run: list = []
-    for c in chunks:
-        if run and _breaks(run[-1], c, gap_starts, tol_ns, retune):
-            yield run
-            run = []
-        run.append(c)
-    if run:
-        yield run
-
-
-def _breaks(prev, c, gap_starts: list[int], tol_ns: int | None, retune: bool) -> bool:
-    if retune and (c.sample_rate_hz, c.center_freq_hz) != (prev.sample_rate_hz, prev.center_freq_hz):
-        return True
-    tol = samples_to_ns(1, c.sample_rate_hz) if tol_ns is None else tol_ns
-    end = prev.t_end_ns
-    if abs(c.t_start_ns - end) > tol:
-        return True
-    i = bisect.bisect_left(gap_starts, end - tol)
-    return i < len(gap_starts) and gap_starts[i] <= c.t_start_ns + tol
 
 
 class ChunkQueries:

@@ -16,8 +16,7 @@ from PIL import Image
 
 from sdr_assets.dsp import stft
 from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import samples_to_ns
-from sdr_assets.store.chunks import contiguous_runs
+from sdr_assets.records import contiguous_runs, samples_to_ns
 from sdr_assets.store.db import connect_ro
 from sdr_assets.store.sensors import key_slug
 

@@ -22,8 +22,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sdr_assets.records import NS_PER_S, samples_to_ns
-from sdr_assets.store.chunks import ChunkRow, Segment, segments
+from sdr_assets.records import NS_PER_S, Segment, samples_to_ns, segments
+from sdr_assets.store.chunks import ChunkRow
 from sdr_assets.store.txn import Txn
 
 
@@ -127,7 +127,7 @@ def _path(conn: sqlite3.Connection) -> str:
 
 # ---- reading the window's samples ------------------------------------------------------------
 def segment_spans(conn: sqlite3.Connection, partition_key: str) -> list[Segment]:
-    """The partition's contiguous segments (one decoder run each), in time order (store.chunks.segments)."""
+    """The partition's contiguous segments (one decoder run each), in time order (records.segments)."""
     return segments(ChunkRow(seq, t0, fs, fc, n, None) for seq, t0, fs, fc, n in conn.execute(
         "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
         "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,)))

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sdr_assets.errors import ConfigError, StoreError
-from sdr_assets.records import NS_PER_S, TimeFreqBox, box_of, samples_to_ns
-from sdr_assets.store.chunks import ChunkQueries, contiguous_runs
+from sdr_assets.records import NS_PER_S, TimeFreqBox, box_of, contiguous_runs, samples_to_ns
+from sdr_assets.store.chunks import ChunkQueries
 from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
     SQLITE_HEADER,
