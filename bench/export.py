@@ -32,7 +32,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
     os.environ["SDR_ASSETS_HOME"] = str(tmp)
     from sdr_assets.records import Chunk, SourceInfo
-    from sdr_assets.sigmf_export import export_partition
+    from sdr_assets.sigmf.export import export_partition
     from sdr_assets.store.hot import HotWriter
     from sdr_assets.store.plots import TelemetrySeries, plot_telemetry
     from sdr_assets.store.snapshot import take_snapshot

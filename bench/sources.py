@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdr_assets.capture.file import FileSource  # noqa: E402
 from sdr_assets.capture.rtltcp import RtlTcpSource  # noqa: E402
 from sdr_assets.capture.rtltcp_server import RtlTcpServer  # noqa: E402
-from sdr_assets.capture.sigmf import write_sigmf  # noqa: E402
+from sdr_assets.sigmf import write_sigmf  # noqa: E402
 from sdr_assets.records import Chunk  # noqa: E402
 
 BLOCK = 256 * 1024

@@ -37,7 +37,7 @@ from sdr_assets.errors import (
     TooLargeError,
 )
 from sdr_assets.paths import DataPaths
-from sdr_assets.records import NS_PER_S
+from sdr_assets.records import NS_PER_S, utc_iso
 from sdr_assets.store import messages as store_messages
 from sdr_assets.store import queries
 from sdr_assets.store.db import reading
@@ -112,8 +112,7 @@ def _finite(obj):
 def _iso(t_ns: int | None) -> str | None:
     if t_ns is None:
         return None
-    secs, ns = divmod(int(t_ns), NS_PER_S)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    return utc_iso(t_ns, digits=9)
 
 
 def _record(obj, **extra) -> dict:
@@ -383,7 +382,7 @@ def _plan_iq(settings: ApiSettings, paths: DataPaths, sensor, t_from, to, freq_m
              detection_id, margin_s):
     """Validate, open the analysis DB in one read transaction and plan the archive (every error
     comes out here, before the response starts); the caller streams it and closes ``conn``."""
-    from sdr_assets.sigmf_export import SpanArchive
+    from sdr_assets.sigmf.export import SpanArchive
 
     lo, hi = params.band(freq_min_hz, freq_max_hz)
     if detection_id is not None:

@@ -8,10 +8,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError
+from sdr_assets.records import NS_PER_S, utc_iso
 
 STALE_AFTER_S = 5.0  # telemetry is written every second; older than this = stalled
 STATS_DEFAULT_METRICS = ("samples_received_per_s", "samples_lost", "ingest_mb_s", "ring_high_water",
@@ -67,9 +67,7 @@ def run_capture(*, hot_db: Path, source_uri: str, center_freq_hz, sample_rate_hz
 
 # ---- status -----------------------------------------------------------------------------
 def _iso(t_ns: int | None) -> str:
-    if t_ns is None:
-        return "-"
-    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "-" if t_ns is None else utc_iso(t_ns, sep=" ", suffix=" UTC")
 
 
 def read_status(hot_path: Path) -> dict | None:
@@ -86,7 +84,7 @@ def read_status(hot_path: Path) -> dict | None:
     out["metrics"] = {m: v for m, (_, v) in metrics.items()}
     out["last_row_ns"] = max((t for t, _ in metrics.values()), default=None)
     now_ns = time.time_ns()
-    age_s = None if out["last_row_ns"] is None else (now_ns - out["last_row_ns"]) / 1e9
+    age_s = None if out["last_row_ns"] is None else (now_ns - out["last_row_ns"]) / NS_PER_S
     out["last_row_age_s"] = age_s
     pid = holder_pid(hot_path)
     out["pid"] = pid

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
-from sdr_assets.capture.sigmf import (annotation_record, describe_conversion, is_sigmf_path,
+from sdr_assets.sigmf import (annotation_record, describe_conversion, is_sigmf_path,
                                       parse_sigmf_meta, path_exists, sigmf_paths, to_cu8)
 from sdr_assets.errors import ConfigError, SourceError
-from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, STORABLE_TIMES, Chunk, Gap, SourceInfo,
+from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, STORABLE_TIMES, Chunk, Gap, SourceInfo,
                                 describe_time_ns, samples_to_ns, storable_time_ns)
 
 log = logging.getLogger("sdr_assets.capture")
@@ -191,7 +191,7 @@ class FileSource(Source):
             gap = 0
             if segs and c.datetime_ns is not None:
                 jump_ns = (c.datetime_ns - t0) - t_rel
-                gap = max(0, round(jump_ns * rate / 1e9))
+                gap = max(0, round(jump_ns * rate / NS_PER_S))
                 if gap:
                     t_rel = c.datetime_ns - t0
             segs.append(_Segment(start, end, float(freq), t_rel, gap))

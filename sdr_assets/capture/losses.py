@@ -7,14 +7,10 @@ every lost sample is added to the shared :class:`Counters` at once, by cause.
 
 import math
 from collections import deque
-from datetime import datetime, timezone
 
 from sdr_assets.capture.telemetry_sampler import Counters
-from sdr_assets.records import INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, Chunk, Gap, samples_to_ns
-
-
-def iso_utc(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns / NS_PER_S, tz=timezone.utc).isoformat(timespec="milliseconds")
+from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, Chunk, Gap, samples_to_ns,
+                                utc_iso)
 
 
 class LossRecorder:
@@ -71,7 +67,8 @@ class LossRecorder:
             return None  # a replay that starts earlier, or a seamless continuation
         n = min(int(round(dead_ns * rate_hz / NS_PER_S)), INT64_MAX)
         gap = Gap(prev_end_ns, n, rate_hz, "restart",
-                  f"service was down from {iso_utc(prev_end_ns)} to {iso_utc(first_t_start_ns)} "
+                  f"service was down from {utc_iso(prev_end_ns, digits=3, suffix='+00:00')} "
+                  f"to {utc_iso(first_t_start_ns, digits=3, suffix='+00:00')} "
                   f"({dead_ns / NS_PER_S:.3f} s){note}")
         self.counters.add_lost("restart", n)
         self.side.append(gap)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from sdr_assets.capture.base import Source
 from sdr_assets.capture.lock import WriterLock
-from sdr_assets.capture.losses import LossRecorder, iso_utc
+from sdr_assets.capture.losses import LossRecorder
 from sdr_assets.capture.ring import DEFAULT_RING_BYTES, ByteRing
 from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters, TelemetrySampler
 from sdr_assets.errors import CaptureError, ConfigError, SdrAssetsError
-from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo
+from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo, utc_iso
 
 DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_BATCH_MAX_S = 0.25
@@ -213,7 +213,7 @@ class CaptureService:
         pace = "realtime" if info.realtime else "unpaced"
         resume = ""
         if self._resume_from is not None:
-            resume = f"; newest stored sample {iso_utc(self._resume_from.t_end_ns)}"
+            resume = f"; newest stored sample {utc_iso(self._resume_from.t_end_ns, digits=3, suffix='+00:00')}"
         return (f"capture {self.capture_id}: {info.uri} ({info.kind}, {pace}) "
                 f"{info.sample_rate_hz / 1e6:g} MS/s at {info.center_freq_hz / 1e6:.6g} MHz, gain {gain} "
                 f"-> {self.hot_path} (ring {self._ring.capacity_bytes / 2**20:g} MiB, "

@@ -20,15 +20,15 @@ from urllib.parse import parse_qsl
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
 from sdr_assets.dsp.synth import KINDS, PROFILES, BandScenario, check_sample_rate_hz
 from sdr_assets.errors import ConfigError, SourceError
-from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, STORABLE_TIMES, Annotation, Chunk, SourceInfo,
-                                samples_to_ns, storable_time_ns)
+from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, STORABLE_TIMES, Annotation, Chunk,
+                                SourceInfo, samples_to_ns, storable_time_ns)
 
 def _start_ns(value: str) -> int:
     """ISO 8601 time -> ns since the epoch (naive times are UTC)."""
     t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    return int(t.timestamp() * 1e9)
+    return int(t.timestamp() * NS_PER_S)
 
 
 def _rate_ok(sample_rate_hz: float) -> bool:
@@ -122,7 +122,7 @@ class SyntheticSource(Source):
                               f"1 .. {MAX_SAMPLE_RATE_HZ:g} Hz, e.g. rate=1024000")
         first_ns = time.time_ns() if start_ns is None else start_ns
         if not storable_time_ns(first_ns) or (
-                duration_s is not None and not first_ns + duration_s * 1e9 <= INT64_MAX):
+                duration_s is not None and not first_ns + duration_s * NS_PER_S <= INT64_MAX):
             raise ConfigError(f"synthetic:// start and duration_s put samples outside the times the "
                               f"hot DB can store ({STORABLE_TIMES}); e.g. start=2026-11-23T10:00:00Z")
         if not math.isfinite(center_freq_hz):
@@ -174,7 +174,7 @@ class SyntheticSource(Source):
                               "(or use it as a context manager) first")
         seg_t0_ns, seg_samples = self.t0_ns, 0  # start of the current tuning
         end_ns = (None if self.duration_s is None
-                  else self.t0_ns + int(round(self.duration_s * 1e9)))
+                  else self.t0_ns + int(round(self.duration_s * NS_PER_S)))
         while not self._stopping:
             if end_ns is not None and seg_t0_ns + samples_to_ns(
                     seg_samples, self._scenario.sample_rate_hz) >= end_ns:
@@ -192,7 +192,7 @@ class SyntheticSource(Source):
             chunk_t_ns = seg_t0_ns + samples_to_ns(seg_samples, fs)
             seg_samples += self.chunk_samples
             if self.realtime:  # hand the chunk out once its last sample has "arrived"
-                wait_s = (seg_t0_ns + samples_to_ns(seg_samples, fs) - time.time_ns()) / 1e9
+                wait_s = (seg_t0_ns + samples_to_ns(seg_samples, fs) - time.time_ns()) / NS_PER_S
                 if wait_s > 0 and self._stop_event.wait(wait_s):
                     return
             if self._stopping:

@@ -181,7 +181,7 @@ def _file_path(uri: str, rest: str) -> Path:
     if rest.startswith("localhost/"):
         rest = rest[len("localhost"):]
     from sdr_assets.capture.file import expand_path
-    from sdr_assets.capture.sigmf import path_exists
+    from sdr_assets.sigmf import path_exists
 
     p = expand_path(rest)
     if not path_exists(p) and "%" in rest:

@@ -45,7 +45,7 @@ def backfill(first: str, last: str, select: str, paths) -> None:
 @sensor_option
 def export(partition_key: str, out_dir: Path, with_annotations: bool, paths) -> None:
     """Export a partition of the analysis DB as SigMF (cu8 exactly as stored, annotated)."""
-    from sdr_assets.sigmf_export import export_partition
+    from sdr_assets.sigmf.export import export_partition
     from sdr_assets.store.sensors import KEY_SEP, analysis_key
 
     if KEY_SEP not in partition_key:

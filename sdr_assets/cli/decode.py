@@ -1,10 +1,11 @@
 """`sdr-assets decode --source URI`: rtl_433's messages from a live rtl_tcp server (rtl_433 is its
 client) or from a recording streamed through the runner; one line a message (decode/stream.py)."""
 
-import datetime
 import signal
 
 import click
+
+from sdr_assets.records import utc_iso
 
 DEFAULT_CENTER_FREQ_HZ = 433.92e6
 DEFAULT_SAMPLE_RATE_HZ = 250e3
@@ -13,8 +14,7 @@ DEFAULT_SAMPLE_RATE_HZ = 250e3
 def format_message(tm) -> str:
     """``2026-11-23T10:00:00.503542Z  GT-WT02  id 52  ch 1  433.892 MHz  SNR 4.4 dB``."""
     m = tm.message
-    t = datetime.datetime.fromtimestamp(tm.t_ns // 1000 / 1e6, tz=datetime.UTC)
-    parts = [t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), m.model,
+    parts = [utc_iso(tm.t_ns, digits=6), m.model,
              f"id {m.device_id}" if m.device_id is not None else "id -",
              f"ch {m.channel}" if m.channel is not None else "ch -",
              f"{m.freq_hz / 1e6:.3f} MHz" if m.freq_hz is not None else "- MHz",

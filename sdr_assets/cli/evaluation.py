@@ -36,6 +36,7 @@ from typing import Any
 from sdr_assets.errors import ConfigError, ModelError
 from sdr_assets.ml.scoring import Box, Tally, match_iou, match_starts
 from sdr_assets.paths import DataPaths
+from sdr_assets.records import NS_PER_S
 
 PARTITION_KEY = "evaluate"
 REFERENCE_KEY = "rtl_433_bursts"
@@ -93,9 +94,9 @@ def read_recording(rec: Recording) -> FileRead:
     for a in (ev for ev in events if isinstance(ev, Annotation)):
         band = (a.freq_lower_hz, a.freq_upper_hz)
         lo, hi = (None, None) if band == full else band  # no edges: the source filled the band
-        boxes.append(Box((a.t_start_ns - t0_ns) / 1e9, (a.t_end_ns - t0_ns) / 1e9, lo, hi, a.label))
-    return FileRead([((f.t_start_ns - t0_ns) / 1e9, f.sample_rate_hz, f.center_freq_hz, chunks) for f, chunks in runs],
-                    boxes, fs, info.center_freq_hz)
+        boxes.append(Box((a.t_start_ns - t0_ns) / NS_PER_S, (a.t_end_ns - t0_ns) / NS_PER_S, lo, hi, a.label))
+    return FileRead([((f.t_start_ns - t0_ns) / NS_PER_S, f.sample_rate_hz, f.center_freq_hz, chunks)
+                     for f, chunks in runs], boxes, fs, info.center_freq_hz)
 
 
 # ---- references -------------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def exported_detections(meta_path: Path) -> list[bool]:
     whether ``sdr-assets export`` wrote it as a detection."""
     import json
 
-    from sdr_assets.sigmf_export import NAMESPACE
+    from sdr_assets.sigmf.export import NAMESPACE
 
     anns = json.loads(meta_path.read_text()).get("annotations", [])
     anns = sorted(anns, key=lambda a: a.get("core:sample_start", 0))
@@ -514,7 +515,7 @@ def evaluate(recordings: Sequence[Recording], reference: Reference, detectors: S
                                                model_version=version, detector_name=name, write=False,
                                                require_energy=require_energy and model is not None,
                                                suppress_across_freq=suppress_across_freq and model is not None)
-                    dets = [Box((r.t_start_ns - t0_ns) / 1e9, (r.t_end_ns - t0_ns) / 1e9, r.freq_lower_hz,
+                    dets = [Box((r.t_start_ns - t0_ns) / NS_PER_S, (r.t_end_ns - t0_ns) / NS_PER_S, r.freq_lower_hz,
                                 r.freq_upper_hz, r.label, r.confidence) for r in rows]
                     res = _score(s, rec.name, dets, refs, reference, tol_s, iou_threshold, freq_tol_hz,
                                  extent)

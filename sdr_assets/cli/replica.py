@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sdr_assets.paths import DEFAULT_SENSOR
+from sdr_assets.records import utc_iso
 
 _TIME_KEY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}:[0-9]{2}")
 
@@ -47,12 +48,8 @@ def restore(partition_key: str, sensor: str, out_dir: Path, replica_url: str) ->
                           "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or pass --replica-url.")
     res = S3Replica(config).restore(sensor, snapshot_file_name(time_key), out_dir)
     held = hot_time_range(res.path)
-    span = "no chunks" if held is None else f"chunks {_utc(held[0])} .. {_utc(held[1])} UTC"
+    span = "no chunks" if held is None else \
+        f"chunks {' .. '.join(utc_iso(t, sep=' ', suffix='') for t in held)} UTC"
     click.echo(f"restored {res.url} -> {res.path}: {res.n_bytes / 1e6:.1f} MB in {res.seconds:.2f} s")
     click.echo(f"sha256 ok ({res.sha256}); integrity_check ok; {span}")
 
-
-def _utc(t_ns: int) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_ns / 1e9))

@@ -11,6 +11,7 @@ import os
 import click
 
 from sdr_assets.paths import DEFAULT_SENSOR, ENV_SENSOR
+from sdr_assets.records import utc_iso
 
 
 def _sensor_paths(ctx, param, value: str):
@@ -81,7 +82,6 @@ def add(name: str, description: str, source_uri: str) -> None:
 @sensors.command("list")
 def list_cmd() -> None:
     """Every sensor of the data root: hot DB, size and the time span it holds."""
-    import time
 
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.sensors import list_sensors
@@ -93,7 +93,7 @@ def list_cmd() -> None:
         else:
             span = hot_time_range(s.hot_db)
             held = ("empty" if span is None else
-                    " .. ".join(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t / 1e9)) for t in span)
+                    " .. ".join(utc_iso(t, sep=" ", suffix="") for t in span)
                     + f" UTC, {s.hot_db.stat().st_size / 1e6:.1f} MB")
         desc = f"  ({s.description})" if s.description else ""
         click.echo(f"{s.name:<20} {s.hot_db}  {held}{desc}")

@@ -24,11 +24,10 @@ Alerts for the window [w0, w1):
 """
 
 import statistics
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sdr_assets.records import NS_PER_S
+from sdr_assets.records import NS_PER_S, utc_iso
 from sdr_assets.store import messages as store
 from sdr_assets.store.messages import DeviceRow, DeviceTotals, MessageRecord, Sighting
 
@@ -51,14 +50,12 @@ class DeviceAlert:
     def line(self) -> str:
         d = self.device
         if self.kind == "new":
-            return f"new device on sensor {d.sensor}: {d.name()} (first seen {_utc(d.first_seen_ns)})"
-        return (f"device missing on sensor {d.sensor}: {d.name()} last seen {_utc(d.last_seen_ns)}, "
+            return (f"new device on sensor {d.sensor}: {d.name()} "
+                    f"(first seen {utc_iso(d.first_seen_ns, sep=' ', suffix=' UTC')})")
+        return (f"device missing on sensor {d.sensor}: {d.name()} "
+                f"last seen {utc_iso(d.last_seen_ns, sep=' ', suffix=' UTC')}, "
                 f"usually every {d.usual_interval_s:.1f} s (silent for more than "
-                f"{(self.due_ns - d.last_seen_ns) / NS_PER_S:.0f} s by {_utc(self.due_ns)})")
-
-
-def _utc(t_ns: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t_ns / NS_PER_S))
+                f"{(self.due_ns - d.last_seen_ns) / NS_PER_S:.0f} s by {utc_iso(self.due_ns, sep=' ', suffix=' UTC')})")
 
 
 def window_sightings(sensor: str, partition_key: str, messages: Iterable[MessageRecord]) -> list[Sighting]:

@@ -87,7 +87,7 @@ def decode_partition(db, partition_key: str, *, executable: str | None = None) -
     return out
 
 
-def _abs_ns(seg: store.SegmentSpan, offset_samples: int) -> int:
+def _abs_ns(seg: store.Segment, offset_samples: int) -> int:
     return seg.t_start_ns + samples_to_ns(offset_samples, seg.sample_rate_hz)
 
 
@@ -99,7 +99,7 @@ def _band_around(center_hz: float, freqs_hz: list[float | None]) -> tuple[float,
     return min(known) - FALLBACK_HALF_WIDTH_HZ, max(known) + FALLBACK_HALF_WIDTH_HZ
 
 
-def _packages(conn, key: str, seg: store.SegmentSpan, res: Rtl433Result, index: ChunkIndex,
+def _packages(conn, key: str, seg: store.Segment, res: Rtl433Result, index: ChunkIndex,
               version: str) -> list[store.PackageRecord]:
     n_messages: dict[int, int] = {}
     for m in res.messages:
@@ -123,7 +123,7 @@ def _packages(conn, key: str, seg: store.SegmentSpan, res: Rtl433Result, index: 
     return out
 
 
-def _messages(seg: store.SegmentSpan, res: Rtl433Result, index: ChunkIndex, version: str,
+def _messages(seg: store.Segment, res: Rtl433Result, index: ChunkIndex, version: str,
               packages_by_start: dict[int, store.PackageRecord]) -> list[store.MessageRecord]:
     out = []
     for m in res.messages:

@@ -1,12 +1,12 @@
 """Analysis assets: point-in-time snapshot -> circular-buffer window -> spectrogram frames."""
 
-import time
 from pathlib import Path
 
 import dagster as dg
 
 from sdr_assets.defs.partitions import SENSOR_TIME, sensor_of, window_ns
 from sdr_assets.defs.resources import SdrStore, SpectrogramSettings
+from sdr_assets.records import utc_iso
 from sdr_assets.store import frames as frames_store
 from sdr_assets.store import snapshot as snap
 from sdr_assets.store.retention import Removed, prune_reports, remove_tree
@@ -33,12 +33,8 @@ def _require_held(hot: Path, t0_ns: int, t1_ns: int, key: str) -> None:
     if starts_ns is not None:
         raise dg.Failure(
             f"Partition {key} is no longer held by the hot database: it now starts at "
-            f"{_iso(starts_ns)}, after this window ended. Raise the capture's --cap-bytes / "
+            f"{utc_iso(starts_ns, sep=' ', suffix=' UTC')}, after this window ended. Raise the capture's --cap-bytes / "
             "--max-age-s to keep more history, or materialise newer partitions.")
-
-
-def _iso(t_ns: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t_ns / 1e9))
 
 
 @dg.asset(
@@ -69,7 +65,7 @@ def hot_snapshot(context: dg.AssetExecutionContext, store: SdrStore):
         "bytes": res.n_bytes, "MB": round(res.n_bytes / 1e6, 2),
         "seconds": round(res.seconds, 3), "MB/s": round(res.mb_per_s, 1),
         "chunks": res.n_chunks, "last_seq": res.last_seq if res.last_seq is not None else -1,
-        "holds_until": _iso(res.last_t_end_ns) if res.last_t_end_ns else "no samples",
+        "holds_until": utc_iso(res.last_t_end_ns, sep=" ", suffix=" UTC") if res.last_t_end_ns else "no samples",
         "integrity": res.integrity, "snapshots_pruned": len(removed), **replica_meta,
     }
     return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(

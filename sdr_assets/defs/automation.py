@@ -2,13 +2,13 @@
 
 import json
 import time
-from datetime import UTC, datetime
 
 import dagster as dg
 
 from sdr_assets.defs.partitions import SENSOR_TIME, SENSORS, TIME_PARTITIONS, multi_key
 from sdr_assets.defs.resources import SdrStore
 from sdr_assets.paths import DEFAULT_SENSOR
+from sdr_assets.records import NS_PER_S, utc_datetime
 from sdr_assets.store import snapshot as snap
 from sdr_assets.store.sensors import list_sensors
 
@@ -28,11 +28,11 @@ analysis_schedule = dg.build_schedule_from_partitioned_job(
 def newest_closed_partition(first_t_start_ns: int, last_t_end_ns: int, now_ns: int) -> str | None:
     """The newest partition that has ended both on the wall clock and in the stored data, and
     that holds some of the data (none when the data has not yet crossed a partition end)."""
-    upto = datetime.fromtimestamp(min(last_t_end_ns, now_ns) / 1e9, tz=UTC)
+    upto = utc_datetime(min(last_t_end_ns, now_ns))
     keys = TIME_PARTITIONS.get_partition_keys(current_time=upto)
     if not keys:
         return None
-    end = TIME_PARTITIONS.time_window_for_partition_key(keys[-1]).end.timestamp() * 1e9
+    end = TIME_PARTITIONS.time_window_for_partition_key(keys[-1]).end.timestamp() * NS_PER_S
     return keys[-1] if end > first_t_start_ns else None
 
 

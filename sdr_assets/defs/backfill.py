@@ -18,6 +18,7 @@ from tqdm import tqdm
 from sdr_assets.defs.partitions import TIME_PARTITIONS, ensure_sensor_partitions, multi_key, partition_minutes
 from sdr_assets.errors import ConfigError
 from sdr_assets.paths import DataPaths
+from sdr_assets.records import NS_PER_S
 from sdr_assets.store import snapshot as snap
 
 
@@ -49,7 +50,7 @@ def held_partitions(keys: list[str], hot: Path) -> tuple[list[str], list[str]]:
         return keys, []
     ok, gone = [], []
     for k in keys:
-        end_ns = int(TIME_PARTITIONS.time_window_for_partition_key(k).end.timestamp() * 1e9)
+        end_ns = int(TIME_PARTITIONS.time_window_for_partition_key(k).end.timestamp() * NS_PER_S)
         (gone if snap.retention_dropped(hot, end_ns) is not None else ok).append(k)
     return ok, gone
 

@@ -6,7 +6,6 @@ with one line naming the package to install while snapshots, spectrograms, label
 fallback) and detections still run.
 """
 
-import time
 
 import dagster as dg
 
@@ -14,12 +13,9 @@ from sdr_assets.defs.analysis import iq_window
 from sdr_assets.defs.partitions import SENSOR_TIME, sensor_of, window_ns
 from sdr_assets.defs.resources import DecoderSettings, SdrStore
 from sdr_assets.errors import DecodeError
+from sdr_assets.records import NS_PER_S, utc_iso
 
 GROUP = "analysis"
-
-
-def _utc(t_ns: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_ns / 1e9))
 
 
 def _cell(value) -> str:
@@ -36,7 +32,7 @@ def messages_table(messages, t0_ns: int, limit: int) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in m.message.items() if k not in skip)
         mhz = "" if m.freq_hz is None else f"{m.freq_hz / 1e6:.3f}"
         snr = "" if m.snr_db is None else f"{m.snr_db:.1f}"
-        rows.append(f"| {(m.t_start_ns - t0_ns) / 1e9:.3f} | {_cell(m.model)} | {_cell(m.device_id)} | "
+        rows.append(f"| {(m.t_start_ns - t0_ns) / NS_PER_S:.3f} | {_cell(m.model)} | {_cell(m.device_id)} | "
                     f"{_cell(m.channel)} | {mhz} | {snr} | {_cell(fields)[:120]} |\n")
     return head + ("".join(rows) or "| (no messages) | | | | | | |\n")
 
@@ -99,7 +95,8 @@ def device_inventory(context: dg.AssetExecutionContext, store: SdrStore, decoder
     table = ("| device | first seen | last seen | messages | median SNR dB | median MHz | usual interval s |\n"
              "| --- | --- | --- | --- | --- | --- | --- |\n")
     for r in sorted(up.rows, key=lambda r: -r.last_seen_ns):
-        table += (f"| {_cell(r.name())} | {_utc(r.first_seen_ns)} | {_utc(r.last_seen_ns)} | {r.n_messages} | "
+        seen = " | ".join(utc_iso(t, sep=" ", suffix="") for t in (r.first_seen_ns, r.last_seen_ns))
+        table += (f"| {_cell(r.name())} | {seen} | {r.n_messages} | "
                   f"{'' if r.median_snr_db is None else f'{r.median_snr_db:.1f}'} | "
                   f"{'' if r.median_freq_hz is None else f'{r.median_freq_hz / 1e6:.3f}'} | "
                   f"{'' if r.usual_interval_s is None else f'{r.usual_interval_s:.1f}'} |\n")

@@ -12,6 +12,7 @@ from sdr_assets.defs.analysis import spectrograms
 from sdr_assets.defs.partitions import DAILY_PARTITIONS, SENSOR_TIME
 from sdr_assets.defs.resources import DecoderSettings, DetectorSettings, SdrStore
 from sdr_assets.errors import DecodeError
+from sdr_assets.records import NS_PER_S
 from sdr_assets.store.retention import check_keep, prune_datasets, prune_models
 from sdr_assets.store.sensors import key_slug
 
@@ -71,7 +72,7 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
     check_keep("keep_datasets", store.keep_datasets)
     paths = store.paths()
     started_ns = time.time_ns()
-    before_ns = int(context.partition_time_window.end.timestamp() * 1e9)
+    before_ns = int(context.partition_time_window.end.timestamp() * NS_PER_S)
     with store.open_analysis() as db:
         metrics_log = MetricsLogger(paths.analysis_db, "training", limits=store.telemetry_limits())
         resources = ResourceSampler()  # CPU, RAM and GPUs beside the epoch metrics, once a second

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from sdr_assets.errors import ConfigError
+from sdr_assets.records import NS_PER_S
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 ENV_MINUTES = "SDR_ASSETS_PARTITION_MINUTES"
@@ -93,7 +94,7 @@ def ensure_sensor_partitions(instance: dg.DagsterInstance, names) -> list[str]:
 def window_ns(context) -> tuple[int, int]:
     """The partition's [start, end) in ns since the epoch."""
     tw = context.partition_time_window
-    return int(tw.start.timestamp() * 1e9), int(tw.end.timestamp() * 1e9)
+    return int(tw.start.timestamp() * NS_PER_S), int(tw.end.timestamp() * NS_PER_S)
 
 
 PARTITION_START = partition_start()

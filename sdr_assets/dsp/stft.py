@@ -26,6 +26,7 @@ import scipy.fft
 import scipy.signal
 
 from sdr_assets.dsp.iq import CU8_PAIR_LUT, cu8_pairs
+from sdr_assets.records import NS_PER_S
 
 DEFAULT_NFFT = 640
 DEFAULT_HOP = 640
@@ -191,7 +192,7 @@ class FrameGeometry:
 
     @property
     def col_ns(self) -> float:
-        return self.hop * 1e9 / self.sample_rate_hz
+        return self.hop * NS_PER_S / self.sample_rate_hz
 
     @property
     def freq_upper_hz(self) -> float:

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from sdr_assets.ml.energy import window_bursts
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import (REFINE, RefineParams, TimeFreqBox, drop_pieces, join_frame_edges,
+from sdr_assets.ml.postprocess import (REFINE, RefineParams, DetectionBox, drop_pieces, join_frame_edges,
                                        refine_box, suppress_overlaps, to_time_freq)
-from sdr_assets.records import samples_to_ns
+from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.chunks import SpanReader
 from sdr_assets.store.detections import DetectionRow
 from sdr_assets.store.frames import FrameRow
@@ -87,16 +87,16 @@ def _frame_for(frames: Sequence[FrameRow], t_ns: int) -> int:
 
 
 def energy_boxes(db: AnalysisDB, partition_key: str, frames: Sequence[FrameRow],
-                 **energy_kwargs) -> list[TimeFreqBox]:
-    return [TimeFreqBox(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label, b.confidence,
+                 **energy_kwargs) -> list[DetectionBox]:
+    return [DetectionBox(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label, b.confidence,
                         (_frame_for(frames, b.t_start_ns),))
             for b in window_bursts(db, partition_key, **energy_kwargs)]
 
 
 def model_boxes(detector: Callable, frames: Sequence[FrameRow], root: Path,
-                batch: int = 16) -> list[TimeFreqBox]:
+                batch: int = 16) -> list[DetectionBox]:
     """Run ``detector`` (a list of images -> per image a list of Detection) over the frames."""
-    boxes: list[TimeFreqBox] = []
+    boxes: list[DetectionBox] = []
     for i in range(0, len(frames), batch):
         part = frames[i: i + batch]
         results = detector([root / f.path for f in part])
@@ -108,7 +108,7 @@ def model_boxes(detector: Callable, frames: Sequence[FrameRow], root: Path,
 MAX_CONTEXT_GROWTH = 8  # refine_boxes reads up to 8 x params.context_s around a box
 
 
-def _cut_by_context(refined: Sequence[TimeFreqBox], want_ns: tuple[int, int], got_ns: tuple[int, int],
+def _cut_by_context(refined: Sequence[DetectionBox], want_ns: tuple[int, int], got_ns: tuple[int, int],
                     tol_ns: int) -> bool:
     """Does a refined package come within ``tol_ns`` of an end of the samples read, where the read
     was cut by the context (not by the segment's end)? Then it may go on beyond them: rtl_433's
@@ -119,17 +119,17 @@ def _cut_by_context(refined: Sequence[TimeFreqBox], want_ns: tuple[int, int], go
                               or (right_open and got_ns[1] - r.t_end_ns <= tol_ns)) for r in refined)
 
 
-def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[TimeFreqBox],
-                 params: RefineParams = REFINE) -> list[TimeFreqBox]:
+def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[DetectionBox],
+                 params: RefineParams = REFINE) -> list[DetectionBox]:
     """Each box's time edges from the IQ envelope in its band (``refine_box``), time order.
     A package that comes within ``params.max_gap_s`` of an end of the samples read (a long
     package, e.g. repeats merged by rtl_433's rule, seen from a box on its last repeat) is read
     again with twice the context, up to ``MAX_CONTEXT_GROWTH`` x ``params.context_s``."""
     reader = SpanReader(db, partition_key)
-    tol_ns = int(1e9 * params.max_gap_s)
-    out: list[TimeFreqBox] = []
+    tol_ns = int(NS_PER_S * params.max_gap_s)
+    out: list[DetectionBox] = []
     for b in sorted(boxes, key=lambda q: q.t_start_ns):
-        ctx_ns = int(params.context_s * 1e9)
+        ctx_ns = int(params.context_s * NS_PER_S)
         while True:
             want = (b.t_start_ns - ctx_ns, b.t_end_ns + ctx_ns)
             got = reader.span(*want, (b.t_start_ns + b.t_end_ns) // 2)
@@ -138,7 +138,7 @@ def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[TimeFreqBox
                 break
             x, t0_ns, fs, _ = got
             refined = refine_box(b, *got, params=params)
-            grown = ctx_ns >= MAX_CONTEXT_GROWTH * params.context_s * 1e9
+            grown = ctx_ns >= MAX_CONTEXT_GROWTH * params.context_s * NS_PER_S
             if grown or not _cut_by_context(refined, want, (t0_ns, t0_ns + samples_to_ns(x.size, fs)), tol_ns):
                 out.extend(refined)
                 break

@@ -1,23 +1,23 @@
 """The energy detector (dsp.detect.detect_bursts) over a window's IQ, in absolute time and Hz.
 
 It runs on the raw samples, not on the PNG frames: each contiguous segment of the window
-(same tuning, no time hole: ``store.chunks.chunk_runs``, the spectrogram frames' segments) is read chunk by chunk and
-cut into blocks of ``block_s`` seconds that overlap by ``overlap_s``. Each block keeps the
+(same tuning, no time hole: ``records.contiguous_runs``, the spectrogram frames' segments)
+is read chunk by chunk and cut into blocks of ``block_s`` seconds that overlap by ``overlap_s``. Each block keeps the
 bursts that START in its own part (the blocks' own parts tile the segment), so a burst
 shorter than ``overlap_s / 2`` is found exactly once and whole; a segment shorter than one
 block is a single call, identical to ``detect_bursts`` on the whole recording. Longer bursts
 are cut where a block ends (a known limit: the detector's noise model needs ~1 s anyway).
+Each burst is a ``records.TimeFreqBox`` labelled :data:`AUTO_LABEL`, its confidence :func:`snr_score`.
 """
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from sdr_assets.dsp.detect import detect_bursts
 from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import samples_to_ns
+from sdr_assets.records import TimeFreqBox, samples_to_ns
 from sdr_assets.store.chunks import ChunkRow
 from sdr_assets.store.window import AnalysisDB
 
@@ -26,21 +26,9 @@ DEFAULT_BLOCK_S = 8.0
 DEFAULT_OVERLAP_S = 1.0
 
 
-@dataclass(frozen=True)
-class WindowBurst:
-    """A burst in absolute time (ns since the epoch) and absolute frequency (Hz)."""
-
-    t_start_ns: int
-    t_end_ns: int
-    freq_lower_hz: float
-    freq_upper_hz: float
-    snr_db: float
-    label: str = AUTO_LABEL
-
-    @property
-    def confidence(self) -> float:
-        """A 0..1 score from the SNR (10 dB -> 0.5, 30 dB -> 0.75): ranks overlapping boxes."""
-        return max(0.0, self.snr_db) / (max(0.0, self.snr_db) + 10.0)
+def snr_score(snr_db: float) -> float:
+    """A 0..1 score from the SNR (10 dB -> 0.5, 30 dB -> 0.75): ranks overlapping boxes."""
+    return max(0.0, snr_db) / (max(0.0, snr_db) + 10.0)
 
 
 def _blocks(seg: list[ChunkRow], read_iq: Callable[[int], bytes], block_n: int,
@@ -61,7 +49,7 @@ def _blocks(seg: list[ChunkRow], read_iq: Callable[[int], bytes], block_n: int,
 
 
 def segment_bursts(seg: list[ChunkRow], read_iq: Callable[[int], bytes], *, block_s: float = DEFAULT_BLOCK_S,
-                   overlap_s: float = DEFAULT_OVERLAP_S, **detect_kwargs) -> list[WindowBurst]:
+                   overlap_s: float = DEFAULT_OVERLAP_S, **detect_kwargs) -> list[TimeFreqBox]:
     """Bursts of one contiguous run of chunks; ``read_iq(seq)`` gives a chunk's cu8."""
     fs, fc = float(seg[0].sample_rate_hz), float(seg[0].center_freq_hz)
     t0_ns = int(seg[0].t_start_ns)
@@ -75,16 +63,16 @@ def segment_bursts(seg: list[ChunkRow], read_iq: Callable[[int], bytes], *, bloc
         for b in detect_bursts(x, fs, **detect_kwargs):
             if not own_lo <= b.start_sample < own_hi:
                 continue
-            out.append(WindowBurst(
+            out.append(TimeFreqBox(
                 t0_ns + samples_to_ns(offset + b.start_sample, fs),
                 t0_ns + samples_to_ns(offset + b.end_sample, fs),
-                fc + b.freq_lower_hz, fc + b.freq_upper_hz, b.snr_db))
+                fc + b.freq_lower_hz, fc + b.freq_upper_hz, AUTO_LABEL, snr_score(b.snr_db)))
     return out
 
 
-def window_bursts(db: AnalysisDB, partition_key: str, **kwargs) -> list[WindowBurst]:
+def window_bursts(db: AnalysisDB, partition_key: str, **kwargs) -> list[TimeFreqBox]:
     """Bursts in every contiguous run of a partition's chunks (analysis DB), time order."""
-    out: list[WindowBurst] = []
+    out: list[TimeFreqBox] = []
     for seg in db.chunk_runs(partition_key):
         out.extend(segment_bursts(seg, lambda seq: db.chunk_iq(partition_key, seq), **kwargs))
     return sorted(out, key=lambda b: (b.t_start_ns, b.freq_lower_hz))

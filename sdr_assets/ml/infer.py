@@ -17,10 +17,10 @@ import numpy as np
 from sdr_assets.errors import ModelError
 from sdr_assets.ml.labels import CLASSES
 from sdr_assets.ml.offline import ensure_offline
-from sdr_assets.ml.postprocess import TimeFreqBox, join_frame_edges, suppress_overlaps, to_time_freq
+from sdr_assets.ml.postprocess import DetectionBox, join_frame_edges, suppress_overlaps, to_time_freq
 
 __all__ = ["Detection", "OnnxDetector", "TorchDetector", "decode_output", "load_detector", "load_image", "nms",
-           "TimeFreqBox", "join_frame_edges", "suppress_overlaps", "to_time_freq"]
+           "DetectionBox", "join_frame_edges", "suppress_overlaps", "to_time_freq"]
 
 Image = str | Path | np.ndarray
 _MAX_WH = 7680.0  # box offset per class for one-pass class-aware NMS (ultralytics uses the same)

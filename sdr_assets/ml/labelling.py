@@ -19,25 +19,15 @@ see ``ml.labels``). Re-labelling a partition replaces its rows.
 import bisect
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sdr_assets.ml.energy import window_bursts
 from sdr_assets.ml.labels import AUTO_CLASS, CLASSES, BoxGeometry, label_frame
+from sdr_assets.records import TimeFreqBox
 from sdr_assets.store.frames import FrameRow
 from sdr_assets.store.labels import LabelRow
 from sdr_assets.store.window import AnalysisDB
-
-class Box(NamedTuple):
-    """Something to draw on a frame (what ml.labels.label_frame reads)."""
-
-    t_start_ns: int
-    t_end_ns: int
-    freq_lower_hz: float
-    freq_upper_hz: float
-    label: str
-    source: str = "annotation"  # store.labels.SOURCES
-
 
 @dataclass
 class LabelStats:
@@ -77,19 +67,15 @@ def boxes_per_frame(frames: Sequence[FrameRow], items: list,
     return out
 
 
-def _overlaps(a: Box, b: Box) -> bool:
-    return (a.t_start_ns < b.t_end_ns and b.t_start_ns < a.t_end_ns
-            and a.freq_lower_hz < b.freq_upper_hz and b.freq_lower_hz < a.freq_upper_hz)
-
-
-def package_boxes(packages: Sequence[Any], classes: tuple[str, ...] = CLASSES) -> list[Box]:
+def package_boxes(packages: Sequence[Any], classes: tuple[str, ...] = CLASSES) -> list[TimeFreqBox]:
     """Boxes of decoder packages (t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz,
-    modulation "OOK"/"FSK"): class ``ook``/``fsk`` (``burst`` if the classes lack it)."""
+    modulation "OOK"/"FSK"): class ``ook``/``fsk`` (``burst`` if the classes lack it); their
+    labels' source is "rtl_433"."""
     out = []
     for p in packages:
         name = str(p.modulation).lower()
-        out.append(Box(int(p.t_start_ns), int(p.t_end_ns), float(p.freq_lower_hz), float(p.freq_upper_hz),
-                       name if name in classes else AUTO_CLASS, "rtl_433"))
+        out.append(TimeFreqBox(int(p.t_start_ns), int(p.t_end_ns), float(p.freq_lower_hz), float(p.freq_upper_hz),
+                               name if name in classes else AUTO_CLASS))
     return out
 
 
@@ -100,28 +86,25 @@ def label_partition(db: AnalysisDB, partition_key: str, classes: tuple[str, ...]
     frames = db.frames(partition_key)
     anns = db.annotations(partition_key)
     relabelled: Counter = Counter()
-    items: list[Box] = []
+    items: list[TimeFreqBox] = []
     for a in anns:
         name = str(a.label).strip().lower()
         if name not in classes:
             relabelled[str(a.label)] += 1
             name = AUTO_CLASS
-        items.append(Box(int(a.t_start_ns), int(a.t_end_ns), float(a.freq_lower_hz), float(a.freq_upper_hz), name))
+        items.append(replace(a.box, label=name))
     offered = package_boxes(packages or (), classes)
-    decoded = [b for b in offered if not any(_overlaps(b, a) for a in items)]
+    decoded = [b for b in offered if not any(b.overlaps(a) for a in items)]
     used = (["annotations"] if items else []) + (["rtl_433"] if decoded else [])
-    items += decoded
-    if items:
+    # the boxes to draw, by the source their labels record (store.labels.SOURCES)
+    by_source = {source: boxes for source, boxes in (("annotation", items), ("rtl_433", decoded)) if boxes}
+    if by_source:
         stats = LabelStats(partition_key, len(frames), "+".join(used), len(anns) + len(decoded))
     else:
         bursts = window_bursts(db, partition_key, **energy_kwargs) if frames else []
-        items = [Box(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, AUTO_CLASS, "energy")
-                 for b in bursts]
-        stats = LabelStats(partition_key, len(frames), "energy", len(items))
+        by_source = {"energy": [replace(b, label=AUTO_CLASS) for b in bursts]} if bursts else {}
+        stats = LabelStats(partition_key, len(frames), "energy", len(bursts))
     stats.n_packages, stats.n_packages_under_annotations = len(offered), len(offered) - len(decoded)
-    by_source: dict[str, list[Box]] = {}
-    for b in items:
-        by_source.setdefault(b.source, []).append(b)
     rows = []
     for source, boxes in by_source.items():
         for fid, yolo in boxes_per_frame(frames, boxes, classes).items():

@@ -5,7 +5,7 @@ Pixel convention (continuous coordinates, the same as YOLO's): the image spans x
 [j, j+1).
 
 - Time: column x starts at ``t_start_ns + x * ns_per_col``. ``ns_per_col`` is
-  ``hop * 1e9 / sample_rate_hz`` when the geometry carries ``hop`` and ``sample_rate_hz``
+  ``hop * NS_PER_S / sample_rate_hz`` when the geometry carries ``hop`` and ``sample_rate_hz``
   (the frames table's contract: "column x covers [t_start_ns + x*hop/fs, ...)"), otherwise
   ``(t_end_ns - t_start_ns) / width_px``.
 - Frequency: row 0 is the top (``freq_upper_hz``), row ``height_px - 1`` the bottom

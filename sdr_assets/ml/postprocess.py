@@ -23,34 +23,25 @@ import numpy as np
 from sdr_assets.dsp.detect import packages_from_pulses
 from sdr_assets.dsp.stft import stft_power
 from sdr_assets.ml.labels import BoxGeometry, pixels_to_annotation
-from sdr_assets.records import NS_PER_S
+from sdr_assets.records import NS_PER_S, TimeFreqBox
 
 
 @dataclass(frozen=True)
-class TimeFreqBox:
-    """One detection in absolute time (ns, Unix epoch) and frequency (Hz)."""
+class DetectionBox(TimeFreqBox):
+    """One detection: a ``records.TimeFreqBox`` (absolute ns and Hz, its ``confidence``) and
+    where it was seen and how its edges were set."""
 
-    t_start_ns: int
-    t_end_ns: int
-    freq_lower_hz: float
-    freq_upper_hz: float
-    label: str
-    confidence: float
     frame_ids: tuple[int, ...] = ()  # the frame(s) the box was seen on; more than one after a join
     refined: bool = False  # time edges taken from the energy envelope (refine_box)
 
-    @property
-    def duration_ns(self) -> int:
-        return self.t_end_ns - self.t_start_ns
 
-
-def to_time_freq(detections: Iterable[Any], geom: Any, frame_id: int | None = None) -> list[TimeFreqBox]:
-    """Per-frame pixel detections (class_name, confidence, x0, y0, x1, y1) -> TimeFreqBox."""
+def to_time_freq(detections: Iterable[Any], geom: Any, frame_id: int | None = None) -> list[DetectionBox]:
+    """Per-frame pixel detections (class_name, confidence, x0, y0, x1, y1) -> DetectionBox."""
     g = BoxGeometry.of(geom)
     out = []
     for name, conf, x0, y0, x1, y1 in detections:
         t0, t1, f_lo, f_hi = pixels_to_annotation(g, x0, y0, x1, y1)
-        out.append(TimeFreqBox(t0, t1, f_lo, f_hi, str(name), float(conf), () if frame_id is None else (frame_id,)))
+        out.append(DetectionBox(t0, t1, f_lo, f_hi, str(name), float(conf), () if frame_id is None else (frame_id,)))
     return out
 
 
@@ -58,7 +49,7 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def _union_overlap(box: TimeFreqBox, others: Sequence[TimeFreqBox]) -> int:
+def _union_overlap(box: DetectionBox, others: Sequence[DetectionBox]) -> int:
     """ns of ``box``'s time span covered by the union of ``others``' spans."""
     spans = sorted((max(o.t_start_ns, box.t_start_ns), min(o.t_end_ns, box.t_end_ns)) for o in others
                    if o.t_start_ns < box.t_end_ns and o.t_end_ns > box.t_start_ns)
@@ -69,8 +60,8 @@ def _union_overlap(box: TimeFreqBox, others: Sequence[TimeFreqBox]) -> int:
     return covered
 
 
-def suppress_overlaps(boxes: Sequence[TimeFreqBox], frac: float = 0.5, any_class: bool = True,
-                      any_freq: bool = False) -> list[TimeFreqBox]:
+def suppress_overlaps(boxes: Sequence[DetectionBox], frac: float = 0.5, any_class: bool = True,
+                      any_freq: bool = False) -> list[DetectionBox]:
     """Keep boxes strongest first; drop a box whose time span lies more than ``frac`` inside a
     kept, stronger box that also overlaps it in frequency.
 
@@ -82,7 +73,7 @@ def suppress_overlaps(boxes: Sequence[TimeFreqBox], frac: float = 0.5, any_class
     spurs, harmonics and splatter go; wrong for a band with concurrent emissions). Two packets
     side by side (no time overlap) are never suppressed. The result is in time order.
     """
-    kept: list[TimeFreqBox] = []
+    kept: list[DetectionBox] = []
     for box in sorted(boxes, key=lambda b: (-b.confidence, b.t_start_ns)):
         dur = max(box.duration_ns, 1)
         if any_freq:  # covered by the stronger boxes together, as dsp.detect's suppression
@@ -99,13 +90,13 @@ def suppress_overlaps(boxes: Sequence[TimeFreqBox], frac: float = 0.5, any_class
     return sorted(kept, key=lambda b: (b.t_start_ns, b.freq_lower_hz))
 
 
-def drop_pieces(boxes: Sequence[TimeFreqBox], frac: float = 0.5) -> list[TimeFreqBox]:
+def drop_pieces(boxes: Sequence[DetectionBox], frac: float = 0.5) -> list[DetectionBox]:
     """Longest refined box first, drop a refined box lying more than ``frac`` inside a longer kept
     refined box that overlaps it in frequency; the longer box takes the higher confidence.
     rtl_433 packages pulses on ONE envelope for the whole band, so where two boxes on one signal
     disagree (one sees a package, the other pieces of it, split where its narrower band shows a
     gap) the longer package is what rtl_433 reports. Unrefined boxes pass. Time order."""
-    kept: list[TimeFreqBox] = []
+    kept: list[DetectionBox] = []
     for box in sorted((b for b in boxes if b.refined), key=lambda b: (-b.duration_ns, -b.confidence)):
         host = next((i for i, k in enumerate(kept)
                      if _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0
@@ -126,8 +117,8 @@ def _edges(frame_edges_ns: Iterable[int | tuple[int, int]]) -> list[tuple[int, i
     return out
 
 
-def join_frame_edges(boxes: Sequence[TimeFreqBox], frame_edges_ns: Iterable[int | tuple[int, int]],
-                     tol_ns: int) -> list[TimeFreqBox]:
+def join_frame_edges(boxes: Sequence[DetectionBox], frame_edges_ns: Iterable[int | tuple[int, int]],
+                     tol_ns: int) -> list[DetectionBox]:
     """Join box pairs that a frame edge cut: one ends within ``tol_ns`` of frame A's right edge,
     the other starts within ``tol_ns`` of frame B's left edge, and they overlap in frequency.
 
@@ -137,7 +128,7 @@ def join_frame_edges(boxes: Sequence[TimeFreqBox], frame_edges_ns: Iterable[int 
     Every other pair, overlapping or not, is left alone.
     """
     edges = _edges(frame_edges_ns)
-    out: list[TimeFreqBox] = []
+    out: list[DetectionBox] = []
     for box in sorted(boxes, key=lambda b: (b.t_start_ns, b.freq_lower_hz)):
         starts_at = [e for e in edges if abs(box.t_start_ns - e[1]) <= tol_ns]
         best, best_ov = None, 0.0
@@ -201,8 +192,8 @@ def _band_envelope(x: np.ndarray, fs: float, f_lo: float, f_hi: float, p: Refine
     return env, nf, hop
 
 
-def refine_box(box: TimeFreqBox, x: np.ndarray, t0_ns: int, sample_rate_hz: float, center_freq_hz: float,
-               params: RefineParams = REFINE) -> list[TimeFreqBox]:
+def refine_box(box: DetectionBox, x: np.ndarray, t0_ns: int, sample_rate_hz: float, center_freq_hz: float,
+               params: RefineParams = REFINE) -> list[DetectionBox]:
     """The packages of energy in ``box``'s band that the box holds, as boxes with refined edges.
 
     ``x``: complex baseband samples from ``t0_ns``, covering the box and some context on each

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError, ReplicaError
+from sdr_assets.records import NS_PER_S
 
 ENV_URL = "SDR_ASSETS_REPLICA_URL"
 MIB = 2**20
@@ -203,7 +204,7 @@ class S3Replica:
                     name = obj["Key"][len(prefix):]
                     if _SNAPSHOT_RE.fullmatch(name):
                         out.append(RemoteSnapshot(obj["Key"], int(obj["Size"]),
-                                                  int(obj["LastModified"].timestamp() * 1e9)))
+                                                  int(obj["LastModified"].timestamp() * NS_PER_S)))
         except _transport_errors() as exc:
             raise self._explain(exc, f"listing {self.object_url(prefix)}") from exc
         return sorted(out, key=lambda r: r.name)
@@ -253,7 +254,7 @@ class S3Replica:
         held = self.list_snapshots(sensor)
         drop = held[:-c.keep_count]
         if c.keep_age_s is not None:
-            cutoff_ns = now_ns - int(c.keep_age_s * 1e9)
+            cutoff_ns = now_ns - int(c.keep_age_s * NS_PER_S)
             drop += [r for r in held[-c.keep_count:] if r.last_modified_ns < cutoff_ns]
         drop = [r for r in drop if r.key not in set(keep_keys)]
         try:

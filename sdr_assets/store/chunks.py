@@ -2,18 +2,20 @@
 
 A *run* is what the spectrogram frames, the energy detector and the IQ refinement read as one
 stream: chunks in time order with the same tuning (sample rate, centre frequency), each
-starting where the previous one ended (within one sample). A recorded gap or a retune starts
-a new run.
+starting where the previous one ended (within one sample). A retune or a hole starts a new run,
+and so does a recorded gap where the caller passes the gaps' start times.
+``records.contiguous_runs`` is that rule, written once: the frames, the energy detector, the decoder's
+segments, the SigMF export's capture segments and the window's coverage check all split by it.
 """
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import samples_to_ns
+from sdr_assets.records import NS_PER_S, contiguous_runs, samples_to_ns
 
 
 @dataclass(frozen=True)
@@ -39,22 +41,6 @@ class ChunkSpan:
     n_samples: int
 
 
-def chunk_runs(chunks: Iterable[ChunkRow]) -> Iterator[list[ChunkRow]]:
-    """Group chunks (time order) into contiguous runs: same tuning, each chunk starting where
-    the previous one ended."""
-    run: list[ChunkRow] = []
-    expect = None
-    for c in chunks:
-        if run and ((c.sample_rate_hz, c.center_freq_hz) != (run[0].sample_rate_hz, run[0].center_freq_hz)
-                    or abs(c.t_start_ns - expect) > samples_to_ns(1, c.sample_rate_hz)):
-            yield run
-            run = []
-        run.append(c)
-        expect = c.t_end_ns
-    if run:
-        yield run
-
-
 class ChunkQueries:
     """The chunks table, as methods of the analysis DB (``AnalysisDB`` mixes this in)."""
 
@@ -77,7 +63,7 @@ class ChunkQueries:
 
     def chunk_runs(self, partition_key: str) -> list[list[ChunkRow]]:
         """The partition's contiguous runs of chunks (see the module doc), without their iq."""
-        return list(chunk_runs(self.iter_chunks(partition_key, with_iq=False)))
+        return list(contiguous_runs(self.iter_chunks(partition_key, with_iq=False)))
 
     def chunk_iq(self, partition_key: str, seq: int) -> bytes:
         """One chunk's cu8 payload."""
@@ -113,7 +99,7 @@ class SpanReader:
                 continue
             rows = [c for c in run if c.t_start_ns < t_end_ns and c.t_end_ns > t_start_ns]
             x = np.concatenate([self._chunk(c.seq) for c in rows])
-            i0 = max(0, int((t_start_ns - rows[0].t_start_ns) * fs // 1e9))
-            i1 = min(x.size, int(-(-(t_end_ns - rows[0].t_start_ns) * fs // 1e9)))
+            i0 = max(0, int((t_start_ns - rows[0].t_start_ns) * fs // NS_PER_S))
+            i1 = min(x.size, int(-(-(t_end_ns - rows[0].t_start_ns) * fs // NS_PER_S)))
             return x[i0:i1], rows[0].t_start_ns + samples_to_ns(i0, fs), fs, float(run[0].center_freq_hz)
         return None

@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sdr_assets.records import TimeFreqBox, box_of
+
 
 @dataclass(frozen=True)
 class DetectionRow:
@@ -20,6 +22,10 @@ class DetectionRow:
     last_seq: int
     model_version: str | None = None  # set when read back from the table
     detection_id: int | None = None  # likewise
+
+    @property
+    def box(self) -> TimeFreqBox:
+        return box_of(self, self.confidence)
 
 
 _COLUMNS = ("t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, frame_id, first_seq, "

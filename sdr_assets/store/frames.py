@@ -16,8 +16,7 @@ from PIL import Image
 
 from sdr_assets.dsp import stft
 from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import samples_to_ns
-from sdr_assets.store.chunks import chunk_runs
+from sdr_assets.records import contiguous_runs, samples_to_ns
 from sdr_assets.store.db import connect_ro
 from sdr_assets.store.sensors import key_slug
 
@@ -119,7 +118,7 @@ def render_partition(db, partition_key: str, out_root: Path, *,
     n_frames = expected = n_total = 0
     stft_s = png_s = 0.0
     pending = []
-    for seg in chunk_runs(db.iter_chunks(partition_key)):
+    for seg in contiguous_runs(db.iter_chunks(partition_key)):
         fs, fc = seg[0].sample_rate_hz, seg[0].center_freq_hz
         seg_t0 = seg[0].t_start_ns
         seg_samples = sum(c.n_samples for c in seg)

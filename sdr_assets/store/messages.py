@@ -22,27 +22,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sdr_assets.records import NS_PER_S, samples_to_ns
-from sdr_assets.store.chunks import ChunkRow, chunk_runs
+from sdr_assets.records import NS_PER_S, Segment, samples_to_ns, segments
+from sdr_assets.store.chunks import ChunkRow
 from sdr_assets.store.txn import Txn
 
 
 def device_name(model: str, device_id: str | None, channel: str | None) -> str:
     """``Nexus-TH id 181 ch 2`` (id and channel left out where the model has none)."""
     return " ".join(p for p in (model, device_id and f"id {device_id}", channel and f"ch {channel}") if p)
-
-
-@dataclass(frozen=True)
-class SegmentSpan:
-    """A contiguous run of a partition's chunks (same tuning, no time hole): one decoder run."""
-
-    t_start_ns: int
-    t_end_ns: int
-    sample_rate_hz: float
-    center_freq_hz: float
-    n_samples: int
-    first_seq: int
-    last_seq: int
 
 
 @dataclass(frozen=True)
@@ -139,21 +126,14 @@ def _path(conn: sqlite3.Connection) -> str:
 
 
 # ---- reading the window's samples ------------------------------------------------------------
-def segment_spans(conn: sqlite3.Connection, partition_key: str) -> list[SegmentSpan]:
-    """The partition's contiguous segments, in time order (store.chunks.chunk_runs)."""
-    rows = [ChunkRow(seq, t0, fs, fc, n, None) for seq, t0, fs, fc, n in conn.execute(
+def segment_spans(conn: sqlite3.Connection, partition_key: str) -> list[Segment]:
+    """The partition's contiguous segments (one decoder run each), in time order (records.segments)."""
+    return segments(ChunkRow(seq, t0, fs, fc, n, None) for seq, t0, fs, fc, n in conn.execute(
         "SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
-        "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,))]
-    out = []
-    for run in chunk_runs(rows):
-        fs = float(run[0].sample_rate_hz)
-        n = sum(c.n_samples for c in run)
-        out.append(SegmentSpan(int(run[0].t_start_ns), int(run[0].t_start_ns) + samples_to_ns(n, fs), fs,
-                               float(run[0].center_freq_hz), n, int(run[0].seq), int(run[-1].seq)))
-    return out
+        "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,)))
 
 
-def iter_segment_iq(conn: sqlite3.Connection, partition_key: str, seg: SegmentSpan) -> Iterator[bytes]:
+def iter_segment_iq(conn: sqlite3.Connection, partition_key: str, seg: Segment) -> Iterator[bytes]:
     """The segment's cu8, chunk by chunk in time order (one chunk in memory at a time)."""
     cur = conn.execute(
         "SELECT iq FROM chunks WHERE partition_key = ? AND t_start_ns >= ? AND t_start_ns < ? "
@@ -165,7 +145,7 @@ def iter_segment_iq(conn: sqlite3.Connection, partition_key: str, seg: SegmentSp
         cur.close()
 
 
-def read_iq(conn: sqlite3.Connection, partition_key: str, seg: SegmentSpan, first_sample: int,
+def read_iq(conn: sqlite3.Connection, partition_key: str, seg: Segment, first_sample: int,
             end_sample: int) -> bytes:
     """cu8 of samples [first_sample, end_sample) of a segment (offsets from its start); two
     index seeks, only the chunks holding those samples are read."""

@@ -14,11 +14,11 @@ import io
 import os
 import re
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdr_assets.errors import StoreError
+from sdr_assets.records import NS_PER_S, utc_datetime, utc_iso
 from sdr_assets.store.db import connect_ro
 from sdr_assets.store.files import write_output
 
@@ -81,8 +81,9 @@ class TelemetrySummary:
         def f(v, spec=".2f"):
             return "-" if v is None else format(v, spec)
 
-        span = "-" if self.first_t_ns is None else \
-            f"{_utc(self.first_t_ns)} .. {_utc(self.last_t_ns)} ({(self.last_t_ns - self.first_t_ns) / 1e9:.0f} s)"
+        span = "-" if self.first_t_ns is None else (
+            f"{utc_iso(self.first_t_ns, sep=' ', suffix='')} .. {utc_iso(self.last_t_ns, sep=' ', suffix='')} "
+            f"({(self.last_t_ns - self.first_t_ns) / NS_PER_S:.0f} s)")
         return [f"telemetry rows: {self.n_rows} from {self.n_captures} capture(s), {self.selection}",
                 f"time: {span}",
                 f"ingest: mean {f(self.ingest_mb_s_mean)} MB/s, max {f(self.ingest_mb_s_max)} MB/s",
@@ -111,10 +112,6 @@ class Chart:
 
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
-
-
-def _utc(t_ns: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_ns / 1e9))
 
 
 def read_telemetry(db_path: Path | str, t_start_ns: int | None = None, t_end_ns: int | None = None, *,
@@ -235,7 +232,8 @@ def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str 
         os.environ.setdefault("MPLCONFIGDIR", str(Path(config_root) / "config" / "matplotlib"))
     if "MPLCONFIGDIR" in os.environ:
         Path(os.environ["MPLCONFIGDIR"]).mkdir(parents=True, exist_ok=True)
-    from datetime import UTC, datetime
+
+    from datetime import UTC
 
     import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -251,7 +249,7 @@ def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str 
             scale = 1e-6 if metric == "db_size_bytes" else 1.0
             for i, cid in enumerate(sorted({c for _, c, _ in rows}, key=lambda c: (c is None, c))):
                 pts = [(t, v) for t, c, v in rows if c == cid]
-                x = [datetime.fromtimestamp(t / 1e9, UTC) for t, _ in pts]
+                x = [utc_datetime(t) for t, _ in pts]
                 y = [v * scale for _, v in pts]
                 ax.plot(x, y, marker="." if len(pts) < 30 else None, linewidth=1.2,
                         color=f"C{colour}", label=name if i == 0 else None)
@@ -264,9 +262,9 @@ def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str 
         elif any(name for _, name in lines):
             ax.legend(loc="best", fontsize="x-small")
     ts = [t for rows in series.by_metric.values() for t, _, _ in rows]
-    if ts and max(ts) - min(ts) < 10 * 10**9:  # a few rows: +-5 s, not matplotlib's +-days
-        axes[-1].set_xlim(datetime.fromtimestamp(min(ts) / 1e9 - 5, UTC),
-                          datetime.fromtimestamp(max(ts) / 1e9 + 5, UTC))
+    if ts and max(ts) - min(ts) < 10 * NS_PER_S:  # a few rows: +-5 s, not matplotlib's +-days
+        axes[-1].set_xlim(utc_datetime(min(ts) - 5 * NS_PER_S),
+                          utc_datetime(max(ts) + 5 * NS_PER_S))
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
     axes[-1].set_xlabel("time (UTC)")
     fig.suptitle(title)

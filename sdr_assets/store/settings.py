@@ -18,10 +18,11 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
+from sdr_assets.records import utc_datetime
 from sdr_assets.store.db import connect_ro
 
 SETTINGS_FILE = "settings.json"
@@ -52,7 +53,7 @@ def _first_sample_day(hot_dbs: list[Path]) -> date | None:
             first_ns = row[0]
     if first_ns is None:
         return None
-    return datetime.fromtimestamp(first_ns / 1e9, tz=UTC).date()
+    return utc_datetime(first_ns).date()
 
 
 def read_settings(root: Path) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sdr_assets.errors import ConfigError, StoreError
-from sdr_assets.records import samples_to_ns
+from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.db import HOT_APP_ID, connect_ro, connect_rw, file_bytes, reading
 from sdr_assets.store.txn import Txn, store_error
 
@@ -134,7 +134,7 @@ class TelemetryPruner:
             if lim.max_age_s is not None and newest_ns is not None:
                 # counted back from the newest row, as the hot DB's --max-age-s: a replay stamped
                 # in the past, or a clock set wrong, never empties the table
-                cutoff_ns = min(now_ns, newest_ns) - int(lim.max_age_s * 1e9)
+                cutoff_ns = min(now_ns, newest_ns) - int(lim.max_age_s * NS_PER_S)
                 by_age = conn.execute("DELETE FROM telemetry WHERE t_ns < ?", (cutoff_ns,)).rowcount
             n = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]
             before = after = int(n * (self._row_bytes or self.ROW_BYTES_TYPICAL))
@@ -346,7 +346,7 @@ def stats(conn: sqlite3.Connection, by: str = "capture") -> list[StatsRow]:
     if by == "capture":
         key = "capture_id"
     elif by == "hour":
-        key = "strftime('%Y-%m-%dT%H:00Z', t_ns / 1000000000, 'unixepoch')"
+        key = f"strftime('%Y-%m-%dT%H:00Z', t_ns / {NS_PER_S}, 'unixepoch')"
     else:
         raise ConfigError(f"stats(by={by!r}): use 'capture' or 'hour'.")
     sql = (f"SELECT {key} AS k, metric, count(*), min(value), avg(value), max(value) "

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sdr_assets.errors import ConfigError, StoreError
-from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.records import NS_PER_S, TimeFreqBox, box_of, contiguous_runs, samples_to_ns
 from sdr_assets.store.chunks import ChunkQueries
 from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
@@ -65,6 +65,10 @@ class AnnotationRow(NamedTuple):
     snr_db: float | None
     origin: str
 
+    @property
+    def box(self) -> TimeFreqBox:
+        return box_of(self)
+
 
 class PartitionRow(NamedTuple):
     partition_key: str
@@ -90,11 +94,17 @@ class Hole(NamedTuple):
         return (self.t_end_ns - self.t_start_ns) / NS_PER_S
 
 
-def _span(c) -> tuple[int, int]:
+class _Span(NamedTuple):
+    t_start_ns: int
+    t_end_ns: int
+    seq: int | None
+
+
+def _span(c) -> _Span:
     end = getattr(c, "t_end_ns", None)
     if end is None:
         end = c.t_start_ns + samples_to_ns(c.n_samples, c.sample_rate_hz)
-    return c.t_start_ns, end
+    return _Span(c.t_start_ns, end, getattr(c, "seq", None))
 
 
 def check_contiguity(chunks: Iterable, gaps: Iterable, tol_ns: int = DEFAULT_TOL_NS) -> list[Hole]:
@@ -103,10 +113,12 @@ def check_contiguity(chunks: Iterable, gaps: Iterable, tol_ns: int = DEFAULT_TOL
     ``chunks``: items with ``seq``, ``t_start_ns`` and ``t_end_ns`` (or ``n_samples`` and
     ``sample_rate_hz``); ``gaps``: items with ``t_start_ns`` and ``t_end_ns``.
     """
-    spans = sorted((_span(c) + (getattr(c, "seq", None),) for c in chunks))
+    spans = sorted(_span(c) for c in chunks)
     covers = _merge(sorted((g.t_start_ns, g.t_end_ns) for g in gaps), tol_ns)
+    runs = list(contiguous_runs(spans, tol_ns=tol_ns, retune=False))  # a hole or an overlap ends a run
     holes = []
-    for (s0, e0, q0), (s1, _, q1) in zip(spans, spans[1:]):
+    for before, after in zip(runs, runs[1:]):
+        e0, q0, s1, q1 = before[-1].t_end_ns, before[-1].seq, after[0].t_start_ns, after[0].seq
         if s1 - e0 > tol_ns and not _covered(covers, e0 + tol_ns, s1 - tol_ns):
             holes.append(Hole(e0, s1, q0, q1, "hole"))
         elif e0 - s1 > tol_ns:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.records import NS_PER_S, samples_to_ns, utc_iso
 from sdr_assets_tests.api_support import ApiServer, fill_root, have_recordings
 from sdr_assets_tests.conftest import free_port
 
@@ -69,8 +69,7 @@ def _rows(path, sql, args=()):
 
 
 def _iso(t_ns: int) -> str:
-    secs, ns = divmod(t_ns, NS_PER_S)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    return utc_iso(t_ns, digits=9)
 
 
 # ---- every endpoint against the databases ---------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sdr_assets.capture.file import FileSource, parse_rtl433_filename
-from sdr_assets.capture.sigmf import format_datetime_ns, parse_datetime_ns, write_sigmf
+from sdr_assets.sigmf import SIGMF_VERSION, format_datetime_ns, parse_datetime_ns, write_sigmf
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Annotation, Chunk, Gap
@@ -145,7 +145,7 @@ def test_sigmf_cu8_roundtrip_byte_exact_with_annotations(tmp_path):
     meta_path, data_path = write_sigmf(tmp_path / "rec", data, 1e6, 433.92e6, _annotations(),
                                        datetime_ns=T0_NS)
     meta = json.loads(meta_path.read_text())
-    assert meta["global"]["core:version"] == "1.0.0"
+    assert meta["global"]["core:version"] == SIGMF_VERSION == "1.2.0"  # the version the export writes too
     assert meta["global"]["core:datatype"] == "cu8"
     assert meta["captures"][0]["core:datetime"] == "2024-05-01T12:00:00.123456789Z"
     for given in (meta_path, data_path, tmp_path / "rec"):

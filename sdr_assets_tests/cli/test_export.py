@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from sdr_assets.capture.uri import open_source
 from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.sigmf import SIGMF_VERSION
 
 sigmf = pytest.importorskip("sigmf")
 from sigmf import sigmffile  # noqa: E402
@@ -97,6 +98,7 @@ def test_chain_export_with_truth_and_detections_round_trips(data_root, tmp_path,
     assert rec.get_global_field("core:datatype") == "cu8"
     assert rec.get_global_field("core:sample_rate") == RATE_HZ
     assert {"name": "sdr_assets", "version": "1.0.0", "optional": True} in doc["global"]["core:extensions"]
+    assert doc["global"]["core:version"] == SIGMF_VERSION  # one version: write_sigmf() declares it too
     t0_ns = rows[0][0]
     caps = rec.get_captures()
     assert len(caps) == 1 and caps[0]["core:frequency"] == rows[0][1]
@@ -172,7 +174,7 @@ def _hot_with_gap_retune_and_rate_change(hot: Path, t0_ns: int):
 
 
 def test_gap_retune_and_rate_change_become_segments_and_recordings(data_root, tmp_path):
-    from sdr_assets.sigmf_export import export_partition
+    from sdr_assets.sigmf.export import export_partition
     from sdr_assets.store.snapshot import take_snapshot
     from sdr_assets.store.window import AnalysisDB
 

@@ -29,7 +29,7 @@ def test_export_of_a_real_recording_is_byte_exact_sigmf_with_detections(data_roo
     from sdr_assets.cli.evaluation import PARTITION_KEY, ingest
     from sdr_assets.ml.detections import detect_partition
     from sdr_assets.paths import DataPaths
-    from sdr_assets.sigmf_export import export_partition
+    from sdr_assets.sigmf.export import export_partition
     from sdr_assets.store.window import AnalysisDB
 
     rec = _recording("GT-WT-02")

@@ -83,7 +83,7 @@ def server():
 @needs_rtl433
 @needs_data
 def test_file_source_prints_what_rtl_433_decodes_at_the_recordings_time(tmp_path, data_root):
-    from sdr_assets.capture.sigmf import write_sigmf
+    from sdr_assets.sigmf import write_sigmf
 
     rec = _recording("GT-WT-02")
     expected = _rtl433_says(rec)

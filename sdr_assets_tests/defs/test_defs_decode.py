@@ -40,7 +40,7 @@ def multi_recording_sigmf(folder: Path, recs: list[dict], t0_ns: int) -> tuple[P
     """One SigMF recording holding ``recs`` one after another, each its own capture segment
     (own centre) starting GAP_S after the previous one ended: GAP_S of recorded gap between
     them. Returns the meta path and each recording's first-sample time (ns)."""
-    from sdr_assets.capture.sigmf import format_datetime_ns
+    from sdr_assets.sigmf import format_datetime_ns
 
     data, captures, starts, t, pos = bytearray(), [], [], t0_ns, 0
     for rec in recs:
@@ -187,7 +187,7 @@ def test_decoder_packages_teach_the_labels(all_recordings_window):
 @needs_data
 @needs_rtl433
 def test_decodes_meet_detections_in_the_view_the_report_and_sigmf(all_recordings_window, tmp_path):
-    from sdr_assets.sigmf_export import export_partition
+    from sdr_assets.sigmf.export import export_partition
     from sdr_assets.store import messages as store
 
     w = all_recordings_window
@@ -240,7 +240,7 @@ def test_two_devices_one_stops_and_a_new_one_appears(data_root, tmp_path):
     """Windows of one minute: A (Nexus) and B (GT-WT02) every 10 s, A stops after the first
     window, C (Prologue) starts in the third: one 'missing' (A, in the second window) and one
     'new' (C, in the third) check result, each a WARN and a line in the run log."""
-    from sdr_assets.capture.sigmf import format_datetime_ns
+    from sdr_assets.sigmf import format_datetime_ns
 
     by_name = {r["file"].split("_")[0]: r for r in recordings()}
     a, b, c = by_name["nexus"], by_name["GT-WT-02"], by_name["prologue"]

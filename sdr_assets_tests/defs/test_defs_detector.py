@@ -203,7 +203,7 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
 
 
 def _sigmf_without_annotations(tmp_path: Path, t0: datetime, seconds: float):
-    from sdr_assets.capture.sigmf import write_sigmf
+    from sdr_assets.sigmf import write_sigmf
     from sdr_assets.dsp.synth import BandScenario
 
     band = BandScenario(5, RATE_HZ, 433.92e6, emissions_per_s=1.5, snr_db_range=(22.0, 30.0),

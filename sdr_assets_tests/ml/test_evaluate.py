@@ -177,12 +177,12 @@ def test_refine_reads_more_context_for_a_long_package(tmp_path):
     grows until the package's start is inside it, so the box starts where rtl_433's does."""
     from sdr_assets.cli.evaluation import PARTITION_KEY
     from sdr_assets.ml.detections import refine_boxes
-    from sdr_assets.ml.postprocess import REFINE, TimeFreqBox
+    from sdr_assets.ml.postprocess import REFINE, DetectionBox
 
     rec, _, t0_ns, db, _ = _ingested(tmp_path, "prologue")
     (ref,) = rec["rtl_433_bursts"]
     fc = rec["center_freq_hz"]
-    last = TimeFreqBox(t0_ns + int(0.896e9), t0_ns + int(0.958e9), fc + 6e3, fc + 16e3, "ook", 0.4)
+    last = DetectionBox(t0_ns + int(0.896e9), t0_ns + int(0.958e9), fc + 6e3, fc + 16e3, "ook", 0.4)
     assert ref["start_s"] < 0.896 - REFINE.context_s  # the package starts outside the first read
     (r,) = refine_boxes(db, PARTITION_KEY, [last])
     assert r.refined and abs((r.t_start_ns - t0_ns) / 1e9 - ref["start_s"]) < 1e-3

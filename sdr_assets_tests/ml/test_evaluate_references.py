@@ -36,7 +36,7 @@ def _summaries(stdout: str) -> dict[str, tuple[int, ...]]:
 
 def _synthetic_sigmf(folder: Path, seed: int, query: str) -> Path:
     """``synthetic://?seed=SEED&QUERY`` recorded through the source into SigMF with its ground truth."""
-    from sdr_assets.capture.sigmf import write_sigmf
+    from sdr_assets.sigmf import write_sigmf
     from sdr_assets.capture.uri import open_source
     from sdr_assets.records import Annotation, Chunk
 
@@ -166,7 +166,7 @@ def test_rtl433_reference_is_rtl_433_run_on_each_file(tmp_path, data_root):
 @needs_data
 def test_rtl433_reference_reads_sigmf_recordings_too(tmp_path, data_root):
     """A SigMF copy of a recording gives the same rtl_433 packages and the same matches."""
-    from sdr_assets.capture.sigmf import write_sigmf
+    from sdr_assets.sigmf import write_sigmf
 
     rec = next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
                if r["file"].startswith("GT-WT-02"))

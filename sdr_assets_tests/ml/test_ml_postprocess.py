@@ -7,7 +7,7 @@ import pytest
 
 from sdr_assets.ml.infer import Detection, decode_output, letterbox, nms
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import (TimeFreqBox, drop_pieces, join_frame_edges, refine_box, suppress_overlaps,
+from sdr_assets.ml.postprocess import (DetectionBox, drop_pieces, join_frame_edges, refine_box, suppress_overlaps,
                                        to_time_freq)
 
 MS = 1_000_000
@@ -16,7 +16,7 @@ F = 433_920_000.0
 
 
 def box(t0_ms, t1_ms, f_lo=F, f_hi=F + 10e3, label="ook", conf=0.9, frame=1):
-    return TimeFreqBox(T0 + int(t0_ms * MS), T0 + int(t1_ms * MS), f_lo, f_hi, label, conf, (frame,))
+    return DetectionBox(T0 + int(t0_ms * MS), T0 + int(t1_ms * MS), f_lo, f_hi, label, conf, (frame,))
 
 
 def test_two_packets_20ms_apart_stay_two():

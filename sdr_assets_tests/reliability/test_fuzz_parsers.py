@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from sdr_assets.capture.file import FileSource, parse_rtl433_filename
 from sdr_assets.capture.rtltcp import HEADER_LEN, MAGIC, RtlTcpSource, parse_header
-from sdr_assets.capture.sigmf import parse_sigmf_meta
+from sdr_assets.sigmf import parse_sigmf_meta
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import SdrAssetsError, SourceError
 from sdr_assets.records import Chunk

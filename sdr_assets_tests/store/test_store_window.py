@@ -185,6 +185,36 @@ def test_check_contiguity():
     assert check_contiguity([a, _c(a.t_end_ns + 5)], [], tol_ns=10) == []  # within tolerance
 
 
+def test_contiguous_runs_break_on_each_rule_and_only_there():
+    """The one run rule (records.contiguous_runs): a retune, a rate change, a hole or an
+    overlap beyond one sample, or a recorded gap starting at the boundary starts a new run."""
+    from dataclasses import replace
+
+    from sdr_assets.records import contiguous_runs, segments
+    from sdr_assets.store.chunks import ChunkRow
+
+    def spans(chunks, gaps=(), **kw):
+        return [[chunks.index(c) for c in run] for run in contiguous_runs(chunks, gaps, **kw)]
+
+    a = _c(0)  # 1000 samples = 1 ms at 1 MS/s; one sample = 1000 ns
+    b = _c(a.t_end_ns + 900)  # within one sample of a's end
+    assert spans([a, b]) == [[0, 1]]
+    assert spans([a, _c(a.t_end_ns + 1_100)]) == [[0], [1]]  # a hole of more than one sample
+    assert spans([a, _c(a.t_end_ns - 1_100)]) == [[0], [1]]  # an overlap of more than one sample
+    assert spans([a, replace(b, center_freq_hz=2e6)]) == [[0], [1]]  # a retune
+    assert spans([a, replace(b, sample_rate_hz=2 * FS_HZ)]) == [[0], [1]]  # a rate change
+    assert spans([a, replace(b, center_freq_hz=2e6)], retune=False) == [[0, 1]]
+    assert spans([a, b], [a.t_end_ns]) == [[0], [1]]  # a recorded loss starts there
+    assert spans([a, b], [a.t_start_ns, b.t_end_ns + 5_000]) == [[0, 1]]  # gaps elsewhere do not
+    assert spans([a, _c(a.t_end_ns + 1_100)], tol_ns=2_000) == [[0, 1]]
+    # a Segment per run: its samples, tuning and times
+    rows = [ChunkRow(i, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples, None)
+            for i, c in enumerate([a, _c(a.t_end_ns), _c(5 * NS_PER_S)])]
+    segs = segments(rows)
+    assert [(s.first_seq, s.last_seq, s.n_samples) for s in segs] == [(0, 1, 2000), (2, 2, 1000)]
+    assert segs[0].t_end_ns == rows[1].t_end_ns and segs[1].t_start_ns == 5 * NS_PER_S
+
+
 def test_corrupt_analysis_db_is_moved_aside_and_rebuilt(tmp_path):
     path = tmp_path / "analysis.db"
     path.write_bytes(b"garbage that is not sqlite" * 100)

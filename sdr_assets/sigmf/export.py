@@ -20,48 +20,38 @@ Layout (what the SigMF spec allows, and how we use it):
 - ``core:sha512`` of the data file, so any SigMF reader can verify the copy.
 
 Read-only on the analysis DB; files are written under temporary names and renamed. An
-application-level module (like cli.py): it joins store/ (the analysis DB) and capture/sigmf.py
-(the format), so it sits beside them rather than in either part. No dagster.
+application-level module (like cli.py): it joins store/ (the analysis DB) and sigmf/
+(the format, its version and its metadata builders), so it sits beside them rather than in either part. No dagster.
 """
 
 import hashlib
 import math
-import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdr_assets.capture.sigmf import DATA_SUFFIX, META_SUFFIX, format_datetime_ns
+from sdr_assets.sigmf import (DATA_SUFFIX, META_SUFFIX, annotation_item, capture_item, format_datetime_ns,
+                              global_meta, meta_text)
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
-from sdr_assets.records import NS_PER_S, samples_to_ns
+from sdr_assets.records import NS_PER_S, Segment, samples_to_ns, segments
 from sdr_assets.store import messages as decodes
 from sdr_assets.store import queries
+from sdr_assets.store.chunks import ChunkRow
 from sdr_assets.store.files import OutputFiles
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.window import AnalysisDB
 
-SIGMF_VERSION = "1.2.0"  # core:extensions and core:global_index as in the 1.x specification
 NAMESPACE = "sdr_assets"
 EXTENSION = {"name": NAMESPACE, "version": "1.0.0", "optional": True}
 
 
-@dataclass
-class Segment:
-    """A contiguous run of chunks: one SigMF capture segment."""
+@dataclass(frozen=True)
+class CaptureSegment(Segment):
+    """A contiguous run of chunks (``records.Segment``) as one SigMF capture segment."""
 
-    sample_start: int  # in the recording's data file
-    n_samples: int
-    t_start_ns: int
-    sample_rate_hz: float
-    center_freq_hz: float
-    first_seq: int
-    last_seq: int
-
-    @property
-    def t_end_ns(self) -> int:
-        return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
+    sample_start: int = 0  # in the recording's data file
 
 
 @dataclass
@@ -69,7 +59,7 @@ class Recording:
     meta_path: Path
     data_path: Path
     sample_rate_hz: float
-    segments: list[Segment]
+    segments: list[CaptureSegment]
     n_ground_truth: int = 0
     n_detections: int = 0
     n_decodes: int = 0  # rtl_433 messages
@@ -185,8 +175,7 @@ def _require_partition(db: AnalysisDB, key: str) -> None:
 def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     """Split the partition's chunks (time order) into recordings (one rate) and segments."""
     gap_starts = [g.t_start_ns for g in db.gaps(key) if g.n_samples_lost > 0]
-    runs = segment_runs(((c.seq, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples)
-                         for c in db.iter_chunks(key, with_iq=False)), gap_starts)
+    runs = segment_runs(db.iter_chunks(key, with_iq=False), gap_starts)
     base = base_name(key)
     recs = []
     for i, segs in enumerate(runs, 1):
@@ -196,27 +185,19 @@ def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     return recs
 
 
-def segment_runs(pieces, gap_starts: list[int]) -> list[list[Segment]]:
-    """Runs of one sample rate (recordings), each a list of capture segments, from pieces of
-    chunks in time order, each ``(seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples)``:
-    a retune, a hole in time or a recorded loss (a gap starting there) starts a new segment."""
-    runs: list[list[Segment]] = []
-    seg: Segment | None = None
-    for seq, t_ns, fs, fc, n in pieces:
-        if seg is not None and fs == seg.sample_rate_hz and fc == seg.center_freq_hz:
-            end, tol = seg.t_end_ns, samples_to_ns(1, fs)
-            gap_here = any(end - tol <= g <= t_ns + tol for g in gap_starts)
-            if abs(t_ns - end) <= tol and not gap_here:
-                seg.n_samples += n
-                seg.last_seq = seq
-                continue
-        if seg is None or fs != seg.sample_rate_hz:
+def segment_runs(chunks, gap_starts: list[int]) -> list[list[CaptureSegment]]:
+    """Runs of one sample rate (recordings), each a list of capture segments, from chunks (or
+    pieces of chunks) in time order, items like :class:`ChunkRow`: a segment is one
+    ``records.segments`` segment (a retune, a hole in time or a recorded loss starts a new one)."""
+    runs: list[list[CaptureSegment]] = []
+    for s in segments(chunks, gap_starts):
+        if not runs or s.sample_rate_hz != runs[-1][-1].sample_rate_hz:
             runs.append([])
             start = 0
         else:
-            start = seg.sample_start + seg.n_samples
-        seg = Segment(start, n, t_ns, fs, fc, seq, seq)
-        runs[-1].append(seg)
+            start = runs[-1][-1].sample_start + runs[-1][-1].n_samples
+        runs[-1].append(CaptureSegment(s.t_start_ns, s.n_samples, s.sample_rate_hz, s.center_freq_hz,
+                                       s.first_seq, s.last_seq, start))
     return runs
 
 
@@ -258,7 +239,7 @@ def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool,
     return written
 
 
-def sample_span(segments: list[Segment], t_start_ns: int, t_end_ns: int) -> tuple[int, int, bool] | None:
+def sample_span(segments: list[CaptureSegment], t_start_ns: int, t_end_ns: int) -> tuple[int, int, bool] | None:
     """[first, end) sample indices in the data file of a time span, clipped to the samples the
     segments hold, and whether it was clipped; None when no sample of it is held."""
     inside = [s for s in segments if s.t_end_ns > t_start_ns and s.t_start_ns < t_end_ns]
@@ -283,10 +264,8 @@ def _core_item(rec: Recording, t_start_ns: int, t_end_ns: int, freq_lower_hz: fl
     if span is None:
         return None
     first, end, clipped = span
-    item = {"core:sample_start": int(first), "core:sample_count": int(end - first),
-            "core:freq_lower_edge": float(freq_lower_hz), "core:freq_upper_edge": float(freq_upper_hz),
-            "core:label": str(label), f"{NAMESPACE}:t_start_ns": int(t_start_ns),
-            f"{NAMESPACE}:t_end_ns": int(t_end_ns)}
+    item = annotation_item(first, end - first, freq_lower_hz, freq_upper_hz, label)
+    item.update({f"{NAMESPACE}:t_start_ns": int(t_start_ns), f"{NAMESPACE}:t_end_ns": int(t_end_ns)})
     if clipped:
         item[f"{NAMESPACE}:clipped"] = True
     return item
@@ -341,7 +320,7 @@ def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings:
                    f"{len(rec.segments)} capture segment(s), cu8 exactly as captured")
     doc = meta_document(rec, annotations, description, {f"{NAMESPACE}:partition_key": key,
                                                         f"{NAMESPACE}:recordings_in_partition": n_recordings})
-    out.write(rec.meta_path, json.dumps(doc, indent=2) + "\n")
+    out.write(rec.meta_path, meta_text(doc))
 
 
 def meta_document(rec: Recording, annotations: list[dict], description: str, extra_global: dict) -> dict:
@@ -350,21 +329,14 @@ def meta_document(rec: Recording, annotations: list[dict], description: str, ext
     fs = rec.sample_rate_hz
     captures = []
     for s in rec.segments:
-        captures.append({
-            "core:sample_start": s.sample_start,
-            "core:global_index": max(0, round((s.t_start_ns - s0.t_start_ns) * fs / NS_PER_S)),
-            "core:frequency": float(s.center_freq_hz),
-            "core:datetime": format_datetime_ns(s.t_start_ns),
-            f"{NAMESPACE}:first_seq": s.first_seq, f"{NAMESPACE}:last_seq": s.last_seq,
-        })
-    glob = {
-        "core:datatype": "cu8", "core:sample_rate": float(fs), "core:version": SIGMF_VERSION,
-        "core:num_channels": 1, "core:recorder": "sdr_assets", "core:sha512": rec.sha512,
-        "core:description": description,
-        "core:extensions": [dict(EXTENSION)],
+        item = capture_item(s.sample_start, s.center_freq_hz, s.t_start_ns,
+                            global_index=max(0, round((s.t_start_ns - s0.t_start_ns) * fs / NS_PER_S)))
+        item.update({f"{NAMESPACE}:first_seq": s.first_seq, f"{NAMESPACE}:last_seq": s.last_seq})
+        captures.append(item)
+    glob = global_meta(fs, description=description, sha512=rec.sha512, extensions=[EXTENSION], extra={
         **extra_global,
         f"{NAMESPACE}:first_seq": s0.first_seq, f"{NAMESPACE}:last_seq": rec.segments[-1].last_seq,
-    }
+    })
     return {"global": glob, "captures": captures, "annotations": annotations}
 
 
@@ -448,8 +420,8 @@ class SpanArchive:
             raise PartitionNotHeldError(
                 f"the analysis DB holds no sample of sensor {sensor!r} in {_iso(t_start_ns)} .. "
                 f"{_iso(t_end_ns)}{band} (its windows: {held}); ask for a span inside them.")
-        runs = segment_runs([(p.chunk.seq, p.t_start_ns, p.chunk.sample_rate_hz, p.chunk.center_freq_hz,
-                              p.end - p.first) for p in self._pieces],
+        runs = segment_runs([ChunkRow(p.chunk.seq, p.t_start_ns, p.chunk.sample_rate_hz, p.chunk.center_freq_hz,
+                                      p.end - p.first, None) for p in self._pieces],
                             queries.gap_starts(conn, keys, t_start_ns, t_end_ns))
         if len(runs) > 1:
             changes = ", ".join(f"{r[0].sample_rate_hz:.0f} S/s from {_iso(r[0].t_start_ns)}" for r in runs)
@@ -502,7 +474,7 @@ class SpanArchive:
 
     def _meta_bytes(self) -> bytes:
         doc = meta_document(self.recording, self._annotations, self._description, self._extra)
-        return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+        return meta_text(doc).encode("utf-8")
 
     def blocks(self):
         """The archive's bytes: headers, then each piece of each chunk, then the meta (with the

@@ -1,8 +1,12 @@
-"""SigMF recordings: parse ``.sigmf-meta`` (strictly, one clear error per problem), convert
-sample formats to cu8, and write spec-compliant cu8 recordings (:func:`write_sigmf`).
+"""SigMF, the one place the format lives: parse ``.sigmf-meta`` (strictly, one clear error per
+problem), convert sample formats to cu8, build the metadata documents (:func:`global_meta`,
+:func:`capture_item`, :func:`annotation_item`, :func:`meta_text`) and write cu8 recordings
+(:func:`write_sigmf`), all at one :data:`SIGMF_VERSION`.
 
-Reading is done by :class:`sdr_assets.capture.file.FileSource`; this module holds the pure
-parts (metadata in, plain records out) so they can be tested and fuzzed without files.
+Used by the file replay (:class:`sdr_assets.capture.file.FileSource` reads through it) and by the
+partition/span export (``sdr_assets.sigmf.export`` writes through it). This module imports only
+records, errors and (lazily) dsp, so every part may use it; export.py also reads the analysis DB
+through store. The pure parts can be tested and fuzzed without files.
 """
 
 import calendar
@@ -10,16 +14,15 @@ import datetime
 import json
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sdr_assets.errors import SourceError
-from sdr_assets.records import MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation
+from sdr_assets.records import MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, utc_iso
 
-SIGMF_VERSION = "1.0.0"
+SIGMF_VERSION = "1.2.0"  # the version every document we write declares (core:extensions, core:global_index)
 META_SUFFIX = ".sigmf-meta"
 DATA_SUFFIX = ".sigmf-data"
 
@@ -156,8 +159,7 @@ def parse_datetime_ns(text, where: str = "SigMF") -> int:
 
 def format_datetime_ns(t_ns: int) -> str:
     """Integer ns since the epoch -> ISO 8601 UTC with nanoseconds (SigMF core:datetime)."""
-    secs, ns = divmod(int(t_ns), NS_PER_S)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    return utc_iso(t_ns, digits=9)
 
 
 _INT_MAX = 2**62
@@ -302,10 +304,53 @@ def path_exists(p: Path) -> bool:
         return False
 
 
+def global_meta(sample_rate_hz: float, *, description: str = "", author: str = "", sha512: str | None = None,
+                extensions=(), extra: dict | None = None) -> dict:
+    """The ``global`` object of a cu8 recording we write (one channel, recorder sdr_assets)."""
+    glob = {"core:datatype": "cu8", "core:sample_rate": float(sample_rate_hz), "core:version": SIGMF_VERSION,
+            "core:num_channels": 1, "core:recorder": "sdr_assets"}
+    if sha512 is not None:
+        glob["core:sha512"] = sha512
+    if description:
+        glob["core:description"] = description
+    if author:
+        glob["core:author"] = author
+    if extensions:
+        glob["core:extensions"] = [dict(e) for e in extensions]
+    glob.update(extra or {})
+    return glob
+
+
+def capture_item(sample_start: int, center_freq_hz: float, datetime_ns: int | None = None, *,
+                 global_index: int | None = None) -> dict:
+    """One ``captures`` entry: where a segment starts in the data file (and in the stream), its
+    centre and, where known, the UTC time of its first sample."""
+    item = {"core:sample_start": int(sample_start)}
+    if global_index is not None:
+        item["core:global_index"] = int(global_index)
+    item["core:frequency"] = float(center_freq_hz)
+    if datetime_ns is not None:
+        item["core:datetime"] = format_datetime_ns(datetime_ns)
+    return item
+
+
+def annotation_item(sample_start: int, sample_count: int, freq_lower_hz: float, freq_upper_hz: float,
+                    label: str) -> dict:
+    """The core fields of one ``annotations`` entry (both RF edges, as SigMF wants them)."""
+    return {"core:sample_start": int(sample_start), "core:sample_count": int(sample_count),
+            "core:freq_lower_edge": float(freq_lower_hz), "core:freq_upper_edge": float(freq_upper_hz),
+            "core:label": str(label)}
+
+
+def meta_text(doc: dict) -> str:
+    """The ``.sigmf-meta`` file's text for ``{"global": ..., "captures": [...], "annotations": [...]}``."""
+    return json.dumps(doc, indent=2) + "\n"
+
+
 def write_sigmf(base_path: str | Path, cu8: bytes, sample_rate_hz: float, center_freq_hz: float,
                 annotations=(), datetime_ns: int | None = None, *,
                 description: str = "", author: str = "") -> tuple[Path, Path]:
-    """Write a SigMF 1.0.0 cu8 recording ``BASE.sigmf-data`` + ``BASE.sigmf-meta``.
+    """Write a SigMF (:data:`SIGMF_VERSION`) cu8 recording ``BASE.sigmf-data`` + ``BASE.sigmf-meta``.
 
     ``annotations`` are :class:`Annotation` records with absolute times (ns since the
     epoch); the first sample is at ``datetime_ns``. Where ``datetime_ns`` is None, no
@@ -316,30 +361,18 @@ def write_sigmf(base_path: str | Path, cu8: bytes, sample_rate_hz: float, center
                           "pass an even number of bytes")
     meta_path, data_path = sigmf_paths(base_path)
     t0 = 0 if datetime_ns is None else int(datetime_ns)
-    glob = {"core:datatype": "cu8", "core:sample_rate": float(sample_rate_hz),
-            "core:version": SIGMF_VERSION, "core:num_channels": 1,
-            "core:recorder": "sdr_assets"}
-    if description:
-        glob["core:description"] = description
-    if author:
-        glob["core:author"] = author
-    capture = {"core:sample_start": 0, "core:frequency": float(center_freq_hz)}
-    if datetime_ns is not None:
-        capture["core:datetime"] = format_datetime_ns(datetime_ns)
     anns = []
     for a in sorted(annotations, key=lambda a: a.t_start_ns):
         start = max(0, round((a.t_start_ns - t0) * sample_rate_hz / NS_PER_S))
         end = max(start, round((a.t_end_ns - t0) * sample_rate_hz / NS_PER_S))
-        item = {"core:sample_start": int(start), "core:sample_count": int(end - start),
-                "core:freq_lower_edge": float(a.freq_lower_hz),
-                "core:freq_upper_edge": float(a.freq_upper_hz), "core:label": a.label}
+        item = annotation_item(start, end - start, a.freq_lower_hz, a.freq_upper_hz, a.label)
         if a.snr_db is not None:
             item["core:comment"] = f"snr_db={a.snr_db:.2f}"
         anns.append(item)
-    doc = {"global": glob, "captures": [capture], "annotations": anns}
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     data_path.write_bytes(bytes(cu8))
-    meta_path.write_text(json.dumps(doc, indent=2) + "\n")
+    meta_path.write_text(meta_text({"global": global_meta(sample_rate_hz, description=description, author=author),
+                                    "captures": [capture_item(0, center_freq_hz, datetime_ns)], "annotations": anns}))
     return meta_path, data_path
 
 
