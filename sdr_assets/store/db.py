@@ -363,3 +363,33 @@ def file_bytes(path) -> int:
         return os.path.getsize(path)
     except FileNotFoundError:
         return 0
+
+
+class DbHandle:
+    """An opened-on-demand connection owned by one object (the hot writer, the analysis DB):
+    ``with obj:`` opens and closes it; ``obj.conn`` is the open connection or a StoreError."""
+
+    path: Path
+    _conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # the last connection to close checkpoints and removes the WAL
+            self._conn = None
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{type(self).__name__}({self.path}) is not open; call open() first.")
+        return self._conn
+

@@ -21,9 +21,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdr_assets.errors import ConfigError, StoreError
+from sdr_assets.errors import ConfigError
 from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
-from sdr_assets.store.db import HOT_APP_ID, connect_hot, hot_migrations, migrate
+from sdr_assets.store.db import HOT_APP_ID, DbHandle, connect_hot, hot_migrations, migrate
 from sdr_assets.store.telemetry import TelemetryLimits, TelemetryPruner
 from sdr_assets.store.txn import Txn
 
@@ -135,7 +135,7 @@ def chunk_pages(n_bytes: int, page_size: int) -> float:
     return math.ceil((payload - local) / (usable - 4)) + (local + 16) / usable
 
 
-class HotWriter:
+class HotWriter(DbHandle):
     """The one writer of the hot DB (see module doc). Not thread-safe by design."""
 
     def __init__(self, path, *, synchronous: str = "NORMAL", cap_bytes: int | None = 2 * 1024**3,
@@ -179,24 +179,6 @@ class HotWriter:
             conn.close()
             raise
         self._conn = conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # the last connection to close checkpoints and removes the WAL
-            self._conn = None
-
-    def __enter__(self) -> "HotWriter":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"HotWriter({self.path}) is not open; call open() first.")
-        return self._conn
 
     # -- captures ---------------------------------------------------------------------
     def begin_capture(self, info: SourceInfo, started_ns: int) -> int:

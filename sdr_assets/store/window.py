@@ -26,6 +26,7 @@ from sdr_assets.store.chunks import ChunkQueries
 from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
     SQLITE_HEADER,
+    DbHandle,
     analysis_migrations,
     connect_ro,
     connect_rw,
@@ -140,7 +141,7 @@ def _covered(merged: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s <= start and e >= end for s, e in merged)
 
 
-class AnalysisDB(ChunkQueries, FrameQueries, LabelQueries, DetectionQueries):
+class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQueries):
     """The analysis database (see module doc). One per process; not shared across threads."""
 
     def __init__(self, path, *, read_only: bool = False):
@@ -178,24 +179,6 @@ class AnalysisDB(ChunkQueries, FrameQueries, LabelQueries, DetectionQueries):
         self.recovered_from = aside
         log.warning("analysis DB %s was unreadable (%s); moved to %s and started a fresh one "
                     "(re-materialize the windows you need)", self.path, reason, aside)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> "AnalysisDB":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"AnalysisDB({self.path}) is not open; call open() first.")
-        return self._conn
 
     @contextmanager
     def transaction(self, what: str = "write") -> Iterator[sqlite3.Connection]:
