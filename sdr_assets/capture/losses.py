@@ -8,7 +8,7 @@ every lost sample is added to the shared :class:`Counters` at once, by cause.
 from collections import deque
 from datetime import datetime, timezone
 
-from sdr_assets.capture.telemetry_sampler import Counters
+from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters
 from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, samples_to_ns
 
 
@@ -45,10 +45,13 @@ class LossRecorder:
                                  f"ring full ({self.ring_bytes} bytes): the writer fell behind"))
 
     def source_event(self, event: Gap | Annotation) -> None:
-        """A gap the source reported (counted under its cause) or an annotation: queued."""
+        """A gap the source reported (counted under its cause) or an annotation: queued.
+        A source's ``late`` samples reached it, so they count as received too."""
         if isinstance(event, Gap):
             self.flush()
             self.counters.add_lost(event.cause, event.n_samples_lost)
+            if event.cause in RECEIVED_CAUSES:
+                self.counters.samples_received += event.n_samples_lost
         self.side.append(event)
 
     def restart(self, resume_from: tuple[int, float] | None, first_t_start_ns: int) -> Gap | None:

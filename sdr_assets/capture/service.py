@@ -29,12 +29,13 @@ from sdr_assets.capture.losses import LossRecorder, iso_utc
 from sdr_assets.capture.ring import DEFAULT_RING_BYTES, ByteRing
 from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters, TelemetrySampler
 from sdr_assets.errors import CaptureError, ConfigError, SdrAssetsError
-from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo
+from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo, samples_to_ns
 
 DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_BATCH_MAX_S = 0.25
 DEFAULT_CAP_BYTES = 2 * 1024**3
 READER_STOP_TIMEOUT_S = 5.0  # a source that ignores stop() this long is abandoned
+FUTURE_START_LIMIT_NS = 2_000_000_000  # a first sample further ahead of the clock is refused
 PAUSABLE_PUT_WAIT_S = 3600.0  # an unpaced source waits for room instead of overflowing
 
 
@@ -106,6 +107,7 @@ class CaptureService:
         self._bytes_stored = 0
         self._pruned_chunks = 0
         self._ready = threading.Event()
+        self._stopped = threading.Event()
         self._stop_reason: str | None = None
         self._error: SdrAssetsError | None = None
         self._writer_dead = False
@@ -116,6 +118,7 @@ class CaptureService:
         """Ask the capture to end: the source stops, the ring drains, the writer commits."""
         if self._stop_reason is None:
             self._stop_reason = reason
+        self._stopped.set()
         self._source.stop()
 
     def run(self) -> CaptureSummary:
@@ -125,15 +128,19 @@ class CaptureService:
         from sdr_assets.store.hot import check_capacity
 
         t0 = time.monotonic()
-        info = self._info = self._source.open()
-        old_handlers = {}
         lock = WriterLock(self.hot_path)
+        lock.acquire()  # first: a second capture is told so, and never takes the radio
+        try:
+            info = self._info = self._source.open()
+        except BaseException:
+            lock.release()
+            raise
+        old_handlers = {}
         try:
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     old_handlers[sig] = signal.signal(sig, lambda *_: self.stop("signal"))
             check_capacity(self._cap_bytes, info.sample_rate_hz, self._window_s)
-            lock.acquire()
             writer = threading.Thread(target=self._write_thread, name="capture-writer", daemon=True)
             writer.start()
             self._ready.wait()
@@ -200,12 +207,18 @@ class CaptureService:
         wait_s = 0.0 if self._info.realtime else PAUSABLE_PUT_WAIT_S
         losses = self._losses
         try:
+            if self._resume_from is not None:  # a live source starts its clock after it
+                self._source.resume_after(self._resume_from[0])
             for event in self._source.events():
                 if self._abandoned:
                     break
-                if self._first_event and isinstance(event, (Chunk, Gap)):
-                    self._first_event = False  # (annotations may start inside a chunk)
-                    losses.restart(self._resume_from, event.t_start_ns)
+                if isinstance(event, (Chunk, Gap)):
+                    if self._first_event:
+                        self._first_event = False  # (annotations may start inside a chunk)
+                        self._check_first(event.t_start_ns)
+                        losses.restart(self._resume_from, event.t_start_ns)
+                    if not self._wait_for_wall_clock(event.t_end_ns):
+                        break
                 if isinstance(event, Chunk):
                     self.counters.samples_received += event.n_samples
                     if self._ring.put(event, wait_s):
@@ -227,6 +240,32 @@ class CaptureService:
         finally:
             losses.flush()
             self._ring.close()
+
+    def _check_first(self, t_start_ns: int) -> None:
+        """The hot DB holds one timeline: a stream may not start before its end, nor in the
+        future (a replay with a wrong start time would otherwise hold the capture up)."""
+        now_ns = time.time_ns()
+        if t_start_ns - now_ns > FUTURE_START_LIMIT_NS:
+            raise ConfigError(f"{self._info.uri} stamps its first sample at {iso_utc(t_start_ns)}, "
+                              f"{(t_start_ns - now_ns) / 1e9:.1f} s ahead of this machine's clock; "
+                              "give the recording a start time in the past (start=... or its "
+                              "core:datetime), or check the clock.")
+        if self._resume_from is None:
+            return
+        end_ns, rate_hz = self._resume_from
+        if t_start_ns < end_ns - samples_to_ns(1, rate_hz):
+            raise ConfigError(f"{self._info.uri} starts at {iso_utc(t_start_ns)}, before the end of "
+                              f"what {self.hot_path} already holds ({iso_utc(end_ns)}); the hot DB "
+                              "keeps one timeline and nothing is stored over it. Replay into "
+                              "another SDR_ASSETS_HOME, or give the replay a later start (start=...).")
+
+    def _wait_for_wall_clock(self, t_end_ns: int) -> bool:
+        """No sample is stored ahead of the wall clock: an unpaced replay that catches up
+        with it goes on at its pace. False when the capture was stopped meanwhile."""
+        ahead_s = (t_end_ns - time.time_ns()) / 1e9
+        if ahead_s > 0:
+            return not self._stopped.wait(ahead_s)
+        return True
 
     # ---- writer thread -------------------------------------------------------------------
     def _write_thread(self) -> None:
@@ -274,21 +313,8 @@ class CaptureService:
 
     def _resume_point(self, hot) -> tuple[int, float] | None:
         """(t_end_ns, sample_rate_hz) of the newest sample or gap already recorded."""
-        last = hot.last_chunk_end()
-        if last is None:
-            return None
-        capture_id, t_end_ns, rate_hz = last
-        from sdr_assets.store.db import connect_ro
-
-        conn = connect_ro(self.hot_path)
-        try:
-            row = conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
-                               (capture_id,)).fetchone()
-        finally:
-            conn.close()
-        if row and row[0] is not None and row[0] > t_end_ns:
-            t_end_ns = int(row[0])
-        return t_end_ns, rate_hz
+        end = hot.timeline_end()
+        return None if end is None else (end.t_end_ns, end.sample_rate_hz)
 
     def _write_loop(self, hot) -> None:
         interval_s = self._telemetry_interval_s

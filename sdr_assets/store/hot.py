@@ -44,6 +44,14 @@ class BatchResult:
     pruned_chunks: int
 
 
+@dataclass(frozen=True)
+class TimelineEnd:
+    """Where the stored timeline ends: nothing may be stored before ``t_end_ns``."""
+
+    t_end_ns: int
+    sample_rate_hz: float  # the rate of the capture that stored it
+
+
 def _fmt_bytes(n: float) -> str:
     for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= div:
@@ -167,6 +175,22 @@ class HotWriter:
             return None
         capture_id, t_start_ns, n_samples, rate = row
         return capture_id, t_start_ns + samples_to_ns(n_samples, rate), rate
+
+    def timeline_end(self) -> TimelineEnd | None:
+        """The end of the newest chunk, or of a gap recorded after it (a stall until the
+        stop, a reconnect that never came back) if later; None when nothing is recorded."""
+        last = self.last_chunk_end()
+        if last is not None:
+            capture_id, t_end_ns, rate = last
+            row = self.conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
+                                    (capture_id,)).fetchone()
+            if row[0] is not None and row[0] > t_end_ns:
+                t_end_ns = int(row[0])
+            return TimelineEnd(t_end_ns, rate)
+        row = self.conn.execute(
+            "SELECT g.t_end_ns, c.sample_rate_hz FROM gaps g JOIN captures c USING (capture_id) "
+            "ORDER BY g.t_end_ns DESC LIMIT 1").fetchone()
+        return None if row is None else TimelineEnd(int(row[0]), float(row[1]))
 
     # -- the batch --------------------------------------------------------------------
     def write_batch(self, capture_id: int, chunks: list[Chunk], gaps: list[Gap] = (),
