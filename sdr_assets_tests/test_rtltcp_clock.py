@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from sdr_assets.capture.clock import DEFAULT_TOLERANCE_S
 from sdr_assets.capture.rtltcp import RtlTcpSource
@@ -158,3 +159,23 @@ def test_a_reconnect_is_a_recorded_gap_and_the_clock_follows_the_new_stream(data
     lost = _check_books(hot, run, server)
     assert server.connections == 2 and set(lost) <= {"reconnect", "late"}
     assert lost["reconnect"] > 0
+
+
+def test_a_hot_db_stamped_in_the_future_is_not_written_over(data_root, port):
+    """A hot DB whose newest sample lies an hour ahead of the clock (what the byte clock
+    left after a burst): a live capture refuses to store samples over it, and says why."""
+    from sdr_assets.errors import CaptureError
+    from sdr_assets.records import Chunk, SourceInfo
+    from sdr_assets.store.hot import HotWriter
+
+    hot = data_root / "hot.db"
+    ahead_ns = time.time_ns() + 3_600 * NS_PER_S
+    with HotWriter(hot) as writer:
+        cid = writer.begin_capture(SourceInfo("test://old", "test", 433.92e6, RATE_HZ), time.time_ns())
+        writer.write_batch(cid, [Chunk(ahead_ns, 433.92e6, RATE_HZ, None, bytes(2000))])
+        writer.end_capture(cid, "eof")
+    with ScriptedServer(port, [[("pace", BYTES_PER_S, 60, PIECE)]]):
+        with pytest.raises(CaptureError, match="ahead of this machine's clock"):
+            _capture(hot, port, duration_s=2.0)
+    assert query(hot, "SELECT count(*) FROM chunks")[0][0] == 1
+    assert query(hot, "SELECT end_reason FROM captures WHERE capture_id = 2")[0][0].startswith("error: ")

@@ -14,8 +14,8 @@ default), a block of n samples that arrives at wall time W:
   nothing arrived for more than T before the block, else ``underrun``), and the timeline is
   anchored again;
 * excess (it would end after W: the sender drains a backlog or sends faster than the rate):
-  its oldest samples are discarded so that the rest ends at W (the whole block when less than
-  half of it and less than T/8 would be left). They were received but have no place on the
+  its oldest samples are discarded so that the rest ends T/20 before W (the whole block when
+  less than half of it and less than T/8 would be left). They were received but have no place on the
   timeline, whose time they would repeat: a ``late`` gap of no duration where they were
   discarded.
 
@@ -23,8 +23,9 @@ Anchoring (a connection opens, a reconnect, after a shortfall): the blocks of th
 of wall time (or T of samples, whichever comes first) are held, then placed from the latest
 start that puts none of them after its arrival (the least delay seen) less a margin of T/20
 for jitter, never before the end of the timeline or of the hot DB. A connection starts where
-it opened, or up to T/8 earlier if its first blocks hold more samples than time since then
-(the opening is measured once the header is in, the server may have started before); the
+it opened (less the margin), or up to T/8 earlier if its first blocks hold more samples than
+time since then (the opening is measured once the header is in, the server may have started
+before); the
 dead time after a drop is a ``reconnect`` gap, a radio that sends nothing for more than T
 after a connection opened a ``stall``. At stop, time missing beyond T is a gap
 too (a stall or a lost connection that lasts until the stop).
@@ -204,12 +205,12 @@ class WallClock:
         if self._open_ns is not None or self._seg_t0 is None:  # a connection (or stream) starts
             opened = bound if self._open_ns is None else self._floored(self._open_ns)
             self._open_ns = None
-            if bound - self.margin_ns < opened or first_w - opened <= self.tolerance_ns:
-                # the radio streams from the opening; a little earlier if the blocks say so
-                # (the opening is measured after the server started), by T/8 at most
-                start = self._floored(max(min(bound - self.margin_ns, opened),
+            if first_w - opened <= self.tolerance_ns:
+                # the radio streams from the opening (earlier if the blocks say so: the opening
+                # is measured once the header is in), less the margin; T/8 before it at most
+                start = self._floored(max(min(bound, opened) - self.margin_ns,
                                           opened - self.early_ns))
-            else:
+            else:  # nothing for more than T after the opening
                 start = self._floored(bound - self.margin_ns)
             if self._seg_t0 is None:
                 self._seg_t0, self._seg_n = opened if start > opened else start, 0
@@ -241,8 +242,8 @@ class WallClock:
         start = self.next_ns
         room = int(round((w - start) * self.rate / NS_PER_S))  # (to the nearest sample)
         keep = n
-        if room < n:  # excess
-            keep = max(room, 0)
+        if room < n:  # excess: what is kept ends a margin before the arrival
+            keep = max(int((w - self.margin_ns - start) * self.rate / NS_PER_S), 0)
             if keep * 2 < n and keep * NS_PER_S < self.min_keep_ns * self.rate:
                 keep = 0
             if self._late_at is None:
