@@ -17,7 +17,7 @@ from sdr_assets.capture.rtltcp import RtlTcpSource
 from sdr_assets.capture.service import CaptureService
 from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES
 from sdr_assets.records import NS_PER_S, samples_to_ns
-from sdr_assets_tests.capture_support import CountingSource, query
+from sdr_assets_tests.capture_support import CountingSource, query, uncovered_holes
 from sdr_assets_tests.rtltcp_scripts import ScriptedServer, locate, payload
 
 RATE_HZ = 250_000
@@ -131,7 +131,8 @@ def test_a_stall_until_shutdown_is_recorded_at_the_stop(data_root, port):
 
 def test_a_burst_is_never_stamped_ahead_and_a_later_capture_does_not_overlap(data_root, port):
     """A server that sends 1 GB as fast as it can: the samples that cannot be placed are
-    `late`, none is stamped in the future, and the next capture follows with a restart gap."""
+    `late`, none is stamped in the future, and the next capture follows the first one's
+    timeline (a restart gap in between when there is dead time), never over it."""
     hot = data_root / "hot.db"
     with ScriptedServer(port, [[("burst", BURST_BYTES), ("hold",)]]) as server:
         run = _capture(hot, port, duration_s=3.0)
@@ -141,13 +142,18 @@ def test_a_burst_is_never_stamped_ahead_and_a_later_capture_does_not_overlap(dat
     with ScriptedServer(port, [[("pace", BYTES_PER_S, 60, PIECE)]]) as server:
         second = _capture(hot, port, duration_s=2.0)
     _check_books(hot, second, server)
+    # the second capture starts where the first one's timeline (its samples, then the
+    # stall until its stop) ends, or later with a restart gap in between: never over it
+    first_end = max(query(hot, "SELECT max(t_start_ns + n_samples * 4000) FROM chunks "
+                               "WHERE capture_id = ?", (run.summary.capture_id,))[0][0],
+                    max(t1 for _, t1, _, _ in _gaps(hot, run.summary.capture_id)))
     starts = query(hot, "SELECT min(t_start_ns) FROM chunks WHERE capture_id = ?",
                    (second.summary.capture_id,))[0][0]
-    first_end = query(hot, "SELECT max(t_start_ns + n_samples * 1000000000 / sample_rate_hz) "
-                           "FROM chunks WHERE capture_id = ?", (run.summary.capture_id,))[0][0]
-    assert starts >= first_end
     restart = [g for g in _gaps(hot, second.summary.capture_id) if g[3] == "restart"]
-    assert len(restart) == 1 and restart[0][1] <= starts + samples_to_ns(1, RATE_HZ)
+    assert starts >= first_end and first_end <= run.stopped_ns
+    assert len(restart) <= 1 and all(
+        g[0] == first_end and abs(g[1] - starts) <= samples_to_ns(1, RATE_HZ) for g in restart)
+    assert uncovered_holes(hot) == []
 
 
 def test_a_reconnect_is_a_recorded_gap_and_the_clock_follows_the_new_stream(data_root, port):

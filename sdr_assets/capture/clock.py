@@ -15,19 +15,18 @@ default), a block of n samples that arrives at wall time W:
   anchored again;
 * excess (it would end after W: the sender drains a backlog or sends faster than the rate):
   its oldest samples are discarded so that the rest ends T/20 before W (the whole block when
-  less than half of it and less than T/8 would be left). They were received but have no place on the
-  timeline, whose time they would repeat: a ``late`` gap of no duration where they were
-  discarded.
+  less than half of it and less than T/8 would be left). They were received but have no
+  place on the timeline, whose time they would repeat: a ``late`` gap of no duration where
+  they were discarded.
 
 Anchoring (a connection opens, a reconnect, after a shortfall): the blocks of the next T/16
 of wall time (or T of samples, whichever comes first) are held, then placed from the latest
 start that puts none of them after its arrival (the least delay seen) less a margin of T/20
 for jitter, never before the end of the timeline or of the hot DB. A connection starts where
 it opened (less the margin), or up to T/8 earlier if its first blocks hold more samples than
-time since then (the opening is measured once the header is in, the server may have started
-before); the
-dead time after a drop is a ``reconnect`` gap, a radio that sends nothing for more than T
-after a connection opened a ``stall``. At stop, time missing beyond T is a gap
+time since then (the opening is measured once the header is in; the server may have started
+before). The dead time after a drop is a ``reconnect`` gap, a radio that sends nothing for
+more than T after a connection opened a ``stall``. At stop, time missing beyond T is a gap
 too (a stall or a lost connection that lasts until the stop).
 
 So every sample the wire delivered is stored or counted ``late``, and stored samples and
@@ -139,9 +138,10 @@ class WallClock:
             return []
         return self._flush() + self._flush_late() + [self._gap(n_samples, cause, detail)]
 
-    def feed(self, data: bytes, arrived_ns: int) -> list:
-        """A block of whole cu8 samples that arrived at ``arrived_ns``: the chunks and gaps
-        it completes, in time order."""
+    def feed(self, data, arrived_ns: int) -> list:
+        """A block of whole cu8 samples (bytes, or a memoryview the caller reuses once this
+        returns) that arrived at ``arrived_ns``: the chunks and gaps it completes, in time
+        order. Only what is kept is copied."""
         if not data:
             return []
         if self._held is None and (self._seg_t0 is None or self._open_ns is not None):
@@ -159,7 +159,7 @@ class WallClock:
                 self._held = []
         self._last_arrival = arrived_ns
         if self._held is not None:
-            self._held.append((data, arrived_ns))
+            self._held.append((bytes(data), arrived_ns))
             self._held_n += len(data) // 2
             if arrived_ns - self._held[0][1] < self.settle_ns \
                     and self._held_n < self.tolerance_ns * self.rate / NS_PER_S:

@@ -289,11 +289,11 @@ class RtlTcpSource(Source):
             arrived_ns = time.time_ns()
             last_data = time.monotonic()
             whole = fill - fill % 2
-            data = bytes(view[:whole])
+            self.samples_received += whole // 2
+            events = clock.feed(view[:whole], arrived_ns)  # (copies what it keeps)
             view[:fill - whole] = view[whole:fill]
             fill -= whole
-            self.samples_received += whole // 2
-            yield from clock.feed(data, arrived_ns)
+            yield from events
         yield from clock.finish()
 
     def _reconnect(self, why: str) -> socket.socket | None:

@@ -14,6 +14,12 @@ each batch in one transaction. So at every moment::
 and when the service ends the ring is empty. After a restart (a crash, SIGKILL, a reboot)
 the dead time between the newest stored sample and the new stream's first is recorded as a
 ``restart`` gap, so a reader of the database sees every hole explained.
+
+The hot DB keeps one timeline (docs/capture.md): a live source is told where it ends
+(``Source.resume_after``) and stamps against the wall clock (``capture/clock.py``); a replay
+that would start before that end, or in the future, is refused; no sample is stored ahead
+of the wall clock (an unpaced replay that catches up with it is held there). The writer
+lock is taken before the source opens.
 """
 
 import signal
