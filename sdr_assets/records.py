@@ -90,7 +90,11 @@ class Chunk:
 class Gap:
     """Samples the radio produced that were not stored, counted, never silent.
 
-    cause: "ring_overflow" | "reconnect" | "dongle_overflow" | "restart" | "source_stall" | ...
+    cause: "ring_overflow" | "reconnect" | "underrun" | "stall" | "late" | "restart" | ...
+    (``capture.clock`` and docs/capture.md say when each is recorded).
+
+    A gap spans the time of the samples it counts, except a ``late`` gap (``duration_ns=0``):
+    samples that arrived after their time was already on the timeline.
     """
 
     t_start_ns: int
@@ -98,9 +102,12 @@ class Gap:
     sample_rate_hz: float
     cause: str
     detail: str = ""
+    duration_ns: int | None = None  # None: n_samples_lost at the rate
 
     @property
     def t_end_ns(self) -> int:
+        if self.duration_ns is not None:
+            return self.t_start_ns + self.duration_ns
         return self.t_start_ns + samples_to_ns(self.n_samples_lost, self.sample_rate_hz)
 
 

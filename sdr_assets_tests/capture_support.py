@@ -99,22 +99,28 @@ def latest_metrics(hot_path, capture_id: int) -> dict[str, float]:
 
 
 class CountingSource(Source):
-    """Wraps a real source and counts the chunk samples it produced (the ground truth)."""
+    """Wraps a real source and counts the chunk samples it produced (the ground truth), and
+    notes the wall time each chunk was handed to the service (by its t_start_ns)."""
 
     def __init__(self, inner: Source) -> None:
         super().__init__()
         self.inner = inner
         self.samples_produced = 0
         self.n_chunks = 0
+        self.handed_at: dict[int, int] = {}
 
     def open(self):
         return self.inner.open()
+
+    def resume_after(self, t_end_ns: int) -> None:
+        self.inner.resume_after(t_end_ns)
 
     def events(self):
         for event in self.inner.events():
             if isinstance(event, Chunk):
                 self.samples_produced += event.n_samples
                 self.n_chunks += 1
+                self.handed_at[event.t_start_ns] = time.time_ns()
             yield event
 
     def stop(self) -> None:

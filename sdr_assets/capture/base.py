@@ -66,6 +66,11 @@ class Source(ABC):
     def close(self) -> None:
         """Release what open() acquired. Idempotent."""
 
+    def resume_after(self, t_end_ns: int) -> None:
+        """The hot DB's timeline ends at ``t_end_ns``: a live source stamps nothing before it
+        (called between open() and events()). A source that stamps from its own start time
+        (a replay) ignores it; the service refuses a replay that would start before it."""
+
     # Tuning, for sources that can honour it (rtl_tcp commands, a USB dongle, synthetic).
     def set_center_freq_hz(self, center_freq_hz: float) -> bool:
         return False

@@ -3,6 +3,12 @@
 Unpaced by default (as fast as the disk allows; cu8 bytes are yielded exactly as in the
 file), or paced by the sample clock with ``realtime=True``. Ends at end of file unless
 ``loop=True``; a loop continues the sample clock (no gap, times keep increasing).
+
+Times: the first sample is stamped at ``start_ns`` if given (``file://PATH?start=ISO``), else
+at the recording's SigMF ``core:datetime``, else (a raw cu8 file, or SigMF without one) at the
+open time for a real-time replay and at the open time less the recording's length for an
+unpaced one, so that an unpaced replay never runs into the future of the wall clock (the
+capture service holds back a loop that catches up with it).
 """
 
 import logging
@@ -83,7 +89,8 @@ class FileSource(Source):
     def __init__(self, path: str | os.PathLike, *, center_freq_hz: float | None = None,
                  sample_rate_hz: float | None = None, gain_db: float | None = None,
                  realtime: bool = False, loop: bool = False,
-                 chunk_samples: int = DEFAULT_CHUNK_SAMPLES, uri: str | None = None) -> None:
+                 chunk_samples: int = DEFAULT_CHUNK_SAMPLES, start_ns: int | None = None,
+                 uri: str | None = None) -> None:
         super().__init__()
         if int(chunk_samples) < 1:
             raise ConfigError(f"chunk_samples must be >= 1, got {chunk_samples!r}")
@@ -91,6 +98,7 @@ class FileSource(Source):
         self.center_freq_hz, self.sample_rate_hz = center_freq_hz, sample_rate_hz
         self.gain_db, self.realtime, self.loop = gain_db, bool(realtime), bool(loop)
         self.chunk_samples = int(chunk_samples)
+        self.start_ns = start_ns
         self.uri = uri or f"file://{self.path}"
         self._file = None
         self._stop_event = threading.Event()
@@ -143,7 +151,7 @@ class FileSource(Source):
             freq = 0.0
         self._datatype, self._sample_size, self._n_samples = "cu8", 2, size // 2
         self._rate = rate
-        self._t0_ns = time.time_ns()
+        self._t0_ns = self._start(size // 2, rate)
         self._segments = [_Segment(0, size // 2, float(freq), 0, 0)]
         self._annotations = []
         return self._info(float(freq), rate, meta), p
@@ -196,13 +204,17 @@ class FileSource(Source):
                     t_rel = c.datetime_ns - t0
             segs.append(_Segment(start, end, float(freq), t_rel, gap))
         self._datatype, self._sample_size, self._n_samples = sm.datatype, ssize, n
+        if t_first is None or self.start_ns is not None:  # (jumps stay relative to t0)
+            t0 = self._start(n, rate)
         self._rate, self._t0_ns, self._segments = rate, t0, segs
         self._annotations = sm.annotations
         self._check_storable(meta_path)
         meta = {"path": str(data_path.resolve()), "format": "sigmf", "n_samples": n,
                 "duration_s": n / rate, "sigmf": {"datatype": sm.datatype,
                                                   "version": sm.version, **sm.extra}}
-        if sm.captures[0].datetime_ns is None:
+        if self.start_ns is not None:
+            meta["t0_from"] = "start= in the source URI"
+        elif sm.captures[0].datetime_ns is None:
             meta["t0_from"] = "open time (no core:datetime)"
         if self.center_freq_hz is None and all(c.center_freq_hz is None for c in sm.captures):
             log.warning("%s: no core:frequency (pass --center-freq-hz); using 0 Hz", meta_path)
@@ -232,6 +244,15 @@ class FileSource(Source):
                 raise refuse(f"the annotation at core:sample_start {a.sample_start} (core:sample_count "
                              f"{a.sample_count}) would lie at {describe_time_ns(rec.t_start_ns)} .. "
                              f"{describe_time_ns(rec.t_end_ns)}")
+
+    def _start(self, n_samples: int, rate: float) -> int:
+        """The first sample's time when the recording does not say: ``start_ns``, else now
+        for a real-time replay, else now less the recording's length (an unpaced replay
+        then ends at the wall clock instead of running ahead of it)."""
+        if self.start_ns is not None:
+            return self.start_ns
+        now_ns = time.time_ns()
+        return now_ns if self.realtime else now_ns - samples_to_ns(n_samples, rate)
 
     def _info(self, freq: float, rate: float, meta: dict) -> SourceInfo:
         if self._n_samples == 0:

@@ -8,7 +8,7 @@ every lost sample is added to the shared :class:`Counters` at once, by cause.
 import math
 from collections import deque
 
-from sdr_assets.capture.telemetry_sampler import Counters
+from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters
 from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, Chunk, Gap, samples_to_ns,
                                 utc_iso)
 
@@ -42,15 +42,18 @@ class LossRecorder:
                                  f"ring full ({self.ring_bytes} bytes): the writer fell behind"))
 
     def source_event(self, event: Gap | Annotation) -> None:
-        """A gap the source reported (counted under its cause) or an annotation: queued."""
+        """A gap the source reported (counted under its cause) or an annotation: queued.
+        A source's ``late`` samples reached it, so they count as received too."""
         if isinstance(event, Gap):
             self.flush()
             self.counters.add_lost(event.cause, event.n_samples_lost)
+            if event.cause in RECEIVED_CAUSES:
+                self.counters.samples_received += event.n_samples_lost
         self.side.append(event)
 
     def restart(self, resume_from, first_t_start_ns: int) -> Gap | None:
         """Record the dead time between the newest stored sample ``resume_from`` (a
-        ``store.hot.ResumePoint``: t_end_ns, sample_rate_hz) and the new stream's first sample, if any."""
+        ``store.hot.TimelineEnd``: t_end_ns, sample_rate_hz) and the new stream's first sample, if any."""
         if resume_from is None:
             return None
         prev_end_ns, rate_hz = resume_from.t_end_ns, resume_from.sample_rate_hz

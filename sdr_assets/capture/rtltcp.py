@@ -2,9 +2,12 @@
 
 The server sends a 12-byte header, ``b"RTL0"`` + tuner type (u32 BE) + gain count (u32 BE),
 then raw cu8 forever; the client sends 5-byte commands (u8 code, u32 BE parameter). Every
-byte after the header is stored exactly. A drop (EOF, reset, or a stall longer than
-``stall_timeout_s``) triggers a reconnect with exponential backoff and a
-``Gap(cause="reconnect")`` counting the samples the radio produced meanwhile.
+byte after the header is stored exactly, stamped by the wall-clock discipline of
+:mod:`sdr_assets.capture.clock`: a wire that delivers less than the rate is an ``underrun``
+or ``stall`` gap, one that delivers more has its surplus counted ``late``, and no sample is
+ever stamped after it arrived. A drop (EOF, reset, or no data for ``stall_timeout_s``)
+triggers a reconnect with exponential backoff and a ``Gap(cause="reconnect")`` counting the
+samples the radio produced meanwhile.
 
 Not pyrtlsdr's ``RtlSdrTcpClient``: that is a private JSON protocol on port 1235.
 """
@@ -16,8 +19,9 @@ import threading
 import time
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Source, validate_sample_rate_hz
+from sdr_assets.capture.clock import DEFAULT_TOLERANCE_S, WallClock
 from sdr_assets.errors import ConfigError, SourceError
-from sdr_assets.records import NS_PER_S, Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.records import SourceInfo
 
 log = logging.getLogger("sdr_assets.capture")
 
@@ -30,6 +34,9 @@ CMD_SET_GAIN = 0x04  # tenths of dB
 CMD_SET_FREQ_CORRECTION = 0x05  # ppm
 CMD_SET_AGC_MODE = 0x08
 CMD_SET_BIAS_TEE = 0x0E
+# The most samples read as one block (what arrived together): 4 rtl_tcp buffers of 256 KiB
+# (fewer where half the clock's tolerance holds fewer).
+RECV_BLOCK_SAMPLES = 1 << 19
 TUNER_NAMES = {0: "unknown", 1: "E4000", 2: "FC0012", 3: "FC0013", 4: "FC2580", 5: "R820T",
                6: "R828D"}
 
@@ -70,10 +77,12 @@ class RtlTcpSource(Source):
                  chunk_samples: int = DEFAULT_CHUNK_SAMPLES, stall_timeout_s: float = 3.0,
                  connect_timeout_s: float = 5.0, backoff_initial_s: float = 0.1,
                  backoff_max_s: float = 5.0, max_reconnects: int | None = None,
-                 uri: str | None = None) -> None:
+                 tolerance_s: float = DEFAULT_TOLERANCE_S, uri: str | None = None) -> None:
         super().__init__()
-        if int(chunk_samples) < 1 or stall_timeout_s <= 0 or connect_timeout_s <= 0:
-            raise ConfigError("chunk_samples, stall_timeout_s and connect_timeout_s must be > 0")
+        if int(chunk_samples) < 1 or stall_timeout_s <= 0 or connect_timeout_s <= 0 \
+                or not tolerance_s > 0:
+            raise ConfigError("chunk_samples, stall_timeout_s, connect_timeout_s and tolerance_s "
+                              "must be > 0")
         self.host, self.port = host, int(port)
         self.where = f"{host}:{port}"
         self.center_freq_hz, self.sample_rate_hz = float(center_freq_hz), float(sample_rate_hz)
@@ -82,13 +91,16 @@ class RtlTcpSource(Source):
         self.stall_timeout_s, self.connect_timeout_s = stall_timeout_s, connect_timeout_s
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.max_reconnects = max_reconnects
+        self.tolerance_s = tolerance_s
         self.uri = uri or f"rtl_tcp://{self.where}"
         self.reconnects = 0
+        self.samples_received = 0  # whole samples read off the wire (stored or late)
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._stop_event = threading.Event()
         self._retuned = False
-        self._t_first_ns: int | None = None
+        self._clock: WallClock | None = None
+        self._t_header_ns = 0  # when the last connection's header arrived
 
     # ---- connection -----------------------------------------------------------------------
     def open(self) -> SourceInfo:
@@ -97,12 +109,11 @@ class RtlTcpSource(Source):
         self._stop_event.clear()
         self._sock, tuner_type, gain_count = self._connect(first=True)
         self.tuner_type, self.gain_count = tuner_type, gain_count
-        try:  # t0 = when the first sample byte arrives (it stays in the socket buffer)
-            self._sock.settimeout(self.stall_timeout_s)
-            if self._sock.recv(1, socket.MSG_PEEK):
-                self._t_first_ns = time.time_ns()
-        except (TimeoutError, OSError):
-            self._t_first_ns = None  # events() notices the stall or drop and reconnects
+        self.samples_received = 0
+        self._clock = WallClock(center_freq_hz=self.center_freq_hz,
+                                sample_rate_hz=self.sample_rate_hz, gain_db=self.gain_db,
+                                chunk_samples=self.chunk_samples, tolerance_s=self.tolerance_s)
+        self._clock.opened(self._t_header_ns)  # the radio streams from about here
         return SourceInfo(uri=self.uri, kind="rtl_tcp", center_freq_hz=self.center_freq_hz,
                           sample_rate_hz=self.sample_rate_hz, gain_db=self.gain_db,
                           realtime=True,
@@ -125,6 +136,7 @@ class RtlTcpSource(Source):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             sock.settimeout(self.stall_timeout_s)
             header = self._read_header(sock, first)
+            self._t_header_ns = time.time_ns()
             tuner_type, gain_count = parse_header(header, self.where)
             self._send_tuning(sock)
         except BaseException:
@@ -175,8 +187,8 @@ class RtlTcpSource(Source):
                     log.info("rtl_tcp %s: command 0x%02x not sent (%s)", self.where, code, exc)
 
     # ---- tuning (thread-safe; resent after every reconnect) ----------------------------------
-    # A retune ends the chunk being filled: chunks before it carry the old tuning, chunks
-    # after it the new one (bytes in flight on the network are labelled new: unavoidable).
+    # A retune ends the chunk being filled: bytes received before it carry the old tuning,
+    # bytes after it the new one (bytes in flight on the network are labelled new: unavoidable).
     def set_center_freq_hz(self, center_freq_hz: float) -> bool:
         self.center_freq_hz = float(center_freq_hz)
         self._retuned = True
@@ -210,43 +222,31 @@ class RtlTcpSource(Source):
         if sock is not None:
             sock.close()
 
+    def resume_after(self, t_end_ns: int) -> None:
+        if self._clock is None:
+            raise SourceError("RtlTcpSource.resume_after() before open(); call open() first")
+        self._clock.not_before(t_end_ns)
+
     def events(self):
-        if self._sock is None:
+        if self._sock is None or self._clock is None:
             raise SourceError("RtlTcpSource.events() before open(); call open() first")
-        chunk_bytes = 2 * self.chunk_samples
-        buf = bytearray(chunk_bytes)
+        clock = self._clock
+        buf = bytearray(2 * RECV_BLOCK_SAMPLES + 1)
         view = memoryview(buf)
-        fill = 0  # bytes in buf (an odd one waits there for its partner)
-        seg_t0 = self._t_first_ns  # sample clock of this connection
-        seg_samples = 0
-        pending: tuple[int, str] | None = None  # (expected next sample ns, why) after a drop
+        fill = 0  # bytes in buf: at most one odd byte, awaiting its pair, between blocks
         poll_s = min(0.2, self.stall_timeout_s)
         sock = self._sock
         sock.settimeout(poll_s)
         last_data = time.monotonic()
-
-        freq, rate, gain = self.center_freq_hz, self.sample_rate_hz, self.gain_db  # in force
-
-        def chunk(n_bytes: int) -> Chunk:
-            return Chunk(t_start_ns=seg_t0 + samples_to_ns(seg_samples, rate),
-                         center_freq_hz=freq, sample_rate_hz=rate, gain_db=gain,
-                         iq=bytes(view[:n_bytes]))
-
         while not self._stopping:
-            if self._retuned:
+            if self._retuned:  # bytes received before a retune keep the old tuning
                 self._retuned = False
-                if fill >= 2 and seg_t0 is not None:  # end the chunk at the retune
-                    yield chunk(fill - fill % 2)
-                    seg_samples += fill // 2
-                    view[:fill % 2] = view[fill - fill % 2:fill]
-                    fill %= 2
-                if seg_t0 is not None:  # a new rate restarts the sample count from here
-                    seg_t0 += samples_to_ns(seg_samples, rate)
-                    seg_samples = 0
-                freq, rate, gain = self.center_freq_hz, self.sample_rate_hz, self.gain_db
+                yield from clock.retune(self.center_freq_hz, self.sample_rate_hz, self.gain_db)
+            # one block: what one recv returns and whatever else has already arrived
+            limit = min(len(buf), 2 * clock.max_block_samples())
             try:
                 try:
-                    n = sock.recv_into(view[fill:])
+                    n = sock.recv_into(view[fill:limit])
                 except TimeoutError:
                     if time.monotonic() - last_data > self.stall_timeout_s:
                         raise _Drop(f"no data for {self.stall_timeout_s:g} s") from None
@@ -257,43 +257,42 @@ class RtlTcpSource(Source):
                     raise _Drop("server closed the connection (EOF)")
             except _Drop as drop:
                 why = drop.args[0]
-                if fill >= 2:
-                    yield chunk(fill - fill % 2)
-                    seg_samples += fill // 2
-                if fill % 2:
+                if fill:
                     why += "; 1 byte (half an I/Q pair) discarded"
                 fill = 0
-                if seg_t0 is not None:
-                    pending = (seg_t0 + samples_to_ns(seg_samples, rate), why)
-                else:  # no data on this connection: the loss still counts from before
-                    pending = (pending[0] if pending else time.time_ns(), why)
                 log.warning("rtl_tcp %s dropped (%s); reconnecting", self.where, why)
-                sock = self._reconnect(why)
+                yield from clock.dropped(why)
+                try:
+                    sock = self._reconnect(why)
+                except SourceError:
+                    yield from clock.finish()
+                    raise
                 if sock is None:
                     break
                 sock.settimeout(poll_s)
-                seg_t0, seg_samples, last_data = None, 0, time.monotonic()
+                last_data = time.monotonic()
+                yield from clock.opened(self._t_header_ns)
                 continue
-            last_data = time.monotonic()
-            if seg_t0 is None:
-                seg_t0 = time.time_ns()
-                if pending is not None:
-                    expected_ns, why = pending
-                    seg_t0 = max(seg_t0, expected_ns)  # time never runs backwards
-                    lost = round((seg_t0 - expected_ns) * rate / NS_PER_S)
-                    # the new clock starts where the gap ends (moves t0 by < 1 sample)
-                    seg_t0 = expected_ns + samples_to_ns(lost, rate)
-                    yield Gap(t_start_ns=expected_ns, n_samples_lost=lost,
-                              sample_rate_hz=rate, cause="reconnect",
-                              detail=f"{why}; reconnected to {self.where}")
-                    pending = None
             fill += n
-            if fill == chunk_bytes:
-                yield chunk(fill)
-                seg_samples += self.chunk_samples
-                fill = 0
-        if fill >= 2 and seg_t0 is not None:  # stop(): keep what was received
-            yield chunk(fill - fill % 2)
+            sock.settimeout(0.0)  # drain what already arrived, without waiting for more
+            while fill < limit:
+                try:
+                    more = sock.recv_into(view[fill:limit])
+                except OSError:  # nothing more now (a drop: the next recv reports it)
+                    break
+                if not more:
+                    break
+                fill += more
+            sock.settimeout(poll_s)
+            arrived_ns = time.time_ns()
+            last_data = time.monotonic()
+            whole = fill - fill % 2
+            self.samples_received += whole // 2
+            events = clock.feed(view[:whole], arrived_ns)  # (copies what it keeps)
+            view[:fill - whole] = view[whole:fill]
+            fill -= whole
+            yield from events
+        yield from clock.finish()
 
     def _reconnect(self, why: str) -> socket.socket | None:
         self.close()

@@ -14,6 +14,12 @@ each batch in one transaction. So at every moment::
 and when the service ends the ring is empty. After a restart (a crash, SIGKILL, a reboot)
 the dead time between the newest stored sample and the new stream's first is recorded as a
 ``restart`` gap, so a reader of the database sees every hole explained.
+
+The hot DB keeps one timeline (docs/capture.md): a live source is told where it ends
+(``Source.resume_after``) and stamps against the wall clock (``capture/clock.py``); a replay
+that would start before that end, or in the future, is refused; no sample is stored ahead
+of the wall clock (an unpaced replay that catches up with it is held there). The writer
+lock is taken before the source opens.
 """
 
 import shutil
@@ -30,11 +36,12 @@ from sdr_assets.capture.losses import LossRecorder
 from sdr_assets.capture.ring import DEFAULT_RING_BYTES, ByteRing
 from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters, TelemetrySampler
 from sdr_assets.errors import CaptureError, ConfigError, SdrAssetsError
-from sdr_assets.records import Annotation, Chunk, Gap, SourceInfo, utc_iso
+from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns, utc_iso
 
 DEFAULT_BATCH_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_BATCH_MAX_S = 0.25
 READER_STOP_TIMEOUT_S = 5.0  # a source that ignores stop() this long is abandoned
+FUTURE_START_LIMIT_NS = 2_000_000_000  # a first sample further ahead of the clock is refused
 PAUSABLE_PUT_WAIT_S = 3600.0  # an unpaced source waits for room instead of overflowing
 
 
@@ -103,11 +110,12 @@ class CaptureService:
         self._losses = LossRecorder(self.counters, self._ring.capacity_bytes)
         self._info: SourceInfo | None = None
         self.capture_id: int | None = None
-        self._resume_from = None  # store.hot.ResumePoint once the hot DB is open
+        self._resume_from = None  # store.hot.TimelineEnd once the hot DB is open
         self._first_event = True
         self._bytes_stored = 0
         self._pruned_chunks = 0
         self._ready = threading.Event()
+        self._stopped = threading.Event()
         self._stop_reason: str | None = None
         self._error: SdrAssetsError | None = None
         self._writer_dead = False
@@ -118,6 +126,7 @@ class CaptureService:
         """Ask the capture to end: the source stops, the ring drains, the writer commits."""
         if self._stop_reason is None:
             self._stop_reason = reason
+        self._stopped.set()
         self._source.stop()
 
     def _size_cap(self, info: SourceInfo) -> None:
@@ -147,15 +156,19 @@ class CaptureService:
 
         Raises (after recording the end in the database) the error that ended it, if any."""
         t0 = time.monotonic()
-        info = self._info = self._source.open()
-        old_handlers = {}
         lock = WriterLock(self.hot_path)
+        lock.acquire()  # first: a second capture is told so, and never takes the radio
+        try:
+            info = self._info = self._source.open()
+        except BaseException:
+            lock.release()
+            raise
+        old_handlers = {}
         try:
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     old_handlers[sig] = signal.signal(sig, lambda *_: self.stop("signal"))
             self._size_cap(info)
-            lock.acquire()
             writer = threading.Thread(target=self._write_thread, name="capture-writer", daemon=True)
             writer.start()
             self._ready.wait()
@@ -224,12 +237,18 @@ class CaptureService:
         wait_s = 0.0 if self._info.realtime else PAUSABLE_PUT_WAIT_S
         losses = self._losses
         try:
+            if self._resume_from is not None:  # a live source starts its clock after it
+                self._source.resume_after(self._resume_from.t_end_ns)
             for event in self._source.events():
                 if self._abandoned:
                     break
-                if self._first_event and isinstance(event, (Chunk, Gap)):
-                    self._first_event = False  # (annotations may start inside a chunk)
-                    losses.restart(self._resume_from, event.t_start_ns)
+                if isinstance(event, (Chunk, Gap)):
+                    if self._first_event:
+                        self._first_event = False  # (annotations may start inside a chunk)
+                        self._check_first(event.t_start_ns)
+                        losses.restart(self._resume_from, event.t_start_ns)
+                    if not self._wait_for_wall_clock(event.t_end_ns):
+                        break
                 if isinstance(event, Chunk):
                     self.counters.samples_received += event.n_samples
                     if self._ring.put(event, wait_s):
@@ -252,6 +271,32 @@ class CaptureService:
             losses.flush()
             self._ring.close()
 
+    def _check_first(self, t_start_ns: int) -> None:
+        """The hot DB holds one timeline: a stream may not start before its end, nor in the
+        future (a replay with a wrong start time would otherwise hold the capture up)."""
+        now_ns = time.time_ns()
+        if t_start_ns - now_ns > FUTURE_START_LIMIT_NS:
+            raise ConfigError(f"{self._info.uri} stamps its first sample at {utc_iso(t_start_ns, digits=3, suffix='+00:00')}, "
+                              f"{(t_start_ns - now_ns) / NS_PER_S:.1f} s ahead of this machine's clock; "
+                              "give the recording a start time in the past (start=... or its "
+                              "core:datetime), or check the clock.")
+        if self._resume_from is None:
+            return
+        end_ns, rate_hz = self._resume_from.t_end_ns, self._resume_from.sample_rate_hz
+        if t_start_ns < end_ns - samples_to_ns(1, rate_hz):
+            raise ConfigError(f"{self._info.uri} starts at {utc_iso(t_start_ns, digits=3, suffix='+00:00')}, before the end of "
+                              f"what {self.hot_path} already holds ({utc_iso(end_ns, digits=3, suffix='+00:00')}); the hot DB "
+                              "keeps one timeline and nothing is stored over it. Replay into "
+                              "another SDR_ASSETS_HOME, or give the replay a later start (start=...).")
+
+    def _wait_for_wall_clock(self, t_end_ns: int) -> bool:
+        """No sample is stored ahead of the wall clock: an unpaced replay that catches up
+        with it goes on at its pace. False when the capture was stopped meanwhile."""
+        ahead_s = (t_end_ns - time.time_ns()) / 1e9
+        if ahead_s > 0:
+            return not self._stopped.wait(ahead_s)
+        return True
+
     # ---- writer thread -------------------------------------------------------------------
     def _write_thread(self) -> None:
         from sdr_assets.store.hot import HotWriter
@@ -262,7 +307,7 @@ class CaptureService:
             hot = HotWriter(self.hot_path, synchronous=self._synchronous, cap_bytes=self._cap_bytes,
                             max_age_s=self._max_age_s, **bound)
             hot.open()
-            self._resume_from = hot.resume_point()
+            self._resume_from = hot.timeline_end()
             self.capture_id = hot.begin_capture(self._info, time.time_ns())
         except SdrAssetsError as exc:
             self._error = exc

@@ -40,9 +40,11 @@ class Counters:
         return sum(dict(self.lost).values())
 
 
-# Causes counted against samples the service had already received (the rest, e.g. a
-# source's "reconnect" or the service's own "restart", never reached the service).
-RECEIVED_CAUSES = frozenset({"ring_overflow", "write_error"})
+# Causes counted against samples that had already been received: by the service (ring
+# overflow, write error) or by the source ("late": arrived after their time had passed). The
+# rest (a source's "reconnect", "underrun" or "stall", the service's own "restart") never
+# reached us.
+RECEIVED_CAUSES = frozenset({"ring_overflow", "write_error", "late"})
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -1,7 +1,7 @@
 """Source URIs -> Source objects (constructed, not opened).
 
     synthetic://?seed=N&...   a simulated band (realtime by default)
-    file://PATH               a cu8 file or a SigMF recording (unpaced by default)
+    file://PATH[?start=ISO]   a cu8 file or a SigMF recording (unpaced by default)
     rtl_tcp://HOST:PORT       a remote rtl_tcp server (port 1234 by default)
     rtlsdr://INDEX            a local RTL-SDR dongle over USB (index 0 by default)
 """
@@ -109,10 +109,11 @@ def _open_source(uri: str, *, center_freq_hz: float | None = None,
 
         if sample_rate_hz is not None and not (0 < _num(sample_rate_hz, "sample_rate_hz")):
             raise ConfigError(f"sample_rate_hz {sample_rate_hz!r} must be positive")
-        return FileSource(_file_path(uri, rest), center_freq_hz=center_freq_hz,
+        path, start_ns = _file_path(uri, rest)
+        return FileSource(path, center_freq_hz=center_freq_hz,
                           sample_rate_hz=sample_rate_hz, gain_db=gain_db,
                           realtime=bool(realtime), loop=loop, chunk_samples=chunk_samples,
-                          uri=uri)
+                          start_ns=start_ns, uri=uri)
     if scheme in ("rtl_tcp", "rtlsdr"):
         if realtime is False:
             raise ConfigError(f"{scheme}:// is a live radio; it is always realtime "
@@ -175,11 +176,48 @@ def _synthetic(uri, rest, center_freq_hz, sample_rate_hz, gain_db, realtime, loo
                            chunk_samples=chunk_samples, uri=uri, **kwargs)
 
 
-def _file_path(uri: str, rest: str) -> Path:
+def _file_path(uri: str, rest: str) -> tuple[Path, int | None]:
+    """(path, start_ns) from ``file://PATH[?start=ISO]``; a ``?`` that is part of an existing
+    file's name stays in the path."""
     if not rest or "\x00" in rest:
         raise ConfigError(f"{uri!r} names no file; use file://PATH, e.g. {SCHEMES['file']}")
     if rest.startswith("localhost/"):
         rest = rest[len("localhost"):]
+    from sdr_assets.capture.file import expand_path
+    from sdr_assets.sigmf import path_exists
+
+    start_ns = None
+    head, sep, query = rest.rpartition("?")
+    if sep and head and not path_exists(expand_path(rest)) \
+            and not path_exists(Path(str(expand_path(rest)) + ".sigmf-meta")):
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            pairs = []  # not a query: part of the name
+        if pairs:
+            start_ns = _file_start(uri, pairs)
+            rest = head
+    return _existing_path(rest), start_ns
+
+
+def _file_start(uri: str, pairs: list[tuple[str, str]]) -> int | None:
+    from sdr_assets.sigmf import parse_datetime_ns
+    from sdr_assets.errors import SourceError
+
+    start_ns = None
+    for key, value in pairs:
+        if key != "start":
+            raise ConfigError(f"{uri!r}: unknown option {key!r}; a file URI takes only "
+                              "?start=ISO-TIME, e.g. file://rec.cu8?start=2026-11-23T10:00:00Z")
+        try:
+            start_ns = parse_datetime_ns(value)
+        except SourceError:
+            raise ConfigError(f"{uri!r}: start={value!r} must be an ISO 8601 UTC time like "
+                              "2026-11-23T10:00:00Z") from None
+    return start_ns
+
+
+def _existing_path(rest: str) -> Path:
     from sdr_assets.capture.file import expand_path
     from sdr_assets.sigmf import path_exists
 

@@ -1,10 +1,11 @@
 """A local RTL-SDR dongle over USB (pyrtlsdr / librtlsdr, imported lazily in open()).
 
-librtlsdr's async reader runs in a thread and hands buffers to a bounded queue; events()
-turns them into Chunks. Losses are counted as Gaps where they can be detected:
-``usb_queue_overflow`` (the consumer fell behind and a buffer was discarded here) and
-``dongle_overflow`` (the wall clock ran ahead of the sample count by more than
-``drift_tolerance_s``: the dongle or libusb dropped samples; the clock re-syncs).
+librtlsdr's async reader runs in a thread and hands buffers to a bounded queue, each with
+the wall time it arrived; events() turns them into Chunks stamped by the wall-clock
+discipline of :mod:`sdr_assets.capture.clock` (``tolerance_s``). Losses are Gaps:
+``usb_queue_overflow`` (the consumer fell behind and a buffer was discarded here),
+``underrun``/``stall`` (fewer samples arrived than the rate implies: the dongle or libusb
+dropped some) and ``late`` (more arrived than the rate implies).
 """
 
 import logging
@@ -13,8 +14,9 @@ import threading
 import time
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Source
+from sdr_assets.capture.clock import DEFAULT_TOLERANCE_S, WallClock
 from sdr_assets.errors import SourceError
-from sdr_assets.records import NS_PER_S, Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.records import SourceInfo
 
 log = logging.getLogger("sdr_assets.capture")
 
@@ -33,14 +35,15 @@ class RtlSdrSource(Source):
     def __init__(self, index: int = 0, *, center_freq_hz: float, sample_rate_hz: float,
                  gain_db: float | None = None, ppm: int | None = None,
                  chunk_samples: int = DEFAULT_CHUNK_SAMPLES, queue_chunks: int = 64,
-                 drift_tolerance_s: float = 0.25, uri: str | None = None) -> None:
+                 tolerance_s: float = DEFAULT_TOLERANCE_S, uri: str | None = None) -> None:
         super().__init__()
         self.index = int(index)
         self.center_freq_hz, self.sample_rate_hz = float(center_freq_hz), float(sample_rate_hz)
         self.gain_db, self.ppm = gain_db, ppm
         # librtlsdr wants buffers in multiples of 512 bytes.
         self.chunk_samples = max(256, int(chunk_samples) // 256 * 256)
-        self.drift_tolerance_s = drift_tolerance_s
+        self.tolerance_s = tolerance_s
+        self._not_before_ns: int | None = None
         self.uri = uri or f"rtlsdr://{self.index}"
         self._queue: queue.Queue = queue.Queue(maxsize=queue_chunks)
         self._sdr = None
@@ -104,45 +107,37 @@ class RtlSdrSource(Source):
         self._reader = threading.Thread(target=self._read_thread, name="rtlsdr-async",
                                         daemon=True)
         self._reader.start()
-        t0 = None
-        n_samples = 0
+        clock = WallClock(center_freq_hz=self.center_freq_hz, sample_rate_hz=self.sample_rate_hz,
+                          gain_db=self.gain_db, chunk_samples=self.chunk_samples,
+                          tolerance_s=self.tolerance_s)
+        if self._not_before_ns is not None:
+            clock.not_before(self._not_before_ns)
+        tuning = (self.center_freq_hz, self.gain_db)
         while not self._stopping:
             try:
                 item = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
             if item is _END:
-                return
+                break
             if item[0] == "error":
+                yield from clock.finish()
                 raise SourceError(f"RTL-SDR {self.index} stopped streaming "
                                   f"({type(item[1]).__name__}: {item[1]}); check the USB "
                                   "connection and restart the capture")
             t_arrival_ns, data = item
-            n = len(data) // 2
-            rate = self.sample_rate_hz
-            if t0 is None:  # the buffer's last sample arrived now
-                t0 = t_arrival_ns - samples_to_ns(n, rate)
+            if (self.center_freq_hz, self.gain_db) != tuning:
+                tuning = (self.center_freq_hz, self.gain_db)
+                yield from clock.retune(self.center_freq_hz, self.sample_rate_hz, self.gain_db)
             with self._lock:
                 dropped, self._dropped_samples = self._dropped_samples, 0
-            t_expected = t0 + samples_to_ns(n_samples, rate)
-            if dropped:
-                yield Gap(t_start_ns=t_expected, n_samples_lost=dropped, sample_rate_hz=rate,
-                          cause="usb_queue_overflow",
-                          detail="the consumer fell behind; buffers were discarded")
-                n_samples += dropped
-                t_expected = t0 + samples_to_ns(n_samples, rate)
-            ahead_ns = (t_arrival_ns - samples_to_ns(n, rate)) - t_expected
-            if ahead_ns > self.drift_tolerance_s * NS_PER_S:
-                lost = round(ahead_ns * rate / NS_PER_S)
-                yield Gap(t_start_ns=t_expected, n_samples_lost=lost, sample_rate_hz=rate,
-                          cause="dongle_overflow",
-                          detail=f"wall clock ran {ahead_ns / 1e6:.0f} ms ahead of the sample "
-                                 "count")
-                n_samples += lost
-                t_expected = t0 + samples_to_ns(n_samples, rate)
-            yield Chunk(t_start_ns=t_expected, center_freq_hz=self.center_freq_hz,
-                        sample_rate_hz=rate, gain_db=self.gain_db, iq=data)
-            n_samples += n
+            yield from clock.lost(dropped, "usb_queue_overflow",
+                                  "the consumer fell behind; buffers were discarded")
+            yield from clock.feed(data, t_arrival_ns)
+        yield from clock.finish()
+
+    def resume_after(self, t_end_ns: int) -> None:
+        self._not_before_ns = int(t_end_ns)
 
     def stop(self) -> None:
         super().stop()

@@ -36,14 +36,6 @@ DEFAULT_AUTOCHECKPOINT_PAGES = 1000
 MAX_AGE_LIMIT_S = 1e9  # ~31 years: ages are ns in a signed 64-bit SQLite integer
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a restarted capture picks up: the end of the newest sample or gap already recorded."""
-
-    t_end_ns: int
-    sample_rate_hz: float
-
-
 @dataclass
 class BatchResult:
     commit_s: float  # the whole transaction: retention + inserts + COMMIT
@@ -52,6 +44,15 @@ class BatchResult:
     last_seq: int | None
     pruned_chunks: int
     telemetry_pruned: int = 0  # telemetry rows the 5-minute bound deleted after this batch
+
+
+@dataclass(frozen=True)
+class TimelineEnd:
+    """Where the stored timeline ends (the newest sample or gap already recorded): a restarted
+    capture picks up there, and nothing may be stored before ``t_end_ns``."""
+
+    t_end_ns: int
+    sample_rate_hz: float  # the rate of the capture that stored it
 
 
 def _fmt_bytes(n: float) -> str:
@@ -209,18 +210,21 @@ class HotWriter(DbHandle):
         capture_id, t_start_ns, n_samples, rate = row
         return capture_id, t_start_ns + samples_to_ns(n_samples, rate), rate
 
-    def resume_point(self) -> ResumePoint | None:
-        """The end of the newest chunk, or of a gap recorded by its capture or a later one when
-        that ends later (a capture that stopped while losing samples); None when empty."""
+    def timeline_end(self) -> TimelineEnd | None:
+        """The end of the newest chunk, or of a gap recorded after it (a stall until the
+        stop, a reconnect that never came back) if later; None when nothing is recorded."""
         last = self.last_chunk_end()
-        if last is None:
-            return None
-        capture_id, t_end_ns, rate_hz = last
-        gap_end = self.conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
-                                    (capture_id,)).fetchone()[0]
-        if gap_end is not None and gap_end > t_end_ns:
-            t_end_ns = int(gap_end)
-        return ResumePoint(t_end_ns, rate_hz)
+        if last is not None:
+            capture_id, t_end_ns, rate = last
+            row = self.conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
+                                    (capture_id,)).fetchone()
+            if row[0] is not None and row[0] > t_end_ns:
+                t_end_ns = int(row[0])
+            return TimelineEnd(t_end_ns, rate)
+        row = self.conn.execute(
+            "SELECT g.t_end_ns, c.sample_rate_hz FROM gaps g JOIN captures c USING (capture_id) "
+            "ORDER BY g.t_end_ns DESC LIMIT 1").fetchone()
+        return None if row is None else TimelineEnd(int(row[0]), float(row[1]))
 
     # -- the batch --------------------------------------------------------------------
     def write_batch(self, capture_id: int, chunks: list[Chunk], gaps: list[Gap] = (),

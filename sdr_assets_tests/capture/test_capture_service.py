@@ -1,10 +1,12 @@
 """The capture service in-process, on real sources and a real hot DB file."""
 
 import threading
+import time
 
 import pytest
 
 from sdr_assets.capture.base import Source
+from sdr_assets.sigmf import format_datetime_ns, write_sigmf
 from sdr_assets.capture.service import CaptureService
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import ConfigError, SourceError
@@ -146,7 +148,6 @@ def test_a_database_that_stays_locked_ends_the_capture_with_every_sample_counted
     """Someone else holds the hot DB's write lock past the busy timeout: the write fails,
     the capture ends with the error recorded, and what it could not store is counted."""
     import sqlite3
-    import time
 
     hot = tmp_path / "hot.db"
     src = CountingSource(open_source("synthetic://?seed=1&rate=250000"))
@@ -181,3 +182,45 @@ def test_a_database_that_stays_locked_ends_the_capture_with_every_sample_counted
     (reason,) = query(hot, "SELECT end_reason FROM captures")[0]
     assert reason.startswith("error: ") and "locked" in reason
     assert query(hot, "SELECT sum(n_samples) FROM chunks")[0][0] == c.samples_stored
+
+
+def test_an_unpaced_replay_ends_at_the_wall_clock_and_a_loop_is_held_there(tmp_path):
+    """An unpaced recording is stamped so that it ends when it was opened; looped, it
+    catches up with the wall clock and goes on at its pace, never ahead of it."""
+    rec = write_cu8(tmp_path / "rec_433.92M_250k.cu8", 2 * 62_500)  # 0.25 s at 250 kS/s
+    hot = tmp_path / "hot.db"
+    t0 = time.time_ns()
+    summary = _service(open_source(f"file://{rec}", loop=True), hot, duration_s=2.0).run()
+    t1 = time.time_ns()
+    first, last = query(hot, "SELECT min(t_start_ns), max(t_start_ns + n_samples * 4000) FROM chunks")[0]
+    assert t0 - 250_000_000 <= first <= t1 - 250_000_000
+    assert last <= t1
+    assert 1.0 * 250_000 <= summary.samples_stored <= 2.5 * 250_000  # not a disk's worth
+    assert summary.samples_lost == {} and uncovered_holes(hot) == []
+
+
+def test_a_replay_over_stored_samples_is_refused_and_a_later_start_follows_with_a_gap(tmp_path):
+    """The hot DB keeps one timeline: replaying a recording again would store its samples
+    over themselves; given a later start (?start=) it follows, the dead time a restart gap."""
+    now_ns = time.time_ns()
+    meta, _ = write_sigmf(tmp_path / "rec", write_cu8(tmp_path / "raw.cu8", 50_000).read_bytes(),
+                          250e3, 433.92e6, datetime_ns=now_ns - 600 * 10**9)
+    hot = tmp_path / "hot.db"
+    assert _service(open_source(f"file://{meta}"), hot).run().samples_stored == 25_000
+    with pytest.raises(ConfigError, match="before the end of what .* already holds"):
+        _service(open_source(f"file://{meta}"), hot).run()
+    assert query(hot, "SELECT count(*), sum(n_samples) FROM chunks")[0] == (1, 25_000)
+    assert query(hot, "SELECT end_reason FROM captures WHERE capture_id = 2")[0][0].startswith("error: ")
+    later = format_datetime_ns(now_ns - 300 * 10**9)
+    third = _service(open_source(f"file://{meta}?start={later}"), hot).run()
+    assert third.samples_stored == 25_000 and set(third.samples_lost) == {"restart"}
+    assert uncovered_holes(hot) == []
+
+
+def test_a_recording_dated_in_the_future_is_refused(tmp_path):
+    meta, _ = write_sigmf(tmp_path / "rec", bytes(2000), 250e3, 433.92e6,
+                          datetime_ns=time.time_ns() + 86_400 * 10**9)
+    hot = tmp_path / "hot.db"
+    with pytest.raises(ConfigError, match="ahead of this machine's clock"):
+        _service(open_source(f"file://{meta}"), hot).run()
+    assert query(hot, "SELECT count(*) FROM chunks")[0][0] == 0

@@ -49,10 +49,24 @@ def test_cu8_file_reads_back_byte_exact_with_sample_clock_times(tmp_path):
     assert hashlib.sha256(b"".join(c.iq for c in chunks)).hexdigest() == \
         hashlib.sha256(data).hexdigest()
     assert [c.n_samples for c in chunks[:-1]] == [4096] * (len(chunks) - 1)
-    assert before <= chunks[0].t_start_ns <= after  # t0 = open time for raw cu8
     for a, b in zip(chunks, chunks[1:]):
         assert b.t_start_ns == a.t_end_ns  # contiguous on the sample clock
     assert chunks[-1].t_end_ns - chunks[0].t_start_ns == round(100_003 / 250e3 * 1e9)
+    # an unpaced raw cu8 replay ends at the open time: never in the future of the wall clock
+    assert before <= chunks[-1].t_end_ns <= after
+
+
+def test_raw_cu8_start_times_real_time_from_open_and_a_given_start(tmp_path):
+    path = tmp_path / "rec_433.92M_250k.cu8"
+    path.write_bytes(_cu8(25_000))
+    before = time.time_ns()
+    paced = _chunks(_events(FileSource(path, realtime=True)))
+    assert before <= paced[0].t_start_ns <= paced[-1].t_end_ns <= time.time_ns()
+    start_ns = before - 3_600 * 10**9
+    given = _chunks(_events(open_source(f"file://{path}?start={format_datetime_ns(start_ns)}")))
+    assert given[0].t_start_ns == start_ns
+    with pytest.raises(ConfigError, match="takes only .start=ISO-TIME"):
+        open_source(f"file://{path}?speed=2")
 
 
 def test_flags_override_the_file_name_and_a_rate_is_required(tmp_path):

@@ -183,3 +183,29 @@ def test_a_second_capture_on_the_same_hot_db_is_refused(data_root, tmp_path):
         first.send_signal(2)
         first.wait(timeout=30)
     assert first.returncode == 0
+
+
+def test_a_second_capture_through_the_same_rtl_tcp_server_names_the_first(data_root, tmp_path, port):
+    """rtl_tcp serves one client at a time: the second capture hears about the first one's
+    lock at once (it is taken before the source opens), not "no rtl_tcp header within 3 s"."""
+    from sdr_assets.capture.rtltcp_server import RtlTcpServer
+    from sdr_assets.capture.synthetic import SyntheticSource
+    from sdr_assets_tests.capture_support import chunks_of_newest_capture, start_cli, wait_until
+
+    hot = data_root / "hot.db"
+    source = ["--source", f"rtl_tcp://127.0.0.1:{port}", "--sample-rate-hz", "250000",
+              "--partition-minutes", "1"]
+    with RtlTcpServer(SyntheticSource(seed=1, sample_rate_hz=250_000), port=port) as server:
+        first = start_cli("capture", *source, stderr_path=tmp_path / "first.log")
+        try:
+            wait_until(lambda: chunks_of_newest_capture(hot) >= 1, 60, "the first capture", first)
+            out = run_cli("capture", *source, "--duration-s", "2")
+            lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+            assert out.returncode == 2 and len(lines) == 1, out.stderr
+            assert lines[0].startswith("error: another capture") and f"pid {first.pid}" in lines[0]
+            assert server.clients_served == 1  # the second never connected
+        finally:
+            first.send_signal(2)
+            first.wait(timeout=30)
+    assert first.returncode == 0
+    assert query(hot, "SELECT count(*) FROM captures")[0][0] == 1
