@@ -30,6 +30,8 @@ run-deps:
 	echo "run-deps: rtl_433 is missing (sudo apt-get install rtl-433); decoded_messages will fail, the rest runs"
 
 test: $(STAMP) test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
 
 # Debian packages the tests drive: chromium (the browser test), postgresql and redis-server

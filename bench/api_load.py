@@ -35,7 +35,6 @@ from sdr_assets_tests.api_support import (  # noqa: E402
 )
 from sdr_assets_tests.conftest import free_port  # noqa: E402
 
-
 CAPTURE_ALONE_S = 10.0
 
 
@@ -45,8 +44,14 @@ def commit_ms(hot_db: Path, capture_id: int, t0_ns: int, t1_ns: int) -> tuple[fl
 
     from sdr_assets_tests.capture_support import query
 
-    values = [v for (v,) in query(hot_db, "SELECT value FROM telemetry WHERE capture_id = ? AND metric = "
-                                          "'commit_ms_p99' AND t_ns >= ? AND t_ns < ?", (capture_id, t0_ns, t1_ns))]
+    values = [
+        v
+        for (v,) in query(
+            hot_db,
+            "SELECT value FROM telemetry WHERE capture_id = ? AND metric = 'commit_ms_p99' AND t_ns >= ? AND t_ns < ?",
+            (capture_id, t0_ns, t1_ns),
+        )
+    ]
     return (statistics.median(values), max(values)) if values else (0.0, 0.0)
 
 
@@ -61,8 +66,11 @@ def main() -> int:
         os.environ["SDR_ASSETS_HOME"] = str(root)
         t = time.perf_counter()
         filled = fill_root(root)
-        print(f"data root filled in {time.perf_counter() - t:.0f} s ({root}; windows {filled.synth_key}"
-              f"{', ' + filled.ism_key if filled.ism_key else ''})", flush=True)
+        print(
+            f"data root filled in {time.perf_counter() - t:.0f} s ({root}; windows {filled.synth_key}"
+            f"{', ' + filled.ism_key if filled.ism_key else ''})",
+            flush=True,
+        )
         mix = request_mix(filled.synth_span)
         server = ApiServer(root, free_port())
         try:
@@ -90,21 +98,29 @@ def main() -> int:
         commit_loaded = commit_ms(root / "hot.db", losses.capture_id, t_load_ns, t_end_ns)
 
     base = {row["endpoint"]: row for row in latency_table(alone)}
-    print(f"\n{args.requests} requests from {args.clients} clients on loopback; alone {alone_s:.1f} s, "
-          f"during a {args.rate_hz / 1e6:g} MS/s capture {loaded_s:.1f} s\n")
-    print(f"| endpoint | requests | status | p50 ms | p99 ms | max ms | p99 ms alone | p99 ratio | MB |")
+    print(
+        f"\n{args.requests} requests from {args.clients} clients on loopback; alone {alone_s:.1f} s, "
+        f"during a {args.rate_hz / 1e6:g} MS/s capture {loaded_s:.1f} s\n"
+    )
+    print("| endpoint | requests | status | p50 ms | p99 ms | max ms | p99 ms alone | p99 ratio | MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in latency_table(loaded):
         b = base[row["endpoint"]]
-        print(f"| {row['endpoint']} | {row['requests']} | {row['status']} | {row['p50_ms']:.1f} | "
-              f"{row['p99_ms']:.1f} | {row['max_ms']:.1f} | {b['p99_ms']:.1f} | "
-              f"{row['p99_ms'] / max(b['p99_ms'], 1e-9):.2f} | {row['mb']:.1f} |")
-    print(f"\ncapture {losses.capture_id}: {losses.samples_received:,} samples received, "
-          f"{losses.samples_stored:,} stored, {losses.samples_lost} lost, {losses.gaps} gaps "
-          f"(dead time before it started, not counted: {losses.samples_lost_before_start:,}); "
-          f"still running when the load ended: {still_running}")
-    print(f"capture commit p99 per second, median / max: {commit_alone[0]:.1f} / {commit_alone[1]:.1f} ms in "
-          f"{CAPTURE_ALONE_S:g} s alone, {commit_loaded[0]:.1f} / {commit_loaded[1]:.1f} ms under the load")
+        print(
+            f"| {row['endpoint']} | {row['requests']} | {row['status']} | {row['p50_ms']:.1f} | "
+            f"{row['p99_ms']:.1f} | {row['max_ms']:.1f} | {b['p99_ms']:.1f} | "
+            f"{row['p99_ms'] / max(b['p99_ms'], 1e-9):.2f} | {row['mb']:.1f} |"
+        )
+    print(
+        f"\ncapture {losses.capture_id}: {losses.samples_received:,} samples received, "
+        f"{losses.samples_stored:,} stored, {losses.samples_lost} lost, {losses.gaps} gaps "
+        f"(dead time before it started, not counted: {losses.samples_lost_before_start:,}); "
+        f"still running when the load ended: {still_running}"
+    )
+    print(
+        f"capture commit p99 per second, median / max: {commit_alone[0]:.1f} / {commit_alone[1]:.1f} ms in "
+        f"{CAPTURE_ALONE_S:g} s alone, {commit_loaded[0]:.1f} / {commit_loaded[1]:.1f} ms under the load"
+    )
     errors = [r for r in alone + loaded if r.status >= 500]
     if errors or losses.samples_lost or losses.gaps or not still_running:
         print(f"FAIL: {len(errors)} server errors, {losses.samples_lost} samples lost", file=sys.stderr)

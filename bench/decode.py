@@ -69,8 +69,12 @@ def quiet_band(seconds: float, rate_hz: int) -> bytes:
 
 
 def rtl433_file(path: Path, rate_hz: int) -> int:
-    out = subprocess.run(["rtl_433", "-c", "0", "-r", f"cu8:{path}", "-f", str(int(CENTER_HZ)), "-s", str(rate_hz),
-                          "-F", "json"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["rtl_433", "-c", "0", "-r", f"cu8:{path}", "-f", str(int(CENTER_HZ)), "-s", str(rate_hz), "-F", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return sum(1 for line in out.stdout.splitlines() if line.startswith("{"))
 
 
@@ -79,10 +83,12 @@ def analysis_window(folder: Path, cu8: bytes, rate_hz: int) -> AnalysisDB:
     step = 2 * int(CHUNK_S * rate_hz)
     with HotWriter(folder / "hot.db", cap_bytes=None) as w:
         cid = w.begin_capture(SourceInfo("file://bench", "file", CENTER_HZ, rate_hz), 0)
-        chunks = [Chunk(T0_NS + round(i / 2 * 1e9 / rate_hz), CENTER_HZ, rate_hz, None, cu8[i:i + step])
-                  for i in range(0, len(cu8), step)]
+        chunks = [
+            Chunk(T0_NS + round(i / 2 * 1e9 / rate_hz), CENTER_HZ, rate_hz, None, cu8[i : i + step])
+            for i in range(0, len(cu8), step)
+        ]
         for j in range(0, len(chunks), 16):
-            w.write_batch(cid, chunks[j:j + 16])
+            w.write_batch(cid, chunks[j : j + 16])
     take_snapshot(folder / "hot.db", folder / "snap.db")
     db = AnalysisDB(folder / "analysis.db")
     db.open()
@@ -107,17 +113,24 @@ def main() -> int:
                 tmp = Path(tmp)
                 (tmp / "band.cu8").write_bytes(cu8)
                 t_file, n_file = best_of(lambda: rtl433_file(tmp / "band.cu8", rate), args.repeat)
-                t_run, res = best_of(lambda: decode_cu8(
-                    (cu8[i:i + (1 << 20)] for i in range(0, len(cu8), 1 << 20)), rate, CENTER_HZ), args.repeat)
+                t_run, res = best_of(
+                    lambda: decode_cu8((cu8[i : i + (1 << 20)] for i in range(0, len(cu8), 1 << 20)), rate, CENTER_HZ),
+                    args.repeat,
+                )
                 db = analysis_window(tmp, cu8, rate)
                 try:
                     t_win, win = best_of(lambda: decode_window(db, "bench"), args.repeat)
                 finally:
                     db.close()
-            for path, t, n in (("file", t_file, n_file), ("runner", t_run, len(res.messages)),
-                               ("window", t_win, len(win.messages))):
-                print(f"{band:6s} {rate / 1e6:7.3f}MS {path:7s} {t:8.2f} {100 * t / args.seconds:12.2f}% "
-                      f"{t / t_file:7.2f}x {n:9d}")
+            for path, t, n in (
+                ("file", t_file, n_file),
+                ("runner", t_run, len(res.messages)),
+                ("window", t_win, len(win.messages)),
+            ):
+                print(
+                    f"{band:6s} {rate / 1e6:7.3f}MS {path:7s} {t:8.2f} {100 * t / args.seconds:12.2f}% "
+                    f"{t / t_file:7.2f}x {n:9d}"
+                )
     print("(of real time = decode seconds / window seconds; vs file = time / rtl_433 reading the file itself)")
     return 0
 

@@ -71,12 +71,19 @@ def main() -> None:
             shutil.rmtree(tmp / f"out{i}")
         mb = res.n_bytes / 1e6
         e, c = min(exp_s), min(cp_s)
-        print(f"export {mb:.0f} MB: {e:.2f} s = {mb / e:.0f} MB/s; cp+fsync {c:.2f} s = {mb / c:.0f} MB/s; "
-              f"ratio {c / e:.2f}x of cp (best of {args.repeat})")
+        print(
+            f"export {mb:.0f} MB: {e:.2f} s = {mb / e:.0f} MB/s; cp+fsync {c:.2f} s = {mb / c:.0f} MB/s; "
+            f"ratio {c / e:.2f}x of cp (best of {args.repeat})"
+        )
         series = TelemetrySeries("bench", None, None)
         ts = t0 + np.arange(3600) * 10**9
-        for m, v in (("ingest_mb_s", 4.8), ("samples_lost_per_s", 0.0), ("commit_ms_p50", 1.0),
-                     ("commit_ms_p99", 3.0), ("db_size_bytes", 1e9)):
+        for m, v in (
+            ("ingest_mb_s", 4.8),
+            ("samples_lost_per_s", 0.0),
+            ("commit_ms_p50", 1.0),
+            ("commit_ms_p99", 3.0),
+            ("db_size_bytes", 1e9),
+        ):
             series.by_metric[m] = [(int(x), 1, v) for x in ts]
         a = time.perf_counter()
         chart = plot_telemetry(series, tmp / "chart.png", config_root=tmp)

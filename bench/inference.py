@@ -28,7 +28,7 @@ def make_frames(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
         img = rng.normal(40, 12, (size, size))
         for _ in range(6):
             x0, y0 = rng.integers(0, size - 80, 2)
-            img[y0:y0 + rng.integers(4, 60), x0:x0 + rng.integers(10, 80)] += rng.uniform(80, 180)
+            img[y0 : y0 + rng.integers(4, 60), x0 : x0 + rng.integers(10, 80)] += rng.uniform(80, 180)
         path = folder / f"{i:04d}.png"
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
         paths.append(path)
@@ -68,9 +68,11 @@ def main() -> int:
         paths = make_frames(tmp, args.frames, args.size)
         weights = save_untrained(tmp / "untrained.pt", args.model)
         onnx_path = export_onnx(weights, imgsz=args.imgsz)
-        print(f"bench/inference: {args.model} (untrained, 6 classes), imgsz={args.imgsz}, {args.frames} frames "
-              f"{args.size}x{args.size} PNG, {args.threads} thread(s), torch {torch.__version__}, "
-              f"onnxruntime {ort.__version__}")
+        print(
+            f"bench/inference: {args.model} (untrained, 6 classes), imgsz={args.imgsz}, {args.frames} frames "
+            f"{args.size}x{args.size} PNG, {args.threads} thread(s), torch {torch.__version__}, "
+            f"onnxruntime {ort.__version__}"
+        )
 
         torch_det = TorchDetector(weights, "cpu", args.imgsz)
         # ultralytics resets torch's thread count when its predictor starts: set ours after warm-up

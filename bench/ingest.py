@@ -34,8 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "sdr-assets")
 BLOCK_BYTES = 4 * 1024 * 1024
 RATE_HZ = 2_400_000
-SUMMARY_RE = re.compile(r"ended \((\S+)\) after ([\d.]+) s: received (\d+) samples, stored (\d+) "
-                        r"\(([\d.]+) MB\), lost (\d+)")
+SUMMARY_RE = re.compile(
+    r"ended \((\S+)\) after ([\d.]+) s: received (\d+) samples, stored (\d+) "
+    r"\(([\d.]+) MB\), lost (\d+)"
+)
 
 
 def make_recording(path: Path, size_bytes: int) -> bytes:
@@ -64,8 +66,7 @@ def run_capture(home: Path, *args: str) -> dict:
     home.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as fh:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([CLI, "capture", *args], stdout=subprocess.DEVNULL, stderr=fh, env=env,
-                                cwd=REPO)
+        proc = subprocess.Popen([CLI, "capture", *args], stdout=subprocess.DEVNULL, stderr=fh, env=env, cwd=REPO)
     sampled = [0]
 
     def sample():
@@ -88,18 +89,28 @@ def run_capture(home: Path, *args: str) -> dict:
     if proc.returncode != 0 or m is None:
         raise SystemExit(f"capture failed (exit {proc.returncode}):\n{text}")
     reason, dur_s, received, stored, mb, lost = m.groups()
-    return {"end_reason": reason, "duration_s": float(dur_s), "wall_s": wall_s,
-            "received": int(received), "stored": int(stored), "lost": int(lost),
-            "bytes_stored": int(stored) * 2, "peak_rss_mb": usage.ru_maxrss * 1024 / 1e6,
-            "sampled_rss_mb": sampled[0] / 1e6, "log": text.strip().splitlines()}
+    return {
+        "end_reason": reason,
+        "duration_s": float(dur_s),
+        "wall_s": wall_s,
+        "received": int(received),
+        "stored": int(stored),
+        "lost": int(lost),
+        "bytes_stored": int(stored) * 2,
+        "peak_rss_mb": usage.ru_maxrss * 1024 / 1e6,
+        "sampled_rss_mb": sampled[0] / 1e6,
+        "log": text.strip().splitlines(),
+    }
 
 
 def telemetry(hot: Path) -> dict[str, tuple[float, float, float]]:
     """{metric: (min, avg, max)} of the newest capture's telemetry."""
     conn = sqlite3.connect(hot.resolve().as_uri() + "?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT metric, min(value), avg(value), max(value) FROM telemetry "
-                            "WHERE capture_id = (SELECT max(capture_id) FROM captures) GROUP BY metric")
+        rows = conn.execute(
+            "SELECT metric, min(value), avg(value), max(value) FROM telemetry "
+            "WHERE capture_id = (SELECT max(capture_id) FROM captures) GROUP BY metric"
+        )
         return {r[0]: r[1:] for r in rows}
     finally:
         conn.close()
@@ -126,39 +137,82 @@ def main() -> int:
         block = make_recording(rec, size_bytes)
         raw = raw_write_mb_s(tmp / "raw_copy.cu8", block, size_bytes)
         (tmp / "raw_copy.cu8").unlink()
-        cap = run_capture(tmp / "home_file", "--source", f"file://{rec}", "--cap-bytes",
-                          str(3 * size_bytes), "--partition-minutes", "0.1")
+        cap = run_capture(
+            tmp / "home_file",
+            "--source",
+            f"file://{rec}",
+            "--cap-bytes",
+            str(3 * size_bytes),
+            "--partition-minutes",
+            "0.1",
+        )
         rec.unlink()
         cap_mb_s = cap["bytes_stored"] / cap["duration_s"] / 1e6
         cap_ms_s = cap["stored"] / cap["duration_s"] / 1e6
         tel_file = telemetry(tmp / "home_file" / "hot.db")
-        rt = run_capture(tmp / "home_rt", "--source", "synthetic://?seed=1&rate=3200000", "--duration-s",
-                         f"{args.realtime_s:g}", "--partition-minutes", "1")
+        rt = run_capture(
+            tmp / "home_rt",
+            "--source",
+            "synthetic://?seed=1&rate=3200000",
+            "--duration-s",
+            f"{args.realtime_s:g}",
+            "--partition-minutes",
+            "1",
+        )
         tel_rt = telemetry(tmp / "home_rt" / "hot.db")
     expected = 3_200_000 * args.realtime_s
-    results.update(raw_write_mb_s=raw, capture=cap, capture_mb_s=cap_mb_s, capture_ms_s=cap_ms_s,
-                   ratio=cap_mb_s / raw, realtime=rt, realtime_expected_samples=expected,
-                   telemetry_file={k: tel_file[k] for k in ("commit_ms_max", "ring_high_water") if k in tel_file},
-                   telemetry_realtime={k: tel_rt[k] for k in ("commit_ms_p99", "commit_ms_max", "cpu_percent",
-                                                               "ring_high_water", "rss_mb") if k in tel_rt})
+    results.update(
+        raw_write_mb_s=raw,
+        capture=cap,
+        capture_mb_s=cap_mb_s,
+        capture_ms_s=cap_ms_s,
+        ratio=cap_mb_s / raw,
+        realtime=rt,
+        realtime_expected_samples=expected,
+        telemetry_file={k: tel_file[k] for k in ("commit_ms_max", "ring_high_water") if k in tel_file},
+        telemetry_realtime={
+            k: tel_rt[k]
+            for k in ("commit_ms_p99", "commit_ms_max", "cpu_percent", "ring_high_water", "rss_mb")
+            if k in tel_rt
+        },
+    )
     rows = [
         ("raw sequential write (fsync)", f"{raw:,.0f} MB/s", "baseline", ""),
-        ("capture, file source unpaced", f"{cap_mb_s:,.0f} MB/s = {cap_ms_s:,.1f} MS/s",
-         f"{args.size_mb:g} MB in {cap['duration_s']:.2f} s", ""),
+        (
+            "capture, file source unpaced",
+            f"{cap_mb_s:,.0f} MB/s = {cap_ms_s:,.1f} MS/s",
+            f"{args.size_mb:g} MB in {cap['duration_s']:.2f} s",
+            "",
+        ),
         ("  capture / raw write", f"{cap_mb_s / raw:.2f}x", ">= 0.3x", verdict(cap_mb_s / raw >= 0.3)),
         ("  capture lost", f"{cap['lost']}", "0", verdict(cap["lost"] == 0 and cap["stored"] * 2 == size_bytes)),
-        ("  capture peak RSS (wait4)", f"{cap['peak_rss_mb']:.0f} MB",
-         "<= 150 MB", verdict(cap["peak_rss_mb"] <= 150)),
+        ("  capture peak RSS (wait4)", f"{cap['peak_rss_mb']:.0f} MB", "<= 150 MB", verdict(cap["peak_rss_mb"] <= 150)),
         ("  (psutil sampled RSS)", f"{cap['sampled_rss_mb']:.0f} MB", "", ""),
-        ("  commit ms max / ring high water", f"{tel_file['commit_ms_max'][2]:.0f} ms / "
-         f"{tel_file['ring_high_water'][2]:.0%}", "", ""),
-        (f"realtime synthetic 3.2 MS/s, {args.realtime_s:g} s", f"received {rt['received']:,}",
-         f"~{expected:,.0f} expected", ""),
+        (
+            "  commit ms max / ring high water",
+            f"{tel_file['commit_ms_max'][2]:.0f} ms / {tel_file['ring_high_water'][2]:.0%}",
+            "",
+            "",
+        ),
+        (
+            f"realtime synthetic 3.2 MS/s, {args.realtime_s:g} s",
+            f"received {rt['received']:,}",
+            f"~{expected:,.0f} expected",
+            "",
+        ),
         ("  stored / lost", f"{rt['stored']:,} / {rt['lost']:,}", "lost 0", verdict(rt["lost"] == 0)),
-        ("  peak RSS / CPU avg (max)", f"{rt['peak_rss_mb']:.0f} MB / {tel_rt['cpu_percent'][1]:.0f} % "
-         f"({tel_rt['cpu_percent'][2]:.0f} %)", "<= 150 MB", verdict(rt["peak_rss_mb"] <= 150)),
-        ("  commit ms p99 (worst second) / max", f"{tel_rt['commit_ms_p99'][2]:.1f} / "
-         f"{tel_rt['commit_ms_max'][2]:.1f} ms", "", ""),
+        (
+            "  peak RSS / CPU avg (max)",
+            f"{rt['peak_rss_mb']:.0f} MB / {tel_rt['cpu_percent'][1]:.0f} % ({tel_rt['cpu_percent'][2]:.0f} %)",
+            "<= 150 MB",
+            verdict(rt["peak_rss_mb"] <= 150),
+        ),
+        (
+            "  commit ms p99 (worst second) / max",
+            f"{tel_rt['commit_ms_p99'][2]:.1f} / {tel_rt['commit_ms_max'][2]:.1f} ms",
+            "",
+            "",
+        ),
         ("  ring high water", f"{tel_rt['ring_high_water'][2]:.1%} of 64 MiB", "", ""),
     ]
     w = [max(len(r[i]) for r in rows) for i in range(4)]

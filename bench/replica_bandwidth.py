@@ -10,7 +10,6 @@
     python bench/replica_bandwidth.py
 """
 
-import os
 import sys
 import tempfile
 import time
@@ -45,13 +44,19 @@ def main() -> None:
         held = conn.execute("SELECT sum(length(iq)) FROM chunks").fetchone()[0]
         conn.close()
         rows.append((label, stored, held, snap.n_bytes))
-        print(f"{label}: captured {stored / 1e6:.1f} MB, hot DB holds {held / 1e6:.1f} MB of IQ, "
-              f"snapshot {snap.n_bytes / 1e6:.1f} MB ({snap.n_bytes / held:.3f} x the IQ it holds)")
+        print(
+            f"{label}: captured {stored / 1e6:.1f} MB, hot DB holds {held / 1e6:.1f} MB of IQ, "
+            f"snapshot {snap.n_bytes / 1e6:.1f} MB ({snap.n_bytes / held:.3f} x the IQ it holds)"
+        )
     at_cap = rows[1][3] / 300_000_000  # a hot DB at its cap: the snapshot is the cap's size
-    print(f"\nper partition with the default cap (a running capture keeps its hot DB at the cap; "
-          f"snapshot = cap x {at_cap:.3f} as measured):")
-    print("| rate MS/s | partition | IQ in the window MB | default cap MB | snapshot MB | avg upload MB/s "
-          "| x the IQ rate |")
+    print(
+        f"\nper partition with the default cap (a running capture keeps its hot DB at the cap; "
+        f"snapshot = cap x {at_cap:.3f} as measured):"
+    )
+    print(
+        "| rate MS/s | partition | IQ in the window MB | default cap MB | snapshot MB | avg upload MB/s "
+        "| x the IQ rate |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for minutes in (5, 60):
         for msps in (0.25, 1.024, 2.4, 3.2):
@@ -59,8 +64,10 @@ def main() -> None:
             cap, _ = default_cap_bytes(msps * 1e6, minutes * 60.0)
             snap_mb = cap / 1e6 * at_cap
             rate = snap_mb / (minutes * 60)
-            print(f"| {msps:g} | {minutes} min | {window_mb:,.0f} | {cap / 1e6:,.0f} | {snap_mb:,.0f} | "
-                  f"{rate:.2f} | {rate / (msps * 2):.1f} |")
+            print(
+                f"| {msps:g} | {minutes} min | {window_mb:,.0f} | {cap / 1e6:,.0f} | {snap_mb:,.0f} | "
+                f"{rate:.2f} | {rate / (msps * 2):.1f} |"
+            )
     try:
         from sdr_assets_tests.s3_support import BUCKET, SeaweedServer, weed_missing
     except ImportError as exc:
@@ -78,8 +85,10 @@ def main() -> None:
         snap = tmp / "snap-1.db"
         t = time.perf_counter()
         res = replica.upload(snap, "default")
-        print(f"\nloopback upload of {res.n_bytes / 1e6:.0f} MB: {time.perf_counter() - t:.2f} s "
-              f"({res.mb_per_s:.0f} MB/s incl. sha256 + part MD5s, {res.parts} parts, verified)")
+        print(
+            f"\nloopback upload of {res.n_bytes / 1e6:.0f} MB: {time.perf_counter() - t:.2f} s "
+            f"({res.mb_per_s:.0f} MB/s incl. sha256 + part MD5s, {res.parts} parts, verified)"
+        )
     finally:
         srv.stop()
         for p in tmp.rglob("*"):

@@ -34,24 +34,42 @@ def train(home: Path, args) -> dict:
     """Capture the ISM band, render and label its partitions, train; the registry's figures."""
     import dagster as dg
 
+    from sdr_assets.definitions import defs
     from sdr_assets.defs.partitions import DAILY_PARTITIONS, ensure_sensor_partitions
     from sdr_assets.defs.resources import DetectorSettings
-    from sdr_assets.definitions import defs
 
     start = (datetime.now(UTC) - timedelta(days=1, minutes=args.minutes + 30)).replace(second=0, microsecond=0)
-    uri = (f"synthetic://?seed={args.seed}&rate=250000&center=433920000&profile=ism"
-           f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s={args.minutes * 60}")
+    uri = (
+        f"synthetic://?seed={args.seed}&rate=250000&center=433920000&profile=ism"
+        f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s={args.minutes * 60}"
+    )
     if args.scenario:
         uri += "&" + args.scenario.lstrip("&?")
     t0 = time.time()
-    subprocess.run([str(Path(sys.executable).parent / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                    "--partition-minutes", "1"], check=True)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "sdr-assets"),
+            "capture",
+            "--source",
+            uri,
+            "--no-realtime",
+            "--partition-minutes",
+            "1",
+        ],
+        check=True,
+    )
     print(f"[ism] captured {args.minutes} min of {uri} in {time.time() - t0:.0f} s", flush=True)
     resources = dict(defs.resources)
-    resources["detector"] = DetectorSettings(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                                             model=args.model, device=args.device, patience=args.epochs,
-                                             lookback_partitions=args.lookback or args.minutes,
-                                             warm_start=args.warm_start)
+    resources["detector"] = DetectorSettings(
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        model=args.model,
+        device=args.device,
+        patience=args.epochs,
+        lookback_partitions=args.lookback or args.minutes,
+        warm_start=args.warm_start,
+    )
     instance = dg.DagsterInstance.ephemeral()
     ensure_sensor_partitions(instance, ["default"])
     chain = [defs.get_assets_def(k) for k in ("hot_snapshot", "iq_window", "spectrograms", "training_labels")]
@@ -61,17 +79,26 @@ def train(home: Path, args) -> dict:
             raise SystemExit(f"materialising {key} failed")
     print(f"[ism] {args.minutes} partitions rendered and labelled ({time.time() - t0:.0f} s so far)", flush=True)
     t1 = time.time()
-    res = dg.materialize([defs.get_assets_def("detector_model")], resources=resources, instance=instance,
-                         partition_key=DAILY_PARTITIONS.get_last_partition_key())
-    meta = {k: getattr(v, "value", v) for k, v in res.asset_materializations_for_node("detector_model")[0].metadata.items()}
+    res = dg.materialize(
+        [defs.get_assets_def("detector_model")],
+        resources=resources,
+        instance=instance,
+        partition_key=DAILY_PARTITIONS.get_last_partition_key(),
+    )
+    meta = {
+        k: getattr(v, "value", v) for k, v in res.asset_materializations_for_node("detector_model")[0].metadata.items()
+    }
     meta["train_wall_s"] = round(time.time() - t1, 1)
     for k, v in meta.items():
         print(f"  {k}: {v}")
     return meta
 
 
-FILTERS = {"none": {}, "across-freq": {"suppress_across_freq": True},
-           "across-freq+energy": {"suppress_across_freq": True, "require_energy": True}}
+FILTERS = {
+    "none": {},
+    "across-freq": {"suppress_across_freq": True},
+    "across-freq+energy": {"suppress_across_freq": True, "require_energy": True},
+}
 
 
 def score(args) -> None:
@@ -83,11 +110,14 @@ def score(args) -> None:
     runs = [("yolo", name, kw) for name, kw in FILTERS.items()] + [("energy", "-", {})]
     for detector, name, kw in runs:
         t0 = time.time()
-        s = evaluate_recordings(recs, args.recordings, home=DataPaths.from_env(), detector=detector,
-                                tol_s=args.tol_s, conf=args.conf, **kw)
-        print(f"[ism] {detector:6s} conf {args.conf} filters {name:18s}: recall {s.recall:.3f} precision "
-              f"{s.precision:.3f} TP {s.tp} FP {s.fp} FN {s.fn} ({s.model_version}, {time.time() - t0:.0f} s)",
-              flush=True)
+        s = evaluate_recordings(
+            recs, args.recordings, home=DataPaths.from_env(), detector=detector, tol_s=args.tol_s, conf=args.conf, **kw
+        )
+        print(
+            f"[ism] {detector:6s} conf {args.conf} filters {name:18s}: recall {s.recall:.3f} precision "
+            f"{s.precision:.3f} TP {s.tp} FP {s.fp} FN {s.fn} ({s.model_version}, {time.time() - t0:.0f} s)",
+            flush=True,
+        )
         for f in s.files:
             if f.fp or f.fn:
                 print(f"    {f.file[:40]}: tp {f.tp} fp {f.fp} fn {f.fn}", flush=True)
@@ -109,10 +139,17 @@ def main() -> int:
     ap.add_argument("--recordings", type=Path, default=DATA)
     ap.add_argument("--manifest", type=Path, default=None, help="default: RECORDINGS/manifest.json")
     ap.add_argument("--score-only", action="store_true", help="score the current model of --home, no training")
-    ap.add_argument("--warm-start", action="store_true",
-                    help="continue from the current model of --home (add band with another --seed first)")
-    ap.add_argument("--lookback", type=int, default=0,
-                    help="partitions to train on (default --minutes; more to include an earlier run's band)")
+    ap.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="continue from the current model of --home (add band with another --seed first)",
+    )
+    ap.add_argument(
+        "--lookback",
+        type=int,
+        default=0,
+        help="partitions to train on (default --minutes; more to include an earlier run's band)",
+    )
     args = ap.parse_args()
     if not (args.manifest or args.recordings / "manifest.json").is_file():
         print(f"no manifest in {args.recordings}; pass --recordings (and --manifest)", file=sys.stderr)
@@ -123,8 +160,10 @@ def main() -> int:
     print(f"[ism] data root {home}", flush=True)
     if not args.score_only:
         meta = train(home, args)
-        print(f"[ism] trained {meta.get('epochs_run')} epochs at {args.imgsz} px in {meta['train_wall_s'] / 60:.1f} min",
-              flush=True)
+        print(
+            f"[ism] trained {meta.get('epochs_run')} epochs at {args.imgsz} px in {meta['train_wall_s'] / 60:.1f} min",
+            flush=True,
+        )
     score(args)
     return 0
 

@@ -41,8 +41,9 @@ def split_by_file(recs: list[dict], k: int) -> list[list[dict]]:
 NOISE_X_FLOOR = (0.0, 0.0, 0.6, 1.5)  # added noise power per variant j % 4, in units of the floor
 
 
-def variant(src: Path, frac: float, shift_frac: float, noise_x_floor: float,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def variant(
+    src: Path, frac: float, shift_frac: float, noise_x_floor: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(clean, noisy) cu8 of ``src`` rotated left by ``frac`` of its samples, shifted by
     ``shift_frac`` x the sample rate, and with ``noise_x_floor`` x its noise floor added."""
     from sdr_assets.dsp.iq import complex64_to_cu8, cu8_to_complex64
@@ -71,15 +72,23 @@ def _ingest_labelled(cu8: np.ndarray, sub, rec: dict, nfft: int, hop: int, cols:
     sub.root.mkdir(parents=True)
     path = sub.root / "variant.cu8"
     cu8.tofile(path)
-    ingest(path, sub, sample_rate_hz=rec.get("sample_rate_hz"), center_freq_hz=rec.get("center_freq_hz"),
-           nfft=nfft, hop=hop, frame_cols=cols)
+    ingest(
+        path,
+        sub,
+        sample_rate_hz=rec.get("sample_rate_hz"),
+        center_freq_hz=rec.get("center_freq_hz"),
+        nfft=nfft,
+        hop=hop,
+        frame_cols=cols,
+    )
     with AnalysisDB(sub.analysis_db) as db:
         n = label_partition(db, PARTITION_KEY).n_boxes
         return frame_labels_from_db(db, [PARTITION_KEY], root=sub.root), n
 
 
-def training_frames(recs: list[dict], folder: Path, work: Path, shifts: int, nfft: int, hop: int,
-                    cols: int, seed: int = 0) -> tuple[list, list[str], int]:
+def training_frames(
+    recs: list[dict], folder: Path, work: Path, shifts: int, nfft: int, hop: int, cols: int, seed: int = 0
+) -> tuple[list, list[str], int]:
     """Labelled frames (FrameLabels, renumbered) of every variant of every training recording."""
     from sdr_assets.ml.dataset import FrameLabels
     from sdr_assets.paths import DataPaths
@@ -92,8 +101,7 @@ def training_frames(recs: list[dict], folder: Path, work: Path, shifts: int, nff
             clean, noisy = variant(folder / rec["file"], j / shifts, shift, NOISE_X_FLOOR[j % 4], rng)
             labelled, n = _ingest_labelled(clean, DataPaths(work / f"s{j:02d}_r{i:02d}"), rec, nfft, hop, cols)
             if noisy is not clean:  # the noisy frames, with the clean frames' boxes (same geometry)
-                seen, _ = _ingest_labelled(noisy, DataPaths(work / f"s{j:02d}_r{i:02d}_noisy"), rec, nfft, hop,
-                                           cols)
+                seen, _ = _ingest_labelled(noisy, DataPaths(work / f"s{j:02d}_r{i:02d}_noisy"), rec, nfft, hop, cols)
                 if len(seen) == len(labelled):
                     labelled = [FrameLabels(0, f.path, f.t_start_ns, c.boxes) for f, c in zip(seen, labelled)]
             n_boxes += n
@@ -116,20 +124,42 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
         return {**json.loads((root / "training.json").read_text()), **score(held, args)}
     root.mkdir(parents=True)
     t0 = time.perf_counter()
-    frames, parts, n_boxes = training_frames(train, args.recordings, root / "train", args.shifts, args.nfft,
-                                             args.hop, args.frame_cols)
-    print(f"[fold {fold}] {len(train)} training files x {args.shifts} variants: {len(frames)} frames, "
-          f"{n_boxes} auto-label boxes ({time.perf_counter() - t0:.0f} s)", flush=True)
-    cfg = TrainingConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
-                         patience=args.epochs, val_fraction=args.val_fraction)
+    frames, parts, n_boxes = training_frames(
+        train, args.recordings, root / "train", args.shifts, args.nfft, args.hop, args.frame_cols
+    )
+    print(
+        f"[fold {fold}] {len(train)} training files x {args.shifts} variants: {len(frames)} frames, "
+        f"{n_boxes} auto-label boxes ({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
+    cfg = TrainingConfig(
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device=args.device,
+        patience=args.epochs,
+        val_fraction=args.val_fraction,
+    )
     with AnalysisDB(paths.analysis_db) as db:
-        out = train_frames_and_register(db, paths, cfg, frames, parts,
-                                        log=lambda line: print(f"[fold {fold}] {line}", flush=True))
-    print(f"[fold {fold}] trained {out.epochs_run} epochs at {args.imgsz} px in {out.train_s / 60:.1f} min on "
-          f"{out.device}: val map50 {out.challenger_metrics.get('map50', float('nan')):.3f}", flush=True)
-    result = {"fold": fold, "train_files": [r["file"] for r in train], "held_out_files": [r["file"] for r in held],
-              "n_frames": len(frames), "epochs": out.epochs_run, "imgsz": args.imgsz, "train_s": round(out.train_s, 1),
-              "model_version": out.version, "val_map50": out.challenger_metrics.get("map50")}
+        out = train_frames_and_register(
+            db, paths, cfg, frames, parts, log=lambda line: print(f"[fold {fold}] {line}", flush=True)
+        )
+    print(
+        f"[fold {fold}] trained {out.epochs_run} epochs at {args.imgsz} px in {out.train_s / 60:.1f} min on "
+        f"{out.device}: val map50 {out.challenger_metrics.get('map50', float('nan')):.3f}",
+        flush=True,
+    )
+    result = {
+        "fold": fold,
+        "train_files": [r["file"] for r in train],
+        "held_out_files": [r["file"] for r in held],
+        "n_frames": len(frames),
+        "epochs": out.epochs_run,
+        "imgsz": args.imgsz,
+        "train_s": round(out.train_s, 1),
+        "model_version": out.version,
+        "val_map50": out.challenger_metrics.get("map50"),
+    }
     (root / "training.json").write_text(json.dumps(result))
     return {**result, **score(held, args)}
 
@@ -141,11 +171,26 @@ def score(held: list[dict], args) -> dict:
 
     result = {}
     for detector in ("yolo", "energy"):
-        s = evaluate_recordings(held, args.recordings, home=DataPaths.from_env(), detector=detector,
-                                tol_s=args.tol_s, conf=args.conf, nfft=args.nfft, hop=args.hop, frame_cols=args.frame_cols)
-        result[detector] = {"tp": s.tp, "fp": s.fp, "fn": s.fn, "recall": s.recall, "precision": s.precision,
-                            "per_file": {f.file: [f.tp, f.fp, f.fn] for f in s.files},
-                            "detections": [d for f in s.files for d in f.detections]}
+        s = evaluate_recordings(
+            held,
+            args.recordings,
+            home=DataPaths.from_env(),
+            detector=detector,
+            tol_s=args.tol_s,
+            conf=args.conf,
+            nfft=args.nfft,
+            hop=args.hop,
+            frame_cols=args.frame_cols,
+        )
+        result[detector] = {
+            "tp": s.tp,
+            "fp": s.fp,
+            "fn": s.fn,
+            "recall": s.recall,
+            "precision": s.precision,
+            "per_file": {f.file: [f.tp, f.fp, f.fn] for f in s.files},
+            "detections": [d for f in s.files for d in f.detections],
+        }
         print(f"  held-out {s.line()}", flush=True)
         for f in s.files:
             if f.fp or f.fn:
@@ -155,8 +200,10 @@ def score(held: list[dict], args) -> dict:
 
 def pooled(results: list[dict], detector: str) -> str:
     tp, fp, fn = (sum(r[detector][k] for r in results) for k in ("tp", "fp", "fn"))
-    return (f"{detector:6s} recall {tp / max(tp + fn, 1):.3f} ({tp}/{tp + fn})  "
-            f"precision {tp / max(tp + fp, 1):.3f} ({tp}/{tp + fp})  TP {tp} FP {fp} FN {fn}")
+    return (
+        f"{detector:6s} recall {tp / max(tp + fn, 1):.3f} ({tp}/{tp + fn})  "
+        f"precision {tp / max(tp + fp, 1):.3f} ({tp}/{tp + fp})  TP {tp} FP {fp} FN {fn}"
+    )
 
 
 def main() -> int:
@@ -199,8 +246,10 @@ def main() -> int:
         results.append(run_fold(fold, train, held, args, work))
     print("[rtl433_yolo] per fold (held-out files only):")
     for r in results:
-        print(f"  fold {r['fold']}: {len(r['held_out_files'])} files, {r['n_frames']} training frames, "
-              f"{r['epochs']} epochs at {r['imgsz']} px, {r['train_s'] / 60:.1f} min")
+        print(
+            f"  fold {r['fold']}: {len(r['held_out_files'])} files, {r['n_frames']} training frames, "
+            f"{r['epochs']} epochs at {r['imgsz']} px, {r['train_s'] / 60:.1f} min"
+        )
         for det in ("yolo", "energy"):
             print(f"    {pooled([r], det)}")
     print("[rtl433_yolo] pooled over folds:")

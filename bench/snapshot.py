@@ -90,8 +90,19 @@ PHASES = ("alone", "snapshots", "cp")  # cp: the same bytes copied by `cp`, as a
 
 def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, phase: str) -> tuple[dict, list]:
     out = tmp / "lat.json"
-    proc = subprocess.Popen([sys.executable, __file__, "--writer", str(hot), str(args.rate_mb_s),
-                             str(args.seconds), str(ckpt_pages), str(args.chunks_per_batch), str(out)])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--writer",
+            str(hot),
+            str(args.rate_mb_s),
+            str(args.seconds),
+            str(ckpt_pages),
+            str(args.chunks_per_batch),
+            str(out),
+        ]
+    )
     snaps = []
     while proc.poll() is None and phase != "alone":  # back to back: every commit overlaps one
         if phase == "snapshots":
@@ -111,10 +122,14 @@ def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, phase: str) -> tuple
 
 def latency_table(tmp: Path, hot: Path, args) -> None:
     modes = [int(x) for x in args.autocheckpoint_pages.split(",")]
-    print(f"\nwriter at {args.rate_mb_s} MB/s, {args.chunks_per_batch} x 256 KiB a commit, byte cap active; "
-          f"{args.rounds} rounds of {args.seconds:g} s each: alone / snapshots back to back / cp back to back")
-    print(f"{'autocheckpoint / phase':<30}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'WAL MB':>8}"
-          f"{'RSS MB':>8}{'copies':>7}   p99 per round")
+    print(
+        f"\nwriter at {args.rate_mb_s} MB/s, {args.chunks_per_batch} x 256 KiB a commit, byte cap active; "
+        f"{args.rounds} rounds of {args.seconds:g} s each: alone / snapshots back to back / cp back to back"
+    )
+    print(
+        f"{'autocheckpoint / phase':<30}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'WAL MB':>8}"
+        f"{'RSS MB':>8}{'copies':>7}   p99 per round"
+    )
     for mode in modes:
         pooled = {ph: [] for ph in PHASES}
         extra = {ph: dict(wal=0.0, rss=0.0, n=0, bad=0, rounds=[]) for ph in PHASES}
@@ -132,14 +147,18 @@ def latency_table(tmp: Path, hot: Path, args) -> None:
         for ph in PHASES:
             lat, e = pooled[ph], extra[ph]
             rounds = " ".join(f"{x:.1f}" for x in e["rounds"])
-            print(f"{f'{mode} pages, {ph}':<30}{len(lat):6d}{pct(lat, 0.5):9.2f}"
-                  f"{pct(lat, 0.99):9.2f}{max(lat):9.2f}{e['wal']:8.1f}{e['rss']:8.0f}{e['n']:7d}   {rounds}"
-                  + (f"  ({e['bad']} snapshots NOT ok)" if e["bad"] else ""))
+            print(
+                f"{f'{mode} pages, {ph}':<30}{len(lat):6d}{pct(lat, 0.5):9.2f}"
+                f"{pct(lat, 0.99):9.2f}{max(lat):9.2f}{e['wal']:8.1f}{e['rss']:8.0f}{e['n']:7d}   {rounds}"
+                + (f"  ({e['bad']} snapshots NOT ok)" if e["bad"] else "")
+            )
         alone = pct(pooled["alone"], 0.99)
         ratio = pct(pooled["snapshots"], 0.99) / alone
         print(f"{'  p99 ratio snapshots / alone':<30}{ratio:>23.2f}x   target <= 2: {'ok' if ratio <= 2 else 'MISS'}")
-        print(f"{'  p99 ratio cp / alone':<30}{pct(pooled['cp'], 0.99) / alone:>23.2f}x   (control: the same "
-              "bytes copied without SQLite)")
+        print(
+            f"{'  p99 ratio cp / alone':<30}{pct(pooled['cp'], 0.99) / alone:>23.2f}x   (control: the same "
+            "bytes copied without SQLite)"
+        )
 
 
 def main() -> int:
@@ -149,8 +168,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--chunks-per-batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--autocheckpoint-pages", default="1000",
-                    help="comma-separated wal_autocheckpoint values to compare, e.g. 1000,256")
+    ap.add_argument(
+        "--autocheckpoint-pages",
+        default="1000",
+        help="comma-separated wal_autocheckpoint values to compare, e.g. 1000,256",
+    )
     ap.add_argument("--dir", default=None, help="where the temp folder goes (default: system temp)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-snapshot-", dir=args.dir) as d:
@@ -159,8 +181,10 @@ def main() -> int:
         t = time.perf_counter()
         n = build(hot, args.size_mb)
         size = os.path.getsize(hot)
-        print(f"hot DB: {size / 1e6:.0f} MB, {n} chunks of 256 KiB, built in {time.perf_counter() - t:.1f} s "
-              f"({size / 1e6 / (time.perf_counter() - t):.0f} MB/s through HotWriter)")
+        print(
+            f"hot DB: {size / 1e6:.0f} MB, {n} chunks of 256 KiB, built in {time.perf_counter() - t:.1f} s "
+            f"({size / 1e6 / (time.perf_counter() - t):.0f} MB/s through HotWriter)"
+        )
 
         # 1. copy speed, 3 interleaved runs each (median); the file is in the page cache for both
         cp_s, snaps = [], []
@@ -177,10 +201,14 @@ def main() -> int:
         mb = size / 1e6
         print(f"\n{'copy of ' + format(mb, '.0f') + ' MB (median of 3)':<40}{'s':>8}{'MB/s':>9}{'x cp':>7}")
         print(f"{'cp':<40}{cp_t:8.3f}{mb / cp_t:9.0f}{1:7.2f}")
-        print(f"{'backup step (one step, pages=-1)':<40}{bk_t:8.3f}{mb / bk_t:9.0f}{cp_t / bk_t:7.2f}"
-              f"   target >= 0.5: {'ok' if cp_t / bk_t >= 0.5 else 'MISS'}")
-        print(f"{'take_snapshot (+check, CRC, fsync)':<40}{all_t:8.3f}{mb / all_t:9.0f}{cp_t / all_t:7.2f}"
-              f"   (check {chk_t:.3f} s; integrity {', '.join(sorted({r.integrity for r in snaps}))})")
+        print(
+            f"{'backup step (one step, pages=-1)':<40}{bk_t:8.3f}{mb / bk_t:9.0f}{cp_t / bk_t:7.2f}"
+            f"   target >= 0.5: {'ok' if cp_t / bk_t >= 0.5 else 'MISS'}"
+        )
+        print(
+            f"{'take_snapshot (+check, CRC, fsync)':<40}{all_t:8.3f}{mb / all_t:9.0f}{cp_t / all_t:7.2f}"
+            f"   (check {chk_t:.3f} s; integrity {', '.join(sorted({r.integrity for r in snaps}))})"
+        )
 
         # 2. writer latency without / with snapshots
         latency_table(tmp, hot, args)
@@ -189,7 +217,8 @@ def main() -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--writer":
-        writer_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
-                    sys.argv[7])
+        writer_main(
+            sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+        )
         sys.exit(0)
     sys.exit(main())

@@ -51,10 +51,9 @@ def background() -> str:
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if "train_detector" in cmd and "python" in cmd:
-            others.append(f"pid {p.info['pid']} {cmd[cmd.find('bench'):][:40]}")
+            others.append(f"pid {p.info['pid']} {cmd[cmd.find('bench') :][:40]}")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return (f"{os.cpu_count()} cores, load average {load}"
-            + (f"; also running: {'; '.join(others)}" if others else ""))
+    return f"{os.cpu_count()} cores, load average {load}" + (f"; also running: {'; '.join(others)}" if others else "")
 
 
 def free_port() -> int:
@@ -65,9 +64,21 @@ def free_port() -> int:
 
 def run_fuzz(scale: int) -> tuple[bool, str]:
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "sdr_assets_tests/reliability/test_fuzz_parsers.py"], cwd=REPO, capture_output=True, text=True,
-                         env=dict(os.environ, SDR_ASSETS_FUZZ_SCALE=str(scale)))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "sdr_assets_tests/reliability/test_fuzz_parsers.py",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SDR_ASSETS_FUZZ_SCALE=str(scale)),
+    )
     last = (out.stdout.strip().splitlines() or ["no output"])[-1]
     return out.returncode == 0, f"{last} ({time.monotonic() - t0:.0f} s)"
 
@@ -105,22 +116,30 @@ def soak_lines(rep) -> list[str]:
         f"{len(checks) - passed - warn} failed; partitions missed: {len(rep.missed)}",
     ]
     if secs:
-        lines.append(f"  chain per {'full' if full is not runs else 'partial (no full)'} partition: median {statistics.median(secs):.1f} s, max {max(secs):.1f} s "
-                     f"of 60 s (" + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()) + " s median)")
+        lines.append(
+            f"  chain per {'full' if full is not runs else 'partial (no full)'} partition: median {statistics.median(secs):.1f} s, max {max(secs):.1f} s "
+            f"of 60 s (" + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()) + " s median)"
+        )
     if frames:
-        lines.append(f"  spectrograms nfft {cfg.nfft} hop {cfg.hop} frame_cols {cfg.frame_cols} (the defaults): "
-                     f"{statistics.median(frames):.0f} frames a partition, {statistics.median(mspf):.1f} ms a frame")
+        lines.append(
+            f"  spectrograms nfft {cfg.nfft} hop {cfg.hop} frame_cols {cfg.frame_cols} (the defaults): "
+            f"{statistics.median(frames):.0f} frames a partition, {statistics.median(mspf):.1f} ms a frame"
+        )
     lines.append(f"  detections: {rep.detector_note}")
     lines.append(f"  {'process':34s} {'CPU% avg':>8s} {'max':>6s} {'RSS first':>10s} {'max':>7s} {'last':>7s} MB")
     for name, s in rep.procs.items():
-        lines.append(f"  {name:34s} {s['cpu_avg']:8.1f} {s['cpu_max']:6.0f} {s['rss_first_mb']:10.0f} "
-                     f"{s['rss_max_mb']:7.0f} {s['rss_last_mb']:7.0f}")
+        lines.append(
+            f"  {name:34s} {s['cpu_avg']:8.1f} {s['cpu_max']:6.0f} {s['rss_first_mb']:10.0f} "
+            f"{s['rss_max_mb']:7.0f} {s['rss_last_mb']:7.0f}"
+        )
     rss = [r.analysis_rss_mb for r in runs]
     if len(rss) > 1:
         trimmed = [r.analysis_rss_trimmed_mb for r in runs]
-        lines.append(f"  analysis RSS after each chain run: first {rss[0]:.0f} MB, last {rss[-1]:.0f} MB, "
-                     f"max {max(rss):.0f} MB; after malloc_trim(0): first {trimmed[0]:.0f}, last "
-                     f"{trimmed[-1]:.0f}, max {max(trimmed):.0f} MB")
+        lines.append(
+            f"  analysis RSS after each chain run: first {rss[0]:.0f} MB, last {rss[-1]:.0f} MB, "
+            f"max {max(rss):.0f} MB; after malloc_trim(0): first {trimmed[0]:.0f}, last "
+            f"{trimmed[-1]:.0f}, max {max(trimmed):.0f} MB"
+        )
     return lines
 
 
@@ -148,8 +167,9 @@ def main() -> int:
     problems: dict[str, list] = {}
 
     os.environ["SDR_ASSETS_HOME"] = str(work / "soak")
-    cfg = SoakConfig(duration_s=args.minutes * 60, hop=args.hop, keep_partitions=args.keep_partitions,
-                     detector=args.detector)
+    cfg = SoakConfig(
+        duration_s=args.minutes * 60, hop=args.hop, keep_partitions=args.keep_partitions, detector=args.detector
+    )
     soak = run_soak(work / "soak", cfg, work / "logs")
     problems["soak"] = list(soak.problems)
     if soak.missed:  # timing: a problem of this machine's load or of the settings, said plainly
@@ -157,7 +177,8 @@ def main() -> int:
         problems["soak"].append(
             f"the chain did not keep up: {len(soak.missed)} closed partitions were never run (the newest "
             f"closed one is taken, as hot_db_sensor does; chain max {worst:.0f} s > 60 s): run on a quieter "
-            f"machine or raise --hop (frames per partition scale with 1/hop)")
+            f"machine or raise --hop (frames per partition scale with 1/hop)"
+        )
 
     os.environ["SDR_ASSETS_HOME"] = str(work / "kills")
     print(f"kills: {args.kills} SIGKILLs ...", flush=True)
@@ -178,23 +199,32 @@ def main() -> int:
     out += soak_lines(soak)
     full = [r for r in soak.runs if not r.partial]
     rest = statistics.median(sum(v for k, v in r.step_s.items() if k != "detections") for r in full) if full else 0
-    verdict = ("no full partition ran" if not full else
-               f"with the rest of the chain ({rest:.0f} s) it {'cannot' if rest + energy_s > 60 else 'can'} "
-               "keep up with one 1-minute partition a minute here")
-    out.append(f"  energy detector (the fallback before a model exists): {energy_s:.0f} s of CPU per minute of "
-               f"3.2 MS/s data (measured now); {verdict}")
-    out.append(f"KILLS {kills.kills} SIGKILLs at random moments ({kills.early_kills} before the run's "
-               f"first commit), "
-               f"each restarted: integrity ok and 0 unrecorded holes after every kill = "
-               f"{'yes' if not kills.problems else 'NO'}; {kills.restart_gaps} restart gaps "
-               f"({kills.restart_lost_samples:,} samples, {kills.restart_dead_s:.1f} s dead time recorded); "
-               f"clean run after: {kills.final_end_reason}")
+    verdict = (
+        "no full partition ran"
+        if not full
+        else f"with the rest of the chain ({rest:.0f} s) it {'cannot' if rest + energy_s > 60 else 'can'} "
+        "keep up with one 1-minute partition a minute here"
+    )
+    out.append(
+        f"  energy detector (the fallback before a model exists): {energy_s:.0f} s of CPU per minute of "
+        f"3.2 MS/s data (measured now); {verdict}"
+    )
+    out.append(
+        f"KILLS {kills.kills} SIGKILLs at random moments ({kills.early_kills} before the run's "
+        f"first commit), "
+        f"each restarted: integrity ok and 0 unrecorded holes after every kill = "
+        f"{'yes' if not kills.problems else 'NO'}; {kills.restart_gaps} restart gaps "
+        f"({kills.restart_lost_samples:,} samples, {kills.restart_dead_s:.1f} s dead time recorded); "
+        f"clean run after: {kills.final_end_reason}"
+    )
     rss = churn.rss_mb or [0.0]
-    out.append(f"RTL_TCP {churn.restarts} server restarts + {churn.stalls} stalls in {churn.seconds:.0f} s: "
-               f"{churn.reconnect_gaps} reconnect gaps ({churn.reconnect_lost_samples:,} samples), received "
-               f"{churn.received:,} = stored {churn.stored:,}; client RSS {rss[0]:.1f} -> {rss[-1]:.1f} MB, "
-               f"growth after warm-up {churn.rss_growth_mb:.2f} MB (bound 8 MB), slope "
-               f"{churn.rss_slope_kb_per_cycle:.1f} kB/reconnect, CPU {churn.cpu_percent_avg}%")
+    out.append(
+        f"RTL_TCP {churn.restarts} server restarts + {churn.stalls} stalls in {churn.seconds:.0f} s: "
+        f"{churn.reconnect_gaps} reconnect gaps ({churn.reconnect_lost_samples:,} samples), received "
+        f"{churn.received:,} = stored {churn.stored:,}; client RSS {rss[0]:.1f} -> {rss[-1]:.1f} MB, "
+        f"growth after warm-up {churn.rss_growth_mb:.2f} MB (bound 8 MB), slope "
+        f"{churn.rss_slope_kb_per_cycle:.1f} kB/reconnect, CPU {churn.cpu_percent_avg}%"
+    )
     out.append(f"FUZZ  SDR_ASSETS_FUZZ_SCALE={args.fuzz_scale}: {fuzz_line}")
     broken = [f"{k}: {p}" for k, ps in problems.items() for p in ps]
     out.append("RESULT " + ("PASS: every promise held" if not broken else f"FAIL ({len(broken)} problems)"))
@@ -203,10 +233,22 @@ def main() -> int:
 
     res_dir = REPO / "bench" / "out"
     res_dir.mkdir(parents=True, exist_ok=True)
-    (res_dir / "soak.json").write_text(json.dumps(
-        {"started": started, "context": context, "energy_cpu_s_per_min": energy_s, "soak": asdict(soak),
-         "kills": asdict(kills), "rtl_tcp": asdict(churn), "fuzz": fuzz_line, "summary": out},
-        indent=2, default=str))
+    (res_dir / "soak.json").write_text(
+        json.dumps(
+            {
+                "started": started,
+                "context": context,
+                "energy_cpu_s_per_min": energy_s,
+                "soak": asdict(soak),
+                "kills": asdict(kills),
+                "rtl_tcp": asdict(churn),
+                "fuzz": fuzz_line,
+                "summary": out,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     (res_dir / "soak-summary.txt").write_text("\n".join(out) + "\n")
     print(f"(details: {res_dir / 'soak.json'})")
     if tmp is not None:

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdr_assets.capture.file import FileSource  # noqa: E402
 from sdr_assets.capture.rtltcp import RtlTcpSource  # noqa: E402
 from sdr_assets.capture.rtltcp_server import RtlTcpServer  # noqa: E402
-from sdr_assets.records import Chunk  # noqa: E402
 from sdr_assets.sigmf import write_sigmf  # noqa: E402
 
 BLOCK = 256 * 1024
@@ -98,8 +97,7 @@ def bench_rtltcp(path: Path, n_bytes: int) -> float:
     client's wall clock keeps 2.4 MS/s of it and counts the rest late: every byte still goes
     through the read, the clock and the late accounting, which is what is measured."""
     server = RtlTcpServer(FileSource(path, loop=True), port=0).start()
-    client = RtlTcpSource("127.0.0.1", server.port, center_freq_hz=433.92e6,
-                          sample_rate_hz=2.4e6)
+    client = RtlTcpSource("127.0.0.1", server.port, center_freq_hz=433.92e6, sample_rate_hz=2.4e6)
     client.open()
     t = time.perf_counter()
     for _ in client.events():
@@ -124,17 +122,17 @@ def main() -> None:
                 f.write(block)
         bench_file(path)  # warm the page cache
         base, ours = bench_file(path)
-        print(f"file   : bare read {base:8.0f} MB/s | FileSource {ours:8.0f} MB/s | "
-              f"ratio {ours / base:.2f}")
+        print(f"file   : bare read {base:8.0f} MB/s | FileSource {ours:8.0f} MB/s | ratio {ours / base:.2f}")
         conv = bench_sigmf_ci16(Path(d), (args.size_mb << 20) // 8)
-        print(f"sigmf  : ci16_le -> cu8 {conv:8.0f} MB/s of cu8 | ratio to cu8 file "
-              f"{conv / ours:.3f}")
+        print(f"sigmf  : ci16_le -> cu8 {conv:8.0f} MB/s of cu8 | ratio to cu8 file {conv / ours:.3f}")
         n = args.net_mb << 20
         base = bench_bare_socket(n)
         ours = bench_rtltcp(path, n)
-        print(f"rtl_tcp: bare socket {base:6.0f} MB/s | RtlTcpServer->RtlTcpSource "
-              f"{ours:6.0f} MB/s | ratio {ours / base:.2f} | {ours / 6.4:.0f}x a dongle at "
-              "3.2 MS/s")
+        print(
+            f"rtl_tcp: bare socket {base:6.0f} MB/s | RtlTcpServer->RtlTcpSource "
+            f"{ours:6.0f} MB/s | ratio {ours / base:.2f} | {ours / 6.4:.0f}x a dongle at "
+            "3.2 MS/s"
+        )
 
 
 if __name__ == "__main__":

@@ -50,14 +50,14 @@ def fft_baseline(cu8: np.ndarray, nfft: int) -> np.ndarray:
     x = ((cu8.astype(np.float32) - 127.5) / 127.5).view(np.complex64)
     frames = x[: len(x) // nfft * nfft].reshape(-1, nfft) * stft.hann_window(nfft)
     spec = scipy.fft.fft(frames, axis=-1, workers=1)
-    return 10 * np.log10(spec.real ** 2 + spec.imag ** 2 + stft.EPS_POWER)
+    return 10 * np.log10(spec.real**2 + spec.imag**2 + stft.EPS_POWER)
 
 
 def signal_baseline(cu8: np.ndarray, nfft: int, hop: int) -> np.ndarray:
     x = ((cu8.astype(np.float32) - 127.5) / 127.5).view(np.complex64)
-    _, _, sxx = scipy.signal.spectrogram(x, fs=1.0, window="hann", nperseg=nfft,
-                                         noverlap=nfft - hop, detrend=False,
-                                         return_onesided=False, mode="psd")
+    _, _, sxx = scipy.signal.spectrogram(
+        x, fs=1.0, window="hann", nperseg=nfft, noverlap=nfft - hop, detrend=False, return_onesided=False, mode="psd"
+    )
     return 10 * np.log10(sxx + stft.EPS_POWER)
 
 
@@ -103,8 +103,10 @@ def torch_rate(cu8: np.ndarray, nfft: int, hop: int, repeat: int) -> str:
     torch.cuda.synchronize()
     dt, out = best_of(lambda: stft.stft_db_torch(cu8, nfft, hop, device="cuda"), repeat)
     n = len(cu8) // 2
-    return (f"{n / dt / 1e6:9.1f} MS/s  ({n / dt / REALTIME_HZ:.0f}x real time, "
-            f"{torch.cuda.get_device_name(0)}, cu8 host->device and dB device->host included)")
+    return (
+        f"{n / dt / 1e6:9.1f} MS/s  ({n / dt / REALTIME_HZ:.0f}x real time, "
+        f"{torch.cuda.get_device_name(0)}, cu8 host->device and dB device->host included)"
+    )
 
 
 def main() -> int:
@@ -118,10 +120,13 @@ def main() -> int:
     nfft, hop = args.nfft, args.hop
 
     t = time.perf_counter()
-    cu8 = np.concatenate([BandScenario(7, REALTIME_HZ, 433.92e6).render(1 << 22)[0]
-                          for _ in range(-(-n // (1 << 22)))])[: 2 * n]
-    print(f"input: {n / 1e6:.1f} M samples of synthetic cu8 ({2 * n / 2**20:.0f} MiB, "
-          f"made in {time.perf_counter() - t:.1f} s), nfft={nfft} hop={hop}, one thread")
+    cu8 = np.concatenate(
+        [BandScenario(7, REALTIME_HZ, 433.92e6).render(1 << 22)[0] for _ in range(-(-n // (1 << 22)))]
+    )[: 2 * n]
+    print(
+        f"input: {n / 1e6:.1f} M samples of synthetic cu8 ({2 * n / 2**20:.0f} MiB, "
+        f"made in {time.perf_counter() - t:.1f} s), nfft={nfft} hop={hop}, one thread"
+    )
 
     t_ours, ours = best_of(lambda: stft.stft_db_cu8(cu8, nfft, hop), args.repeat)
     rows = [("ours: stft_db_cu8", t_ours)]
@@ -138,18 +143,25 @@ def main() -> int:
     for name, dt in rows:
         rate = n / dt / 1e6
         print(f"{name:28s} {rate:9.1f} {rate * 1e6 / REALTIME_HZ:11.1f}x {dt / t_ours:8.2f}x")
-    print(f"(x real time at {REALTIME_HZ / 1e6:.1f} MS/s; 'ours is' = baseline time / our time;"
-          f" max |ours - fft baseline| = {diff:.2g} dB)")
+    print(
+        f"(x real time at {REALTIME_HZ / 1e6:.1f} MS/s; 'ours is' = baseline time / our time;"
+        f" max |ours - fft baseline| = {diff:.2g} dB)"
+    )
 
-    norm_ms, png_ms, size = png_cost(ours[: len(ours) // 640 * 640].reshape(-1, 640, nfft)
-                                     if len(ours) >= 640 else ours[None], args.repeat)
+    norm_ms, png_ms, size = png_cost(
+        ours[: len(ours) // 640 * 640].reshape(-1, 640, nfft) if len(ours) >= 640 else ours[None], args.repeat
+    )
     frame_s = 640 * hop / REALTIME_HZ
-    print(f"\n640x640 frame: normalize_frame_u8 {norm_ms:.2f} ms + PNG encode {png_ms:.2f} ms "
-          f"({size / 1024:.0f} KiB); one frame is {frame_s * 1e3:.0f} ms of signal at 3.2 MS/s "
-          f"-> {(norm_ms + png_ms) / 1e3 / frame_s * 100:.1f} % of one core")
+    print(
+        f"\n640x640 frame: normalize_frame_u8 {norm_ms:.2f} ms + PNG encode {png_ms:.2f} ms "
+        f"({size / 1024:.0f} KiB); one frame is {frame_s * 1e3:.0f} ms of signal at 3.2 MS/s "
+        f"-> {(norm_ms + png_ms) / 1e3 / frame_s * 100:.1f} % of one core"
+    )
     srate = synth_rate(min(n, 16_000_000))
-    print(f"synth BandScenario.render: {srate:.1f} MS/s ({srate * 1e6 / REALTIME_HZ:.0f}x "
-          "real time at 3.2 MS/s, one core)")
+    print(
+        f"synth BandScenario.render: {srate:.1f} MS/s ({srate * 1e6 / REALTIME_HZ:.0f}x "
+        "real time at 3.2 MS/s, one core)"
+    )
     print(f"torch CUDA stft_db_torch: {torch_rate(cu8, nfft, hop, args.repeat)}")
     return 0
 

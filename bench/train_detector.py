@@ -33,68 +33,86 @@ def main() -> int:
     ap.add_argument("--model", default="yolo11n.yaml")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--patience", type=int, default=100)
-    ap.add_argument("--warm-start", action="store_true",
-                    help="start from the current model of --home (continue a run) instead of from scratch")
-    ap.add_argument("--train-only", action="store_true",
-                    help="reuse --home's labelled partitions: no capture, no rendering")
-    ap.add_argument("--scenario", default="",
-                    help="extra synthetic:// query keys, e.g. 'snr_db_min=10&emissions_per_s=6'")
+    ap.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="start from the current model of --home (continue a run) instead of from scratch",
+    )
+    ap.add_argument(
+        "--train-only", action="store_true", help="reuse --home's labelled partitions: no capture, no rendering"
+    )
+    ap.add_argument(
+        "--scenario", default="", help="extra synthetic:// query keys, e.g. 'snr_db_min=10&emissions_per_s=6'"
+    )
     args = ap.parse_args()
 
     home = Path(args.home or tempfile.mkdtemp(prefix="sdr_train_"))
     os.environ["SDR_ASSETS_HOME"] = str(home)
     os.environ["SDR_ASSETS_PARTITION_MINUTES"] = "1"
     bin_dir = Path(sys.executable).parent
-    start = (datetime.now(UTC) - timedelta(days=1, minutes=args.minutes + 30)).replace(second=0,
-                                                                             microsecond=0)
-    uri = (f"synthetic://?seed={args.seed}&rate={int(args.rate)}"
-           f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s={args.minutes * 60}")
+    start = (datetime.now(UTC) - timedelta(days=1, minutes=args.minutes + 30)).replace(second=0, microsecond=0)
+    uri = (
+        f"synthetic://?seed={args.seed}&rate={int(args.rate)}"
+        f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s={args.minutes * 60}"
+    )
     if args.scenario:
         uri += "&" + args.scenario.lstrip("&?")
     t0 = time.time()
     if not args.train_only:
-        subprocess.run([str(bin_dir / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                        "--partition-minutes", "1"], check=True)
-        print(f"[train] captured {args.minutes} min at {args.rate / 1e6:.3f} MS/s into {home} "
-              f"in {time.time() - t0:.0f} s", flush=True)
+        subprocess.run(
+            [str(bin_dir / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
+            check=True,
+        )
+        print(
+            f"[train] captured {args.minutes} min at {args.rate / 1e6:.3f} MS/s into {home} "
+            f"in {time.time() - t0:.0f} s",
+            flush=True,
+        )
 
     import dagster as dg
 
+    from sdr_assets.definitions import defs
     from sdr_assets.defs.partitions import DAILY_PARTITIONS
     from sdr_assets.defs.resources import DetectorSettings
-    from sdr_assets.definitions import defs
 
     resources = dict(defs.resources)
-    resources["detector"] = DetectorSettings(epochs=args.epochs, imgsz=args.imgsz,
-                                             batch=args.batch, model=args.model,
-                                             device=args.device, patience=args.patience,
-                                             lookback_partitions=args.minutes,
-                                             warm_start=args.warm_start)
+    resources["detector"] = DetectorSettings(
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        model=args.model,
+        device=args.device,
+        patience=args.patience,
+        lookback_partitions=args.minutes,
+        warm_start=args.warm_start,
+    )
     from sdr_assets.defs.partitions import ensure_sensor_partitions
 
     instance = dg.DagsterInstance.ephemeral()
     ensure_sensor_partitions(instance, ["default"])
-    chain = [defs.get_assets_def(k) for k in
-             ("hot_snapshot", "iq_window", "spectrograms", "training_labels")]
+    chain = [defs.get_assets_def(k) for k in ("hot_snapshot", "iq_window", "spectrograms", "training_labels")]
     for i in range(0 if args.train_only else args.minutes):
         key = "default|" + (start + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M")
         res = dg.materialize(chain, partition_key=key, resources=resources, instance=instance)
         assert res.success
-    print(f"[train] {args.minutes} partitions rendered and labelled "
-          f"({time.time() - t0:.0f} s so far)", flush=True)
+    print(f"[train] {args.minutes} partitions rendered and labelled ({time.time() - t0:.0f} s so far)", flush=True)
     t1 = time.time()
-    res = dg.materialize([defs.get_assets_def("detector_model")],
-                         partition_key=DAILY_PARTITIONS.get_last_partition_key(),
-                         resources=resources,
-                         instance=instance)
+    res = dg.materialize(
+        [defs.get_assets_def("detector_model")],
+        partition_key=DAILY_PARTITIONS.get_last_partition_key(),
+        resources=resources,
+        instance=instance,
+    )
     train_s = time.time() - t1
     meta = res.asset_materializations_for_node("detector_model")[0].metadata
     print(f"[train] detector_model in {train_s / 60:.1f} min")
     for k, v in meta.items():
         print(f"  {k}: {getattr(v, 'value', v)}")
     conn = sqlite3.connect(home / "analysis.db")
-    rows = conn.execute("SELECT metric, value FROM telemetry WHERE process = 'training' "
-                        "AND metric IN ('epoch', 'map50', 'map50_95') ORDER BY t_ns").fetchall()
+    rows = conn.execute(
+        "SELECT metric, value FROM telemetry WHERE process = 'training' "
+        "AND metric IN ('epoch', 'map50', 'map50_95') ORDER BY t_ns"
+    ).fetchall()
     print("[train] curve (epoch: mAP50 / mAP50-95):")
     epoch = None
     for metric, value in rows:

@@ -32,16 +32,14 @@ def data_root(create: bool = True) -> Path:
     root = Path(raw).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise ConfigError(
-            f"{ENV_HOME}={raw!r} points at a file, not a folder; "
-            f"set {ENV_HOME} to a folder (it is created if missing)."
+            f"{ENV_HOME}={raw!r} points at a file, not a folder; set {ENV_HOME} to a folder (it is created if missing)."
         )
     if create:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                f"cannot create the data root {root} ({exc.strerror}); "
-                f"set {ENV_HOME} to a writable folder."
+                f"cannot create the data root {root} ({exc.strerror}); set {ENV_HOME} to a writable folder."
             ) from exc
     return root
 

@@ -11,6 +11,7 @@ One ns constant (:data:`NS_PER_S`), one UTC formatter (:func:`utc_iso`), one tim
 import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 
 NS_PER_S = 1_000_000_000
 INT64_MAX = 2**63 - 1  # SQLite INTEGER: every stored time (ns) and count must fit
@@ -31,10 +32,10 @@ def storable_time_ns(t_ns: int) -> bool:
 def utc_datetime(t_ns: int):
     """``t_ns`` (ns since the epoch) as an aware UTC ``datetime``, exact to the microsecond
     (truncated); OverflowError where no calendar date fits."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     secs, ns = divmod(int(t_ns), NS_PER_S)
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=secs, microseconds=ns // 1000)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=secs, microseconds=ns // 1000)
 
 
 def utc_iso(t_ns: int, *, sep: str = "T", digits: int = 0, suffix: str = "Z") -> str:
@@ -43,7 +44,7 @@ def utc_iso(t_ns: int, *, sep: str = "T", digits: int = 0, suffix: str = "Z") ->
     ``sep=" ", suffix=" UTC"`` gives ``2024-05-01 12:00:00 UTC``. OverflowError where no date fits."""
     secs, ns = divmod(int(t_ns), NS_PER_S)
     text = utc_datetime(secs * NS_PER_S).strftime(f"%Y-%m-%d{sep}%H:%M:%S")
-    return text + (f".{ns:09d}"[:digits + 1] if digits else "") + suffix
+    return text + (f".{ns:09d}"[: digits + 1] if digits else "") + suffix
 
 
 def describe_time_ns(t_ns: int) -> str:
@@ -131,14 +132,24 @@ class TimeFreqBox:
 
     def overlaps(self, other) -> bool:
         """Whether the two boxes share some time and some band (``other``: any box-shaped record)."""
-        return (self.t_start_ns < other.t_end_ns and other.t_start_ns < self.t_end_ns
-                and self.freq_lower_hz < other.freq_upper_hz and other.freq_lower_hz < self.freq_upper_hz)
+        return (
+            self.t_start_ns < other.t_end_ns
+            and other.t_start_ns < self.t_end_ns
+            and self.freq_lower_hz < other.freq_upper_hz
+            and other.freq_lower_hz < self.freq_upper_hz
+        )
 
 
 def box_of(row, confidence: float | None = None) -> TimeFreqBox:
     """The :class:`TimeFreqBox` of any record with the four edges and a label."""
-    return TimeFreqBox(int(row.t_start_ns), int(row.t_end_ns), float(row.freq_lower_hz), float(row.freq_upper_hz),
-                       str(row.label), confidence)
+    return TimeFreqBox(
+        int(row.t_start_ns),
+        int(row.t_end_ns),
+        float(row.freq_lower_hz),
+        float(row.freq_upper_hz),
+        str(row.label),
+        confidence,
+    )
 
 
 @dataclass(frozen=True)
@@ -178,13 +189,22 @@ class Segment:
 def segments(chunks: Iterable, gap_starts: Iterable[int] = ()) -> list[Segment]:
     """The :class:`Segment` of each :func:`contiguous_runs` run of ``chunks`` (items with ``seq``
     and ``n_samples`` besides the times and the tuning)."""
-    return [Segment(int(run[0].t_start_ns), sum(int(c.n_samples) for c in run), float(run[0].sample_rate_hz),
-                    float(run[0].center_freq_hz), int(run[0].seq), int(run[-1].seq))
-            for run in contiguous_runs(chunks, gap_starts)]
+    return [
+        Segment(
+            int(run[0].t_start_ns),
+            sum(int(c.n_samples) for c in run),
+            float(run[0].sample_rate_hz),
+            float(run[0].center_freq_hz),
+            int(run[0].seq),
+            int(run[-1].seq),
+        )
+        for run in contiguous_runs(chunks, gap_starts)
+    ]
 
 
-def contiguous_runs(chunks: Iterable, gap_starts: Iterable[int] = (), *, tol_ns: int | None = None,
-                    retune: bool = True) -> Iterator[list]:
+def contiguous_runs(
+    chunks: Iterable, gap_starts: Iterable[int] = (), *, tol_ns: int | None = None, retune: bool = True
+) -> Iterator[list]:
     """Group chunks (time order) into contiguous runs. A run breaks where
 
     - ``retune``: the sample rate or the centre frequency changes;

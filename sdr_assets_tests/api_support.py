@@ -41,9 +41,13 @@ def _minute_ago(minutes: int, second: int) -> datetime:
 
 
 def capture_cli(env: dict, uri: str, *extra: str) -> None:
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1", *extra], env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -51,8 +55,12 @@ def held_range(hot_db: Path, since_ns: int) -> tuple[int, int]:
     """(first chunk start, last chunk end) of the chunks starting at or after ``since_ns``."""
     from sdr_assets_tests.capture_support import query
 
-    (t0, t1), = query(hot_db, "SELECT min(t_start_ns), max(t_start_ns + n_samples * 1000000000 / "
-                              "sample_rate_hz) FROM chunks WHERE t_start_ns >= ?", (since_ns,))
+    ((t0, t1),) = query(
+        hot_db,
+        "SELECT min(t_start_ns), max(t_start_ns + n_samples * 1000000000 / "
+        "sample_rate_hz) FROM chunks WHERE t_start_ns >= ?",
+        (since_ns,),
+    )
     return int(t0), int(t1)
 
 
@@ -76,8 +84,11 @@ def fill_root(root: Path, *, n_recordings: int = 8) -> FilledRoot:
     hot = root / "hot.db"
     start = _minute_ago(150, second=5)
     since = int(start.timestamp()) * NS_PER_S
-    capture_cli(env, f"synthetic://?seed=21&rate={RATE_HZ}&kinds=cw,ook&emissions_per_s=2"
-                     f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
+    capture_cli(
+        env,
+        f"synthetic://?seed=21&rate={RATE_HZ}&kinds=cw,ook&emissions_per_s=2"
+        f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20",
+    )
     span = held_range(hot, since)
     key = partition_of(span[0])
     assert partition_of(span[1] - 1) == key, "the synthetic capture crossed a minute"
@@ -106,9 +117,14 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{port}"
         self.root = root
         env = dict(env or os.environ, SDR_ASSETS_HOME=str(root))
-        self.proc = subprocess.Popen([str(BIN / "sdr-assets"), "serve-api", "--port", str(port), *extra],
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(BIN / "sdr-assets"), "serve-api", "--port", str(port), *extra],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -146,9 +162,23 @@ def start_capture(root: Path, *, rate_hz: float, duration_s: float, ring_mb: flo
 
     env = dict(os.environ, SDR_ASSETS_HOME=str(root))
     before = (read_status(root / "hot.db") or {}).get("capture_id")
-    proc = subprocess.Popen([str(BIN / "sdr-assets"), "capture", "--source", f"synthetic://?seed=5&rate={rate_hz:.0f}",
-                             "--duration-s", str(duration_s), "--ring-mb", str(ring_mb)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "sdr-assets"),
+            "capture",
+            "--source",
+            f"synthetic://?seed=5&rate={rate_hz:.0f}",
+            "--duration-s",
+            str(duration_s),
+            "--ring-mb",
+            str(ring_mb),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -179,13 +209,26 @@ def capture_losses(hot_db: Path) -> Losses:
     """The newest capture's final counters (telemetry) and the gaps it recorded."""
     from sdr_assets_tests.capture_support import query
 
-    (cid, end), = query(hot_db, "SELECT capture_id, end_reason FROM captures ORDER BY capture_id DESC LIMIT 1")
-    last = dict(query(hot_db, "SELECT metric, value FROM telemetry t WHERE capture_id = ? AND t_ns = (SELECT max(t_ns) "
-                              "FROM telemetry u WHERE u.capture_id = t.capture_id AND u.metric = t.metric)", (cid,)))
+    ((cid, end),) = query(hot_db, "SELECT capture_id, end_reason FROM captures ORDER BY capture_id DESC LIMIT 1")
+    last = dict(
+        query(
+            hot_db,
+            "SELECT metric, value FROM telemetry t WHERE capture_id = ? AND t_ns = (SELECT max(t_ns) "
+            "FROM telemetry u WHERE u.capture_id = t.capture_id AND u.metric = t.metric)",
+            (cid,),
+        )
+    )
     gaps = query(hot_db, "SELECT count(*) FROM gaps WHERE capture_id = ? AND cause != 'restart'", (cid,))[0][0]
     before = int(last.get("samples_lost_restart", 0))
-    return Losses(cid, int(last.get("samples_received", 0)), int(last.get("samples_stored", 0)),
-                  int(last.get("samples_lost", 0)) - before, gaps, before, end)
+    return Losses(
+        cid,
+        int(last.get("samples_received", 0)),
+        int(last.get("samples_stored", 0)),
+        int(last.get("samples_lost", 0)) - before,
+        gaps,
+        before,
+        end,
+    )
 
 
 def request_mix(span: tuple[int, int]) -> list[tuple[str, dict]]:
@@ -248,7 +291,15 @@ def latency_table(results: list[Result]) -> list[dict]:
         mine = [r for r in results if r.path == path]
         ms = np.array([r.seconds * 1000 for r in mine])
         statuses = ",".join(f"{s}x{sum(1 for r in mine if r.status == s)}" for s in sorted({r.status for r in mine}))
-        out.append({"endpoint": path, "requests": len(mine), "status": statuses,
-                    "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-                    "max_ms": float(ms.max()), "mb": sum(r.n_bytes for r in mine) / 1e6})
+        out.append(
+            {
+                "endpoint": path,
+                "requests": len(mine),
+                "status": statuses,
+                "p50_ms": float(np.percentile(ms, 50)),
+                "p99_ms": float(np.percentile(ms, 99)),
+                "max_ms": float(ms.max()),
+                "mb": sum(r.n_bytes for r in mine) / 1e6,
+            }
+        )
     return out

@@ -27,16 +27,16 @@ def query(path, sql: str, args=()) -> list[tuple]:
 
 
 def run_cli(*args: str, timeout_s: float = 60, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout_s,
-                          env=env, cwd=REPO)
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout_s, env=env, cwd=REPO)
 
 
 def start_cli(*args: str, stderr_path: Path) -> subprocess.Popen:
     """Start ``sdr-assets ARGS`` with stderr going to a file (never a full pipe)."""
     fh = open(stderr_path, "wb")
     try:
-        return subprocess.Popen([CLI, *args], stdout=subprocess.DEVNULL, stderr=fh, cwd=REPO,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        return subprocess.Popen(
+            [CLI, *args], stdout=subprocess.DEVNULL, stderr=fh, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1")
+        )
     finally:
         fh.close()
 
@@ -58,8 +58,9 @@ def chunks_of_newest_capture(hot_path) -> int:
     if not Path(hot_path).exists():
         return 0
     try:
-        return query(hot_path, "SELECT count(*) FROM chunks WHERE capture_id = "
-                               "(SELECT max(capture_id) FROM captures)")[0][0]
+        return query(hot_path, "SELECT count(*) FROM chunks WHERE capture_id = (SELECT max(capture_id) FROM captures)")[
+            0
+        ][0]
     except sqlite3.OperationalError:  # schema not created yet
         return 0
 
@@ -72,8 +73,7 @@ def uncovered_holes(hot_path) -> list[tuple[int, int]]:
     """Walk every chunk in time order; return the holes (t_end_ns, next t_start_ns) between
     consecutive chunks that are wider than one sample and not covered by recorded gaps.
     Overlapping chunks are returned too (as negative-width holes)."""
-    chunks = query(hot_path, "SELECT t_start_ns, n_samples, sample_rate_hz FROM chunks "
-                             "ORDER BY t_start_ns")
+    chunks = query(hot_path, "SELECT t_start_ns, n_samples, sample_rate_hz FROM chunks ORDER BY t_start_ns")
     gaps = query(hot_path, "SELECT t_start_ns, t_end_ns FROM gaps ORDER BY t_start_ns")
     merged: list[list[int]] = []
     for start, end in gaps:
@@ -93,8 +93,7 @@ def uncovered_holes(hot_path) -> list[tuple[int, int]]:
 
 
 def latest_metrics(hot_path, capture_id: int) -> dict[str, float]:
-    rows = query(hot_path, "SELECT metric, value FROM telemetry WHERE capture_id = ? "
-                           "ORDER BY t_ns", (capture_id,))
+    rows = query(hot_path, "SELECT metric, value FROM telemetry WHERE capture_id = ? ORDER BY t_ns", (capture_id,))
     return {m: v for m, v in rows}  # the newest value wins
 
 

@@ -79,8 +79,10 @@ def needs(missing: str | None) -> pytest.MarkDecorator:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "needs(missing): what this machine lacks, None when nothing; "
-                            "skips, FAILS under CI=true (conftest.needs)")
+    config.addinivalue_line(
+        "markers",
+        "needs(missing): what this machine lacks, None when nothing; skips, FAILS under CI=true (conftest.needs)",
+    )
 
 
 def pytest_runtest_setup(item):

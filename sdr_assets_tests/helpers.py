@@ -14,7 +14,6 @@ from pathlib import Path
 
 from sdr_assets_tests.capture_support import query
 
-
 # ---- Dagster ---------------------------------------------------------------------------------
 _INSTANCES: list = []  # every instance materialize() used: kept alive (see there)
 
@@ -27,8 +26,8 @@ def materialize(names, partition_key: str, instance=None, quiet: bool = False, *
     ``quiet``: the run's console log shows warnings and errors only."""
     import dagster as dg
 
-    from sdr_assets.defs.partitions import SENSOR_TIME, ensure_sensor_partitions
     from sdr_assets.definitions import defs
+    from sdr_assets.defs.partitions import SENSOR_TIME, ensure_sensor_partitions
     from sdr_assets.store.sensors import split_key
 
     instance = instance or dg.DagsterInstance.ephemeral()
@@ -46,8 +45,14 @@ def materialize(names, partition_key: str, instance=None, quiet: bool = False, *
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
     with set_defs_state_storage(instance.defs_state_storage):
-        result = dg.materialize(assets, partition_key=partition_key, raise_on_error=False,
-                                resources=resources, instance=instance, run_config=run_config)
+        result = dg.materialize(
+            assets,
+            partition_key=partition_key,
+            raise_on_error=False,
+            resources=resources,
+            instance=instance,
+            run_config=run_config,
+        )
     # Dagster's storages (and its cached definitions-load state) point back at the instance
     # through weakrefs: an ephemeral instance made here must outlive this call, or a later
     # materialisation in the same process meets a dead weakref. Keep them for the session.
@@ -113,16 +118,21 @@ def integrity(db_path) -> str:
 # ---- hot DB figures --------------------------------------------------------------------------
 def gaps_by_cause(hot_path) -> dict[str, tuple[int, int]]:
     """cause -> (gaps, samples lost) over the whole hot DB."""
-    return {c: (n, int(s or 0)) for c, n, s in query(
-        hot_path, "SELECT cause, count(*), sum(n_samples_lost) FROM gaps GROUP BY cause")}
+    return {
+        c: (n, int(s or 0))
+        for c, n, s in query(hot_path, "SELECT cause, count(*), sum(n_samples_lost) FROM gaps GROUP BY cause")
+    }
 
 
 def capture_totals(hot_path) -> dict[str, float]:
     """Newest telemetry value per metric, summed over every capture row (cumulative counters)."""
-    rows = query(hot_path, "SELECT capture_id, metric, value FROM telemetry t WHERE t_ns = "
-                           "(SELECT max(t_ns) FROM telemetry u WHERE u.capture_id = t.capture_id "
-                           "AND u.metric = t.metric) AND metric LIKE 'samples_%' "
-                           "AND metric NOT LIKE '%_per_s'")
+    rows = query(
+        hot_path,
+        "SELECT capture_id, metric, value FROM telemetry t WHERE t_ns = "
+        "(SELECT max(t_ns) FROM telemetry u WHERE u.capture_id = t.capture_id "
+        "AND u.metric = t.metric) AND metric LIKE 'samples_%' "
+        "AND metric NOT LIKE '%_per_s'",
+    )
     out: dict[str, float] = {}
     for _cid, metric, value in rows:
         out[metric] = out.get(metric, 0) + value
@@ -137,8 +147,14 @@ class ProcSeries:
 
     def summary(self) -> dict[str, float]:
         cpu, rss = self.cpu_percent or [0.0], self.rss_mb or [0.0]
-        return {"cpu_avg": sum(cpu) / len(cpu), "cpu_max": max(cpu), "rss_first_mb": rss[0],
-                "rss_max_mb": max(rss), "rss_last_mb": rss[-1], "samples": len(self.rss_mb)}
+        return {
+            "cpu_avg": sum(cpu) / len(cpu),
+            "cpu_max": max(cpu),
+            "rss_first_mb": rss[0],
+            "rss_max_mb": max(rss),
+            "rss_last_mb": rss[-1],
+            "samples": len(self.rss_mb),
+        }
 
 
 class ProcSampler:
@@ -196,7 +212,6 @@ def file_size(path) -> int:
         return Path(path).stat().st_size
     except FileNotFoundError:
         return 0
-
 
 
 # ---- the CLI's bad-input contract -------------------------------------------------------------

@@ -7,14 +7,19 @@ the hot DB's timeline is a recorded gap, the DB is intact, nothing crashed.
 
 import random
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdr_assets.capture.base import Source
-from sdr_assets_tests.capture_support import (capture_ids, chunks_of_newest_capture, query,
-                                              start_cli, uncovered_holes, wait_until)
+from sdr_assets_tests.capture_support import (
+    capture_ids,
+    chunks_of_newest_capture,
+    query,
+    start_cli,
+    uncovered_holes,
+    wait_until,
+)
 from sdr_assets_tests.helpers import integrity
 
 
@@ -31,9 +36,16 @@ class KillReport:
     problems: list = field(default_factory=list)
 
 
-def kill_restart_cycles(hot: Path, n_kills: int, log_dir: Path, *, seed: int = 3,
-                        rate_hz: int = 250_000, early_fraction: float = 0.25,
-                        on_kill=None) -> KillReport:
+def kill_restart_cycles(
+    hot: Path,
+    n_kills: int,
+    log_dir: Path,
+    *,
+    seed: int = 3,
+    rate_hz: int = 250_000,
+    early_fraction: float = 0.25,
+    on_kill=None,
+) -> KillReport:
     """SIGKILL `sdr-assets capture` at ``n_kills`` random moments (a share of them before its
     first commit), restart it each time, then end with a clean run; check after every kill."""
     args = ("capture", "--source", f"synthetic://?seed=1&rate={rate_hz}", "--partition-minutes", "1")
@@ -48,15 +60,20 @@ def kill_restart_cycles(hot: Path, n_kills: int, log_dir: Path, *, seed: int = 3
             if early:  # anywhere from interpreter start-up to the first batches
                 time.sleep(rng.uniform(0.02, 0.7))
             else:
-                wait_until(lambda: chunks_of_newest_capture(hot) >= 1 and len(capture_ids(hot)) > n_before,
-                           60, f"run {k} to commit a chunk", proc)
+                wait_until(
+                    lambda: chunks_of_newest_capture(hot) >= 1 and len(capture_ids(hot)) > n_before,
+                    60,
+                    f"run {k} to commit a chunk",
+                    proc,
+                )
                 time.sleep(rng.uniform(0.0, 1.5))
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         rep.kills += 1
-        rep.early_kills += not (len(capture_ids(hot)) > n_before and chunks_of_newest_capture(hot) >= 1) \
-            if hot.exists() else 1
+        rep.early_kills += (
+            not (len(capture_ids(hot)) > n_before and chunks_of_newest_capture(hot) >= 1) if hot.exists() else 1
+        )
         if proc.returncode != -signal.SIGKILL:
             rep.problems.append(f"kill {k}: the capture had already exited ({proc.returncode})")
         if hot.exists():
@@ -66,8 +83,9 @@ def kill_restart_cycles(hot: Path, n_kills: int, log_dir: Path, *, seed: int = 3
             holes = uncovered_holes(hot)
             if holes:
                 rep.problems.append(f"kill {k}: {len(holes)} unrecorded holes, first {holes[0]}")
-            ended = query(hot, "SELECT capture_id FROM captures WHERE capture_id > ? AND ended_ns IS NOT NULL",
-                          (n_before,))
+            ended = query(
+                hot, "SELECT capture_id FROM captures WHERE capture_id > ? AND ended_ns IS NOT NULL", (n_before,)
+            )
             if ended:
                 rep.problems.append(f"kill {k}: a killed capture recorded an end {ended}")
         if on_kill is not None:
@@ -86,8 +104,11 @@ def _check_restarts(hot: Path, rep: KillReport) -> None:
         rep.problems.append(f"after the clean run: integrity {integrity(hot)}, holes {uncovered_holes(hot)[:2]}")
     rep.final_end_reason = query(hot, "SELECT end_reason FROM captures ORDER BY capture_id DESC LIMIT 1")[0][0]
     with_chunks = [c for (c,) in query(hot, "SELECT DISTINCT capture_id FROM chunks ORDER BY capture_id")]
-    restarts = query(hot, "SELECT capture_id, n_samples_lost, t_end_ns - t_start_ns, detail FROM gaps "
-                          "WHERE cause = 'restart' ORDER BY capture_id")
+    restarts = query(
+        hot,
+        "SELECT capture_id, n_samples_lost, t_end_ns - t_start_ns, detail FROM gaps "
+        "WHERE cause = 'restart' ORDER BY capture_id",
+    )
     rep.restart_gaps = len(restarts)
     rep.restart_lost_samples = sum(r[1] for r in restarts)
     rep.restart_dead_s = round(sum(r[2] for r in restarts) / 1e9, 3)
@@ -168,9 +189,19 @@ STALL_TIMEOUT_S = 3.0  # RtlTcpSource's default: the capture CLI uses it
 RSS_GROWTH_BOUND_MB = 8.0
 
 
-def rtl_tcp_churn(hot: Path, port: int, n_restarts: int, n_stalls: int, log_dir: Path, *,
-                  rate_hz: int = 2_048_000, ring_mb: float = 2.0, warmup_bytes: int = 24_000_000,
-                  warmup_cycles: int = 1, seed: int = 5) -> ChurnReport:
+def rtl_tcp_churn(
+    hot: Path,
+    port: int,
+    n_restarts: int,
+    n_stalls: int,
+    log_dir: Path,
+    *,
+    rate_hz: int = 2_048_000,
+    ring_mb: float = 2.0,
+    warmup_bytes: int = 24_000_000,
+    warmup_cycles: int = 1,
+    seed: int = 5,
+) -> ChurnReport:
     """A live `sdr-assets capture` client of a real RtlTcpServer that is restarted (down for
     up to 1 s) and stalled (socket open, no data for longer than the client's stall timeout),
     in a seeded random order; the client's RSS is sampled after each reconnect.
@@ -190,8 +221,18 @@ def rtl_tcp_churn(hot: Path, port: int, n_restarts: int, n_stalls: int, log_dir:
     server = RtlTcpServer(source, port=port).start()
     log = log_dir / "churn-capture.log"
     t0 = time.monotonic()
-    cap = start_cli("capture", "--source", f"rtl_tcp://127.0.0.1:{port}", "--sample-rate-hz", str(rate_hz),
-                    "--ring-mb", str(ring_mb), "--partition-minutes", "1", stderr_path=log)
+    cap = start_cli(
+        "capture",
+        "--source",
+        f"rtl_tcp://127.0.0.1:{port}",
+        "--sample-rate-hz",
+        str(rate_hz),
+        "--ring-mb",
+        str(ring_mb),
+        "--partition-minutes",
+        "1",
+        stderr_path=log,
+    )
     ps = psutil.Process(cap.pid)
     ps.cpu_percent(None)
     cycles = ["restart"] * n_restarts + ["stall"] * n_stalls
@@ -203,13 +244,21 @@ def rtl_tcp_churn(hot: Path, port: int, n_restarts: int, n_stalls: int, log_dir:
     def flowing_after(n_gaps: int):
         """True once the n-th reconnect gap is stored and chunks after it too."""
         row = query(hot, "SELECT max(t_end_ns), count(*) FROM gaps WHERE cause = 'reconnect'")[0]
-        return row[1] >= n_gaps and query(hot, "SELECT count(*) FROM chunks WHERE t_start_ns >= ?",
-                                          (row[0] or 0,))[0][0] >= 2
+        return (
+            row[1] >= n_gaps
+            and query(hot, "SELECT count(*) FROM chunks WHERE t_start_ns >= ?", (row[0] or 0,))[0][0] >= 2
+        )
 
     try:
-        wait_until(lambda: chunks_of_newest_capture(hot) >= 2 and query(
-            hot, "SELECT coalesce(sum(n_samples), 0) FROM chunks")[0][0] * 2 >= warmup_bytes,
-            120, f"the client to store {warmup_bytes} bytes (warm-up)", cap)
+        wait_until(
+            lambda: (
+                chunks_of_newest_capture(hot) >= 2
+                and query(hot, "SELECT coalesce(sum(n_samples), 0) FROM chunks")[0][0] * 2 >= warmup_bytes
+            ),
+            120,
+            f"the client to store {warmup_bytes} bytes (warm-up)",
+            cap,
+        )
         for i, what in enumerate(cycles):
             before = reconnects()
             if what == "restart":
@@ -255,7 +304,7 @@ def _check_churn(rep: ChurnReport, hot: Path, text: str, summary_re) -> None:
     stall_details = query(hot, "SELECT count(*) FROM gaps WHERE cause = 'reconnect' AND detail LIKE 'no data for%'")
     if stall_details[0][0] < rep.stalls:
         p.append(f"only {stall_details[0][0]} reconnect gaps say 'no data for' ({rep.stalls} stalls)")
-    after = rep.rss_mb[rep.warmup_cycles - 1:] if len(rep.rss_mb) >= rep.warmup_cycles else []
+    after = rep.rss_mb[rep.warmup_cycles - 1 :] if len(rep.rss_mb) >= rep.warmup_cycles else []
     if len(after) >= 2:
         rep.rss_growth_mb = round(max(after) - after[0], 2)
         n = len(after)
@@ -263,5 +312,7 @@ def _check_churn(rep: ChurnReport, hot: Path, text: str, summary_re) -> None:
         den = sum((i - xm) ** 2 for i in range(n))
         rep.rss_slope_kb_per_cycle = round(1000 * sum((i - xm) * (y - ym) for i, y in enumerate(after)) / den, 1)
         if rep.rss_growth_mb > RSS_GROWTH_BOUND_MB:
-            p.append(f"client RSS grew {rep.rss_growth_mb} MB over {n - 1} reconnects after warm-up "
-                     f"(bound {RSS_GROWTH_BOUND_MB} MB): {rep.rss_mb}")
+            p.append(
+                f"client RSS grew {rep.rss_growth_mb} MB over {n - 1} reconnects after warm-up "
+                f"(bound {RSS_GROWTH_BOUND_MB} MB): {rep.rss_mb}"
+            )

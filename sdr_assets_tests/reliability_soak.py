@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdr_assets_tests.capture_support import CLI, chunks_of_newest_capture, query, wait_until
-from sdr_assets_tests.helpers import (ProcSampler, capture_totals, file_size, gaps_by_cause,
-                                      integrity, materialize, meta)
+from sdr_assets_tests.helpers import ProcSampler, capture_totals, file_size, gaps_by_cause, integrity, materialize, meta
 
 GiB = 2**30
 CHAIN = ("hot_snapshot", "iq_window", "spectrograms", "detections")
@@ -101,11 +100,12 @@ def _prepare_detector(home: Path, how: str) -> str:
     weights = save_untrained(home / "models" / "soak-untrained.pt")
     onnx = export_onnx(weights, imgsz=320)
     with AnalysisDB(home / "analysis.db") as db:
-        registry.register_model(db.conn, "soak-untrained-yolo11n", weights, onnx, [], {"imgsz": 320},
-                                {}, CLASSES)
+        registry.register_model(db.conn, "soak-untrained-yolo11n", weights, onnx, [], {"imgsz": 320}, {}, CLASSES)
         registry.promote(db.conn, "soak-untrained-yolo11n")
-    return ("an untrained yolo11n at 320 px, ONNX on CPU, registered as the current model (the "
-            "compute of a trained one; it finds nothing)")
+    return (
+        "an untrained yolo11n at 320 px, ONNX on CPU, registered as the current model (the "
+        "compute of a trained one; it finds nothing)"
+    )
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -146,23 +146,40 @@ def _run_chain(key: str, cfg: SoakConfig, home: Path, partial: bool, t_soak: flo
     names = CHAIN if cfg.detector != "none" else CHAIN[:3]
     instance = dg.DagsterInstance.ephemeral()
     t0 = time.monotonic()
-    res = materialize(names, key, instance=instance, quiet=True,
-                      store=SdrStore(home=str(home), keep_partitions=cfg.keep_partitions,
-                                     keep_snapshots=cfg.keep_snapshots),
-                      spectrogram=SpectrogramSettings(nfft=cfg.nfft, hop=cfg.hop, frame_cols=cfg.frame_cols))
-    run = ChainRun(key, round(t0 - t_soak, 1), round(time.monotonic() - t0, 2), res.success, partial,
-                   step_s=_step_seconds(instance, res.run_id), failure=failure_text(res),
-                   analysis_rss_mb=round(psutil.Process().memory_info().rss / 1e6, 1))
+    res = materialize(
+        names,
+        key,
+        instance=instance,
+        quiet=True,
+        store=SdrStore(home=str(home), keep_partitions=cfg.keep_partitions, keep_snapshots=cfg.keep_snapshots),
+        spectrogram=SpectrogramSettings(nfft=cfg.nfft, hop=cfg.hop, frame_cols=cfg.frame_cols),
+    )
+    run = ChainRun(
+        key,
+        round(t0 - t_soak, 1),
+        round(time.monotonic() - t0, 2),
+        res.success,
+        partial,
+        step_s=_step_seconds(instance, res.run_id),
+        failure=failure_text(res),
+        analysis_rss_mb=round(psutil.Process().memory_info().rss / 1e6, 1),
+    )
     _malloc_trim()
     run.analysis_rss_trimmed_mb = round(psutil.Process().memory_info().rss / 1e6, 1)
     for e in res.get_asset_check_evaluations():
         holes = getattr(e.metadata.get("unrecorded_holes"), "value", 0)
         run.checks.append((e.check_name, e.passed, e.severity.value, holes))
     snap, win, spec, det = (meta(res, n) or {} for n in CHAIN)
-    run.figures = {"snapshot_mb": snap.get("MB"), "window_samples": win.get("samples"),
-                   "coverage_pct": win.get("coverage_pct"), "window_gaps": win.get("gaps"),
-                   "frames": spec.get("frames"), "ms_per_frame": spec.get("ms_per_frame"),
-                   "detections": det.get("count"), "detector": det.get("detector")}
+    run.figures = {
+        "snapshot_mb": snap.get("MB"),
+        "window_samples": win.get("samples"),
+        "coverage_pct": win.get("coverage_pct"),
+        "window_gaps": win.get("gaps"),
+        "frames": spec.get("frames"),
+        "ms_per_frame": spec.get("ms_per_frame"),
+        "detections": det.get("count"),
+        "detector": det.get("detector"),
+    }
     instance.dispose()
     return run
 
@@ -181,28 +198,39 @@ def run_soak(home: Path, cfg: SoakConfig, log_dir: Path, echo=print) -> SoakRepo
     uri = f"synthetic://?seed={cfg.seed}&rate={cfg.rate_hz}"
     log_path = log_dir / "soak-capture.log"
     with open(log_path, "wb") as fh:
-        cap = subprocess.Popen([CLI, "capture", "--source", uri, "--cap-bytes", str(cfg.cap_bytes),
-                                "--partition-minutes", "1"], stdout=subprocess.DEVNULL, stderr=fh, env=env)
+        cap = subprocess.Popen(
+            [CLI, "capture", "--source", uri, "--cap-bytes", str(cfg.cap_bytes), "--partition-minutes", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            env=env,
+        )
     t_soak = time.monotonic()
 
     def probe():
-        return {"hot": file_size(hot), "hot_wal": file_size(f"{hot}-wal"),
-                "analysis": file_size(adb), "analysis_wal": file_size(f"{adb}-wal")}
+        return {
+            "hot": file_size(hot),
+            "hot_wal": file_size(f"{hot}-wal"),
+            "analysis": file_size(adb),
+            "analysis_wal": file_size(f"{adb}-wal"),
+        }
 
-    sampler = ProcSampler({"capture": cap.pid, "analysis (dagster, in-process)": os.getpid()},
-                          cfg.sample_interval_s, probe).start()
+    sampler = ProcSampler(
+        {"capture": cap.pid, "analysis (dagster, in-process)": os.getpid()}, cfg.sample_interval_s, probe
+    ).start()
     try:
         wait_until(lambda: chunks_of_newest_capture(hot) >= 1, 60, "the first commit", cap)
         first_ns = query(hot, "SELECT min(t_start_ns) FROM chunks")[0][0]
-        rep.detector_note = "none (chain without detections)" if cfg.detector == "none" else \
-            _prepare_detector(home, cfg.detector)
-        echo(f"soak: capture pid {cap.pid} at {cfg.rate_hz / 1e6:g} MS/s for {cfg.duration_s:g} s; "
-             f"detections: {rep.detector_note}")
+        rep.detector_note = (
+            "none (chain without detections)" if cfg.detector == "none" else _prepare_detector(home, cfg.detector)
+        )
+        echo(
+            f"soak: capture pid {cap.pid} at {cfg.rate_hz / 1e6:g} MS/s for {cfg.duration_s:g} s; "
+            f"detections: {rep.detector_note}"
+        )
         done: set[str] = set()
         while True:
             if cap.poll() is not None:
-                rep.problems.append(f"the capture exited early ({cap.returncode}): "
-                                    + log_path.read_text()[-500:])
+                rep.problems.append(f"the capture exited early ({cap.returncode}): " + log_path.read_text()[-500:])
                 break
             elapsed = time.monotonic() - t_soak
             key = _newest_closed(hot)
@@ -215,9 +243,11 @@ def run_soak(home: Path, cfg: SoakConfig, log_dir: Path, echo=print) -> SoakRepo
                     rep.runs.append(run)
                     n_held = query(adb, "SELECT count(*) FROM partitions")[0][0] if adb.exists() else 0
                     rep.partitions_max = max(rep.partitions_max, n_held)
-                    echo(f"  {key}: {'ok' if run.success else 'FAILED'} in {run.seconds:.1f} s "
-                         f"{run.step_s} frames {run.figures['frames']} partitions held {n_held}"
-                         + (f"\n{run.failure}" if run.failure else ""))
+                    echo(
+                        f"  {key}: {'ok' if run.success else 'FAILED'} in {run.seconds:.1f} s "
+                        f"{run.step_s} frames {run.figures['frames']} partitions held {n_held}"
+                        + (f"\n{run.failure}" if run.failure else "")
+                    )
                     continue
             if elapsed >= cfg.duration_s and rep.runs:
                 break
@@ -297,8 +327,10 @@ def _finish(rep: SoakReport, hot: Path, log_path: Path, sampler: ProcSampler, do
     # holds up to K+1 windows (the freed pages are reused), the WAL one window's pages.
     bound, wal_bound = analysis_bounds(cfg.keep_partitions, rep.partition_bytes)
     if rep.analysis_max_bytes > bound or rep.analysis_wal_max_bytes > wal_bound:
-        p.append(f"analysis.db reached {rep.analysis_max_bytes / 1e6:.0f} MB (bound {bound / 1e6:.0f} MB), its "
-                 f"WAL {rep.analysis_wal_max_bytes / 1e6:.0f} MB (bound {wal_bound / 1e6:.0f} MB)")
+        p.append(
+            f"analysis.db reached {rep.analysis_max_bytes / 1e6:.0f} MB (bound {bound / 1e6:.0f} MB), its "
+            f"WAL {rep.analysis_wal_max_bytes / 1e6:.0f} MB (bound {wal_bound / 1e6:.0f} MB)"
+        )
     for run in rep.runs:
         if not run.success:
             p.append(f"{run.partition_key}: chain failed: {run.failure[:300]}")

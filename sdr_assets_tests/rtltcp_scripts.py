@@ -27,7 +27,7 @@ def payload(offset: int, n_bytes: int) -> bytes:
     w0 = offset // 4
     words = np.arange(w0, (offset + n_bytes + 3) // 4 + 1, dtype="<u4").view(np.uint8)
     skip = offset - 4 * w0
-    return words[skip:skip + n_bytes].tobytes()
+    return words[skip : skip + n_bytes].tobytes()
 
 
 def locate(iq: bytes, hint: int | None) -> int:
@@ -38,7 +38,7 @@ def locate(iq: bytes, hint: int | None) -> int:
     for skip in range(4):
         if len(arr) < skip + 4:
             break
-        word = int(arr[skip:skip + 4].view("<u4")[0])
+        word = int(arr[skip : skip + 4].view("<u4")[0])
         offset = 4 * word - skip
         if offset >= 0 and payload(offset, len(iq)) == iq:
             return offset

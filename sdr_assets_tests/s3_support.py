@@ -20,8 +20,17 @@ from sdr_assets_tests.conftest import free_port
 ACCESS_KEY = "sdr-test-key"
 SECRET_KEY = "sdr-test-secret"
 BUCKET = "sdr-replica"
-_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-          "filer.port.grpc", "s3.port", "s3.port.grpc", "metricsPort")
+_PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "metricsPort",
+)
 
 
 def weed_binary() -> str | None:
@@ -47,16 +56,25 @@ class SeaweedServer:
 
     def env(self, **over) -> dict[str, str]:
         """The AWS variables a client of this server needs (``over`` replaces some)."""
-        env = {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-               "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-east-1"}
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": "us-east-1",
+        }
         env.update(over)
         return env
 
     def client(self, secret: str = SECRET_KEY):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=ACCESS_KEY,
-                            aws_secret_access_key=secret, region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=secret,
+            region_name="us-east-1",
+        )
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Serve S3 at :attr:`endpoint_url`, each start on an empty store: after a SIGKILL,
@@ -65,16 +83,38 @@ class SeaweedServer:
         data = self.folder / f"data-{self._starts}"
         data.mkdir(parents=True, exist_ok=True)
         identities = self.folder / "s3.json"
-        identities.write_text(json.dumps({"identities": [{
-            "name": "sdr", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        args = [weed_binary(), "server", f"-dir={data}", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-s3.config={identities}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-master.telemetry=false", "-volume.max=32", "-master.volumeSizeLimitMB=64",
-                *(f"-{k}={v}" for k, v in self.ports.items())]
+        identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "sdr",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        args = [
+            weed_binary(),
+            "server",
+            f"-dir={data}",
+            "-s3",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.config={identities}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            "-volume.max=32",
+            "-master.volumeSizeLimitMB=64",
+            *(f"-{k}={v}" for k, v in self.ports.items()),
+        ]
         self._log = open(self.folder / "weed.log", "ab")
-        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self._proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout_s
         client = self.client()
         while True:
@@ -89,8 +129,10 @@ class SeaweedServer:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     log = (self.folder / "weed.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"SeaweedFS did not serve S3 within {timeout_s} s "
-                                       f"({type(exc).__name__}: {exc}); log tail:\n{log}") from exc
+                    raise RuntimeError(
+                        f"SeaweedFS did not serve S3 within {timeout_s} s "
+                        f"({type(exc).__name__}: {exc}); log tail:\n{log}"
+                    ) from exc
                 time.sleep(0.2)
 
     def stop(self, grace_s: float = 1.0) -> None:

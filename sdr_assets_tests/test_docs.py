@@ -58,16 +58,20 @@ def test_reference_is_current(resources):
 
 def test_every_command_is_in_the_readme_table():
     readme = README.read_text()
-    missing = [" ".join(("sdr-assets",) + path) for path, _ in gen.cli_commands()
-               if path and f"`{' '.join(('sdr-assets',) + path)}" not in readme]
+    missing = [
+        " ".join(("sdr-assets",) + path)
+        for path, _ in gen.cli_commands()
+        if path and f"`{' '.join(('sdr-assets',) + path)}" not in readme
+    ]
     assert not missing, f"commands missing from README.md's command table: {missing}"
 
 
 def test_every_command_and_resource_field_is_in_the_reference(resources):
     reference = gen.REFERENCE.read_text()
     sections = dict(re.findall(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", reference, flags=re.M | re.S))
-    missing = [" ".join(("sdr-assets",) + p) for p, _ in gen.cli_commands()
-               if " ".join(("sdr-assets",) + p) not in sections]
+    missing = [
+        " ".join(("sdr-assets",) + p) for p, _ in gen.cli_commands() if " ".join(("sdr-assets",) + p) not in sections
+    ]
     for r in resources:
         body = sections.get(f"resource {r.key} ({r.class_name})", "")
         missing += [f"{r.class_name}.{f.name}" for f in r.fields if f"| `{f.name}` |" not in body]

@@ -100,24 +100,34 @@ def test_parts_import_only_downwards_and_never_dagster():
 
 def test_only_store_imports_sqlite3():
     """store/ is the one part that knows SQL and the schemas; every other module gets records."""
-    bad = [name for name, f in _package_modules().items()
-           if not name.startswith("sdr_assets.store.") and "sqlite3" in {m.split(".")[0] for m in _imports(f)}]
+    bad = [
+        name
+        for name, f in _package_modules().items()
+        if not name.startswith("sdr_assets.store.") and "sqlite3" in {m.split(".")[0] for m in _imports(f)}
+    ]
     assert bad == []
 
 
 def test_defs_never_import_the_wiring_or_the_cli():
     """defs/ sits below definitions.py and the CLI: it never imports them (not even lazily)."""
     above = ("sdr_assets.definitions", "sdr_assets.cli", "sdr_assets.cli.sensors")
-    bad = [f"{name} imports {mod}" for name, f in _package_modules().items() if name.startswith("sdr_assets.defs")
-           for mod in _imports(f) if mod in above or mod.startswith(tuple(a + "." for a in above))]
+    bad = [
+        f"{name} imports {mod}"
+        for name, f in _package_modules().items()
+        if name.startswith("sdr_assets.defs")
+        for mod in _imports(f)
+        if mod in above or mod.startswith(tuple(a + "." for a in above))
+    ]
     assert bad == []
 
 
 def test_no_import_cycle():
     """No module of the package reaches itself through its imports (lazy imports included)."""
     mods = _package_modules()
-    graph = {name: {m for m in _imports(f, with_names=True) if m in mods and m != name and not
-                    name.startswith(m + ".")} for name, f in mods.items()}  # a package's own __init__ is no cycle
+    graph = {
+        name: {m for m in _imports(f, with_names=True) if m in mods and m != name and not name.startswith(m + ".")}
+        for name, f in mods.items()
+    }  # a package's own __init__ is no cycle
     cycles, index, low, stack, on_stack = [], {}, {}, [], set()
 
     def visit(v):  # Tarjan: strongly connected components of more than one module are cycles

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = '''
+TINY = """
 from sdr_assets_tests.conftest import needs, require_or_skip
 
 @needs("redis-server is missing: apt-get install redis-server")
@@ -23,18 +23,26 @@ def test_inline():
 @needs(None)
 def test_nothing_missing():
     pass
-'''
+"""
 
 
 def _run(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
-    (tmp_path / "conftest.py").write_text("from sdr_assets_tests.conftest import pytest_configure, pytest_runtest_setup  # noqa: F401\n")
+    (tmp_path / "conftest.py").write_text(
+        "from sdr_assets_tests.conftest import pytest_configure, pytest_runtest_setup  # noqa: F401\n"
+    )
     (tmp_path / "test_tiny.py").write_text(TINY)
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     if ci is not None:
         env["CI"] = ci
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "test_tiny.py"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "test_tiny.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _counts(out: str) -> dict[str, int]:

@@ -160,8 +160,10 @@ def _analysis(settings: ApiSettings):
 
 
 def _hot(settings: ApiSettings, sensor: str):
-    return _open(DataPaths(settings.root, sensor).hot_db,
-                 f"start the capture of sensor {sensor!r} (`sdr-assets capture --sensor {sensor} ...`)")
+    return _open(
+        DataPaths(settings.root, sensor).hot_db,
+        f"start the capture of sensor {sensor!r} (`sdr-assets capture --sensor {sensor} ...`)",
+    )
 
 
 def _keys(conn: queries.Connection, sensor: str) -> tuple[str, ...]:
@@ -171,10 +173,13 @@ def _keys(conn: queries.Connection, sensor: str) -> tuple[str, ...]:
 # ---- the app -------------------------------------------------------------------------------------
 def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(
-        title="sdr_assets API", version=API_VERSION, default_response_class=SafeJSONResponse,
+        title="sdr_assets API",
+        version=API_VERSION,
+        default_response_class=SafeJSONResponse,
         description="Read-only access to one data root: capture telemetry, database figures, detections, "
-                    "decoded messages, the device inventory and the samples themselves (SigMF). Times are "
-                    "ISO 8601 UTC or integer ns since the Unix epoch; frequencies are Hz.")
+        "decoded messages, the device inventory and the samples themselves (SigMF). Times are "
+        "ISO 8601 UTC or integer ns since the Unix epoch; frequencies are Hz.",
+    )
     paths = DataPaths(settings.root)
 
     @app.exception_handler(RequestValidationError)
@@ -205,35 +210,56 @@ def create_app(settings: ApiSettings) -> FastAPI:
             keys = [k for k, _ in request.query_params.multi_items()]
             unknown = sorted(set(keys) - allowed)
             if unknown:
-                raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; this endpoint takes "
-                                  f"{', '.join(sorted(allowed)) or 'none'}.")
+                raise ConfigError(
+                    f"unknown parameter(s) {', '.join(unknown)}; this endpoint takes "
+                    f"{', '.join(sorted(allowed)) or 'none'}."
+                )
             repeated = sorted({k for k in keys if keys.count(k) > 1})
             if repeated:
                 raise ConfigError(f"parameter(s) {', '.join(repeated)} given more than once; give each once.")
+
         return Depends(check)
 
-    Sensor = Annotated[str, Query(description="The sensor (`default`, or one registered with "
-                                  "`sdr-assets sensors add`).", max_length=100)]
-    From = Annotated[str | None, Query(alias="from", max_length=100,
-                                       description="Start of the span: ISO 8601 UTC or integer ns.")]
+    Sensor = Annotated[
+        str,
+        Query(description="The sensor (`default`, or one registered with `sdr-assets sensors add`).", max_length=100),
+    ]
+    From = Annotated[
+        str | None, Query(alias="from", max_length=100, description="Start of the span: ISO 8601 UTC or integer ns.")
+    ]
     To = Annotated[str | None, Query(max_length=100, description="End of the span (exclusive).")]
     Fmin = Annotated[float | None, Query(description="Lower edge of the band, Hz.")]
     Fmax = Annotated[float | None, Query(description="Upper edge of the band, Hz.")]
 
     @app.get("/api", dependencies=[only()], summary="What this API serves")
     def index():
-        return {"title": app.title, "version": API_VERSION, "data_root": str(settings.root), "docs": "/docs",
-                "endpoints": sorted(r.path for r in app.routes if getattr(r, "path", "").startswith("/api/"))}
+        return {
+            "title": app.title,
+            "version": API_VERSION,
+            "data_root": str(settings.root),
+            "docs": "/docs",
+            "endpoints": sorted(r.path for r in app.routes if getattr(r, "path", "").startswith("/api/")),
+        }
 
     # ---- telemetry ----------------------------------------------------------------------------
-    @app.get("/api/telemetry/history", dependencies=[only("sensor", "hours", "limit", "metric", "db")],
-             summary="Telemetry rows of the last hours (newest `limit`, in time order)")
+    @app.get(
+        "/api/telemetry/history",
+        dependencies=[only("sensor", "hours", "limit", "metric", "db")],
+        summary="Telemetry rows of the last hours (newest `limit`, in time order)",
+    )
     def telemetry_history(
-            sensor: Sensor = "default", hours: float = 1.0,
-            limit: Annotated[int, Query(description=f"At most this many rows (1..{MAX_TELEMETRY_ROWS}).")] = 1000,
-            metric: Annotated[str | None, Query(max_length=200, description="One metric, e.g. ingest_mb_s.")] = None,
-            db: Annotated[str, Query(pattern="^(hot|analysis)$", description="hot: the sensor's capture "
-                                     "(default); analysis: training and other processes.")] = "hot"):
+        sensor: Sensor = "default",
+        hours: float = 1.0,
+        limit: Annotated[int, Query(description=f"At most this many rows (1..{MAX_TELEMETRY_ROWS}).")] = 1000,
+        metric: Annotated[str | None, Query(max_length=200, description="One metric, e.g. ingest_mb_s.")] = None,
+        db: Annotated[
+            str,
+            Query(
+                pattern="^(hot|analysis)$",
+                description="hot: the sensor's capture (default); analysis: training and other processes.",
+            ),
+        ] = "hot",
+    ):
         sensor = params.sensor(paths, sensor)
         h, n = params.hours(hours), params.limit(limit, MAX_TELEMETRY_ROWS)
         metric = params.text("metric", metric)
@@ -241,19 +267,29 @@ def create_app(settings: ApiSettings) -> FastAPI:
         source = _hot(settings, sensor) if db == "hot" else _analysis(settings)
         with source as conn:
             rows, truncated = queries.telemetry_rows(conn, since_ns, limit=n, metric=metric)
-        return {"sensor": sensor, "db": db, "hours": h, "since_ns": since_ns, "since": _iso(since_ns),
-                "count": len(rows), "truncated": truncated,
-                "rows": [dataclasses.asdict(r) for r in rows]}
+        return {
+            "sensor": sensor,
+            "db": db,
+            "hours": h,
+            "since_ns": since_ns,
+            "since": _iso(since_ns),
+            "count": len(rows),
+            "truncated": truncated,
+            "rows": [dataclasses.asdict(r) for r in rows],
+        }
 
-    @app.get("/api/telemetry/stats", dependencies=[only("sensor", "hours", "db")],
-             summary="min/avg/max per metric of the last hours: ingest rate, samples lost, commit "
-                     "latency, CPU, RAM, GPU")
-    def telemetry_stats(sensor: Sensor = "default", hours: float = 1.0,
-                        db: Annotated[str, Query(pattern="^(hot|analysis)$")] = "hot"):
+    @app.get(
+        "/api/telemetry/stats",
+        dependencies=[only("sensor", "hours", "db")],
+        summary="min/avg/max per metric of the last hours: ingest rate, samples lost, commit latency, CPU, RAM, GPU",
+    )
+    def telemetry_stats(
+        sensor: Sensor = "default", hours: float = 1.0, db: Annotated[str, Query(pattern="^(hot|analysis)$")] = "hot"
+    ):
         sensor = params.sensor(paths, sensor)
         h = params.hours(hours)
         since_ns = time.time_ns() - int(h * 3600 * NS_PER_S)
-        with (_hot(settings, sensor) if db == "hot" else _analysis(settings)) as conn:
+        with _hot(settings, sensor) if db == "hot" else _analysis(settings) as conn:
             stats = queries.telemetry_stats(conn, since_ns)
         groups: dict[str, list] = {g: [] for g in METRIC_GROUPS}
         for s in stats:
@@ -261,11 +297,22 @@ def create_app(settings: ApiSettings) -> FastAPI:
             if g is not None:
                 groups[g].append(_record(s))
         notes = {g: "no such metric recorded in this span" for g, rows in groups.items() if not rows}
-        return {"sensor": sensor, "db": db, "hours": h, "since_ns": since_ns, "since": _iso(since_ns),
-                "groups": groups, "notes": notes, "metrics": [_record(s) for s in stats]}
+        return {
+            "sensor": sensor,
+            "db": db,
+            "hours": h,
+            "since_ns": since_ns,
+            "since": _iso(since_ns),
+            "groups": groups,
+            "notes": notes,
+            "metrics": [_record(s) for s in stats],
+        }
 
-    @app.get("/api/database/stats", dependencies=[only()],
-             summary="Per database: size, rows per table, oldest/newest samples, free disk")
+    @app.get(
+        "/api/database/stats",
+        dependencies=[only()],
+        summary="Per database: size, rows per table, oldest/newest samples, free disk",
+    )
     def database_stats():
         from sdr_assets.store.telemetry import database_stats as figures
 
@@ -285,19 +332,30 @@ def create_app(settings: ApiSettings) -> FastAPI:
             except StoreError as exc:
                 entry["error"] = str(exc)
             else:
-                entry.update(got, ok=True, oldest_chunk_t_start=_iso(got["oldest_chunk_t_start_ns"]),
-                             newest_chunk_t_end=_iso(got["newest_chunk_t_end_ns"]))
+                entry.update(
+                    got,
+                    ok=True,
+                    oldest_chunk_t_start=_iso(got["oldest_chunk_t_start_ns"]),
+                    newest_chunk_t_end=_iso(got["newest_chunk_t_end_ns"]),
+                )
             out.append(entry)
         return {"databases": out, "errors": errors}
 
     # ---- detections, messages, devices --------------------------------------------------------
-    @app.get("/api/detections",
-             dependencies=[only("sensor", "from", "to", "label", "freq_min_hz", "freq_max_hz", "limit")],
-             summary="Detections in a span and band, with lineage (chunk seqs, frame, model version)")
-    def get_detections(sensor: Sensor = "default", t_from: From = None, to: To = None,
-                       label: Annotated[str | None, Query(max_length=200)] = None,
-                       freq_min_hz: Fmin = None, freq_max_hz: Fmax = None,
-                       limit: Annotated[int, Query(description=f"1..{MAX_ROWS}")] = 1000):
+    @app.get(
+        "/api/detections",
+        dependencies=[only("sensor", "from", "to", "label", "freq_min_hz", "freq_max_hz", "limit")],
+        summary="Detections in a span and band, with lineage (chunk seqs, frame, model version)",
+    )
+    def get_detections(
+        sensor: Sensor = "default",
+        t_from: From = None,
+        to: To = None,
+        label: Annotated[str | None, Query(max_length=200)] = None,
+        freq_min_hz: Fmin = None,
+        freq_max_hz: Fmax = None,
+        limit: Annotated[int, Query(description=f"1..{MAX_ROWS}")] = 1000,
+    ):
         sensor = params.sensor(paths, sensor)
         t0, t1 = params.span(t_from, to)
         lo, hi = params.band(freq_min_hz, freq_max_hz)
@@ -306,21 +364,39 @@ def create_app(settings: ApiSettings) -> FastAPI:
             span = queries.SpanFilter(_keys(conn, sensor), t0, t1, lo, hi)
             rows = queries.detections(conn, span, label=label, limit=n + 1)
             msgs = queries.detection_messages(conn, [r.detection_id for r in rows[:n]])
-        return {"sensor": sensor, "count": min(len(rows), n), "truncated": len(rows) > n,
-                "detections": [_record(r, sensor=split_key(r.partition_key)[0],
-                                       message_ids=msgs.get(r.detection_id, []),
-                                       iq_url=f"/api/iq?detection_id={r.detection_id}") for r in rows[:n]]}
+        return {
+            "sensor": sensor,
+            "count": min(len(rows), n),
+            "truncated": len(rows) > n,
+            "detections": [
+                _record(
+                    r,
+                    sensor=split_key(r.partition_key)[0],
+                    message_ids=msgs.get(r.detection_id, []),
+                    iq_url=f"/api/iq?detection_id={r.detection_id}",
+                )
+                for r in rows[:n]
+            ],
+        }
 
-    @app.get("/api/messages",
-             dependencies=[only("sensor", "from", "to", "model", "device_id", "channel", "freq_min_hz",
-                                "freq_max_hz", "limit")],
-             summary="What rtl_433 decoded in a span: filter by model, device id, channel, band")
-    def get_messages(sensor: Sensor = "default", t_from: From = None, to: To = None,
-                     model: Annotated[str | None, Query(max_length=200)] = None,
-                     device_id: Annotated[str | None, Query(max_length=200)] = None,
-                     channel: Annotated[str | None, Query(max_length=200)] = None,
-                     freq_min_hz: Fmin = None, freq_max_hz: Fmax = None,
-                     limit: Annotated[int, Query(description=f"1..{MAX_ROWS}")] = 1000):
+    @app.get(
+        "/api/messages",
+        dependencies=[
+            only("sensor", "from", "to", "model", "device_id", "channel", "freq_min_hz", "freq_max_hz", "limit")
+        ],
+        summary="What rtl_433 decoded in a span: filter by model, device id, channel, band",
+    )
+    def get_messages(
+        sensor: Sensor = "default",
+        t_from: From = None,
+        to: To = None,
+        model: Annotated[str | None, Query(max_length=200)] = None,
+        device_id: Annotated[str | None, Query(max_length=200)] = None,
+        channel: Annotated[str | None, Query(max_length=200)] = None,
+        freq_min_hz: Fmin = None,
+        freq_max_hz: Fmax = None,
+        limit: Annotated[int, Query(description=f"1..{MAX_ROWS}")] = 1000,
+    ):
         sensor = params.sensor(paths, sensor)
         t0, t1 = params.span(t_from, to)
         lo, hi = params.band(freq_min_hz, freq_max_hz)
@@ -328,18 +404,26 @@ def create_app(settings: ApiSettings) -> FastAPI:
         channel, n = params.text("channel", channel), params.limit(limit, MAX_ROWS)
         with _analysis(settings) as conn:
             span = queries.SpanFilter(_keys(conn, sensor), t0, t1, lo, hi)
-            rows = queries.decoded_messages(conn, span, model=model, device_id=device_id, channel=channel,
-                                            limit=n + 1)
+            rows = queries.decoded_messages(conn, span, model=model, device_id=device_id, channel=channel, limit=n + 1)
             keys = queries.message_partitions(conn, [m.message_id for m in rows[:n]])
-        return {"sensor": sensor, "count": min(len(rows), n), "truncated": len(rows) > n,
-                "messages": [_record(m, device=m.name(), partition_key=keys.get(m.message_id))
-                             for m in rows[:n]]}
+        return {
+            "sensor": sensor,
+            "count": min(len(rows), n),
+            "truncated": len(rows) > n,
+            "messages": [_record(m, device=m.name(), partition_key=keys.get(m.message_id)) for m in rows[:n]],
+        }
 
-    @app.get("/api/devices", dependencies=[only("sensor", "missing_after")],
-             summary="The device inventory of a sensor, with new/missing flags")
-    def get_devices(sensor: Sensor = "default",
-                    missing_after: Annotated[float, Query(description="Missing after this many usual "
-                                                          "intervals of silence.")] = settings.missing_after):
+    @app.get(
+        "/api/devices",
+        dependencies=[only("sensor", "missing_after")],
+        summary="The device inventory of a sensor, with new/missing flags",
+    )
+    def get_devices(
+        sensor: Sensor = "default",
+        missing_after: Annotated[
+            float, Query(description="Missing after this many usual intervals of silence.")
+        ] = settings.missing_after,
+    ):
         sensor = params.sensor(paths, sensor)
         after = params.finite("missing_after", missing_after, lo=1.0, hi=1000.0, example="3")
         with _analysis(settings) as conn:
@@ -348,38 +432,71 @@ def create_app(settings: ApiSettings) -> FastAPI:
         as_of = max((r.as_of_ns for r in rows), default=None)
         w0 = next((p.t_start_ns for p in parts if p.t_end_ns == as_of), None)
         states = device_states(rows, w0, as_of, after) if rows else []
-        return {"sensor": sensor, "as_of_ns": as_of, "as_of": _iso(as_of), "window_start_ns": w0,
-                "missing_after": after, "count": len(states),
-                "devices": [_record(s.device, name=s.device.name(), new=s.new, missing=s.missing,
-                                    missing_since_ns=s.due_ns if s.missing else None) for s in states]}
+        return {
+            "sensor": sensor,
+            "as_of_ns": as_of,
+            "as_of": _iso(as_of),
+            "window_start_ns": w0,
+            "missing_after": after,
+            "count": len(states),
+            "devices": [
+                _record(
+                    s.device,
+                    name=s.device.name(),
+                    new=s.new,
+                    missing=s.missing,
+                    missing_since_ns=s.due_ns if s.missing else None,
+                )
+                for s in states
+            ],
+        }
 
     # ---- samples ------------------------------------------------------------------------------
-    @app.get("/api/iq",
-             dependencies=[only("sensor", "from", "to", "freq_min_hz", "freq_max_hz", "detection_id", "margin_s")],
-             summary="The samples of a span (or of one detection, with a margin) as a SigMF archive",
-             response_class=StreamingResponse,
-             responses={200: {"content": {"application/x-tar": {}},
-                              "description": "NAME.sigmf: NAME/NAME.sigmf-data + NAME/NAME.sigmf-meta"}})
-    async def get_iq(sensor: Sensor = "default", t_from: From = None, to: To = None,
-                     freq_min_hz: Fmin = None, freq_max_hz: Fmax = None,
-                     detection_id: Annotated[int | None, Query(description="Instead of a span: the samples "
-                                                                "of this detection.")] = None,
-                     margin_s: Annotated[float, Query(description="With detection_id: seconds added on "
-                                                      "each side.")] = DEFAULT_MARGIN_S):
+    @app.get(
+        "/api/iq",
+        dependencies=[only("sensor", "from", "to", "freq_min_hz", "freq_max_hz", "detection_id", "margin_s")],
+        summary="The samples of a span (or of one detection, with a margin) as a SigMF archive",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"application/x-tar": {}},
+                "description": "NAME.sigmf: NAME/NAME.sigmf-data + NAME/NAME.sigmf-meta",
+            }
+        },
+    )
+    async def get_iq(
+        sensor: Sensor = "default",
+        t_from: From = None,
+        to: To = None,
+        freq_min_hz: Fmin = None,
+        freq_max_hz: Fmax = None,
+        detection_id: Annotated[
+            int | None, Query(description="Instead of a span: the samples of this detection.")
+        ] = None,
+        margin_s: Annotated[
+            float, Query(description="With detection_id: seconds added on each side.")
+        ] = DEFAULT_MARGIN_S,
+    ):
         archive, conn = await anyio.to_thread.run_sync(
-            _plan_iq, settings, paths, sensor, t_from, to, freq_min_hz, freq_max_hz, detection_id, margin_s)
+            _plan_iq, settings, paths, sensor, t_from, to, freq_min_hz, freq_max_hz, detection_id, margin_s
+        )
         return StreamingResponse(
-            _stream(archive, conn), media_type="application/x-tar",
-            headers={"Content-Length": str(archive.content_length),
-                     "Content-Disposition": f'attachment; filename="{archive.file_name}"',
-                     "X-Samples": str(archive.recording.n_samples),
-                     "X-Sample-Rate-Hz": f"{archive.recording.sample_rate_hz:.0f}"})
+            _stream(archive, conn),
+            media_type="application/x-tar",
+            headers={
+                "Content-Length": str(archive.content_length),
+                "Content-Disposition": f'attachment; filename="{archive.file_name}"',
+                "X-Samples": str(archive.recording.n_samples),
+                "X-Sample-Rate-Hz": f"{archive.recording.sample_rate_hz:.0f}",
+            },
+        )
 
     return app
 
 
-def _plan_iq(settings: ApiSettings, paths: DataPaths, sensor, t_from, to, freq_min_hz, freq_max_hz,
-             detection_id, margin_s):
+def _plan_iq(
+    settings: ApiSettings, paths: DataPaths, sensor, t_from, to, freq_min_hz, freq_max_hz, detection_id, margin_s
+):
     """Validate, open the analysis DB in one read transaction and plan the archive (every error
     comes out here, before the response starts); the caller streams it and closes ``conn``."""
     from sdr_assets.sigmf.export import SpanArchive
@@ -403,14 +520,17 @@ def _plan_iq(settings: ApiSettings, paths: DataPaths, sensor, t_from, to, freq_m
             if detection_id is not None:
                 det = queries.detection(conn, detection_id)
                 if det is None:
-                    raise NotFound(f"detection_id={detection_id}: no such detection in the analysis DB "
-                                   "(evicted with its window, or never found); list them with /api/detections.")
+                    raise NotFound(
+                        f"detection_id={detection_id}: no such detection in the analysis DB "
+                        "(evicted with its window, or never found); list them with /api/detections."
+                    )
                 sensor = split_key(det.partition_key)[0]
                 pad_ns = int(margin * NS_PER_S)
                 t0, t1 = max(0, det.t_start_ns - pad_ns), det.t_end_ns + pad_ns
                 name = f"{sensor}_detection{detection_id}"
-            archive = SpanArchive(conn, sensor, t0, t1, freq_min_hz=lo, freq_max_hz=hi,
-                                  max_bytes=settings.max_iq_bytes, name=name)
+            archive = SpanArchive(
+                conn, sensor, t0, t1, freq_min_hz=lo, freq_max_hz=hi, max_bytes=settings.max_iq_bytes, name=name
+            )
         except BaseException:
             conn.close()
             raise

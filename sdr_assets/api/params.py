@@ -3,7 +3,7 @@ message names the parameter, what was wrong and an accepted value."""
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sdr_assets.errors import ConfigError
 from sdr_assets.paths import DataPaths
@@ -36,13 +36,15 @@ def time_ns(name: str, raw: str | None) -> int | None:
         frac = _FRACTION_RE.search(text)
         frac_ns = int(frac.group(1)[:9].ljust(9, "0")) if frac else 0
         try:
-            dt = datetime.fromisoformat(text[:frac.start()] + text[frac.end():] if frac else text)
+            dt = datetime.fromisoformat(text[: frac.start()] + text[frac.end() :] if frac else text)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a time: give ISO 8601 UTC like 2026-11-23T04:00:00Z "
-                              "or integer ns since the Unix epoch.") from None
+            raise ConfigError(
+                f"{name}={raw!r} is not a time: give ISO 8601 UTC like 2026-11-23T04:00:00Z "
+                "or integer ns since the Unix epoch."
+            ) from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
         t_ns = (delta.days * 86400 + delta.seconds) * NS_PER_S + frac_ns
     if not storable_time_ns(t_ns):
         raise ConfigError(f"{name}={raw!r} lies outside {STORABLE_TIMES}; give a time inside it.")
@@ -52,8 +54,10 @@ def time_ns(name: str, raw: str | None) -> int | None:
 def span(raw_from: str | None, raw_to: str | None, *, required: bool = False) -> tuple[int | None, int | None]:
     t0, t1 = time_ns("from", raw_from), time_ns("to", raw_to)
     if required and (t0 is None or t1 is None):
-        raise ConfigError("from and to are both required (ISO 8601 UTC, e.g. from=2026-11-23T04:00:00Z"
-                          "&to=2026-11-23T04:00:10Z), or detection_id=N alone.")
+        raise ConfigError(
+            "from and to are both required (ISO 8601 UTC, e.g. from=2026-11-23T04:00:00Z"
+            "&to=2026-11-23T04:00:10Z), or detection_id=N alone."
+        )
     if t0 is not None and t1 is not None and t1 <= t0:
         raise ConfigError(f"to={raw_to!r} is not after from={raw_from!r}; give a span that ends after it starts.")
     return t0, t1

@@ -19,8 +19,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ConfigError(f"--host {host!r} cannot be resolved ({exc.strerror}); give an address such as "
-                          f"{DEFAULT_HOST}.") from None
+        raise ConfigError(
+            f"--host {host!r} cannot be resolved ({exc.strerror}); give an address such as {DEFAULT_HOST}."
+        ) from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -29,8 +30,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); is another server using that "
-                          "port? Pass another --port.") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); is another server using that port? Pass another --port."
+        ) from None
     return sock
 
 
@@ -41,8 +43,14 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def serve(root: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_iq_mb: float = 256.0,
-          echo: Callable[[str], None] = print) -> None:
+def serve(
+    root: Path,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    max_iq_mb: float = 256.0,
+    echo: Callable[[str], None] = print,
+) -> None:
     """Serve the API over the data root ``root`` until SIGINT/SIGTERM."""
     import uvicorn
 
@@ -54,8 +62,10 @@ def serve(root: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max
     sock = bind(host, port)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     if not is_loopback(host):
-        echo(f"warning: --host {host} is reachable from other machines and the API has no "
-             "authentication; everything under the data root can be read by anyone who reaches it.")
+        echo(
+            f"warning: --host {host} is reachable from other machines and the API has no "
+            "authentication; everything under the data root can be read by anyone who reaches it."
+        )
     echo(f"sdr_assets API on {url} (data root {root}; OpenAPI docs at {url}/docs); Ctrl-C stops it")
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     try:

@@ -33,7 +33,8 @@ def validate_sample_rate_hz(rate) -> float:
         raise ConfigError(
             f"sample rate {rate!r} Hz is not one an RTL-SDR can run at; use 225001-300000 "
             "or 900001-3200000 Hz (e.g. 250000 or 2400000; above 2.4 MS/s the dongle itself "
-            "may drop samples)")
+            "may drop samples)"
+        )
     return r
 
 

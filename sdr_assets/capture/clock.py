@@ -36,9 +36,8 @@ chunks of ``chunk_samples``; a gap, a late drop, a retune or a drop ends a chunk
 
 import time
 
-from sdr_assets.records import utc_iso
 from sdr_assets.errors import CaptureError
-from sdr_assets.records import NS_PER_S, Chunk, Gap, samples_to_ns
+from sdr_assets.records import NS_PER_S, Chunk, Gap, samples_to_ns, utc_iso
 
 DEFAULT_TOLERANCE_S = 2.0
 
@@ -47,9 +46,16 @@ class WallClock:
     """Turns blocks of cu8 bytes and their arrival times into chunks and gaps, stamped
     against the wall clock (one per source, used by one thread)."""
 
-    def __init__(self, *, center_freq_hz: float, sample_rate_hz: float, gain_db: float | None,
-                 chunk_samples: int, tolerance_s: float = DEFAULT_TOLERANCE_S,
-                 now_ns=time.time_ns) -> None:
+    def __init__(
+        self,
+        *,
+        center_freq_hz: float,
+        sample_rate_hz: float,
+        gain_db: float | None,
+        chunk_samples: int,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        now_ns=time.time_ns,
+    ) -> None:
         if not tolerance_s > 0:
             raise CaptureError(f"clock tolerance {tolerance_s!r} s must be > 0 (2 is the default)")
         self.freq, self.rate, self.gain = float(center_freq_hz), float(sample_rate_hz), gain_db
@@ -99,7 +105,8 @@ class WallClock:
                 f"the hot DB already holds samples up to {utc_iso(t_ns, digits=3, suffix='+00:00')}, "
                 f"{ahead_ns / NS_PER_S:.1f} s ahead of this machine's clock; a live capture "
                 "would store samples over them. Check the system clock (NTP), or move the hot "
-                "DB aside (or set SDR_ASSETS_HOME to another folder).")
+                "DB aside (or set SDR_ASSETS_HOME to another folder)."
+            )
         self._not_before = int(t_ns)
 
     # ---- what the source tells ------------------------------------------------------------
@@ -118,8 +125,7 @@ class WallClock:
         self._reconnect_why = why
         return out
 
-    def retune(self, center_freq_hz: float, sample_rate_hz: float,
-               gain_db: float | None) -> list:
+    def retune(self, center_freq_hz: float, sample_rate_hz: float, gain_db: float | None) -> list:
         """Bytes fed from now on carry the new tuning; the timeline goes on at the new rate."""
         out = self._settle() + self._flush()
         end = self.next_ns
@@ -148,21 +154,23 @@ class WallClock:
             self._held = []  # a connection's first blocks anchor it
         if self._held is None:
             start, n = self.next_ns, len(data) // 2
-            if start + samples_to_ns(n, self.rate) <= arrived_ns \
-                    and arrived_ns - start > self.tolerance_ns:  # shortfall: anchor again
+            if (
+                start + samples_to_ns(n, self.rate) <= arrived_ns and arrived_ns - start > self.tolerance_ns
+            ):  # shortfall: anchor again
                 quiet_ns = arrived_ns - self._last_arrival
                 if quiet_ns > self.tolerance_ns:
                     self._why_anchor = ("stall", f"no data for {quiet_ns / NS_PER_S:.3f} s")
                 else:
-                    self._why_anchor = ("underrun", "the wire delivered fewer samples than the "
-                                                    "sample rate")
+                    self._why_anchor = ("underrun", "the wire delivered fewer samples than the sample rate")
                 self._held = []
         self._last_arrival = arrived_ns
         if self._held is not None:
             self._held.append((bytes(data), arrived_ns))
             self._held_n += len(data) // 2
-            if arrived_ns - self._held[0][1] < self.settle_ns \
-                    and self._held_n < self.tolerance_ns * self.rate / NS_PER_S:
+            if (
+                arrived_ns - self._held[0][1] < self.settle_ns
+                and self._held_n < self.tolerance_ns * self.rate / NS_PER_S
+            ):
                 return []  # (more samples than the tolerance: a burst, no need to wait)
             return self._settle()
         return self._place(data, arrived_ns)
@@ -208,8 +216,7 @@ class WallClock:
             if first_w - opened <= self.tolerance_ns:
                 # the radio streams from the opening (earlier if the blocks say so: the opening
                 # is measured once the header is in), less the margin; T/8 before it at most
-                start = self._floored(max(min(bound, opened) - self.margin_ns,
-                                          opened - self.early_ns))
+                start = self._floored(max(min(bound, opened) - self.margin_ns, opened - self.early_ns))
             else:  # nothing for more than T after the opening
                 start = self._floored(bound - self.margin_ns)
             if self._seg_t0 is None:
@@ -226,8 +233,9 @@ class WallClock:
             cause, detail = self._why_anchor or ("underrun", "")
             start = self._floored(bound - self.margin_ns)
             behind_ns = first_w - self.next_ns
-            out += self._gap_to(start, cause, f"{detail}; the timeline was "
-                                              f"{behind_ns / NS_PER_S:.3f} s behind the wall clock")
+            out += self._gap_to(
+                start, cause, f"{detail}; the timeline was {behind_ns / NS_PER_S:.3f} s behind the wall clock"
+            )
         self._why_anchor = None
         out += [self._gap(k, cause, detail) for k, cause, detail in self._lost_first]
         self._lost_first.clear()
@@ -256,7 +264,7 @@ class WallClock:
             out += self._flush() + self._flush_late()
         if not self._buf:
             self._buf_t0 = start
-        self._buf += data[2 * (n - keep):] if keep < n else data
+        self._buf += data[2 * (n - keep) :] if keep < n else data
         self._seg_n += keep
         while len(self._buf) >= self.chunk_bytes:
             out.append(self._chunk(self.chunk_bytes))
@@ -264,8 +272,13 @@ class WallClock:
 
     # ---- helpers --------------------------------------------------------------------------
     def _chunk(self, n_bytes: int) -> Chunk:
-        chunk = Chunk(t_start_ns=self._buf_t0, center_freq_hz=self.freq, sample_rate_hz=self.rate,
-                      gain_db=self.gain, iq=bytes(self._buf[:n_bytes]))
+        chunk = Chunk(
+            t_start_ns=self._buf_t0,
+            center_freq_hz=self.freq,
+            sample_rate_hz=self.rate,
+            gain_db=self.gain,
+            iq=bytes(self._buf[:n_bytes]),
+        )
         del self._buf[:n_bytes]
         self._buf_t0 = chunk.t_end_ns
         return chunk
@@ -294,6 +307,14 @@ class WallClock:
             return []
         n, self._late_n = self._late_n, 0
         at, self._late_at = self._late_at, None
-        return [Gap(at, n, self.rate, "late",
-                    f"{n} samples arrived after their time had passed (the sender drained a "
-                    "backlog or sent faster than the rate); discarded", duration_ns=0)]
+        return [
+            Gap(
+                at,
+                n,
+                self.rate,
+                "late",
+                f"{n} samples arrived after their time had passed (the sender drained a "
+                "backlog or sent faster than the rate); discarded",
+                duration_ns=0,
+            )
+        ]

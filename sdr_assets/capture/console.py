@@ -14,8 +14,17 @@ from sdr_assets.errors import ConfigError
 from sdr_assets.records import NS_PER_S, utc_iso
 
 STALE_AFTER_S = 5.0  # telemetry is written every second; older than this = stalled
-STATS_DEFAULT_METRICS = ("samples_received_per_s", "samples_lost", "ingest_mb_s", "ring_high_water",
-                         "commit_ms_p99", "commit_ms_max", "rss_mb", "cpu_percent", "db_size_bytes")
+STATS_DEFAULT_METRICS = (
+    "samples_received_per_s",
+    "samples_lost",
+    "ingest_mb_s",
+    "ring_high_water",
+    "commit_ms_p99",
+    "commit_ms_max",
+    "rss_mb",
+    "cpu_percent",
+    "db_size_bytes",
+)
 
 
 def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int | None:
@@ -32,10 +41,26 @@ def resolve_cap_bytes(cap_bytes: int | None, cap_gb: float | None) -> int | None
     return cap
 
 
-def run_capture(*, hot_db: Path, source_uri: str, center_freq_hz, sample_rate_hz, gain_db, realtime, loop,
-                ring_mb: float, cap_bytes, cap_gb, max_age_s, synchronous: str, duration_s,
-                partition_minutes: float, writer_delay_s: float, echo: Callable[[str], None],
-                telemetry_limits=None):
+def run_capture(
+    *,
+    hot_db: Path,
+    source_uri: str,
+    center_freq_hz,
+    sample_rate_hz,
+    gain_db,
+    realtime,
+    loop,
+    ring_mb: float,
+    cap_bytes,
+    cap_gb,
+    max_age_s,
+    synchronous: str,
+    duration_s,
+    partition_minutes: float,
+    writer_delay_s: float,
+    echo: Callable[[str], None],
+    telemetry_limits=None,
+):
     """Build the source and the service from CLI values and run until the end; the summary.
     ``hot_db``: the sensor's hot DB; ``partition_minutes``: the analysis window (capacity check);
     ``telemetry_limits``: the telemetry bound (store.telemetry.TelemetryLimits, default when None)."""
@@ -51,17 +76,34 @@ def run_capture(*, hot_db: Path, source_uri: str, center_freq_hz, sample_rate_hz
 
     total_mb = psutil.virtual_memory().total / 2**20
     if ring_mb > total_mb / 2:
-        raise ConfigError(f"--ring-mb {ring_mb:g} is more than half of this machine's memory "
-                          f"({total_mb:.0f} MiB); 64 is the default, a few hundred is plenty.")
+        raise ConfigError(
+            f"--ring-mb {ring_mb:g} is more than half of this machine's memory "
+            f"({total_mb:.0f} MiB); 64 is the default, a few hundred is plenty."
+        )
     if duration_s is not None and not duration_s > 0:
         raise ConfigError(f"--duration-s {duration_s} must be > 0 (omit it to run until Ctrl-C).")
     cap = resolve_cap_bytes(cap_bytes, cap_gb)
-    source = open_source(source_uri, center_freq_hz=center_freq_hz, sample_rate_hz=sample_rate_hz,
-                         gain_db=gain_db, realtime=realtime, loop=loop)
-    service = CaptureService(source, hot_db, ring_bytes=int(ring_mb * 2**20),
-                             synchronous=synchronous, cap_bytes=cap, max_age_s=max_age_s,
-                             window_s_for_capacity_check=minutes * 60.0, duration_s=duration_s,
-                             writer_delay_s=writer_delay_s, telemetry_limits=telemetry_limits, log=echo)
+    source = open_source(
+        source_uri,
+        center_freq_hz=center_freq_hz,
+        sample_rate_hz=sample_rate_hz,
+        gain_db=gain_db,
+        realtime=realtime,
+        loop=loop,
+    )
+    service = CaptureService(
+        source,
+        hot_db,
+        ring_bytes=int(ring_mb * 2**20),
+        synchronous=synchronous,
+        cap_bytes=cap,
+        max_age_s=max_age_s,
+        window_s_for_capacity_check=minutes * 60.0,
+        duration_s=duration_s,
+        writer_delay_s=writer_delay_s,
+        telemetry_limits=telemetry_limits,
+        log=echo,
+    )
     return service.run()
 
 
@@ -113,8 +155,10 @@ def render_status(st: dict | None, hot_path: Path):
     from rich.table import Table
 
     if st is None:
-        return (f"No capture has run yet: {hot_path} holds no capture. Start one with\n"
-                f"  sdr-assets capture --source 'synthetic://?seed=1&rate=1024000' --partition-minutes 5")
+        return (
+            f"No capture has run yet: {hot_path} holds no capture. Start one with\n"
+            f"  sdr-assets capture --source 'synthetic://?seed=1&rate=1024000' --partition-minutes 5"
+        )
     m = st["metrics"]
     table = Table(title=f"capture {st['capture_id']}: {st['state']}", show_header=False)
     table.add_column("what", style="bold")
@@ -162,8 +206,7 @@ def status_command(hot_path: Path, watch: bool, interval_s: float, console=None)
     from rich.live import Live
 
     try:
-        with Live(render_status(read_status(hot_path), hot_path), console=console,
-                  auto_refresh=False) as live:
+        with Live(render_status(read_status(hot_path), hot_path), console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(interval_s)
                 live.update(render_status(read_status(hot_path), hot_path), refresh=True)
@@ -222,8 +265,10 @@ def database_command(hot_db: Path, analysis_db: Path, limits, console=None) -> N
             continue
         with reading(path):
             view = database_view(path)
-        table = Table(title=f"{label} {path}: file {view.file_bytes / 1e6:,.1f} MB, WAL "
-                            f"{view.wal_bytes / 1e6:,.1f} MB, free pages {view.free_bytes / 1e6:,.1f} MB")
+        table = Table(
+            title=f"{label} {path}: file {view.file_bytes / 1e6:,.1f} MB, WAL "
+            f"{view.wal_bytes / 1e6:,.1f} MB, free pages {view.free_bytes / 1e6:,.1f} MB"
+        )
         for col in ("table", "rows", "oldest", "newest", "MB"):
             table.add_column(col, justify="right" if col in ("rows", "MB") else "left")
         for t in view.tables:
@@ -232,7 +277,9 @@ def database_command(hot_db: Path, analysis_db: Path, limits, console=None) -> N
         shown += 1
     cap = "no cap" if limits.cap_bytes is None else f"cap {limits.cap_bytes / 1e6:,.0f} MB"
     age = "no age limit" if limits.max_age_s is None else f"max age {limits.max_age_s / 86400:g} days"
-    console.print(f"telemetry bound, each DB: {cap}, {age}, pruned every {limits.prune_interval_s / 60:g} min "
-                  "by its writer (SDR_ASSETS_TELEMETRY_CAP_MB, SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS)")
+    console.print(
+        f"telemetry bound, each DB: {cap}, {age}, pruned every {limits.prune_interval_s / 60:g} min "
+        "by its writer (SDR_ASSETS_TELEMETRY_CAP_MB, SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS)"
+    )
     if not shown:
         raise ConfigError(f"no database at {hot_db} or {analysis_db} yet: start a capture (`sdr-assets capture ...`).")

@@ -22,18 +22,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdr_assets.capture.base import DEFAULT_CHUNK_SAMPLES, Event, Source
-from sdr_assets.sigmf import (annotation_record, describe_conversion, is_sigmf_path,
-                                      parse_sigmf_meta, path_exists, sigmf_paths, to_cu8)
 from sdr_assets.errors import ConfigError, SourceError
-from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, STORABLE_TIMES, Chunk, Gap, SourceInfo,
-                                describe_time_ns, samples_to_ns, storable_time_ns)
+from sdr_assets.records import (
+    INT64_MAX,
+    MAX_SAMPLE_RATE_HZ,
+    NS_PER_S,
+    STORABLE_TIMES,
+    Chunk,
+    Gap,
+    SourceInfo,
+    describe_time_ns,
+    samples_to_ns,
+    storable_time_ns,
+)
+from sdr_assets.sigmf import (
+    annotation_record,
+    describe_conversion,
+    is_sigmf_path,
+    parse_sigmf_meta,
+    path_exists,
+    sigmf_paths,
+    to_cu8,
+)
 
 log = logging.getLogger("sdr_assets.capture")
 
 _SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
 _TOKEN_RE = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgG]?)(hz|sps)?$", re.IGNORECASE)
-_OTHER_RAW = (".cs8", ".cs16", ".cs32", ".cf32", ".cf64", ".s16", ".s8", ".u16", ".f32",
-              ".am", ".fm", ".wav", ".sigmf")
+_OTHER_RAW = (".cs8", ".cs16", ".cs32", ".cf32", ".cf64", ".s16", ".s8", ".u16", ".f32", ".am", ".fm", ".wav", ".sigmf")
 
 
 def parse_rtl433_filename(name: str) -> tuple[float | None, float | None]:
@@ -86,11 +102,19 @@ class _Segment:
 class FileSource(Source):
     """A raw cu8 file or a SigMF recording (``.sigmf-meta``, ``.sigmf-data`` or base name)."""
 
-    def __init__(self, path: str | os.PathLike, *, center_freq_hz: float | None = None,
-                 sample_rate_hz: float | None = None, gain_db: float | None = None,
-                 realtime: bool = False, loop: bool = False,
-                 chunk_samples: int = DEFAULT_CHUNK_SAMPLES, start_ns: int | None = None,
-                 uri: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        center_freq_hz: float | None = None,
+        sample_rate_hz: float | None = None,
+        gain_db: float | None = None,
+        realtime: bool = False,
+        loop: bool = False,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+        start_ns: int | None = None,
+        uri: str | None = None,
+    ) -> None:
         super().__init__()
         if int(chunk_samples) < 1:
             raise ConfigError(f"chunk_samples must be >= 1, got {chunk_samples!r}")
@@ -119,8 +143,7 @@ class FileSource(Source):
         try:
             self._file = open(data_path, "rb", buffering=0)
         except OSError as exc:
-            raise SourceError(f"cannot read {data_path} ({exc.strerror}); check the path and "
-                              "its permissions") from None
+            raise SourceError(f"cannot read {data_path} ({exc.strerror}); check the path and its permissions") from None
         self._data_path = data_path
         self.info = info
         return info
@@ -128,23 +151,28 @@ class FileSource(Source):
     def _plan_cu8(self) -> tuple[SourceInfo, Path]:
         p = self.path
         if p.suffix.lower() in _OTHER_RAW:
-            raise ConfigError(f"{p}: raw {p.suffix} files are not supported; convert to cu8 "
-                              "(interleaved uint8 I/Q) or wrap it in a SigMF recording")
+            raise ConfigError(
+                f"{p}: raw {p.suffix} files are not supported; convert to cu8 "
+                "(interleaved uint8 I/Q) or wrap it in a SigMF recording"
+            )
         size = _size(p)
         if size % 2:
-            raise SourceError(f"{p} has an odd number of bytes ({size}), which is not whole "
-                              "cu8 I/Q pairs; it is truncated or not cu8: trim the last byte "
-                              "or check the format")
+            raise SourceError(
+                f"{p} has an odd number of bytes ({size}), which is not whole "
+                "cu8 I/Q pairs; it is truncated or not cu8: trim the last byte "
+                "or check the format"
+            )
         name_freq, name_rate = parse_rtl433_filename(p.name)
         rate = self.sample_rate_hz if self.sample_rate_hz is not None else name_rate
         if rate is None:
-            raise ConfigError(f"{p.name}: sample rate unknown; pass --sample-rate-hz (e.g. "
-                              "--sample-rate-hz 250000) or name the file like "
-                              "NAME_433.92M_250k.cu8 (rtl_433's convention)")
+            raise ConfigError(
+                f"{p.name}: sample rate unknown; pass --sample-rate-hz (e.g. "
+                "--sample-rate-hz 250000) or name the file like "
+                "NAME_433.92M_250k.cu8 (rtl_433's convention)"
+            )
         rate = _positive_rate(rate)
         freq = self.center_freq_hz if self.center_freq_hz is not None else name_freq
-        meta = {"path": str(p.resolve()), "format": "cu8", "n_samples": size // 2,
-                "duration_s": size / 2 / rate}
+        meta = {"path": str(p.resolve()), "format": "cu8", "n_samples": size // 2, "duration_s": size / 2 / rate}
         if freq is None:
             log.warning("%s: centre frequency unknown (pass --center-freq-hz); using 0 Hz", p)
             meta["center_freq_known"] = False
@@ -161,29 +189,37 @@ class FileSource(Source):
         try:
             text = meta_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise SourceError(f"SigMF metadata {meta_path} not found; pass the .sigmf-meta, "
-                              "the .sigmf-data or the base name of an existing recording") \
-                from None
+            raise SourceError(
+                f"SigMF metadata {meta_path} not found; pass the .sigmf-meta, "
+                "the .sigmf-data or the base name of an existing recording"
+            ) from None
         except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the name
             raise SourceError(f"cannot read {meta_path} ({exc}); check the file") from None
         sm = parse_sigmf_meta(text, where=str(meta_path))
         if sm.dataset:
             data_path = meta_path.with_name(sm.dataset)
-        for flag, ours, theirs in (("--sample-rate-hz", self.sample_rate_hz, sm.sample_rate_hz),
-                                   ("--center-freq-hz", self.center_freq_hz,
-                                    sm.captures[0].center_freq_hz)):
+        for flag, ours, theirs in (
+            ("--sample-rate-hz", self.sample_rate_hz, sm.sample_rate_hz),
+            ("--center-freq-hz", self.center_freq_hz, sm.captures[0].center_freq_hz),
+        ):
             if ours is not None and theirs is not None and float(ours) != float(theirs):
-                raise ConfigError(f"{flag} {ours:g} contradicts {meta_path.name} ({theirs:g}); "
-                                  f"drop {flag} (the recording says what it is)")
+                raise ConfigError(
+                    f"{flag} {ours:g} contradicts {meta_path.name} ({theirs:g}); "
+                    f"drop {flag} (the recording says what it is)"
+                )
         if not path_exists(data_path):
-            raise SourceError(f"SigMF data file {data_path} is missing (the metadata "
-                              f"{meta_path.name} has no samples); copy it beside the metadata")
+            raise SourceError(
+                f"SigMF data file {data_path} is missing (the metadata "
+                f"{meta_path.name} has no samples); copy it beside the metadata"
+            )
         size = _size(data_path)
         ssize = sm.sample_size_bytes
         if size % ssize:
-            raise SourceError(f"{data_path} holds {size} bytes, not a multiple of the "
-                              f"{ssize}-byte {sm.datatype} sample; it is truncated or the "
-                              "core:datatype is wrong")
+            raise SourceError(
+                f"{data_path} holds {size} bytes, not a multiple of the "
+                f"{ssize}-byte {sm.datatype} sample; it is truncated or the "
+                "core:datatype is wrong"
+            )
         rate, n = sm.sample_rate_hz, size // ssize
         default_freq = self.center_freq_hz if self.center_freq_hz is not None else 0.0
         segs: list[_Segment] = []
@@ -192,10 +228,12 @@ class FileSource(Source):
         for i, c in enumerate(sm.captures):
             end = sm.captures[i + 1].sample_start if i + 1 < len(sm.captures) else n
             start, end = min(c.sample_start, n), min(end, n)
-            freq = c.center_freq_hz if c.center_freq_hz is not None else \
-                (segs[-1].center_freq_hz if segs else default_freq)
-            t_rel = 0 if not segs else segs[-1].t_rel_ns + samples_to_ns(
-                segs[-1].end - segs[-1].start, rate)
+            freq = (
+                c.center_freq_hz
+                if c.center_freq_hz is not None
+                else (segs[-1].center_freq_hz if segs else default_freq)
+            )
+            t_rel = 0 if not segs else segs[-1].t_rel_ns + samples_to_ns(segs[-1].end - segs[-1].start, rate)
             gap = 0
             if segs and c.datetime_ns is not None:
                 jump_ns = (c.datetime_ns - t0) - t_rel
@@ -209,9 +247,13 @@ class FileSource(Source):
         self._rate, self._t0_ns, self._segments = rate, t0, segs
         self._annotations = sm.annotations
         self._check_storable(meta_path)
-        meta = {"path": str(data_path.resolve()), "format": "sigmf", "n_samples": n,
-                "duration_s": n / rate, "sigmf": {"datatype": sm.datatype,
-                                                  "version": sm.version, **sm.extra}}
+        meta = {
+            "path": str(data_path.resolve()),
+            "format": "sigmf",
+            "n_samples": n,
+            "duration_s": n / rate,
+            "sigmf": {"datatype": sm.datatype, "version": sm.version, **sm.extra},
+        }
         if self.start_ns is not None:
             meta["t0_from"] = "start= in the source URI"
         elif sm.captures[0].datetime_ns is None:
@@ -227,23 +269,29 @@ class FileSource(Source):
     def _check_storable(self, meta_path: Path) -> None:
         """Refuse, before a sample is read, a recording whose times or counts the hot DB cannot
         hold (a core:datetime in the year 9999 or 0001, an annotation 2**62 samples on)."""
+
         def refuse(what: str) -> SourceError:
-            return SourceError(f"{meta_path}: {what}, outside the times the hot DB can store "
-                               f"({STORABLE_TIMES}); fix the SigMF metadata")
+            return SourceError(
+                f"{meta_path}: {what}, outside the times the hot DB can store "
+                f"({STORABLE_TIMES}); fix the SigMF metadata"
+            )
 
         last = self._segments[-1]
         t_end = self._t0_ns + last.t_rel_ns + samples_to_ns(last.end - last.start, self._rate)
         if not (storable_time_ns(self._t0_ns) and storable_time_ns(t_end)):
-            raise refuse(f"its samples would lie at {describe_time_ns(self._t0_ns)} .. "
-                         f"{describe_time_ns(t_end)} (core:datetime)")
+            raise refuse(
+                f"its samples would lie at {describe_time_ns(self._t0_ns)} .. {describe_time_ns(t_end)} (core:datetime)"
+            )
         if any(seg.gap_before > INT64_MAX for seg in self._segments):
             raise refuse("a core:datetime jump makes more lost samples than can be counted")
         for a in self._annotations:
             rec = self._annotation_at(a, self._t0_ns)
             if not (storable_time_ns(rec.t_start_ns) and storable_time_ns(rec.t_end_ns)):
-                raise refuse(f"the annotation at core:sample_start {a.sample_start} (core:sample_count "
-                             f"{a.sample_count}) would lie at {describe_time_ns(rec.t_start_ns)} .. "
-                             f"{describe_time_ns(rec.t_end_ns)}")
+                raise refuse(
+                    f"the annotation at core:sample_start {a.sample_start} (core:sample_count "
+                    f"{a.sample_count}) would lie at {describe_time_ns(rec.t_start_ns)} .. "
+                    f"{describe_time_ns(rec.t_end_ns)}"
+                )
 
     def _start(self, n_samples: int, rate: float) -> int:
         """The first sample's time when the recording does not say: ``start_ns``, else now
@@ -256,10 +304,19 @@ class FileSource(Source):
 
     def _info(self, freq: float, rate: float, meta: dict) -> SourceInfo:
         if self._n_samples == 0:
-            raise SourceError(f"{self.path} holds no samples; there is nothing to capture "
-                              "(check that the recording was written completely)")
-        return SourceInfo(uri=self.uri, kind="file", center_freq_hz=freq, sample_rate_hz=rate,
-                          gain_db=self.gain_db, realtime=self.realtime, meta=meta)
+            raise SourceError(
+                f"{self.path} holds no samples; there is nothing to capture "
+                "(check that the recording was written completely)"
+            )
+        return SourceInfo(
+            uri=self.uri,
+            kind="file",
+            center_freq_hz=freq,
+            sample_rate_hz=rate,
+            gain_db=self.gain_db,
+            realtime=self.realtime,
+            meta=meta,
+        )
 
     # ---- iteration ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -270,8 +327,7 @@ class FileSource(Source):
         if self._file is None:
             raise SourceError("FileSource.events() before open(); call open() first")
         rate, f = self._rate, self._file
-        pass_ns = self._segments[-1].t_rel_ns + samples_to_ns(
-            self._segments[-1].end - self._segments[-1].start, rate)
+        pass_ns = self._segments[-1].t_rel_ns + samples_to_ns(self._segments[-1].end - self._segments[-1].start, rate)
         wall0 = time.monotonic()
         emitted = 0  # samples yielded so far, all passes (for realtime pacing)
         pass_idx = 0
@@ -281,11 +337,13 @@ class FileSource(Source):
             f.seek(0)
             for seg in self._segments:
                 if seg.gap_before:
-                    yield Gap(t_start_ns=t_pass + seg.t_rel_ns - samples_to_ns(seg.gap_before,
-                                                                                rate),
-                              n_samples_lost=seg.gap_before, sample_rate_hz=rate,
-                              cause="recording_gap",
-                              detail="SigMF capture core:datetime jumps ahead of the sample clock")
+                    yield Gap(
+                        t_start_ns=t_pass + seg.t_rel_ns - samples_to_ns(seg.gap_before, rate),
+                        n_samples_lost=seg.gap_before,
+                        sample_rate_hz=rate,
+                        cause="recording_gap",
+                        detail="SigMF capture core:datetime jumps ahead of the sample clock",
+                    )
                 pos = seg.start
                 f.seek(pos * self._sample_size)
                 while pos < seg.end:
@@ -301,9 +359,13 @@ class FileSource(Source):
                         delay = wall0 + emitted / rate - time.monotonic()
                         if delay > 0 and self._stop_event.wait(delay):
                             return
-                    yield Chunk(t_start_ns=t_pass + seg.t_rel_ns + samples_to_ns(
-                        pos - seg.start, rate), center_freq_hz=seg.center_freq_hz,
-                        sample_rate_hz=rate, gain_db=self.gain_db, iq=iq)
+                    yield Chunk(
+                        t_start_ns=t_pass + seg.t_rel_ns + samples_to_ns(pos - seg.start, rate),
+                        center_freq_hz=seg.center_freq_hz,
+                        sample_rate_hz=rate,
+                        gain_db=self.gain_db,
+                        iq=iq,
+                    )
                     pos += n
             if not self.loop:
                 _, anns = self._annotations_before(ann_i, float("inf"), t_pass)
@@ -320,11 +382,9 @@ class FileSource(Source):
 
     def _annotation_at(self, a, t_pass: int):
         """The SigMF annotation ``a`` as a record, in the pass of the file starting at ``t_pass``."""
-        seg = next((s for s in reversed(self._segments) if s.start <= a.sample_start),
-                   self._segments[0])
+        seg = next((s for s in reversed(self._segments) if s.start <= a.sample_start), self._segments[0])
         t = t_pass + seg.t_rel_ns + samples_to_ns(a.sample_start - seg.start, self._rate)
-        return annotation_record(a, t, self._rate, seg.center_freq_hz,
-                                 max(self._n_samples - a.sample_start, 0))
+        return annotation_record(a, t, self._rate, seg.center_freq_hz, max(self._n_samples - a.sample_start, 0))
 
     def close(self) -> None:
         if self._file is not None:
@@ -344,8 +404,7 @@ def _size(p: Path) -> int:
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise SourceError(f"{p} not found; check the path (relative paths start from "
-                          f"{Path.cwd()})") from None
+        raise SourceError(f"{p} not found; check the path (relative paths start from {Path.cwd()})") from None
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read {p} ({exc}); check the path") from None
     if not p.is_file():
@@ -359,8 +418,7 @@ def _positive_rate(rate) -> float:
     except (TypeError, ValueError):
         r = float("nan")
     if not 1.0 <= r <= MAX_SAMPLE_RATE_HZ:
-        raise ConfigError(f"sample rate {rate!r} must be a number of Hz from 1 to "
-                          f"{MAX_SAMPLE_RATE_HZ:g}, e.g. 250000")
+        raise ConfigError(f"sample rate {rate!r} must be a number of Hz from 1 to {MAX_SAMPLE_RATE_HZ:g}, e.g. 250000")
     return r
 
 
@@ -369,7 +427,6 @@ def _read_exact(f, n_bytes: int, path: Path) -> bytes:
     while len(data) < n_bytes:  # a short read on a regular file: keep reading, or it shrank
         more = f.read(n_bytes - len(data))
         if not more:
-            raise SourceError(f"{path} shrank while being read; do not modify a recording "
-                              "that is being replayed")
+            raise SourceError(f"{path} shrank while being read; do not modify a recording that is being replayed")
         data += more
     return data

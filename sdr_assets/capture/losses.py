@@ -9,8 +9,7 @@ import math
 from collections import deque
 
 from sdr_assets.capture.telemetry_sampler import RECEIVED_CAUSES, Counters
-from sdr_assets.records import (INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, Chunk, Gap, samples_to_ns,
-                                utc_iso)
+from sdr_assets.records import INT64_MAX, MAX_SAMPLE_RATE_HZ, NS_PER_S, Annotation, Chunk, Gap, samples_to_ns, utc_iso
 
 
 class LossRecorder:
@@ -26,8 +25,11 @@ class LossRecorder:
         """A chunk the ring could not take; joins the current run if it follows it."""
         self.counters.add_lost("ring_overflow", chunk.n_samples)
         run = self._run
-        if run is not None and run[2] == chunk.sample_rate_hz and abs(
-                chunk.t_start_ns - (run[0] + samples_to_ns(run[1], run[2]))) <= samples_to_ns(1, run[2]):
+        if (
+            run is not None
+            and run[2] == chunk.sample_rate_hz
+            and abs(chunk.t_start_ns - (run[0] + samples_to_ns(run[1], run[2]))) <= samples_to_ns(1, run[2])
+        ):
             run[1] += chunk.n_samples
             return
         self.flush()
@@ -38,8 +40,11 @@ class LossRecorder:
         if self._run is not None:
             t_start_ns, n, rate = self._run
             self._run = None
-            self.side.append(Gap(t_start_ns, n, rate, "ring_overflow",
-                                 f"ring full ({self.ring_bytes} bytes): the writer fell behind"))
+            self.side.append(
+                Gap(
+                    t_start_ns, n, rate, "ring_overflow", f"ring full ({self.ring_bytes} bytes): the writer fell behind"
+                )
+            )
 
     def source_event(self, event: Gap | Annotation) -> None:
         """A gap the source reported (counted under its cause) or an annotation: queued.
@@ -69,10 +74,15 @@ class LossRecorder:
         if dead_ns <= samples_to_ns(1, rate_hz):
             return None  # a replay that starts earlier, or a seamless continuation
         n = min(int(round(dead_ns * rate_hz / NS_PER_S)), INT64_MAX)
-        gap = Gap(prev_end_ns, n, rate_hz, "restart",
-                  f"service was down from {utc_iso(prev_end_ns, digits=3, suffix='+00:00')} "
-                  f"to {utc_iso(first_t_start_ns, digits=3, suffix='+00:00')} "
-                  f"({dead_ns / NS_PER_S:.3f} s){note}")
+        gap = Gap(
+            prev_end_ns,
+            n,
+            rate_hz,
+            "restart",
+            f"service was down from {utc_iso(prev_end_ns, digits=3, suffix='+00:00')} "
+            f"to {utc_iso(first_t_start_ns, digits=3, suffix='+00:00')} "
+            f"({dead_ns / NS_PER_S:.3f} s){note}",
+        )
         self.counters.add_lost("restart", n)
         self.side.append(gap)
         return gap

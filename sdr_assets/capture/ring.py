@@ -89,8 +89,7 @@ class ByteRing:
             pos = self._write_pos
         # The region [pos, pos + n) is free and only this thread writes it until published.
         self._copy_in(pos, data)
-        slot = _Slot(pos, n, chunk.t_start_ns, chunk.center_freq_hz, chunk.sample_rate_hz,
-                     chunk.gain_db)
+        slot = _Slot(pos, n, chunk.t_start_ns, chunk.center_freq_hz, chunk.sample_rate_hz, chunk.gain_db)
         with self._cond:
             self._slots.append(slot)
             self._write_pos = pos + n
@@ -132,8 +131,10 @@ class ByteRing:
         if not taken:
             return []
         # Copy outside the lock: these regions stay ours until read_pos moves past them.
-        chunks = [Chunk(s.t_start_ns, s.center_freq_hz, s.sample_rate_hz, s.gain_db,
-                        self._copy_out(s.pos, s.n_bytes)) for s in taken]
+        chunks = [
+            Chunk(s.t_start_ns, s.center_freq_hz, s.sample_rate_hz, s.gain_db, self._copy_out(s.pos, s.n_bytes))
+            for s in taken
+        ]
         with self._cond:
             for _ in taken:
                 self._slots.popleft()
@@ -185,13 +186,13 @@ class ByteRing:
     def _copy_in(self, pos: int, data: memoryview) -> None:
         off = pos % self.capacity_bytes
         first = min(data.nbytes, self.capacity_bytes - off)
-        self._view[off:off + first] = data[:first]
+        self._view[off : off + first] = data[:first]
         if first < data.nbytes:
-            self._view[0:data.nbytes - first] = data[first:]
+            self._view[0 : data.nbytes - first] = data[first:]
 
     def _copy_out(self, pos: int, n: int) -> bytes:
         off = pos % self.capacity_bytes
         first = min(n, self.capacity_bytes - off)
         if first == n:
-            return bytes(self._view[off:off + n])
-        return bytes(self._view[off:off + first]) + bytes(self._view[0:n - first])
+            return bytes(self._view[off : off + n])
+        return bytes(self._view[off : off + first]) + bytes(self._view[0 : n - first])

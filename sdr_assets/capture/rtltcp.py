@@ -37,8 +37,7 @@ CMD_SET_BIAS_TEE = 0x0E
 # The most samples read as one block (what arrived together): 4 rtl_tcp buffers of 256 KiB
 # (fewer where half the clock's tolerance holds fewer).
 RECV_BLOCK_SAMPLES = 1 << 19
-TUNER_NAMES = {0: "unknown", 1: "E4000", 2: "FC0012", 3: "FC0013", 4: "FC2580", 5: "R820T",
-               6: "R828D"}
+TUNER_NAMES = {0: "unknown", 1: "E4000", 2: "FC0012", 3: "FC0013", 4: "FC2580", 5: "R820T", 6: "R828D"}
 
 
 def encode_command(code: int, param: int) -> bytes:
@@ -58,9 +57,11 @@ def encode_header(tuner_type: int, gain_count: int) -> bytes:
 def parse_header(data: bytes, where: str = "server") -> tuple[int, int]:
     """(tuner_type, gain_count) from the 12-byte header, or SourceError."""
     if len(data) != HEADER_LEN or data[:4] != MAGIC:
-        raise SourceError(f"{where} is not an rtl_tcp server (got {bytes(data[:HEADER_LEN])!r}, "
-                          f"expected {MAGIC!r} + tuner type + gain count); check the address "
-                          "and port (rtl_tcp listens on 1234)")
+        raise SourceError(
+            f"{where} is not an rtl_tcp server (got {bytes(data[:HEADER_LEN])!r}, "
+            f"expected {MAGIC!r} + tuner type + gain count); check the address "
+            "and port (rtl_tcp listens on 1234)"
+        )
     tuner_type, gain_count = struct.unpack(">II", data[4:])
     return tuner_type, gain_count
 
@@ -72,17 +73,27 @@ class _Drop(Exception):
 class RtlTcpSource(Source):
     """Stream cu8 from an rtl_tcp server, reconnecting (with a counted gap) on drops."""
 
-    def __init__(self, host: str, port: int = 1234, *, center_freq_hz: float,
-                 sample_rate_hz: float, gain_db: float | None = None, ppm: int | None = None,
-                 chunk_samples: int = DEFAULT_CHUNK_SAMPLES, stall_timeout_s: float = 3.0,
-                 connect_timeout_s: float = 5.0, backoff_initial_s: float = 0.1,
-                 backoff_max_s: float = 5.0, max_reconnects: int | None = None,
-                 tolerance_s: float = DEFAULT_TOLERANCE_S, uri: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 1234,
+        *,
+        center_freq_hz: float,
+        sample_rate_hz: float,
+        gain_db: float | None = None,
+        ppm: int | None = None,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+        stall_timeout_s: float = 3.0,
+        connect_timeout_s: float = 5.0,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        max_reconnects: int | None = None,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        uri: str | None = None,
+    ) -> None:
         super().__init__()
-        if int(chunk_samples) < 1 or stall_timeout_s <= 0 or connect_timeout_s <= 0 \
-                or not tolerance_s > 0:
-            raise ConfigError("chunk_samples, stall_timeout_s, connect_timeout_s and tolerance_s "
-                              "must be > 0")
+        if int(chunk_samples) < 1 or stall_timeout_s <= 0 or connect_timeout_s <= 0 or not tolerance_s > 0:
+            raise ConfigError("chunk_samples, stall_timeout_s, connect_timeout_s and tolerance_s must be > 0")
         self.host, self.port = host, int(port)
         self.where = f"{host}:{port}"
         self.center_freq_hz, self.sample_rate_hz = float(center_freq_hz), float(sample_rate_hz)
@@ -110,26 +121,41 @@ class RtlTcpSource(Source):
         self._sock, tuner_type, gain_count = self._connect(first=True)
         self.tuner_type, self.gain_count = tuner_type, gain_count
         self.samples_received = 0
-        self._clock = WallClock(center_freq_hz=self.center_freq_hz,
-                                sample_rate_hz=self.sample_rate_hz, gain_db=self.gain_db,
-                                chunk_samples=self.chunk_samples, tolerance_s=self.tolerance_s)
+        self._clock = WallClock(
+            center_freq_hz=self.center_freq_hz,
+            sample_rate_hz=self.sample_rate_hz,
+            gain_db=self.gain_db,
+            chunk_samples=self.chunk_samples,
+            tolerance_s=self.tolerance_s,
+        )
         self._clock.opened(self._t_header_ns)  # the radio streams from about here
-        return SourceInfo(uri=self.uri, kind="rtl_tcp", center_freq_hz=self.center_freq_hz,
-                          sample_rate_hz=self.sample_rate_hz, gain_db=self.gain_db,
-                          realtime=True,
-                          meta={"host": self.host, "port": self.port, "tuner_type": tuner_type,
-                                "tuner": TUNER_NAMES.get(tuner_type, "unknown"),
-                                "gain_count": gain_count})
+        return SourceInfo(
+            uri=self.uri,
+            kind="rtl_tcp",
+            center_freq_hz=self.center_freq_hz,
+            sample_rate_hz=self.sample_rate_hz,
+            gain_db=self.gain_db,
+            realtime=True,
+            meta={
+                "host": self.host,
+                "port": self.port,
+                "tuner_type": tuner_type,
+                "tuner": TUNER_NAMES.get(tuner_type, "unknown"),
+                "gain_count": gain_count,
+            },
+        )
 
     def _connect(self, first: bool) -> tuple[socket.socket, int, int]:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
         except OSError as exc:
             if first:
-                why = "connection refused" if isinstance(exc, ConnectionRefusedError) else \
-                    f"{type(exc).__name__}: {exc}"
-                raise SourceError(f"cannot connect to {self.where} ({why}); start rtl_tcp there "
-                                  "or check the address") from None
+                why = (
+                    "connection refused" if isinstance(exc, ConnectionRefusedError) else f"{type(exc).__name__}: {exc}"
+                )
+                raise SourceError(
+                    f"cannot connect to {self.where} ({why}); start rtl_tcp there or check the address"
+                ) from None
             raise _Drop(f"connect failed: {type(exc).__name__}: {exc}") from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -156,18 +182,19 @@ class RtlTcpSource(Source):
             if more == b"":
                 why = f"connection closed after {len(data)} header bytes"
             if not more:
-                if data[:4] != MAGIC[:len(data[:4])]:
+                if data[:4] != MAGIC[: len(data[:4])]:
                     parse_header(data, self.where)  # not even the start of RTL0: no retry
                 if first:
-                    raise SourceError(f"{self.where}: {why} (rtl_tcp serves one client at a "
-                                      "time: is another client connected?); check the server")
+                    raise SourceError(
+                        f"{self.where}: {why} (rtl_tcp serves one client at a "
+                        "time: is another client connected?); check the server"
+                    )
                 raise _Drop(why)
             data += more
         return data
 
     def _send_tuning(self, sock: socket.socket) -> None:
-        cmds = [(CMD_SET_SAMPLE_RATE, round(self.sample_rate_hz)),
-                (CMD_SET_FREQ, round(self.center_freq_hz))]
+        cmds = [(CMD_SET_SAMPLE_RATE, round(self.sample_rate_hz)), (CMD_SET_FREQ, round(self.center_freq_hz))]
         if self.gain_db is None:
             cmds.append((CMD_SET_GAIN_MODE, 0))
         else:
@@ -289,7 +316,7 @@ class RtlTcpSource(Source):
             whole = fill - fill % 2
             self.samples_received += whole // 2
             events = clock.feed(view[:whole], arrived_ns)  # (copies what it keeps)
-            view[:fill - whole] = view[whole:fill]
+            view[: fill - whole] = view[whole:fill]
             fill -= whole
             yield from events
         yield from clock.finish()
@@ -299,16 +326,23 @@ class RtlTcpSource(Source):
         delay, attempts = self.backoff_initial_s, 0
         while not self._stopping:
             if self.max_reconnects is not None and attempts >= self.max_reconnects:
-                raise SourceError(f"lost rtl_tcp {self.where} ({why}) and {attempts} reconnect "
-                                  "attempt(s) failed; check the server and the network")
+                raise SourceError(
+                    f"lost rtl_tcp {self.where} ({why}) and {attempts} reconnect "
+                    "attempt(s) failed; check the server and the network"
+                )
             if self._stop_event.wait(delay):
                 return None
             attempts += 1
             try:
                 sock, _, _ = self._connect(first=False)
             except _Drop as exc:
-                log.info("rtl_tcp %s: reconnect attempt %d failed (%s); next in %.1f s",
-                         self.where, attempts, exc.args[0], min(delay * 2, self.backoff_max_s))
+                log.info(
+                    "rtl_tcp %s: reconnect attempt %d failed (%s); next in %.1f s",
+                    self.where,
+                    attempts,
+                    exc.args[0],
+                    min(delay * 2, self.backoff_max_s),
+                )
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             with self._send_lock:

@@ -29,9 +29,17 @@ from collections import deque
 from dataclasses import dataclass
 
 from sdr_assets.capture.base import Source
-from sdr_assets.capture.rtltcp import (CMD_SET_AGC_MODE, CMD_SET_BIAS_TEE, CMD_SET_FREQ,
-                                       CMD_SET_FREQ_CORRECTION, CMD_SET_GAIN, CMD_SET_GAIN_MODE,
-                                       CMD_SET_SAMPLE_RATE, decode_command, encode_header)
+from sdr_assets.capture.rtltcp import (
+    CMD_SET_AGC_MODE,
+    CMD_SET_BIAS_TEE,
+    CMD_SET_FREQ,
+    CMD_SET_FREQ_CORRECTION,
+    CMD_SET_GAIN,
+    CMD_SET_GAIN_MODE,
+    CMD_SET_SAMPLE_RATE,
+    decode_command,
+    encode_header,
+)
 from sdr_assets.capture.uri import validate_sample_rate_hz
 from sdr_assets.errors import ConfigError, SdrAssetsError
 from sdr_assets.records import Chunk, SourceInfo
@@ -40,19 +48,59 @@ log = logging.getLogger("sdr_assets.capture")
 
 R820T = 5
 # librtlsdr's R820T/R828D gain table, tenths of dB (what rtl_tcp reports as the gain count).
-R820T_GAINS_TENTH_DB = (0, 9, 14, 27, 37, 77, 87, 125, 144, 157, 166, 197, 207, 229, 254, 280,
-                        297, 328, 338, 364, 372, 386, 402, 421, 434, 439, 445, 480, 496)
+R820T_GAINS_TENTH_DB = (
+    0,
+    9,
+    14,
+    27,
+    37,
+    77,
+    87,
+    125,
+    144,
+    157,
+    166,
+    197,
+    207,
+    229,
+    254,
+    280,
+    297,
+    328,
+    338,
+    364,
+    372,
+    386,
+    402,
+    421,
+    434,
+    439,
+    445,
+    480,
+    496,
+)
 R820T_FREQ_RANGE_HZ = (24_000_000, 1_766_000_000)  # the tuner the header announces
 PPM_RANGE = (-1000, 1000)  # a dongle's crystal is off by tens of ppm
 COMMAND_LOG_LEN = 1024  # ``commands`` keeps this many (all clients), oldest dropped first
 COMMANDS_LOGGED_PER_CLIENT = 10  # then they are only counted (the leave line has the tally)
 # Every code osmocom rtl_tcp knows; the server applies 0x01-0x04 and checks 0x05, 0x08 and
 # 0x0e (the sources have no such control); the others are ignored (logged) like any client's.
-COMMAND_NAMES = {0x01: "centre frequency", 0x02: "sample rate", 0x03: "gain mode",
-                 0x04: "gain", 0x05: "frequency correction", 0x06: "IF gain",
-                 0x07: "test mode", 0x08: "AGC", 0x09: "direct sampling",
-                 0x0A: "offset tuning", 0x0B: "RTL xtal", 0x0C: "tuner xtal",
-                 0x0D: "tuner gain by index", 0x0E: "bias tee"}
+COMMAND_NAMES = {
+    0x01: "centre frequency",
+    0x02: "sample rate",
+    0x03: "gain mode",
+    0x04: "gain",
+    0x05: "frequency correction",
+    0x06: "IF gain",
+    0x07: "test mode",
+    0x08: "AGC",
+    0x09: "direct sampling",
+    0x0A: "offset tuning",
+    0x0B: "RTL xtal",
+    0x0C: "tuner xtal",
+    0x0D: "tuner gain by index",
+    0x0E: "bias tee",
+}
 _SWITCHES = (CMD_SET_GAIN_MODE, CMD_SET_AGC_MODE, CMD_SET_BIAS_TEE)
 
 
@@ -60,8 +108,7 @@ def _signed32(param: int) -> int:
     return param - (1 << 32) if param >= 1 << 31 else param
 
 
-def command_problem(code: int, param: int,
-                    gains_tenth_db: tuple[int, ...] = R820T_GAINS_TENTH_DB) -> str | None:
+def command_problem(code: int, param: int, gains_tenth_db: tuple[int, ...] = R820T_GAINS_TENTH_DB) -> str | None:
     """Why an RTL-SDR (R820T) would refuse this rtl_tcp command, or None if it accepts it.
     Codes rtl_tcp knows but this server does not check are not a problem here."""
     if code == CMD_SET_FREQ:
@@ -102,9 +149,11 @@ class ClientReport:
     reason: str = "it closed the connection"
 
     def line(self) -> str:
-        return (f"client {self.peer} left after {self.connected_s:.1f} s ({self.reason}): "
-                f"sent {self.bytes_sent} sample bytes; {self.commands} commands: "
-                f"{self.applied} applied, {self.ignored} ignored, {self.rejected} rejected")
+        return (
+            f"client {self.peer} left after {self.connected_s:.1f} s ({self.reason}): "
+            f"sent {self.bytes_sent} sample bytes; {self.commands} commands: "
+            f"{self.applied} applied, {self.ignored} ignored, {self.rejected} rejected"
+        )
 
 
 class RtlTcpServer:
@@ -112,17 +161,26 @@ class RtlTcpServer:
     the caller's thread; ``stop()`` from anywhere. ``drop_after_bytes`` (a test hook) drops
     the first client after that many sample bytes, once."""
 
-    def __init__(self, source: Source, host: str = "127.0.0.1", port: int = 1234,
-                 tuner_type: int = R820T, gains_tenth_db=R820T_GAINS_TENTH_DB,
-                 drop_after_bytes: int | None = None, send_timeout_s: float = 10.0,
-                 idle_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        source: Source,
+        host: str = "127.0.0.1",
+        port: int = 1234,
+        tuner_type: int = R820T,
+        gains_tenth_db=R820T_GAINS_TENTH_DB,
+        drop_after_bytes: int | None = None,
+        send_timeout_s: float = 10.0,
+        idle_timeout_s: float = 10.0,
+    ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ConfigError(f"port {port!r} is not a TCP port; use 1-65535 (e.g. --port 1234), "
-                              "or 0 for any free port")
+            raise ConfigError(
+                f"port {port!r} is not a TCP port; use 1-65535 (e.g. --port 1234), or 0 for any free port"
+            )
         for name, value in (("send_timeout_s", send_timeout_s), ("idle_timeout_s", idle_timeout_s)):
             if not 0 < value < float("inf"):
-                raise ConfigError(f"{name} {value!r} (--{name.replace('_', '-')}) must be a "
-                                  "number of seconds > 0, e.g. 10")
+                raise ConfigError(
+                    f"{name} {value!r} (--{name.replace('_', '-')}) must be a number of seconds > 0, e.g. 10"
+                )
         self.source, self.host, self.port = source, host, port
         self.tuner_type, self.gains_tenth_db = int(tuner_type), tuple(gains_tenth_db)
         self.drop_after_bytes = drop_after_bytes
@@ -158,8 +216,10 @@ class RtlTcpServer:
         try:
             infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
-            raise ConfigError(f"cannot resolve host {self.host!r} ({exc}); pass --host with "
-                              "an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+            raise ConfigError(
+                f"cannot resolve host {self.host!r} ({exc}); pass --host with "
+                "an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+            ) from None
         family, _, _, _, addr = infos[0]
         lsock = socket.socket(family, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -169,10 +229,10 @@ class RtlTcpServer:
         except OSError as exc:
             lsock.close()
             if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(f"port {self.port} is in use on {self.host}; pick another "
-                                  "with --port") from None
-            raise ConfigError(f"cannot listen on {self.host}:{self.port} ({exc.strerror}); "
-                              "pick another --host/--port") from None
+                raise ConfigError(f"port {self.port} is in use on {self.host}; pick another with --port") from None
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port} ({exc.strerror}); pick another --host/--port"
+            ) from None
         lsock.settimeout(0.2)
         self.port = lsock.getsockname()[1]
         try:  # fail now (missing file, no dongle), not at the first client
@@ -244,8 +304,9 @@ class RtlTcpServer:
         client, t0 = ClientReport(peer), time.monotonic()
         log.info("rtl_tcp server: client %s connected", peer)
         gone = threading.Event()
-        reader = threading.Thread(target=self._read_commands, args=(conn, gone, client),
-                                  name="rtl_tcp-commands", daemon=True)
+        reader = threading.Thread(
+            target=self._read_commands, args=(conn, gone, client), name="rtl_tcp-commands", daemon=True
+        )
         reader.start()
         try:
             self.source.open()  # per client, as rtl_tcp starts the dongle per client
@@ -257,8 +318,7 @@ class RtlTcpServer:
             if self.source_ended and not self._stop.is_set():
                 conn.shutdown(socket.SHUT_WR)  # EOF after the last byte; the client
                 if not gone.wait(timeout=self.idle_timeout_s):  # reads it all, then hangs up
-                    client.reason = (f"the source ended and it did not hang up within "
-                                     f"{self.idle_timeout_s:g} s")
+                    client.reason = f"the source ended and it did not hang up within {self.idle_timeout_s:g} s"
         except OSError as exc:
             client.reason = f"it went away ({exc})"
         except SdrAssetsError as exc:  # the source failed: stop serving, say why
@@ -273,8 +333,7 @@ class RtlTcpServer:
             self.clients_left += 1
             log.info("rtl_tcp server: %s", client.line())
 
-    def _stream(self, conn: socket.socket, gone: threading.Event, events,
-                client: ClientReport) -> str:
+    def _stream(self, conn: socket.socket, gone: threading.Event, events, client: ClientReport) -> str:
         """Send the header, then chunks until something ends it; returns why it ended."""
         header = encode_header(self.tuner_type, len(self.gains_tenth_db))
         self.source_ended = False
@@ -292,12 +351,11 @@ class RtlTcpServer:
                 drop = self.drop_after_bytes
                 if drop is not None and client.bytes_sent + len(ev.iq) >= drop:
                     self.drop_after_bytes = None
-                    self._send(conn, ev.iq[:drop - client.bytes_sent], client)
+                    self._send(conn, ev.iq[: drop - client.bytes_sent], client)
                     return f"dropped after {drop} bytes (test hook)"
                 self._send(conn, ev.iq, client)
         except TimeoutError:
-            return (f"it took no data for {self.send_timeout_s:g} s, so it is not reading; "
-                    "dropped to free the slot")
+            return f"it took no data for {self.send_timeout_s:g} s, so it is not reading; dropped to free the slot"
         except OSError as exc:
             if not self._stop.is_set():
                 return f"it went away ({exc})"
@@ -308,8 +366,7 @@ class RtlTcpServer:
         client.bytes_sent += len(data)
         self.bytes_sent += len(data)
 
-    def _read_commands(self, conn: socket.socket, gone: threading.Event,
-                       client: ClientReport) -> None:
+    def _read_commands(self, conn: socket.socket, gone: threading.Event, client: ClientReport) -> None:
         pending = bytearray()
         try:
             while True:
@@ -322,7 +379,7 @@ class RtlTcpServer:
                 pending += data
                 whole = len(pending) - len(pending) % 5
                 for off in range(0, whole, 5):
-                    self._command(*decode_command(pending[off:off + 5]), client)
+                    self._command(*decode_command(pending[off : off + 5]), client)
                 del pending[:whole]
         except OSError as exc:  # the client went away; the streaming side sees it too
             log.debug("rtl_tcp server: command reader ended (%s)", exc)
@@ -349,11 +406,20 @@ class RtlTcpServer:
             client.ignored += not applied
         if client.commands > COMMANDS_LOGGED_PER_CLIENT:
             return  # a flood is counted, not logged: the leave line has the tally
-        log.log(level, "rtl_tcp server: client %s: %s (0x%02x) %d %s", client.peer,
-                COMMAND_NAMES.get(code, "command"), code, param, "applied" if applied else why)
+        log.log(
+            level,
+            "rtl_tcp server: client %s: %s (0x%02x) %d %s",
+            client.peer,
+            COMMAND_NAMES.get(code, "command"),
+            code,
+            param,
+            "applied" if applied else why,
+        )
         if client.commands == COMMANDS_LOGGED_PER_CLIENT:
-            log.info("rtl_tcp server: client %s: further commands are counted, not logged "
-                     "(the tally comes when it leaves)", client.peer)
+            log.info(
+                "rtl_tcp server: client %s: further commands are counted, not logged (the tally comes when it leaves)",
+                client.peer,
+            )
 
     def _apply(self, code: int, param: int) -> bool:
         """Hand a valid command to the source; True if the source applied it."""

@@ -62,33 +62,41 @@ class CaptureSummary:
     def line(self) -> str:
         lost = sum(self.samples_lost.values())
         causes = ", ".join(f"{c}: {n}" for c, n in sorted(self.samples_lost.items()))
-        return (f"capture {self.capture_id} ended ({self.end_reason}) after {self.duration_s:.1f} s: "
-                f"received {self.samples_received} samples, stored {self.samples_stored} "
-                f"({self.bytes_stored / 1e6:.1f} MB), lost {lost}" + (f" ({causes})" if causes else ""))
+        return (
+            f"capture {self.capture_id} ended ({self.end_reason}) after {self.duration_s:.1f} s: "
+            f"received {self.samples_received} samples, stored {self.samples_stored} "
+            f"({self.bytes_stored / 1e6:.1f} MB), lost {lost}" + (f" ({causes})" if causes else "")
+        )
 
 
 class CaptureService:
     """Runs one capture from ``source`` into the hot database at ``hot_path``."""
 
-    def __init__(self, source: Source, hot_path: Path | str, *,
-                 ring_bytes: int = DEFAULT_RING_BYTES,
-                 batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
-                 batch_max_s: float = DEFAULT_BATCH_MAX_S,
-                 synchronous: str = "NORMAL",
-                 cap_bytes: int | None = None,
-                 max_age_s: float | None = None,
-                 window_s_for_capacity_check: float = 3600.0,
-                 telemetry_interval_s: float = 1.0,
-                 duration_s: float | None = None,
-                 writer_delay_s: float = 0.0,
-                 reader_stop_timeout_s: float = READER_STOP_TIMEOUT_S,
-                 telemetry_limits=None,
-                 log=None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        hot_path: Path | str,
+        *,
+        ring_bytes: int = DEFAULT_RING_BYTES,
+        batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
+        batch_max_s: float = DEFAULT_BATCH_MAX_S,
+        synchronous: str = "NORMAL",
+        cap_bytes: int | None = None,
+        max_age_s: float | None = None,
+        window_s_for_capacity_check: float = 3600.0,
+        telemetry_interval_s: float = 1.0,
+        duration_s: float | None = None,
+        writer_delay_s: float = 0.0,
+        reader_stop_timeout_s: float = READER_STOP_TIMEOUT_S,
+        telemetry_limits=None,
+        log=None,
+    ) -> None:
         if batch_max_bytes <= 0 or batch_max_s <= 0 or telemetry_interval_s <= 0:
             raise ConfigError("batch_max_bytes, batch_max_s and telemetry_interval_s must be > 0.")
         if ring_bytes < 64 * 1024:
-            raise ConfigError(f"ring of {ring_bytes} bytes is too small; give at least 1 MiB "
-                              f"(--ring-mb 1), 64 MiB is the default.")
+            raise ConfigError(
+                f"ring of {ring_bytes} bytes is too small; give at least 1 MiB (--ring-mb 1), 64 MiB is the default."
+            )
         self._source = source
         self.hot_path = Path(hot_path)
         self._ring = ByteRing(ring_bytes)
@@ -142,7 +150,8 @@ class CaptureService:
         if self._cap_bytes is None:
             self.hot_path.parent.mkdir(parents=True, exist_ok=True)
             room = shutil.disk_usage(self.hot_path.parent).free + sum(
-                p.stat().st_size for p in self.hot_path.parent.glob(self.hot_path.name + "*") if p.is_file())
+                p.stat().st_size for p in self.hot_path.parent.glob(self.hot_path.name + "*") if p.is_file()
+            )
             self._cap_bytes, warning = default_cap_bytes(info.sample_rate_hz, self._window_s, room)
             if warning and expected_bytes is not None and expected_bytes <= self._cap_bytes:
                 warning = None  # a finite source that fits: nothing will be pruned
@@ -186,9 +195,15 @@ class CaptureService:
                 signal.signal(sig, handler)
             self._source.close()
             lock.release()
-        summary = CaptureSummary(self.capture_id, self._end_reason(), self.counters.samples_received,
-                                 self.counters.samples_stored, dict(self.counters.lost),
-                                 self._bytes_stored, time.monotonic() - t0)
+        summary = CaptureSummary(
+            self.capture_id,
+            self._end_reason(),
+            self.counters.samples_received,
+            self.counters.samples_stored,
+            dict(self.counters.lost),
+            self._bytes_stored,
+            time.monotonic() - t0,
+        )
         self._log(summary.line())
         if self._error is not None:
             raise self._error
@@ -204,8 +219,10 @@ class CaptureService:
             if self._stop_reason is not None and abandon_at is None:
                 abandon_at = now + self._reader_stop_timeout_s
             if abandon_at is not None and reader.is_alive() and now > abandon_at and not self._abandoned:
-                self._log(f"warning: the source did not stop within {self._reader_stop_timeout_s:g} s; "
-                          f"leaving it behind and closing the capture.")
+                self._log(
+                    f"warning: the source did not stop within {self._reader_stop_timeout_s:g} s; "
+                    f"leaving it behind and closing the capture."
+                )
                 self._abandoned = True
                 self._ring.close()
         if not self._abandoned:  # (after a writer failure the reader may still be counting)
@@ -227,10 +244,12 @@ class CaptureService:
         resume = ""
         if self._resume_from is not None:
             resume = f"; newest stored sample {utc_iso(self._resume_from.t_end_ns, digits=3, suffix='+00:00')}"
-        return (f"capture {self.capture_id}: {info.uri} ({info.kind}, {pace}) "
-                f"{info.sample_rate_hz / 1e6:g} MS/s at {info.center_freq_hz / 1e6:.6g} MHz, gain {gain} "
-                f"-> {self.hot_path} (ring {self._ring.capacity_bytes / 2**20:g} MiB, "
-                f"cap {self._cap_bytes / 2**30:.3g} GiB){resume}")
+        return (
+            f"capture {self.capture_id}: {info.uri} ({info.kind}, {pace}) "
+            f"{info.sample_rate_hz / 1e6:g} MS/s at {info.center_freq_hz / 1e6:.6g} MHz, gain {gain} "
+            f"-> {self.hot_path} (ring {self._ring.capacity_bytes / 2**20:g} MiB, "
+            f"cap {self._cap_bytes / 2**30:.3g} GiB){resume}"
+        )
 
     # ---- reader thread -------------------------------------------------------------------
     def _read_thread(self) -> None:
@@ -260,8 +279,10 @@ class CaptureService:
                 elif isinstance(event, (Gap, Annotation)):
                     losses.source_event(event)
                 else:
-                    raise CaptureError(f"the source yielded a {type(event).__name__}; "
-                                       f"a source must yield Chunk, Gap or Annotation records.")
+                    raise CaptureError(
+                        f"the source yielded a {type(event).__name__}; "
+                        f"a source must yield Chunk, Gap or Annotation records."
+                    )
         except SdrAssetsError as exc:
             self._fail(exc)
         except Exception as exc:  # a bug or an OS error in a source: end cleanly, say what
@@ -276,18 +297,22 @@ class CaptureService:
         future (a replay with a wrong start time would otherwise hold the capture up)."""
         now_ns = time.time_ns()
         if t_start_ns - now_ns > FUTURE_START_LIMIT_NS:
-            raise ConfigError(f"{self._info.uri} stamps its first sample at {utc_iso(t_start_ns, digits=3, suffix='+00:00')}, "
-                              f"{(t_start_ns - now_ns) / NS_PER_S:.1f} s ahead of this machine's clock; "
-                              "give the recording a start time in the past (start=... or its "
-                              "core:datetime), or check the clock.")
+            raise ConfigError(
+                f"{self._info.uri} stamps its first sample at {utc_iso(t_start_ns, digits=3, suffix='+00:00')}, "
+                f"{(t_start_ns - now_ns) / NS_PER_S:.1f} s ahead of this machine's clock; "
+                "give the recording a start time in the past (start=... or its "
+                "core:datetime), or check the clock."
+            )
         if self._resume_from is None:
             return
         end_ns, rate_hz = self._resume_from.t_end_ns, self._resume_from.sample_rate_hz
         if t_start_ns < end_ns - samples_to_ns(1, rate_hz):
-            raise ConfigError(f"{self._info.uri} starts at {utc_iso(t_start_ns, digits=3, suffix='+00:00')}, before the end of "
-                              f"what {self.hot_path} already holds ({utc_iso(end_ns, digits=3, suffix='+00:00')}); the hot DB "
-                              "keeps one timeline and nothing is stored over it. Replay into "
-                              "another SDR_ASSETS_HOME, or give the replay a later start (start=...).")
+            raise ConfigError(
+                f"{self._info.uri} starts at {utc_iso(t_start_ns, digits=3, suffix='+00:00')}, before the end of "
+                f"what {self.hot_path} already holds ({utc_iso(end_ns, digits=3, suffix='+00:00')}); the hot DB "
+                "keeps one timeline and nothing is stored over it. Replay into "
+                "another SDR_ASSETS_HOME, or give the replay a later start (start=...)."
+            )
 
     def _wait_for_wall_clock(self, t_end_ns: int) -> bool:
         """No sample is stored ahead of the wall clock: an unpaced replay that catches up
@@ -304,8 +329,13 @@ class CaptureService:
         hot = None
         try:
             bound = {} if self._telemetry_limits is None else {"telemetry_limits": self._telemetry_limits}
-            hot = HotWriter(self.hot_path, synchronous=self._synchronous, cap_bytes=self._cap_bytes,
-                            max_age_s=self._max_age_s, **bound)
+            hot = HotWriter(
+                self.hot_path,
+                synchronous=self._synchronous,
+                cap_bytes=self._cap_bytes,
+                max_age_s=self._max_age_s,
+                **bound,
+            )
             hot.open()
             self._resume_from = hot.timeline_end()
             self.capture_id = hot.begin_capture(self._info, time.time_ns())
@@ -367,8 +397,7 @@ class CaptureService:
         if self._writer_delay_s and chunks:
             time.sleep(self._writer_delay_s)  # test hook: a writer slowed on purpose
         try:
-            result = hot.write_batch(self.capture_id, chunks, gaps=gaps, annotations=notes,
-                                     telemetry=telemetry)
+            result = hot.write_batch(self.capture_id, chunks, gaps=gaps, annotations=notes, telemetry=telemetry)
         except BaseException:
             for chunk in chunks:
                 self.counters.add_lost("write_error", chunk.n_samples)
@@ -382,6 +411,10 @@ class CaptureService:
 
     def _telemetry_rows(self, hot) -> list:
         return self._sampler.rows(
-            self.counters, ring_fill=self._ring.take_peak_fraction(),
-            ring_high_water=self._ring.high_water_fraction, bytes_stored=self._bytes_stored,
-            db_size_bytes=hot.db_size_bytes(), extra={"pruned_chunks": self._pruned_chunks})
+            self.counters,
+            ring_fill=self._ring.take_peak_fraction(),
+            ring_high_water=self._ring.high_water_fraction,
+            bytes_stored=self._bytes_stored,
+            db_size_bytes=hot.db_size_bytes(),
+            extra={"pruned_chunks": self._pruned_chunks},
+        )

@@ -45,8 +45,7 @@ class ResourceSampler:
     """Call :meth:`sample` about once a second; CPU percentages are over the time since the
     previous call (psutil's convention), so the first sample's CPU figures are left out."""
 
-    def __init__(self, *, process_metrics: bool = True, gpu: bool = True,
-                 nvml_loader: Callable = _nvml) -> None:
+    def __init__(self, *, process_metrics: bool = True, gpu: bool = True, nvml_loader: Callable = _nvml) -> None:
         self._proc = psutil.Process() if process_metrics else None
         psutil.cpu_percent(None)  # the reference point for the next call
         if self._proc is not None:

@@ -73,9 +73,16 @@ class TelemetrySampler:
         self._commit_s.append(commit_s)
         self._batch_bytes.append(n_bytes)
 
-    def rows(self, counters: Counters, *, ring_fill: float, ring_high_water: float,
-             bytes_stored: int, db_size_bytes: int,
-             extra: Mapping[str, float] = ()) -> list[tuple[int, str, str, float]]:
+    def rows(
+        self,
+        counters: Counters,
+        *,
+        ring_fill: float,
+        ring_high_water: float,
+        bytes_stored: int,
+        db_size_bytes: int,
+        extra: Mapping[str, float] = (),
+    ) -> list[tuple[int, str, str, float]]:
         now = time.monotonic()
         dt_s = max(now - self._prev_t, 1e-6)
         t_ns = time.time_ns()
@@ -84,8 +91,7 @@ class TelemetrySampler:
             "samples_received": counters.samples_received,
             "samples_stored": counters.samples_stored,
             "samples_lost": lost,
-            "samples_buffered": counters.samples_received - counters.samples_stored
-            - counters.lost_after_receipt(),
+            "samples_buffered": counters.samples_received - counters.samples_stored - counters.lost_after_receipt(),
             "bytes_stored": bytes_stored,
         }
         for cause, n in sorted(dict(counters.lost).items()):

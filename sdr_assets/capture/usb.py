@@ -24,18 +24,29 @@ _END = object()
 
 
 def _no_dongle(index: int, exc: BaseException) -> SourceError:
-    return SourceError(f"no RTL-SDR dongle found at index {index} ({type(exc).__name__}: "
-                       f"{exc}); plug one in, or use rtl_tcp://HOST:PORT, file://PATH or "
-                       "synthetic://")
+    return SourceError(
+        f"no RTL-SDR dongle found at index {index} ({type(exc).__name__}: "
+        f"{exc}); plug one in, or use rtl_tcp://HOST:PORT, file://PATH or "
+        "synthetic://"
+    )
 
 
 class RtlSdrSource(Source):
     """Stream cu8 from RTL-SDR dongle ``index`` (``rtl_test`` lists them)."""
 
-    def __init__(self, index: int = 0, *, center_freq_hz: float, sample_rate_hz: float,
-                 gain_db: float | None = None, ppm: int | None = None,
-                 chunk_samples: int = DEFAULT_CHUNK_SAMPLES, queue_chunks: int = 64,
-                 tolerance_s: float = DEFAULT_TOLERANCE_S, uri: str | None = None) -> None:
+    def __init__(
+        self,
+        index: int = 0,
+        *,
+        center_freq_hz: float,
+        sample_rate_hz: float,
+        gain_db: float | None = None,
+        ppm: int | None = None,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+        queue_chunks: int = 64,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        uri: str | None = None,
+    ) -> None:
         super().__init__()
         self.index = int(index)
         self.center_freq_hz, self.sample_rate_hz = float(center_freq_hz), float(sample_rate_hz)
@@ -74,14 +85,24 @@ class RtlSdrSource(Source):
             gains = [g / 10 for g in sdr.get_gains()]
         except (OSError, AttributeError) as exc:
             sdr.close()
-            raise SourceError(f"RTL-SDR {self.index} refused the tuning ({type(exc).__name__}: "
-                              f"{exc}); check --center-freq-hz/--sample-rate-hz/--gain-db") \
-                from None
+            raise SourceError(
+                f"RTL-SDR {self.index} refused the tuning ({type(exc).__name__}: "
+                f"{exc}); check --center-freq-hz/--sample-rate-hz/--gain-db"
+            ) from None
         self._sdr, self.sample_rate_hz = sdr, actual_rate
-        return SourceInfo(uri=self.uri, kind="rtlsdr", center_freq_hz=self.center_freq_hz,
-                          sample_rate_hz=actual_rate, gain_db=self.gain_db, realtime=True,
-                          meta={"index": self.index, "gains_db": gains,
-                                "tuner_type": int(getattr(sdr, "get_tuner_type", lambda: -1)())})
+        return SourceInfo(
+            uri=self.uri,
+            kind="rtlsdr",
+            center_freq_hz=self.center_freq_hz,
+            sample_rate_hz=actual_rate,
+            gain_db=self.gain_db,
+            realtime=True,
+            meta={
+                "index": self.index,
+                "gains_db": gains,
+                "tuner_type": int(getattr(sdr, "get_tuner_type", lambda: -1)()),
+            },
+        )
 
     # ---- the librtlsdr thread -------------------------------------------------------------
     def _callback(self, buf, _context) -> None:
@@ -104,12 +125,15 @@ class RtlSdrSource(Source):
     def events(self):
         if self._sdr is None:
             raise SourceError("RtlSdrSource.events() before open(); call open() first")
-        self._reader = threading.Thread(target=self._read_thread, name="rtlsdr-async",
-                                        daemon=True)
+        self._reader = threading.Thread(target=self._read_thread, name="rtlsdr-async", daemon=True)
         self._reader.start()
-        clock = WallClock(center_freq_hz=self.center_freq_hz, sample_rate_hz=self.sample_rate_hz,
-                          gain_db=self.gain_db, chunk_samples=self.chunk_samples,
-                          tolerance_s=self.tolerance_s)
+        clock = WallClock(
+            center_freq_hz=self.center_freq_hz,
+            sample_rate_hz=self.sample_rate_hz,
+            gain_db=self.gain_db,
+            chunk_samples=self.chunk_samples,
+            tolerance_s=self.tolerance_s,
+        )
         if self._not_before_ns is not None:
             clock.not_before(self._not_before_ns)
         tuning = (self.center_freq_hz, self.gain_db)
@@ -122,17 +146,18 @@ class RtlSdrSource(Source):
                 break
             if item[0] == "error":
                 yield from clock.finish()
-                raise SourceError(f"RTL-SDR {self.index} stopped streaming "
-                                  f"({type(item[1]).__name__}: {item[1]}); check the USB "
-                                  "connection and restart the capture")
+                raise SourceError(
+                    f"RTL-SDR {self.index} stopped streaming "
+                    f"({type(item[1]).__name__}: {item[1]}); check the USB "
+                    "connection and restart the capture"
+                )
             t_arrival_ns, data = item
             if (self.center_freq_hz, self.gain_db) != tuning:
                 tuning = (self.center_freq_hz, self.gain_db)
                 yield from clock.retune(self.center_freq_hz, self.sample_rate_hz, self.gain_db)
             with self._lock:
                 dropped, self._dropped_samples = self._dropped_samples, 0
-            yield from clock.lost(dropped, "usb_queue_overflow",
-                                  "the consumer fell behind; buffers were discarded")
+            yield from clock.lost(dropped, "usb_queue_overflow", "the consumer fell behind; buffers were discarded")
             yield from clock.feed(data, t_arrival_ns)
         yield from clock.finish()
 

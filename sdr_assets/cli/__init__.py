@@ -44,6 +44,20 @@ def main() -> None:
     """Live SDR -> hot SQLite -> Dagster analysis (snapshots, spectrograms, YOLO)."""
 
 
-for _command in (run, home, capture, status, stats, serve_rtl_tcp, sensors, backfill, export, report, evaluate,
-                 decode, restore, serve_api):
+for _command in (
+    run,
+    home,
+    capture,
+    status,
+    stats,
+    serve_rtl_tcp,
+    sensors,
+    backfill,
+    export,
+    report,
+    evaluate,
+    decode,
+    restore,
+    serve_api,
+):
     main.add_command(_command)

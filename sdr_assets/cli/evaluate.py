@@ -7,34 +7,88 @@ import click
 
 
 @click.command()
-@click.option("--recordings", "recordings_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder holding the recordings (cu8 files named like NAME_433.92M_250k.cu8, or SigMF).")
-@click.option("--reference", default=None, metavar="manifest|rtl433|sigmf",
-              help="What the detections are scored against: the --manifest's burst spans (the default "
-                   "with --manifest), rtl_433's -A packages (rtl_433 run on each recording), or the "
-                   "recordings' SigMF annotations (time x frequency IoU, AP50, mAP50).")
-@click.option("--manifest", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="JSON manifest (format: ../shared/data/rtl433/manifest.json).")
-@click.option("--detector", default="energy", show_default=True, metavar="energy|yolo|yolo,energy",
-              help="yolo: the current model of $SDR_ASSETS_HOME's registry; several, comma-separated, "
-                   "run on the same windows and are scored side by side.")
-@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
-              help="JSON lines, one per detection (with the detector and whether it matched).")
+@click.option(
+    "--recordings",
+    "recordings_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder holding the recordings (cu8 files named like NAME_433.92M_250k.cu8, or SigMF).",
+)
+@click.option(
+    "--reference",
+    default=None,
+    metavar="manifest|rtl433|sigmf",
+    help="What the detections are scored against: the --manifest's burst spans (the default "
+    "with --manifest), rtl_433's -A packages (rtl_433 run on each recording), or the "
+    "recordings' SigMF annotations (time x frequency IoU, AP50, mAP50).",
+)
+@click.option(
+    "--manifest",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON manifest (format: ../shared/data/rtl433/manifest.json).",
+)
+@click.option(
+    "--detector",
+    default="energy",
+    show_default=True,
+    metavar="energy|yolo|yolo,energy",
+    help="yolo: the current model of $SDR_ASSETS_HOME's registry; several, comma-separated, "
+    "run on the same windows and are scored side by side.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="JSON lines, one per detection (with the detector and whether it matched).",
+)
 @click.option("--limit", type=int, default=None, help="Only the first N recordings.")
-@click.option("--tol-s", type=float, default=0.02, show_default=True,
-              help="manifest/rtl433: start-time tolerance for a match.")
-@click.option("--freq-tol-hz", type=float, default=40e3, show_default=True,
-              help="rtl433: rtl_433's frequency estimate may lie this far outside a detection's band.")
-@click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True,
-              help="sigmf: IoU in time x frequency for a match (0.5: AP50 / mAP50).")
-@click.option("--conf", type=float, default=0.25, show_default=True,
-              help="yolo: minimum confidence (lower it, e.g. 0.05, for a full AP curve).")
-@click.option("--single-transmitter", is_flag=True,
-              help="yolo: one transmitter at a time (ISM captures): keep only boxes whose band shows "
-                   "energy over its floor, and suppress boxes overlapping stronger ones in time at any "
-                   "frequency.")
-def evaluate(recordings_dir, reference, manifest, detector, out_path, limit, tol_s, freq_tol_hz, iou_threshold,
-             conf, single_transmitter) -> None:
+@click.option(
+    "--tol-s", type=float, default=0.02, show_default=True, help="manifest/rtl433: start-time tolerance for a match."
+)
+@click.option(
+    "--freq-tol-hz",
+    type=float,
+    default=40e3,
+    show_default=True,
+    help="rtl433: rtl_433's frequency estimate may lie this far outside a detection's band.",
+)
+@click.option(
+    "--iou",
+    "iou_threshold",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="sigmf: IoU in time x frequency for a match (0.5: AP50 / mAP50).",
+)
+@click.option(
+    "--conf",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="yolo: minimum confidence (lower it, e.g. 0.05, for a full AP curve).",
+)
+@click.option(
+    "--single-transmitter",
+    is_flag=True,
+    help="yolo: one transmitter at a time (ISM captures): keep only boxes whose band shows "
+    "energy over its floor, and suppress boxes overlapping stronger ones in time at any "
+    "frequency.",
+)
+def evaluate(
+    recordings_dir,
+    reference,
+    manifest,
+    detector,
+    out_path,
+    limit,
+    tol_s,
+    freq_tol_hz,
+    iou_threshold,
+    conf,
+    single_transmitter,
+) -> None:
     """Ingest each recording, run the chain to detections, score against a reference."""
     import json
 
@@ -60,11 +114,20 @@ def evaluate(recordings_dir, reference, manifest, detector, out_path, limit, tol
             if fh is not None:
                 fh.writelines(json.dumps(d) + "\n" for d in res.detections)
 
-        ev = run_evaluation(recs, ref, detectors, tol_s=tol_s, iou_threshold=iou_threshold,
-                            freq_tol_hz=freq_tol_hz, conf=conf, on_file=write,
-                            progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
-                            require_energy=single_transmitter, suppress_across_freq=single_transmitter,
-                            home=DataPaths.from_env() if "yolo" in detectors else None)
+        ev = run_evaluation(
+            recs,
+            ref,
+            detectors,
+            tol_s=tol_s,
+            iou_threshold=iou_threshold,
+            freq_tol_hz=freq_tol_hz,
+            conf=conf,
+            on_file=write,
+            progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
+            require_energy=single_transmitter,
+            suppress_across_freq=single_transmitter,
+            home=DataPaths.from_env() if "yolo" in detectors else None,
+        )
         if fh is not None:
             fh.close()
         files.commit()

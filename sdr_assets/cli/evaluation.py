@@ -78,8 +78,12 @@ def read_recording(rec: Recording) -> FileRead:
     from sdr_assets.decode.stream import contiguous_runs
     from sdr_assets.records import Annotation
 
-    source = open_source(f"file://{rec.path.resolve()}", sample_rate_hz=rec.sample_rate_hz,
-                         center_freq_hz=rec.center_freq_hz, realtime=False)
+    source = open_source(
+        f"file://{rec.path.resolve()}",
+        sample_rate_hz=rec.sample_rate_hz,
+        center_freq_hz=rec.center_freq_hz,
+        realtime=False,
+    )
     info = source.open()
     try:
         events = list(source.events())
@@ -95,8 +99,12 @@ def read_recording(rec: Recording) -> FileRead:
         band = (a.freq_lower_hz, a.freq_upper_hz)
         lo, hi = (None, None) if band == full else band  # no edges: the source filled the band
         boxes.append(Box((a.t_start_ns - t0_ns) / NS_PER_S, (a.t_end_ns - t0_ns) / NS_PER_S, lo, hi, a.label))
-    return FileRead([((f.t_start_ns - t0_ns) / NS_PER_S, f.sample_rate_hz, f.center_freq_hz, chunks)
-                     for f, chunks in runs], boxes, fs, info.center_freq_hz)
+    return FileRead(
+        [((f.t_start_ns - t0_ns) / NS_PER_S, f.sample_rate_hz, f.center_freq_hz, chunks) for f, chunks in runs],
+        boxes,
+        fs,
+        info.center_freq_hz,
+    )
 
 
 # ---- references -------------------------------------------------------------------------------
@@ -140,8 +148,10 @@ class ManifestReference(Reference):
 def manifest_recordings(entries: Iterable[dict[str, Any]], folder: Path) -> list[Recording]:
     out = []
     for e in entries:
-        refs = tuple(Box(float(b["start_s"]), float(b["end_s"]), label=str(b.get("modulation", "burst")).lower())
-                     for b in e.get(REFERENCE_KEY, []))
+        refs = tuple(
+            Box(float(b["start_s"]), float(b["end_s"]), label=str(b.get("modulation", "burst")).lower())
+            for b in e.get(REFERENCE_KEY, [])
+        )
         out.append(Recording(e["file"], folder / e["file"], e.get("sample_rate_hz"), e.get("center_freq_hz"), refs))
     return out
 
@@ -161,8 +171,10 @@ class Rtl433Reference(Reference):
     def recordings(self, folder: Path) -> list[Recording]:
         paths = _listing(folder, ("*.cu8", "*.CU8", "*.sigmf-meta"))
         if not paths:
-            raise ConfigError(f"--reference rtl433: no recordings (*.cu8, *.sigmf-meta) in {folder}; point "
-                              "--recordings at rtl_433-style NAME_433.92M_250k.cu8 files or SigMF recordings.")
+            raise ConfigError(
+                f"--reference rtl433: no recordings (*.cu8, *.sigmf-meta) in {folder}; point "
+                "--recordings at rtl_433-style NAME_433.92M_250k.cu8 files or SigMF recordings."
+            )
         return [Recording(p.name, p) for p in paths]
 
     def boxes(self, rec: Recording, read: Callable[[], FileRead]) -> list[Box]:
@@ -173,19 +185,29 @@ class Rtl433Reference(Reference):
             res = decode_cu8(chunks, fs, fc, executable=self.executable)
             for p in res.packages:
                 f = package_freq_hz(p.modulation, p.freq1_offset_hz, p.freq2_offset_hz, fs)
-                out.append(Box(start_s + p.start_s, start_s + p.start_s + p.length_s,
-                               None if f is None else fc + f, None if f is None else fc + f, p.modulation.lower()))
+                out.append(
+                    Box(
+                        start_s + p.start_s,
+                        start_s + p.start_s + p.length_s,
+                        None if f is None else fc + f,
+                        None if f is None else fc + f,
+                        p.modulation.lower(),
+                    )
+                )
         self.n_packages += len(out)
         self.n_with_freq += sum(b.has_freq for b in out)
         return out
 
     def describe(self) -> str:
-        return (f"rtl_433 {self.version} -A packages ({self.n_packages}; {self.n_with_freq} with a frequency "
-                "estimate inside the band)")
+        return (
+            f"rtl_433 {self.version} -A packages ({self.n_packages}; {self.n_with_freq} with a frequency "
+            "estimate inside the band)"
+        )
 
 
-def package_freq_hz(modulation: str, f1_offset_hz: float | None, f2_offset_hz: float | None,
-                    sample_rate_hz: float) -> float | None:
+def package_freq_hz(
+    modulation: str, f1_offset_hz: float | None, f2_offset_hz: float | None, sample_rate_hz: float
+) -> float | None:
     """rtl_433's frequency estimate of a package as an offset from the centre (OOK: F1; FSK: the
     middle of F1 and F2), or None where it is missing or outside +-rate/2 (not a frequency)."""
     if f1_offset_hz is None:
@@ -214,17 +236,21 @@ class SigmfReference(Reference):
     def recordings(self, folder: Path) -> list[Recording]:
         paths = _listing(folder, ("*.sigmf-meta",))
         if not paths:
-            raise ConfigError(f"--reference sigmf: no SigMF recordings (*.sigmf-meta) in {folder}; point "
-                              "--recordings at a folder of annotated SigMF recordings (sdr-assets export "
-                              "writes them), or use --reference rtl433.")
+            raise ConfigError(
+                f"--reference sigmf: no SigMF recordings (*.sigmf-meta) in {folder}; point "
+                "--recordings at a folder of annotated SigMF recordings (sdr-assets export "
+                "writes them), or use --reference rtl433."
+            )
         return [Recording(p.name[: -len(".sigmf-meta")], p) for p in paths]
 
     def boxes(self, rec: Recording, read: Callable[[], FileRead]) -> list[Box]:
         boxes = read().annotations
         exported = exported_detections(rec.path)
         if len(exported) != len(boxes):
-            raise ConfigError(f"{rec.path}: {len(exported)} annotations in the metadata but {len(boxes)} read; "
-                              "check the recording's annotations.")
+            raise ConfigError(
+                f"{rec.path}: {len(exported)} annotations in the metadata but {len(boxes)} read; "
+                "check the recording's annotations."
+            )
         out = [b for b, det in zip(boxes, exported) if not det]
         self.n_detections_left_out += len(boxes) - len(out)
         self.n_annotations += len(out)
@@ -232,9 +258,11 @@ class SigmfReference(Reference):
         return out
 
     def describe(self) -> str:
-        left = (f"; {self.n_detections_left_out} exported detections left out" if self.n_detections_left_out else "")
-        return (f"SigMF annotations ({self.n_annotations}; {self.n_time_only} without frequency edges, "
-                f"matched in time only{left})")
+        left = f"; {self.n_detections_left_out} exported detections left out" if self.n_detections_left_out else ""
+        return (
+            f"SigMF annotations ({self.n_annotations}; {self.n_time_only} without frequency edges, "
+            f"matched in time only{left})"
+        )
 
 
 def exported_detections(meta_path: Path) -> list[bool]:
@@ -254,8 +282,10 @@ def make_reference(name: str, manifest: Path | str | None = None, executable: st
     if name is None:
         name = "manifest" if manifest is not None else ""
         if not name:
-            raise ConfigError("no reference: pass --manifest FILE, or --reference rtl433 (rtl_433 run on "
-                              "each recording) or --reference sigmf (the recordings' SigMF annotations).")
+            raise ConfigError(
+                "no reference: pass --manifest FILE, or --reference rtl433 (rtl_433 run on "
+                "each recording) or --reference sigmf (the recordings' SigMF annotations)."
+            )
     if name not in REFERENCES:
         raise ConfigError(f"--reference {name!r} is not known; use one of {', '.join(REFERENCES)}.")
     if name == "manifest":
@@ -309,14 +339,15 @@ class EvalSummary:
         return self.tp / max(self.tp + self.fp, 1)
 
     def line(self) -> str:
-        return (f"{len(self.files)} recordings, detector {self.detector} ({self.model_version}): "
-                f"recall {self.recall:.2f} ({self.tp}/{self.tp + self.fn}), "
-                f"precision {self.precision:.2f} ({self.tp}/{self.tp + self.fp})")
+        return (
+            f"{len(self.files)} recordings, detector {self.detector} ({self.model_version}): "
+            f"recall {self.recall:.2f} ({self.tp}/{self.tp + self.fn}), "
+            f"precision {self.precision:.2f} ({self.tp}/{self.tp + self.fp})"
+        )
 
 
 def _rp(t: Tally) -> str:
-    return (f"recall {t.recall:.2f} ({t.tp}/{t.n_reference}), "
-            f"precision {t.precision:.2f} ({t.tp}/{t.n_detections})")
+    return f"recall {t.recall:.2f} ({t.tp}/{t.n_reference}), precision {t.precision:.2f} ({t.tp}/{t.n_detections})"
 
 
 @dataclass
@@ -329,9 +360,11 @@ class Evaluation:
 
     def matching(self) -> str:
         if self.reference.matching == "iou":
-            return (f"matching: IoU >= {self.iou_threshold:.2f} in time x frequency (time alone for a box "
-                    "without frequency), detections by descending score, one to one; boxes under 16 px of "
-                    "the frame geometry widened about their centre, as the YOLO labels are")
+            return (
+                f"matching: IoU >= {self.iou_threshold:.2f} in time x frequency (time alone for a box "
+                "without frequency), detections by descending score, one to one; boxes under 16 px of "
+                "the frame geometry widened about their centre, as the YOLO labels are"
+            )
         return f"matching: start within {self.tol_s:g} s of a reference start, one to one, closest first"
 
     def lines(self) -> list[str]:
@@ -341,21 +374,39 @@ class Evaluation:
             out.append(s.line())
             t = s.tally
             if s.tally_freq is not None:
-                out.append(f"  time+frequency: {_rp(s.tally_freq)} (rtl_433's estimate within the "
-                           f"detection's band +- {self.freq_tol_hz / 1e3:g} kHz; packages without one: time only)")
+                out.append(
+                    f"  time+frequency: {_rp(s.tally_freq)} (rtl_433's estimate within the "
+                    f"detection's band +- {self.freq_tol_hz / 1e3:g} kHz; packages without one: time only)"
+                )
             if self.reference.matching == "iou":
                 labels = set(t.n_det_by_label) & set(t.n_ref_by_label)
                 per = ", ".join(f"{k} {v:.2f}" for k, v in t.ap_by_class().items())
-                m = (f"m{ap_name} {t.map():.2f} ({per})" if labels else
-                     f"m{ap_name} n/a (detector labels {', '.join(sorted(t.n_det_by_label)) or 'none'} "
-                     "name no reference class)")
+                m = (
+                    f"m{ap_name} {t.map():.2f} ({per})"
+                    if labels
+                    else f"m{ap_name} n/a (detector labels {', '.join(sorted(t.n_det_by_label)) or 'none'} "
+                    "name no reference class)"
+                )
                 out.append(f"  {ap_name} (any class) {t.ap():.2f}; {m}")
-            out.append("  per reference class: " + ", ".join(
-                f"{k} recall {t.found_by_ref_label[k] / n:.2f} ({t.found_by_ref_label[k]}/{n})"
-                for k, n in sorted(t.n_ref_by_label.items()) if n))
-            out.append("  per detection label: " + (", ".join(
-                f"{k} precision {t.tp_by_det_label[k] / n:.2f} ({t.tp_by_det_label[k]}/{n})"
-                for k, n in sorted(t.n_det_by_label.items()) if n) or "no detections"))
+            out.append(
+                "  per reference class: "
+                + ", ".join(
+                    f"{k} recall {t.found_by_ref_label[k] / n:.2f} ({t.found_by_ref_label[k]}/{n})"
+                    for k, n in sorted(t.n_ref_by_label.items())
+                    if n
+                )
+            )
+            out.append(
+                "  per detection label: "
+                + (
+                    ", ".join(
+                        f"{k} precision {t.tp_by_det_label[k] / n:.2f} ({t.tp_by_det_label[k]}/{n})"
+                        for k, n in sorted(t.n_det_by_label.items())
+                        if n
+                    )
+                    or "no detections"
+                )
+            )
         return out
 
 
@@ -367,12 +418,15 @@ def load_manifest(path: Path | str) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read the manifest {path} ({exc}); pass a JSON file like "
-                          "shared/data/rtl433/manifest.json.") from exc
+        raise ConfigError(
+            f"cannot read the manifest {path} ({exc}); pass a JSON file like shared/data/rtl433/manifest.json."
+        ) from exc
     recs = data.get("recordings") if isinstance(data, dict) else None
     if not isinstance(recs, list) or not all(isinstance(r, dict) and "file" in r for r in recs):
-        raise ConfigError(f"{path} has no 'recordings' list of objects with a 'file'; see "
-                          "shared/data/rtl433/manifest.json for the format.")
+        raise ConfigError(
+            f"{path} has no 'recordings' list of objects with a 'file'; see "
+            "shared/data/rtl433/manifest.json for the format."
+        )
     for i, rec in enumerate(recs):
         _check_entry(rec, f"{path} recordings[{i}]")
     return recs
@@ -380,6 +434,7 @@ def load_manifest(path: Path | str) -> list[dict[str, Any]]:
 
 def _check_entry(rec: dict[str, Any], where: str) -> None:
     """One manifest entry: a file name, optional finite positive numbers, reference bursts."""
+
     def bad(what: str) -> ConfigError:
         return ConfigError(f"{where}: {what}; see shared/data/rtl433/manifest.json for the format.")
 
@@ -387,8 +442,9 @@ def _check_entry(rec: dict[str, Any], where: str) -> None:
         raise bad(f"'file' must be a file name (text), got {rec['file']!r}")
     for key in ("sample_rate_hz", "center_freq_hz"):
         v = rec.get(key)
-        if v is not None and not (isinstance(v, int | float) and not isinstance(v, bool)
-                                  and math.isfinite(v) and v > 0):
+        if v is not None and not (
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        ):
             raise bad(f"{key!r} must be a positive number of Hz, got {v!r}")
     bursts = rec.get(REFERENCE_KEY, [])
     if not isinstance(bursts, list):
@@ -399,8 +455,16 @@ def _check_entry(rec: dict[str, Any], where: str) -> None:
             raise bad(f"{REFERENCE_KEY!r} entries need a number 'start_s' (seconds), got {b!r}")
 
 
-def ingest(recording: Path, paths: DataPaths, *, sample_rate_hz: float | None, center_freq_hz: float | None,
-           nfft: int, hop: int, frame_cols: int) -> tuple[int, int]:
+def ingest(
+    recording: Path,
+    paths: DataPaths,
+    *,
+    sample_rate_hz: float | None,
+    center_freq_hz: float | None,
+    nfft: int,
+    hop: int,
+    frame_cols: int,
+) -> tuple[int, int]:
     """Recording -> hot DB -> snapshot -> analysis window -> frames, under ``paths``.
     Returns the window's (first sample ns, end ns)."""
     from sdr_assets.capture.service import CaptureService
@@ -408,8 +472,9 @@ def ingest(recording: Path, paths: DataPaths, *, sample_rate_hz: float | None, c
     from sdr_assets.store import frames, snapshot
     from sdr_assets.store.window import AnalysisDB
 
-    source = open_source(f"file://{recording.resolve()}", sample_rate_hz=sample_rate_hz,
-                         center_freq_hz=center_freq_hz, realtime=False)
+    source = open_source(
+        f"file://{recording.resolve()}", sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, realtime=False
+    )
     CaptureService(source, paths.hot_db, window_s_for_capacity_check=60.0).run()
     held = snapshot.hot_time_range(paths.hot_db)
     if held is None:
@@ -419,8 +484,9 @@ def ingest(recording: Path, paths: DataPaths, *, sample_rate_hz: float | None, c
     snapshot.take_snapshot(paths.hot_db, snap)
     with AnalysisDB(paths.analysis_db) as db:
         db.load_window(snap, PARTITION_KEY, held[0], held[1] + 1, keep_partitions=1)
-        frames.render_partition(db, PARTITION_KEY, paths.spectrograms, nfft=nfft, hop=hop,
-                                frame_cols=frame_cols, backend="numpy")
+        frames.render_partition(
+            db, PARTITION_KEY, paths.spectrograms, nfft=nfft, hop=hop, frame_cols=frame_cols, backend="numpy"
+        )
     return held
 
 
@@ -431,13 +497,17 @@ def current_yolo(paths: DataPaths, conf: float) -> tuple[Callable, str, str]:
     from sdr_assets.store.window import AnalysisDB
 
     if not paths.analysis_db.exists():
-        raise ModelError(f"no analysis DB at {paths.analysis_db}: no model to evaluate; materialise "
-                         "detector_model first (or use --detector energy).")
+        raise ModelError(
+            f"no analysis DB at {paths.analysis_db}: no model to evaluate; materialise "
+            "detector_model first (or use --detector energy)."
+        )
     with AnalysisDB(paths.analysis_db) as db:
         row = current_model(db)
     if row is None:
-        raise ModelError(f"the registry in {paths.analysis_db} has no current model; materialise "
-                         "detector_model first (or use --detector energy).")
+        raise ModelError(
+            f"the registry in {paths.analysis_db} has no current model; materialise "
+            "detector_model first (or use --detector energy)."
+        )
     det = load_detector(row, conf=conf)
     return det, row.version, f"yolo {type(det).__name__}"
 
@@ -458,12 +528,24 @@ def _min_extent(sample_rate_hz: float, nfft: int, hop: int) -> tuple[float, floa
     return MIN_BOX_PX * hop / sample_rate_hz, MIN_BOX_PX * sample_rate_hz / nfft
 
 
-def evaluate(recordings: Sequence[Recording], reference: Reference, detectors: Sequence[str] = ("energy",), *,
-             tol_s: float = DEFAULT_TOL_S, iou_threshold: float = DEFAULT_IOU,
-             freq_tol_hz: float = DEFAULT_FREQ_TOL_HZ, nfft: int = 640, hop: int = 640, frame_cols: int = 640,
-             conf: float = 0.25, on_file: Callable[[FileResult], None] | None = None,
-             progress: Callable[[Any], Any] = iter, require_energy: bool = False,
-             suppress_across_freq: bool = False, home: DataPaths | None = None) -> Evaluation:
+def evaluate(
+    recordings: Sequence[Recording],
+    reference: Reference,
+    detectors: Sequence[str] = ("energy",),
+    *,
+    tol_s: float = DEFAULT_TOL_S,
+    iou_threshold: float = DEFAULT_IOU,
+    freq_tol_hz: float = DEFAULT_FREQ_TOL_HZ,
+    nfft: int = 640,
+    hop: int = 640,
+    frame_cols: int = 640,
+    conf: float = 0.25,
+    on_file: Callable[[FileResult], None] | None = None,
+    progress: Callable[[Any], Any] = iter,
+    require_energy: bool = False,
+    suppress_across_freq: bool = False,
+    home: DataPaths | None = None,
+) -> Evaluation:
     """Run the chain over each recording and score every detector on the same window.
     ``home``: the data root whose registry holds the YOLO model (default: $SDR_ASSETS_HOME).
     ``require_energy`` / ``suppress_across_freq``: ``detect_partition``'s filters for model boxes."""
@@ -505,27 +587,58 @@ def evaluate(recordings: Sequence[Recording], reference: Reference, detectors: S
             refs = reference.boxes(rec, read)
             paths = DataPaths(Path(tmp) / f"{i:04d}")
             paths.root.mkdir(parents=True)
-            t0_ns, _ = ingest(rec.path, paths, sample_rate_hz=rec.sample_rate_hz,
-                              center_freq_hz=rec.center_freq_hz, nfft=nfft, hop=hop, frame_cols=frame_cols)
+            t0_ns, _ = ingest(
+                rec.path,
+                paths,
+                sample_rate_hz=rec.sample_rate_hz,
+                center_freq_hz=rec.center_freq_hz,
+                nfft=nfft,
+                hop=hop,
+                frame_cols=frame_cols,
+            )
             with AnalysisDB(paths.analysis_db) as db:
                 frames = db.frames(PARTITION_KEY)
                 extent = _min_extent(frames[0].sample_rate_hz, nfft, hop) if frames else (0.0, 0.0)
                 for s, (model, version, name) in zip(summaries, models):
-                    _, rows = detect_partition(db, PARTITION_KEY, paths.root, detector=model,
-                                               model_version=version, detector_name=name, write=False,
-                                               require_energy=require_energy and model is not None,
-                                               suppress_across_freq=suppress_across_freq and model is not None)
-                    dets = [Box((r.t_start_ns - t0_ns) / NS_PER_S, (r.t_end_ns - t0_ns) / NS_PER_S, r.freq_lower_hz,
-                                r.freq_upper_hz, r.label, r.confidence) for r in rows]
-                    res = _score(s, rec.name, dets, refs, reference, tol_s, iou_threshold, freq_tol_hz,
-                                 extent)
+                    _, rows = detect_partition(
+                        db,
+                        PARTITION_KEY,
+                        paths.root,
+                        detector=model,
+                        model_version=version,
+                        detector_name=name,
+                        write=False,
+                        require_energy=require_energy and model is not None,
+                        suppress_across_freq=suppress_across_freq and model is not None,
+                    )
+                    dets = [
+                        Box(
+                            (r.t_start_ns - t0_ns) / NS_PER_S,
+                            (r.t_end_ns - t0_ns) / NS_PER_S,
+                            r.freq_lower_hz,
+                            r.freq_upper_hz,
+                            r.label,
+                            r.confidence,
+                        )
+                        for r in rows
+                    ]
+                    res = _score(s, rec.name, dets, refs, reference, tol_s, iou_threshold, freq_tol_hz, extent)
                     if on_file is not None:
                         on_file(res)
     return Evaluation(reference, summaries, tol_s, iou_threshold, freq_tol_hz)
 
 
-def _score(s: EvalSummary, name: str, dets: list[Box], refs: list[Box], reference: Reference, tol_s: float,
-           iou_threshold: float, freq_tol_hz: float, min_extent: tuple[float, float]) -> FileResult:
+def _score(
+    s: EvalSummary,
+    name: str,
+    dets: list[Box],
+    refs: list[Box],
+    reference: Reference,
+    tol_s: float,
+    iou_threshold: float,
+    freq_tol_hz: float,
+    min_extent: tuple[float, float],
+) -> FileResult:
     if reference.matching == "iou":
         kw = {"min_duration_s": min_extent[0], "min_bandwidth_hz": min_extent[1]}
         matches = match_iou(dets, refs, iou_threshold, **kw)
@@ -536,22 +649,55 @@ def _score(s: EvalSummary, name: str, dets: list[Box], refs: list[Box], referenc
         if s.tally_freq is not None:
             s.tally_freq.add(dets, refs, match_starts(dets, refs, tol_s, freq_tol_hz))
     tp = sum(j is not None for j in matches)
-    rows = [{"file": name, "detector": s.detector, "t_start_s": round(d.t_start_s, 6),
-             "t_end_s": round(d.t_end_s, 6), "freq_lower_hz": round(d.freq_lower_hz, 1),
-             "freq_upper_hz": round(d.freq_upper_hz, 1), "label": d.label,
-             "confidence": round(d.score, 4), "matched": j is not None} for d, j in zip(dets, matches)]
+    rows = [
+        {
+            "file": name,
+            "detector": s.detector,
+            "t_start_s": round(d.t_start_s, 6),
+            "t_end_s": round(d.t_end_s, 6),
+            "freq_lower_hz": round(d.freq_lower_hz, 1),
+            "freq_upper_hz": round(d.freq_upper_hz, 1),
+            "label": d.label,
+            "confidence": round(d.score, 4),
+            "matched": j is not None,
+        }
+        for d, j in zip(dets, matches)
+    ]
     res = FileResult(name, len(refs), tp, len(dets) - tp, len(refs) - tp, rows)
     s.files.append(res)
     return res
 
 
-def evaluate_recordings(recordings: list[dict[str, Any]], folder: Path, *, home: DataPaths | None = None,
-                        detector: str = "energy", tol_s: float = DEFAULT_TOL_S, nfft: int = 640, hop: int = 640, frame_cols: int = 640,
-                        conf: float = 0.25, on_file: Callable[[FileResult], None] | None = None,
-                        progress: Callable[[Any], Any] = iter, require_energy: bool = False,
-                        suppress_across_freq: bool = False) -> EvalSummary:
+def evaluate_recordings(
+    recordings: list[dict[str, Any]],
+    folder: Path,
+    *,
+    home: DataPaths | None = None,
+    detector: str = "energy",
+    tol_s: float = DEFAULT_TOL_S,
+    nfft: int = 640,
+    hop: int = 640,
+    frame_cols: int = 640,
+    conf: float = 0.25,
+    on_file: Callable[[FileResult], None] | None = None,
+    progress: Callable[[Any], Any] = iter,
+    require_energy: bool = False,
+    suppress_across_freq: bool = False,
+) -> EvalSummary:
     """One detector against manifest entries (``load_manifest``) of recordings in ``folder``."""
-    ev = evaluate(manifest_recordings(recordings, folder), Reference(), [detector], tol_s=tol_s, nfft=nfft,
-                  hop=hop, frame_cols=frame_cols, conf=conf, on_file=on_file, progress=progress,
-                  require_energy=require_energy, suppress_across_freq=suppress_across_freq, home=home)
+    ev = evaluate(
+        manifest_recordings(recordings, folder),
+        Reference(),
+        [detector],
+        tol_s=tol_s,
+        nfft=nfft,
+        hop=hop,
+        frame_cols=frame_cols,
+        conf=conf,
+        on_file=on_file,
+        progress=progress,
+        require_energy=require_energy,
+        suppress_across_freq=suppress_across_freq,
+        home=home,
+    )
     return ev.summaries[0]

@@ -21,18 +21,42 @@ def home() -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
-@click.option("--partition-minutes", default=5, show_default=True, type=int,
-              help="Partition length for this session (SDR_ASSETS_PARTITION_MINUTES).")
-@click.option("--capture-source", default="synthetic://?seed=1", show_default=True, metavar="URI",
-              help="What the capture service beside Dagster records.")
-@click.option("--capture-rate-hz", type=float, default=1_024_000, show_default=True,
-              help="Its sample rate (0: the source's own).")
+@click.option(
+    "--partition-minutes",
+    default=5,
+    show_default=True,
+    type=int,
+    help="Partition length for this session (SDR_ASSETS_PARTITION_MINUTES).",
+)
+@click.option(
+    "--capture-source",
+    default="synthetic://?seed=1",
+    show_default=True,
+    metavar="URI",
+    help="What the capture service beside Dagster records.",
+)
+@click.option(
+    "--capture-rate-hz", type=float, default=1_024_000, show_default=True, help="Its sample rate (0: the source's own)."
+)
 @click.option("--no-capture", is_flag=True, help="Start Dagster only.")
-@click.option("--api-port", default=8080, show_default=True, type=int,
-              help="Port of the read-only HTTP API (`sdr-assets serve-api`, on HOST).")
+@click.option(
+    "--api-port",
+    default=8080,
+    show_default=True,
+    type=int,
+    help="Port of the read-only HTTP API (`sdr-assets serve-api`, on HOST).",
+)
 @click.option("--no-api", is_flag=True, help="Do not start the HTTP API.")
-def run(host: str, port: int, partition_minutes: int, capture_source: str, capture_rate_hz: float,
-        no_capture: bool, api_port: int, no_api: bool) -> None:
+def run(
+    host: str,
+    port: int,
+    partition_minutes: int,
+    capture_source: str,
+    capture_rate_hz: float,
+    no_capture: bool,
+    api_port: int,
+    no_api: bool,
+) -> None:
     """Start the Dagster UI on HOST:PORT, the capture service and the HTTP API (the `make run`
     main job); Ctrl-C stops it all."""
     from sdr_assets.cli.supervisor import api_service, capture_service, dagster_service, run_services

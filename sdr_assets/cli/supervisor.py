@@ -56,8 +56,9 @@ DEFAULT_CAPTURE_SOURCE = "synthetic://?seed=1"
 DEFAULT_CAPTURE_RATE_HZ = 1_024_000
 
 
-def capture_service(paths: DataPaths, source_uri: str = DEFAULT_CAPTURE_SOURCE,
-                    sample_rate_hz: float | None = DEFAULT_CAPTURE_RATE_HZ) -> Service:
+def capture_service(
+    paths: DataPaths, source_uri: str = DEFAULT_CAPTURE_SOURCE, sample_rate_hz: float | None = DEFAULT_CAPTURE_RATE_HZ
+) -> Service:
     """`sdr-assets capture` as a child: same data root (and partition length) as Dagster."""
     env = dict(os.environ)
     env["SDR_ASSETS_HOME"] = str(paths.root)
@@ -101,8 +102,7 @@ def run_services(services: list[Service], out=sys.stderr) -> int:
             for svc in services:
                 code = svc.proc.poll()
                 if code is not None:
-                    print(f"[run] {svc.name} exited with code {code}; stopping the rest.",
-                          file=out, flush=True)
+                    print(f"[run] {svc.name} exited with code {code}; stopping the rest.", file=out, flush=True)
                     rc = code or 1
                     stopping = True
                     break
@@ -125,8 +125,7 @@ def stop_all(services: list[Service], out=sys.stderr) -> None:
         try:
             svc.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"[run] {svc.name} did not stop in {STOP_TIMEOUT_S:.0f} s; killing it",
-                  file=out, flush=True)
+            print(f"[run] {svc.name} did not stop in {STOP_TIMEOUT_S:.0f} s; killing it", file=out, flush=True)
             _signal_group(svc.proc, signal.SIGKILL)
             svc.proc.wait()
     # Anything a child left behind in its group goes too.

@@ -6,8 +6,24 @@
 - ``inventory``: the device inventory and its new / missing alerts.
 """
 
-from sdr_assets.decode.rtl433 import (DEBIAN_PACKAGE, DECODER, Rtl433Message, Rtl433Package,
-                                      Rtl433Result, decode_cu8, find_rtl433, rtl433_version)
+from sdr_assets.decode.rtl433 import (
+    DEBIAN_PACKAGE,
+    DECODER,
+    Rtl433Message,
+    Rtl433Package,
+    Rtl433Result,
+    decode_cu8,
+    find_rtl433,
+    rtl433_version,
+)
 
-__all__ = ["DEBIAN_PACKAGE", "DECODER", "Rtl433Message", "Rtl433Package", "Rtl433Result",
-           "decode_cu8", "find_rtl433", "rtl433_version"]
+__all__ = [
+    "DEBIAN_PACKAGE",
+    "DECODER",
+    "Rtl433Message",
+    "Rtl433Package",
+    "Rtl433Result",
+    "decode_cu8",
+    "find_rtl433",
+    "rtl433_version",
+]

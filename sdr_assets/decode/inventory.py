@@ -50,12 +50,16 @@ class DeviceAlert:
     def line(self) -> str:
         d = self.device
         if self.kind == "new":
-            return (f"new device on sensor {d.sensor}: {d.name()} "
-                    f"(first seen {utc_iso(d.first_seen_ns, sep=' ', suffix=' UTC')})")
-        return (f"device missing on sensor {d.sensor}: {d.name()} "
-                f"last seen {utc_iso(d.last_seen_ns, sep=' ', suffix=' UTC')}, "
-                f"usually every {d.usual_interval_s:.1f} s (silent for more than "
-                f"{(self.due_ns - d.last_seen_ns) / NS_PER_S:.0f} s by {utc_iso(self.due_ns, sep=' ', suffix=' UTC')})")
+            return (
+                f"new device on sensor {d.sensor}: {d.name()} "
+                f"(first seen {utc_iso(d.first_seen_ns, sep=' ', suffix=' UTC')})"
+            )
+        return (
+            f"device missing on sensor {d.sensor}: {d.name()} "
+            f"last seen {utc_iso(d.last_seen_ns, sep=' ', suffix=' UTC')}, "
+            f"usually every {d.usual_interval_s:.1f} s (silent for more than "
+            f"{(self.due_ns - d.last_seen_ns) / NS_PER_S:.0f} s by {utc_iso(self.due_ns, sep=' ', suffix=' UTC')})"
+        )
 
 
 def window_sightings(sensor: str, partition_key: str, messages: Iterable[MessageRecord]) -> list[Sighting]:
@@ -66,9 +70,18 @@ def window_sightings(sensor: str, partition_key: str, messages: Iterable[Message
     out = []
     for (model, device_id, channel), msgs in by_device.items():
         msgs.sort(key=lambda m: m.t_start_ns)
-        out.append(Sighting(sensor, partition_key, model, device_id, channel,
-                            tuple(m.t_start_ns for m in msgs), tuple(m.snr_db for m in msgs),
-                            tuple(m.freq_hz for m in msgs)))
+        out.append(
+            Sighting(
+                sensor,
+                partition_key,
+                model,
+                device_id,
+                channel,
+                tuple(m.t_start_ns for m in msgs),
+                tuple(m.snr_db for m in msgs),
+                tuple(m.freq_hz for m in msgs),
+            )
+        )
     return out
 
 
@@ -84,8 +97,9 @@ def _median(values: Iterable[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
-def build_inventory(sensor: str, totals: Sequence[DeviceTotals], recent: Sequence[Sighting],
-                    as_of_ns: int) -> list[DeviceRow]:
+def build_inventory(
+    sensor: str, totals: Sequence[DeviceTotals], recent: Sequence[Sighting], as_of_ns: int
+) -> list[DeviceRow]:
     """The inventory rows (see the module doc) from each device's totals and recent sightings."""
     recent_by: dict[tuple[str, str, str], list[tuple[int, float | None, float | None]]] = {}
     for s in recent:
@@ -93,15 +107,27 @@ def build_inventory(sensor: str, totals: Sequence[DeviceTotals], recent: Sequenc
     rows = []
     for t in totals:
         obs = sorted(recent_by.get(t.device_key, []))[-RECENT_MESSAGES:]
-        rows.append(DeviceRow(
-            t.model, t.device_id, t.channel, t.first_seen_ns, t.last_seen_ns, t.n_messages, sensor=sensor,
-            median_snr_db=_median(o[1] for o in obs), median_freq_hz=_median(o[2] for o in obs),
-            usual_interval_s=usual_interval_s([o[0] for o in obs]), as_of_ns=as_of_ns))
+        rows.append(
+            DeviceRow(
+                t.model,
+                t.device_id,
+                t.channel,
+                t.first_seen_ns,
+                t.last_seen_ns,
+                t.n_messages,
+                sensor=sensor,
+                median_snr_db=_median(o[1] for o in obs),
+                median_freq_hz=_median(o[2] for o in obs),
+                usual_interval_s=usual_interval_s([o[0] for o in obs]),
+                as_of_ns=as_of_ns,
+            )
+        )
     return rows
 
 
-def alerts(rows: Sequence[DeviceRow], w0_ns: int, w1_ns: int,
-           missing_after: float = DEFAULT_MISSING_AFTER) -> list[DeviceAlert]:
+def alerts(
+    rows: Sequence[DeviceRow], w0_ns: int, w1_ns: int, missing_after: float = DEFAULT_MISSING_AFTER
+) -> list[DeviceAlert]:
     """New and missing devices in the window [w0_ns, w1_ns) (see the module doc)."""
     baseline = any(r.first_seen_ns < w0_ns for r in rows)
     out = []
@@ -135,16 +161,18 @@ class DeviceState:
     due_ns: int | None
 
 
-def device_states(rows: Sequence[DeviceRow], w0_ns: int | None, as_of_ns: int,
-                  missing_after: float = DEFAULT_MISSING_AFTER) -> list[DeviceState]:
+def device_states(
+    rows: Sequence[DeviceRow], w0_ns: int | None, as_of_ns: int, missing_after: float = DEFAULT_MISSING_AFTER
+) -> list[DeviceState]:
     """The flags of each inventory row (see :class:`DeviceState`); ``w0_ns``: the start of the
     window the inventory is as of (None when unknown: nothing is flagged new)."""
     baseline = w0_ns is not None and any(r.first_seen_ns < w0_ns for r in rows)
     out = []
     for r in rows:
         due = missing_due_ns(r, missing_after)
-        out.append(DeviceState(r, baseline and w0_ns <= r.first_seen_ns < as_of_ns,
-                               due is not None and due <= as_of_ns, due))
+        out.append(
+            DeviceState(r, baseline and w0_ns <= r.first_seen_ns < as_of_ns, due is not None and due <= as_of_ns, due)
+        )
     return out
 
 
@@ -156,8 +184,9 @@ class InventoryUpdate:
     stored: bool  # False when a newer window's inventory is already stored (a backfill)
 
 
-def update_inventory(conn, sensor: str, partition_key: str, w0_ns: int, w1_ns: int,
-                     missing_after: float = DEFAULT_MISSING_AFTER) -> InventoryUpdate:
+def update_inventory(
+    conn, sensor: str, partition_key: str, w0_ns: int, w1_ns: int, missing_after: float = DEFAULT_MISSING_AFTER
+) -> InventoryUpdate:
     """Fold the window's decoded messages into the sensor's sightings, derive the inventory as
     of the window's end and its alerts; store the inventory unless a newer one is stored."""
     seen = window_sightings(sensor, partition_key, store.messages(conn, partition_key))

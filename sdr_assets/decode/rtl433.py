@@ -167,9 +167,12 @@ def find_rtl433(executable: str | None = None) -> str:
     Raises DecodeError naming the Debian package when it is missing."""
     path = shutil.which(executable or EXECUTABLE)
     if path is None:
-        raise DecodeError(NOT_FOUND if executable in (None, EXECUTABLE)
-                          else f"rtl_433 not found at {executable!r}; install it: "
-                               f"sudo apt-get install {DEBIAN_PACKAGE}, or pass its path")
+        raise DecodeError(
+            NOT_FOUND
+            if executable in (None, EXECUTABLE)
+            else f"rtl_433 not found at {executable!r}; install it: "
+            f"sudo apt-get install {DEBIAN_PACKAGE}, or pass its path"
+        )
     return path
 
 
@@ -178,13 +181,16 @@ def _version_of(path: str) -> str:
     try:
         proc = subprocess.run([path, "-V"], capture_output=True, timeout=30)
     except OSError as exc:
-        raise DecodeError(f"cannot run {path}: {exc}; reinstall it: "
-                          f"sudo apt-get install --reinstall {DEBIAN_PACKAGE}") from exc
+        raise DecodeError(
+            f"cannot run {path}: {exc}; reinstall it: sudo apt-get install --reinstall {DEBIAN_PACKAGE}"
+        ) from exc
     text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     m = _VERSION_RE.search(text)
     if m is None:
-        raise DecodeError(f"{path} -V printed no 'rtl_433 version ...' line; is it rtl_433? "
-                          f"install it: sudo apt-get install {DEBIAN_PACKAGE}")
+        raise DecodeError(
+            f"{path} -V printed no 'rtl_433 version ...' line; is it rtl_433? "
+            f"install it: sudo apt-get install {DEBIAN_PACKAGE}"
+        )
     return m.group(1)
 
 
@@ -193,12 +199,27 @@ def rtl433_version(executable: str | None = None) -> str:
     return _version_of(find_rtl433(executable))
 
 
-def rtl433_argv(path: str, sample_rate_hz: float, center_freq_hz: float,
-                extra_args: Sequence[str] = ()) -> list[str]:
+def rtl433_argv(path: str, sample_rate_hz: float, center_freq_hz: float, extra_args: Sequence[str] = ()) -> list[str]:
     """The command line :func:`decode_cu8` runs (``path`` from :func:`find_rtl433`)."""
-    return [path, "-c", "0", "-r", "cu8:-", "-f", str(int(round(center_freq_hz))),
-            "-s", str(int(round(sample_rate_hz))), "-F", "json", "-M", "level",
-            "-M", "time:rel", "-A", *extra_args]
+    return [
+        path,
+        "-c",
+        "0",
+        "-r",
+        "cu8:-",
+        "-f",
+        str(int(round(center_freq_hz))),
+        "-s",
+        str(int(round(sample_rate_hz))),
+        "-F",
+        "json",
+        "-M",
+        "level",
+        "-M",
+        "time:rel",
+        "-A",
+        *extra_args,
+    ]
 
 
 def _str_or_none(value) -> str | None:
@@ -223,16 +244,23 @@ def parse_message(line: str, sample_rate_hz: float) -> Rtl433Message:
         raise DecodeError(f"rtl_433 printed JSON without a 'model': {line[:200]!r}")
     m = _TIME_RE.match(str(obj.get("time", "")))
     if m is None:
-        raise DecodeError(f"rtl_433 message has no relative time '@S.SSSSSSs' "
-                          f"(run with -M time:rel): {line[:200]!r}")
+        raise DecodeError(f"rtl_433 message has no relative time '@S.SSSSSSs' (run with -M time:rel): {line[:200]!r}")
     offset_s = float(m.group(1))
     return Rtl433Message(
-        offset_samples=int(round(offset_s * sample_rate_hz)), offset_s=offset_s,
-        length_samples=None, model=str(obj["model"]), device_id=_str_or_none(obj.get("id")),
-        channel=_str_or_none(obj.get("channel")), modulation=_str_or_none(obj.get("mod")),
-        freq_hz=_mhz_to_hz(obj.get("freq", obj.get("freq1"))), freq2_hz=_mhz_to_hz(obj.get("freq2")),
-        rssi_db=_float_or_none(obj.get("rssi")), snr_db=_float_or_none(obj.get("snr")),
-        noise_db=_float_or_none(obj.get("noise")), fields=obj)
+        offset_samples=int(round(offset_s * sample_rate_hz)),
+        offset_s=offset_s,
+        length_samples=None,
+        model=str(obj["model"]),
+        device_id=_str_or_none(obj.get("id")),
+        channel=_str_or_none(obj.get("channel")),
+        modulation=_str_or_none(obj.get("mod")),
+        freq_hz=_mhz_to_hz(obj.get("freq", obj.get("freq1"))),
+        freq2_hz=_mhz_to_hz(obj.get("freq2")),
+        rssi_db=_float_or_none(obj.get("rssi")),
+        snr_db=_float_or_none(obj.get("snr")),
+        noise_db=_float_or_none(obj.get("noise")),
+        fields=obj,
+    )
 
 
 class AnalysisParser:
@@ -251,17 +279,20 @@ class AnalysisParser:
         if m:
             self._finish()
             start_s = float(m.group(2))
-            self._pending = {"modulation": m.group(1), "start_s": start_s,
-                             "start_samples": int(round(start_s * self.sample_rate_hz))}
+            self._pending = {
+                "modulation": m.group(1),
+                "start_s": start_s,
+                "start_samples": int(round(start_s * self.sample_rate_hz)),
+            }
             return
         if self._pending is not None:
-            if (m := _TOTAL_RE.match(line)):
+            if m := _TOTAL_RE.match(line):
                 self._pending["n_pulses"], self._pending["length_samples"] = int(m[1]), int(m[2])
                 return
-            if (m := _LEVEL_RE.match(line)):
+            if m := _LEVEL_RE.match(line):
                 self._pending["level"] = (float(m[1]), float(m[2]), float(m[3]))
                 return
-            if (m := _FREQ_RE.match(line)):
+            if m := _FREQ_RE.match(line):
                 unit_hz = self.sample_rate_hz / 2 / 32767  # rtl_433's fsk_f*_est scale
                 f1, f2 = int(m[1]) * unit_hz, int(m[2]) * unit_hz
                 fsk = self._pending["modulation"] == "FSK"
@@ -276,19 +307,35 @@ class AnalysisParser:
             return  # a package header without a width: nothing to place
         rssi, snr, noise = p.get("level", (None, None, None))
         f1, f2 = p.get("freqs", (None, None))
-        self.packages.append(Rtl433Package(
-            start_samples=p["start_samples"], length_samples=p["length_samples"],
-            start_s=p["start_s"], length_s=p["length_samples"] / self.sample_rate_hz,
-            modulation=p["modulation"], n_pulses=p["n_pulses"], freq1_offset_hz=f1,
-            freq2_offset_hz=f2, rssi_db=rssi, snr_db=snr, noise_db=noise))
+        self.packages.append(
+            Rtl433Package(
+                start_samples=p["start_samples"],
+                length_samples=p["length_samples"],
+                start_s=p["start_s"],
+                length_s=p["length_samples"] / self.sample_rate_hz,
+                modulation=p["modulation"],
+                n_pulses=p["n_pulses"],
+                freq1_offset_hz=f1,
+                freq2_offset_hz=f2,
+                rssi_db=rssi,
+                snr_db=snr,
+                noise_db=noise,
+            )
+        )
 
     def close(self) -> list[Rtl433Package]:
         self._finish()
         return self.packages
 
 
-def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: float, *,
-               executable: str | None = None, extra_args: Sequence[str] = ()) -> Rtl433Result:
+def decode_cu8(
+    chunks: Iterable[bytes],
+    sample_rate_hz: float,
+    center_freq_hz: float,
+    *,
+    executable: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> Rtl433Result:
     """Run rtl_433 over contiguous cu8 ``chunks`` (bytes-like, 2 bytes a complex sample)
     streamed on its stdin; return its messages (each with its package's length) and every
     ``-A`` package, offsets from the first sample. ``chunks`` is consumed in the calling
@@ -298,11 +345,11 @@ def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: f
     version = _version_of(path)
     argv = rtl433_argv(path, sample_rate_hz, center_freq_hz, extra_args)
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
-        raise DecodeError(f"cannot start rtl_433 ({path}): {exc}; reinstall it: "
-                          f"sudo apt-get install --reinstall {DEBIAN_PACKAGE}") from exc
+        raise DecodeError(
+            f"cannot start rtl_433 ({path}): {exc}; reinstall it: sudo apt-get install --reinstall {DEBIAN_PACKAGE}"
+        ) from exc
     lines: list[str] = []
     analysis = AnalysisParser(sample_rate_hz)
 
@@ -314,8 +361,10 @@ def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: f
         for raw in proc.stderr:
             analysis.feed(raw.decode("utf-8", "replace"))
 
-    readers = [threading.Thread(target=drain_stdout, name="rtl433-stdout", daemon=True),
-               threading.Thread(target=drain_stderr, name="rtl433-stderr", daemon=True)]
+    readers = [
+        threading.Thread(target=drain_stdout, name="rtl433-stdout", daemon=True),
+        threading.Thread(target=drain_stderr, name="rtl433-stderr", daemon=True),
+    ]
     for t in readers:
         t.start()
     padding = bytes([SILENCE_CU8]) * (2 * int(EOP_PADDING_S * sample_rate_hz))
@@ -345,8 +394,9 @@ def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: f
         why = f"exited with code {rc}" if rc != 0 else "stopped reading its input early"
         raise DecodeError(f"rtl_433 {why} after {n_bytes // 2} samples: {tail}")
     if n_bytes % 2:
-        raise DecodeError(f"the input held {n_bytes} bytes, not whole cu8 I/Q pairs (2 bytes a sample); "
-                          "pass an even number of bytes")
+        raise DecodeError(
+            f"the input held {n_bytes} bytes, not whole cu8 I/Q pairs (2 bytes a sample); pass an even number of bytes"
+        )
     starts = {p.start_samples: p for p in packages}
     messages = []
     for line in lines:
@@ -357,9 +407,15 @@ def decode_cu8(chunks: Iterable[bytes], sample_rate_hz: float, center_freq_hz: f
         if pkg is not None:
             msg = replace(msg, length_samples=pkg.length_samples)
         messages.append(msg)
-    return Rtl433Result(messages=tuple(messages), packages=tuple(packages), version=version,
-                        sample_rate_hz=float(sample_rate_hz), center_freq_hz=float(center_freq_hz),
-                        n_samples=n_bytes // 2, argv=tuple(argv))
+    return Rtl433Result(
+        messages=tuple(messages),
+        packages=tuple(packages),
+        version=version,
+        sample_rate_hz=float(sample_rate_hz),
+        center_freq_hz=float(center_freq_hz),
+        n_samples=n_bytes // 2,
+        argv=tuple(argv),
+    )
 
 
 def _close_quietly(pipe) -> None:

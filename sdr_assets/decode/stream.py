@@ -70,8 +70,11 @@ class _Runs:
     def _run(self, cur: Chunk) -> Iterator[bytes]:
         yield cur.iq
         for ch, gap in self._src:
-            if (gap or abs(ch.t_start_ns - cur.t_end_ns) > samples_to_ns(1, cur.sample_rate_hz)
-                    or (ch.sample_rate_hz, ch.center_freq_hz) != (cur.sample_rate_hz, cur.center_freq_hz)):
+            if (
+                gap
+                or abs(ch.t_start_ns - cur.t_end_ns) > samples_to_ns(1, cur.sample_rate_hz)
+                or (ch.sample_rate_hz, ch.center_freq_hz) != (cur.sample_rate_hz, cur.center_freq_hz)
+            ):
                 self._head = (ch, gap)
                 return
             cur = ch
@@ -92,10 +95,26 @@ def decode_events(events: Iterable, *, executable: str | None = None) -> Iterato
 
 
 # ---- live: rtl_433 as an rtl_tcp client --------------------------------------------------------
-def live_argv(path: str, host: str, port: int, center_freq_hz: float, sample_rate_hz: float,
-              gain_db: float | None = None, ppm: int | None = None) -> list[str]:
-    argv = [path, "-c", "0", "-d", f"rtl_tcp:{host}:{int(port)}", "-f", str(int(round(center_freq_hz))),
-            "-s", str(int(round(sample_rate_hz)))]
+def live_argv(
+    path: str,
+    host: str,
+    port: int,
+    center_freq_hz: float,
+    sample_rate_hz: float,
+    gain_db: float | None = None,
+    ppm: int | None = None,
+) -> list[str]:
+    argv = [
+        path,
+        "-c",
+        "0",
+        "-d",
+        f"rtl_tcp:{host}:{int(port)}",
+        "-f",
+        str(int(round(center_freq_hz))),
+        "-s",
+        str(int(round(sample_rate_hz))),
+    ]
     if gain_db is not None:
         argv += ["-g", f"{gain_db:g}"]
     if ppm:
@@ -110,8 +129,9 @@ def parse_live_line(line: str) -> TimedMessage:
         obj = json.loads(line)
         t_s = float(obj["time"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DecodeError(f"rtl_433 printed a line that is not a JSON message with a unix time "
-                          f"(-M time:unix:usec): {line[:200]!r}") from exc
+        raise DecodeError(
+            f"rtl_433 printed a line that is not a JSON message with a unix time (-M time:unix:usec): {line[:200]!r}"
+        ) from exc
     msg = parse_message(json.dumps({**obj, "time": "@0.000000s"}), 1.0)
     return TimedMessage(int(round(t_s * 1e6)) * 1000, msg)
 
@@ -120,8 +140,17 @@ class LiveDecoder:
     """rtl_433 connected to ``rtl_tcp://HOST:PORT``; ``run`` calls ``on_message`` per message until
     the server closes, ``duration_s`` passes or ``stop()`` is called (thread-safe)."""
 
-    def __init__(self, host: str, port: int, *, center_freq_hz: float = 433.92e6, sample_rate_hz: float = 250e3,
-                 gain_db: float | None = None, ppm: int | None = None, executable: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        center_freq_hz: float = 433.92e6,
+        sample_rate_hz: float = 250e3,
+        gain_db: float | None = None,
+        ppm: int | None = None,
+        executable: str | None = None,
+    ) -> None:
         self.host, self.port = host, int(port)
         self.argv = live_argv(find_rtl433(executable), host, port, center_freq_hz, sample_rate_hz, gain_db, ppm)
         self._proc: subprocess.Popen | None = None
@@ -135,17 +164,29 @@ class LiveDecoder:
         if proc is not None and proc.poll() is None:
             proc.terminate()
 
-    def run(self, on_message: Callable[[TimedMessage], None], duration_s: float | None = None,
-            on_connected: Callable[[str], None] | None = None) -> str:
+    def run(
+        self,
+        on_message: Callable[[TimedMessage], None],
+        duration_s: float | None = None,
+        on_connected: Callable[[str], None] | None = None,
+    ) -> str:
         """Returns why it ended: "server closed", "duration", "stopped"; DecodeError when rtl_433
         cannot connect or fails. ``on_connected`` gets rtl_433's "rtl_tcp connected to ..." line
         (from its stderr reader thread)."""
         try:
-            self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True, bufsize=1)
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
         except OSError as exc:
-            raise DecodeError(f"cannot start rtl_433 ({self.argv[0]}): {exc}; reinstall it: "
-                              f"sudo apt-get install --reinstall {DEBIAN_PACKAGE}") from exc
+            raise DecodeError(
+                f"cannot start rtl_433 ({self.argv[0]}): {exc}; reinstall it: "
+                f"sudo apt-get install --reinstall {DEBIAN_PACKAGE}"
+            ) from exc
         proc = self._proc
         if self._stopped.is_set():  # stop() came before the process existed
             proc.terminate()
@@ -162,8 +203,9 @@ class LiveDecoder:
         reader.start()
         self._ended = self._timed_out = False
         if duration_s is not None:
-            threading.Thread(target=self._stop_after, args=(time.monotonic() + duration_s,),
-                             name="rtl433-live-duration", daemon=True).start()
+            threading.Thread(
+                target=self._stop_after, args=(time.monotonic() + duration_s,), name="rtl433-live-duration", daemon=True
+            ).start()
         try:
             for line in proc.stdout:
                 if line.strip():
@@ -184,9 +226,11 @@ class LiveDecoder:
         if self._stopped.is_set():
             return "stopped"
         if rc != 0:
-            raise DecodeError(f"rtl_433 could not decode rtl_tcp://{self.host}:{self.port} (exit code {rc}: "
-                              f"{' | '.join(list(tail)[-3:]) or 'no output'}); is an rtl_tcp server listening "
-                              "there (sdr-assets serve-rtl-tcp, or rtl_tcp on the sensor)?")
+            raise DecodeError(
+                f"rtl_433 could not decode rtl_tcp://{self.host}:{self.port} (exit code {rc}: "
+                f"{' | '.join(list(tail)[-3:]) or 'no output'}); is an rtl_tcp server listening "
+                "there (sdr-assets serve-rtl-tcp, or rtl_tcp on the sensor)?"
+            )
         return "server closed"
 
     def _stop_after(self, deadline: float) -> None:

@@ -61,12 +61,18 @@ def decode_window(db, partition_key: str, *, executable: str | None = None) -> W
     seconds = 0.0
     for seg in segs:
         t = time.perf_counter()
-        res = decode_cu8(store.iter_segment_iq(conn, partition_key, seg), seg.sample_rate_hz,
-                         seg.center_freq_hz, executable=executable)
+        res = decode_cu8(
+            store.iter_segment_iq(conn, partition_key, seg),
+            seg.sample_rate_hz,
+            seg.center_freq_hz,
+            executable=executable,
+        )
         seconds += time.perf_counter() - t
         if res.n_samples != seg.n_samples:
-            raise StoreError(f"partition {partition_key} changed while it was decoded ({res.n_samples} "
-                             f"samples read, {seg.n_samples} expected); materialise decoded_messages again.")
+            raise StoreError(
+                f"partition {partition_key} changed while it was decoded ({res.n_samples} "
+                f"samples read, {seg.n_samples} expected); materialise decoded_messages again."
+            )
         seg_packages = _packages(conn, partition_key, seg, res, index, version)
         packages.extend(seg_packages)
         messages.extend(_messages(seg, res, index, version, {p.t_start_ns: p for p in seg_packages}))
@@ -74,8 +80,9 @@ def decode_window(db, partition_key: str, *, executable: str | None = None) -> W
     for m in messages:
         per_model[m.model] = per_model.get(m.model, 0) + 1
     n_samples = sum(s.n_samples for s in segs)
-    run = store.DecodeRun(partition_key, DECODER, version, time.time_ns(), len(segs), n_samples,
-                          len(messages), len(packages), seconds)
+    run = store.DecodeRun(
+        partition_key, DECODER, version, time.time_ns(), len(segs), n_samples, len(messages), len(packages), seconds
+    )
     duration_s = sum(s.n_samples / s.sample_rate_hz for s in segs)
     return WindowDecode(run, tuple(packages), tuple(messages), duration_s, dict(sorted(per_model.items())))
 
@@ -99,8 +106,9 @@ def _band_around(center_hz: float, freqs_hz: list[float | None]) -> tuple[float,
     return min(known) - FALLBACK_HALF_WIDTH_HZ, max(known) + FALLBACK_HALF_WIDTH_HZ
 
 
-def _packages(conn, key: str, seg: store.Segment, res: Rtl433Result, index: ChunkIndex,
-              version: str) -> list[store.PackageRecord]:
+def _packages(
+    conn, key: str, seg: store.Segment, res: Rtl433Result, index: ChunkIndex, version: str
+) -> list[store.PackageRecord]:
     n_messages: dict[int, int] = {}
     for m in res.messages:
         n_messages[m.offset_samples] = n_messages.get(m.offset_samples, 0) + 1
@@ -117,14 +125,36 @@ def _packages(conn, key: str, seg: store.Segment, res: Rtl433Result, index: Chun
         else:
             (lo, hi), band_from = _band_around(fc, [f1, f2]), "rtl_433"
         first_seq, last_seq = index.require(t0, t1)
-        out.append(store.PackageRecord(
-            t0, t1, p.modulation, p.n_pulses, lo, hi, band_from, f1, f2, p.rssi_db, p.snr_db, p.noise_db,
-            n_messages.get(p.start_samples, 0), first_seq, last_seq, version))
+        out.append(
+            store.PackageRecord(
+                t0,
+                t1,
+                p.modulation,
+                p.n_pulses,
+                lo,
+                hi,
+                band_from,
+                f1,
+                f2,
+                p.rssi_db,
+                p.snr_db,
+                p.noise_db,
+                n_messages.get(p.start_samples, 0),
+                first_seq,
+                last_seq,
+                version,
+            )
+        )
     return out
 
 
-def _messages(seg: store.Segment, res: Rtl433Result, index: ChunkIndex, version: str,
-              packages_by_start: dict[int, store.PackageRecord]) -> list[store.MessageRecord]:
+def _messages(
+    seg: store.Segment,
+    res: Rtl433Result,
+    index: ChunkIndex,
+    version: str,
+    packages_by_start: dict[int, store.PackageRecord],
+) -> list[store.MessageRecord]:
     out = []
     for m in res.messages:
         t0 = _abs_ns(seg, m.offset_samples)
@@ -135,9 +165,27 @@ def _messages(seg: store.Segment, res: Rtl433Result, index: ChunkIndex, version:
             t1 = _abs_ns(seg, m.offset_samples + 1)
             lo, hi = _band_around(seg.center_freq_hz, [m.freq_hz, m.freq2_hz])
         first_seq, last_seq = index.require(t0, t1)
-        out.append(store.MessageRecord(
-            t0, t1, m.freq_hz, m.freq2_hz, lo, hi, m.model, m.device_id, m.channel, m.modulation, m.rssi_db,
-            m.snr_db, m.noise_db, m.fields, first_seq, last_seq, version))
+        out.append(
+            store.MessageRecord(
+                t0,
+                t1,
+                m.freq_hz,
+                m.freq2_hz,
+                lo,
+                hi,
+                m.model,
+                m.device_id,
+                m.channel,
+                m.modulation,
+                m.rssi_db,
+                m.snr_db,
+                m.noise_db,
+                m.fields,
+                first_seq,
+                last_seq,
+                version,
+            )
+        )
     return out
 
 
@@ -152,4 +200,3 @@ def packages_for_labels(db, partition_key: str, *, executable: str | None = None
         return store.packages(conn, partition_key), f"stored decode ({DECODER} {run.decoder_version})"
     out = decode_window(db, partition_key, executable=executable)
     return list(out.packages), f"decoded now ({DECODER} {out.run.decoder_version})"
-

@@ -17,13 +17,28 @@ from sdr_assets.defs.resources import DecoderSettings, DetectorSettings, SdrStor
 def build_definitions() -> dg.Definitions:
     """Assemble assets, checks, jobs, schedules, sensors and resources."""
     return dg.Definitions(
-        assets=[hot_snapshot, iq_window, spectrograms, training_labels, detector_model, detections,
-                detection_report, partition_plots, decoded_messages, device_inventory, dagster_run_history,
-                snapshot_replica],
+        assets=[
+            hot_snapshot,
+            iq_window,
+            spectrograms,
+            training_labels,
+            detector_model,
+            detections,
+            detection_report,
+            partition_plots,
+            decoded_messages,
+            device_inventory,
+            dagster_run_history,
+            snapshot_replica,
+        ],
         jobs=[analysis_job, detector_job, detections_job, housekeeping_job],
         schedules=[analysis_schedule, detector_schedule, housekeeping_schedule],
         sensors=[hot_db_sensor, new_model_sensor],
         executor=build_executor(),  # SDR_ASSETS_EXECUTOR (README "Production")
-        resources={"store": SdrStore(), "spectrogram": SpectrogramSettings(), "detector": DetectorSettings(),
-                   "decoder": DecoderSettings()},
+        resources={
+            "store": SdrStore(),
+            "spectrogram": SpectrogramSettings(),
+            "detector": DetectorSettings(),
+            "decoder": DecoderSettings(),
+        },
     )

@@ -20,9 +20,11 @@ analysis_job = dg.define_asset_job(
 )
 
 analysis_schedule = dg.build_schedule_from_partitioned_job(
-    analysis_job, name="analysis_schedule",
+    analysis_job,
+    name="analysis_schedule",
     description="Fallback: materialise each partition, for every registered sensor, when it "
-                "closes (hot_db_sensor does this by default when a hot DB has data).")
+    "closes (hot_db_sensor does this by default when a hot DB has data).",
+)
 
 
 def newest_closed_partition(first_t_start_ns: int, last_t_end_ns: int, now_ns: int) -> str | None:
@@ -45,8 +47,7 @@ def _cursor(raw: str | None) -> dict[str, str]:
     return {DEFAULT_SENSOR: raw}
 
 
-@dg.sensor(job=analysis_job, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=analysis_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def hot_db_sensor(context: dg.SensorEvaluationContext, store: SdrStore):
     """Serves every radio sensor: registers new ones as partitions, then requests each sensor's
     newest closed partition once its hot DB holds data past the partition's end."""
@@ -60,8 +61,13 @@ def hot_db_sensor(context: dg.SensorEvaluationContext, store: SdrStore):
         held = snap.hot_time_range(sensor.hot_db) if sensor.hot_db.exists() else None
         key = None if held is None else newest_closed_partition(held[0], held[1], time.time_ns())
         if key is None or cursor.get(sensor.name) == key:
-            why = ("no hot DB yet" if not sensor.hot_db.exists() else "no chunks yet" if held is None
-                   else f"last requested {cursor.get(sensor.name)}")
+            why = (
+                "no hot DB yet"
+                if not sensor.hot_db.exists()
+                else "no chunks yet"
+                if held is None
+                else f"last requested {cursor.get(sensor.name)}"
+            )
             waiting.append(f"{sensor.name}: {why}")
             continue
         cursor[sensor.name] = key
@@ -71,6 +77,10 @@ def hot_db_sensor(context: dg.SensorEvaluationContext, store: SdrStore):
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[SENSORS.build_add_request(new)] if new else [],
-        skip_reason=None if requests else (
+        skip_reason=None
+        if requests
+        else (
             "no newly closed partition (" + "; ".join(waiting) + "). Start a capture with "
-            "`sdr-assets capture --sensor NAME --source URI`."))
+            "`sdr-assets capture --sensor NAME --source URI`."
+        ),
+    )

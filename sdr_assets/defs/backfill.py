@@ -37,11 +37,12 @@ def partition_range(first: str, last: str) -> list[str]:
                 f"partition {k!r} is not a closed partition of this deployment "
                 f"({len(keys)} partitions, {keys[0]} .. {keys[-1]}, "
                 f"{partition_minutes()}-minute); "
-                "use keys like 2026-11-23-00:00 and check SDR_ASSETS_PARTITION_MINUTES.")
+                "use keys like 2026-11-23-00:00 and check SDR_ASSETS_PARTITION_MINUTES."
+            )
     i, j = keys.index(first), keys.index(last)
     if j < i:
         raise ConfigError(f"--to {last} comes before --from {first}; swap them.")
-    return keys[i:j + 1]
+    return keys[i : j + 1]
 
 
 def held_partitions(keys: list[str], hot: Path) -> tuple[list[str], list[str]]:
@@ -55,8 +56,14 @@ def held_partitions(keys: list[str], hot: Path) -> tuple[list[str], list[str]]:
     return ok, gone
 
 
-def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, paths: DataPaths, keys: list[str],
-                 selection: list[str], echo=print) -> BackfillReport:
+def run_backfill(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    paths: DataPaths,
+    keys: list[str],
+    selection: list[str],
+    echo=print,
+) -> BackfillReport:
     """Materialise ``selection`` of ``defs`` for each time key of the sensor of ``paths``, in
     ``instance``; report keys as ``SENSOR|TIME``."""
     from sdr_assets.store.sensors import require_registered
@@ -71,15 +78,19 @@ def run_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, paths: Data
     known = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     unknown = [name for name in selection if name not in known]
     if unknown:
-        raise ConfigError(f"unknown asset(s) {', '.join(unknown)} in --select; "
-                          f"choose from {', '.join(sorted(known))}.")
+        raise ConfigError(f"unknown asset(s) {', '.join(unknown)} in --select; choose from {', '.join(sorted(known))}.")
     assets = [defs.get_assets_def(name) for name in selection]
     resources = dict(defs.resources)
     ensure_sensor_partitions(instance, [sensor])
     for key in tqdm([str(multi_key(sensor, k)) for k in keys], desc="backfill", unit="partition"):
-        res = dg.materialize(assets, partition_key=key, instance=instance,
-                             resources=resources, raise_on_error=False,
-                             tags={"sdr_assets/backfill": "cli"})
+        res = dg.materialize(
+            assets,
+            partition_key=key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+            tags={"sdr_assets/backfill": "cli"},
+        )
         (report.succeeded if res.success else report.failed).append(key)
         if not res.success:
             echo(f"failed {key}: run {res.run_id} (see the Dagster UI or its event log)")

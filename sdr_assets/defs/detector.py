@@ -41,11 +41,16 @@ def training_labels(context: dg.AssetExecutionContext, store: SdrStore, decoder:
             context.log.warning(f"training labels without rtl_433's packages: {exc}")
         st = label_partition(db, key, packages=packages)
     meta = {
-        "frames": st.n_frames, "frames_with_boxes": st.frames_with_boxes, "boxes": st.n_boxes,
-        "source": st.source, "auto_boxes": st.n_auto, "ground_truth_boxes": st.n_ground_truth,
+        "frames": st.n_frames,
+        "frames_with_boxes": st.frames_with_boxes,
+        "boxes": st.n_boxes,
+        "source": st.source,
+        "auto_boxes": st.n_auto,
+        "ground_truth_boxes": st.n_ground_truth,
         "boxes_per_source": dg.MetadataValue.json(st.per_source),
         **{f"boxes_from_{k}": v for k, v in st.per_source.items()},
-        "rtl_433_packages": st.n_packages, "packages_under_annotations": st.n_packages_under_annotations,
+        "rtl_433_packages": st.n_packages,
+        "packages_under_annotations": st.n_packages_under_annotations,
         "packages_from": from_where,
         "boxes_per_class": dg.MetadataValue.json(st.per_class),
         **{f"boxes_{k}": v for k, v in st.per_class.items()},
@@ -64,9 +69,9 @@ def training_labels(context: dg.AssetExecutionContext, store: SdrStore, decoder:
 @dg.asset(partitions_def=DAILY_PARTITIONS, group_name=DETECTOR_GROUP, kinds={"pytorch", "onnx"}, pool="gpu")
 def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
     """The nightly YOLO detector: trained on recent labelled windows, current only if it beats the champion."""
+    from sdr_assets.capture.sysmetrics import Periodic, ResourceSampler
     from sdr_assets.ml.training import NoLabelledFrames, train_and_register
     from sdr_assets.store.telemetry import MetricsLogger
-    from sdr_assets.capture.sysmetrics import Periodic, ResourceSampler
 
     check_keep("keep_models", store.keep_models)  # before hours of training, not after
     check_keep("keep_datasets", store.keep_datasets)
@@ -92,8 +97,9 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
 
         try:
             with Periodic(1.0, sample_resources):
-                out = train_and_register(db, paths, detector.training_config(), before_ns=before_ns,
-                                         on_epoch=on_epoch, log=context.log.info)
+                out = train_and_register(
+                    db, paths, detector.training_config(), before_ns=before_ns, on_epoch=on_epoch, log=context.log.info
+                )
         except NoLabelledFrames as exc:
             raise dg.Failure(str(exc)) from exc
         finally:
@@ -104,28 +110,41 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
         datasets_gone = prune_datasets(db.conn, paths.datasets, store.keep_datasets, idle_before_ns=started_ns)
     champ = out.champion_metrics or {}
     table = "| metric | challenger (new) | champion (current) |\n| --- | --- | --- |\n" + "".join(
-        f"| {k} | {_num(out.challenger_metrics.get(k))} | {_num(champ.get(k)) if champ else '-'} |\n"
-        for k in _METRICS)
-    verdict = ("no champion: the new model is current" if out.champion_version is None else
-               f"{'beats' if out.promoted else 'does not beat'} champion {out.champion_version} on the same "
-               f"{out.n_val} validation frames")
+        f"| {k} | {_num(out.challenger_metrics.get(k))} | {_num(champ.get(k)) if champ else '-'} |\n" for k in _METRICS
+    )
+    verdict = (
+        "no champion: the new model is current"
+        if out.champion_version is None
+        else f"{'beats' if out.promoted else 'does not beat'} champion {out.champion_version} on the same "
+        f"{out.n_val} validation frames"
+    )
     meta = {
-        "version": out.version, "promoted": out.promoted, "verdict": verdict,
+        "version": out.version,
+        "promoted": out.promoted,
+        "verdict": verdict,
         "champion_version": out.champion_version or "none",
         "comparison": dg.MetadataValue.md(table),
         **{k: _num(out.challenger_metrics.get(k)) for k in _METRICS},
         **{f"champion_{k}": _num(champ.get(k)) for k in _METRICS if champ},
-        "partitions": dg.MetadataValue.json(out.partitions), "n_partitions": len(out.partitions),
-        "train_frames": out.n_train, "val_frames": out.n_val, "boxes": out.n_boxes,
-        "epochs_run": out.epochs_run, "train_s": round(out.train_s, 1), "device": out.device,
-        "model": detector.model, "imgsz": detector.imgsz,
+        "partitions": dg.MetadataValue.json(out.partitions),
+        "n_partitions": len(out.partitions),
+        "train_frames": out.n_train,
+        "val_frames": out.n_val,
+        "boxes": out.n_boxes,
+        "epochs_run": out.epochs_run,
+        "train_s": round(out.train_s, 1),
+        "device": out.device,
+        "model": detector.model,
+        "imgsz": detector.imgsz,
         "warm_start_from": out.params.get("warm_start_from") or "none (from scratch)",
         "weights": dg.MetadataValue.path(str(out.weights_path)),
         "onnx": dg.MetadataValue.path(str(out.onnx_path)),
-        "models_removed": ", ".join(models_gone.entries) or "none", "model_files_removed": models_gone.files,
+        "models_removed": ", ".join(models_gone.entries) or "none",
+        "model_files_removed": models_gone.files,
         "model_bytes_freed": models_gone.bytes_freed,
         "datasets_removed": ", ".join(datasets_gone.entries) or "none",
-        "dataset_files_removed": datasets_gone.files, "dataset_bytes_freed": datasets_gone.bytes_freed,
+        "dataset_files_removed": datasets_gone.files,
+        "dataset_bytes_freed": datasets_gone.bytes_freed,
     }
     if out.champion_note:
         meta["champion_note"] = out.champion_note
@@ -146,17 +165,33 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
         if row is not None:
             model = load_detector(row, prefer=detector.runtime, conf=detector.conf)
             version = row.version
-            name = "yolo onnxruntime (CPU)" if isinstance(model, OnnxDetector) else \
-                f"yolo torch ({getattr(model, 'device', '?')})"
+            name = (
+                "yolo onnxruntime (CPU)"
+                if isinstance(model, OnnxDetector)
+                else f"yolo torch ({getattr(model, 'device', '?')})"
+            )
         single = detector.single_transmitter and row is not None
-        st, _ = detect_partition(db, str(context.partition_key), paths.root, detector=model,
-                                 model_version=version, detector_name=name, require_energy=single,
-                                 suppress_across_freq=single)
+        st, _ = detect_partition(
+            db,
+            str(context.partition_key),
+            paths.root,
+            detector=model,
+            model_version=version,
+            detector_name=name,
+            require_energy=single,
+            suppress_across_freq=single,
+        )
     meta = {
-        "count": st.n_detections, "model_version": st.model_version, "detector": st.detector,
-        "per_label": dg.MetadataValue.json(st.per_label), **{f"count_{k}": v for k, v in st.per_label.items()},
-        "frames": st.n_frames, "ms_per_frame": round(st.ms_per_frame, 2), "seconds": round(st.seconds, 2),
-        "joined_at_frame_edges": st.n_joined, "suppressed_overlaps": st.n_suppressed,
+        "count": st.n_detections,
+        "model_version": st.model_version,
+        "detector": st.detector,
+        "per_label": dg.MetadataValue.json(st.per_label),
+        **{f"count_{k}": v for k, v in st.per_label.items()},
+        "frames": st.n_frames,
+        "ms_per_frame": round(st.ms_per_frame, 2),
+        "seconds": round(st.seconds, 2),
+        "joined_at_frame_edges": st.n_joined,
+        "suppressed_overlaps": st.n_suppressed,
         "dropped_without_samples": st.n_no_samples,
     }
     if row is not None:
@@ -164,11 +199,14 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
         meta["split_into_packages"] = st.n_split
         meta["single_transmitter"] = single
         meta["dropped_without_energy"] = st.n_unconfirmed
-        meta["edge_refinement"] = ("model boxes' start/end from the IQ envelope inside their band "
-                                   "(ml.postprocess.refine_box): good to ~0.1 ms, not a frame column")
+        meta["edge_refinement"] = (
+            "model boxes' start/end from the IQ envelope inside their band "
+            "(ml.postprocess.refine_box): good to ~0.1 ms, not a frame column"
+        )
     if row is None:
-        meta["note"] = ("no trained model yet: the energy detector ran on the window's IQ "
-                        "(materialise detector_model to train one)")
+        meta["note"] = (
+            "no trained model yet: the energy detector ran on the window's IQ (materialise detector_model to train one)"
+        )
     context.log.info(f"{st.n_detections} detections with {st.detector} ({st.model_version})")
     return dg.MaterializeResult(metadata=meta)
 
@@ -186,10 +224,16 @@ def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detecto
     meta = {
         "waterfall": dg.MetadataValue.md(rep.markdown(f"{context.partition_key} detections")),
         "path": dg.MetadataValue.path(str(rep.path)),
-        "detections": sum(rep.counts.values()), **{f"count_{k}": v for k, v in rep.counts.items()},
-        "decoded_messages": sum(rep.devices.values()), "devices": len(rep.devices),
+        "detections": sum(rep.counts.values()),
+        **{f"count_{k}": v for k, v in rep.counts.items()},
+        "decoded_messages": sum(rep.devices.values()),
+        "devices": len(rep.devices),
         "decoded_packages_drawn": rep.n_decodes_drawn,
-        "frames_shown": rep.n_frames_shown, "frames": rep.n_frames, "boxes_drawn": rep.n_boxes_drawn,
-        "width_px": rep.width_px, "height_px": rep.height_px, "png_kb": round(len(rep.png) / 1024, 1),
+        "frames_shown": rep.n_frames_shown,
+        "frames": rep.n_frames,
+        "boxes_drawn": rep.n_boxes_drawn,
+        "width_px": rep.width_px,
+        "height_px": rep.height_px,
+        "png_kb": round(len(rep.png) / 1024, 1),
     }
     return dg.MaterializeResult(metadata=meta)

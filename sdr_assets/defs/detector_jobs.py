@@ -22,18 +22,27 @@ from sdr_assets.store.sensors import KEY_SEP, split_key
 ENV_REDETECT = "SDR_ASSETS_REDETECT_PARTITIONS"
 
 detector_job = dg.define_asset_job(
-    "detector_job", selection=dg.AssetSelection.assets(detector_model), partitions_def=DAILY_PARTITIONS,
-    description="Train the YOLO detector on recent labelled windows; promote it if it beats the current one.")
+    "detector_job",
+    selection=dg.AssetSelection.assets(detector_model),
+    partitions_def=DAILY_PARTITIONS,
+    description="Train the YOLO detector on recent labelled windows; promote it if it beats the current one.",
+)
 
 detector_schedule = dg.build_schedule_from_partitioned_job(
-    detector_job, name="detector_schedule", hour_of_day=2, minute_of_hour=0,
+    detector_job,
+    name="detector_schedule",
+    hour_of_day=2,
+    minute_of_hour=0,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly at 02:00 UTC: train on the day that ended (new_model_sensor then re-detects).")
+    description="Nightly at 02:00 UTC: train on the day that ended (new_model_sensor then re-detects).",
+)
 
 detections_job = dg.define_asset_job(
-    "detections_job", selection=dg.AssetSelection.assets(detections, detection_report),
+    "detections_job",
+    selection=dg.AssetSelection.assets(detections, detection_report),
     partitions_def=SENSOR_TIME,
-    description="Re-run detections and the report for one window (after a new model is promoted).")
+    description="Re-run detections and the report for one window (after a new model is promoted).",
+)
 
 
 def redetect_count() -> int:
@@ -60,8 +69,12 @@ def recent_partitions_with_frames(analysis_db, limit: int) -> list[str]:
     return keys
 
 
-@dg.asset_sensor(asset_key=detector_model.key, job=detections_job, minimum_interval_seconds=30,
-                 default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.asset_sensor(
+    asset_key=detector_model.key,
+    job=detections_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def new_model_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, store: SdrStore):
     """After detector_model promotes a model, re-run detections for the recent windows."""
     mat = asset_event.asset_materialization

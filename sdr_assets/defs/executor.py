@@ -29,8 +29,10 @@ def executor_name() -> str:
     """The configured executor name, "" for Dagster's default."""
     raw = os.environ.get(ENV_EXECUTOR, "").strip().lower().replace("-", "_")
     if raw and raw not in EXECUTORS:
-        raise ConfigError(f"{ENV_EXECUTOR}={raw!r} is not an executor this project knows; use one of "
-                          f"{', '.join(EXECUTORS)}, or leave it unset for Dagster's default.")
+        raise ConfigError(
+            f"{ENV_EXECUTOR}={raw!r} is not an executor this project knows; use one of "
+            f"{', '.join(EXECUTORS)}, or leave it unset for Dagster's default."
+        )
     return raw
 
 
@@ -59,7 +61,8 @@ def build_executor() -> dg.ExecutorDefinition | None:
         try:
             from dagster_celery import celery_executor
         except ImportError as exc:
-            raise ConfigError(f"{ENV_EXECUTOR}=celery needs dagster-celery: "
-                              "pip install -e '.[prod]' (README \"Production\").") from exc
+            raise ConfigError(
+                f"{ENV_EXECUTOR}=celery needs dagster-celery: pip install -e '.[prod]' (README \"Production\")."
+            ) from exc
         return celery_executor.configured(celery_config(), name="celery")
     return None

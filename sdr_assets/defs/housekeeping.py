@@ -93,8 +93,10 @@ def purge_runs(instance: dg.DagsterInstance, before: datetime, protect: set[str]
 def dagster_run_history(context: dg.AssetExecutionContext, store: SdrStore):
     """Deletes finished Dagster runs (rows, event logs, compute logs) older than keep_run_days."""
     if store.keep_run_days < 0:
-        raise ConfigError(f"keep_run_days={store.keep_run_days}: must be >= 0 (days of run history to keep; "
-                          "0 keeps only the runs that hold an asset's latest materialisation).")
+        raise ConfigError(
+            f"keep_run_days={store.keep_run_days}: must be >= 0 (days of run history to keep; "
+            "0 keeps only the runs that hold an asset's latest materialisation)."
+        )
     paths = store.paths()
     current = registry.current_model(paths.analysis_db) if paths.analysis_db.exists() else None
     before = datetime.now(UTC) - timedelta(days=store.keep_run_days)
@@ -103,22 +105,38 @@ def dagster_run_history(context: dg.AssetExecutionContext, store: SdrStore):
     protect = protected_runs(instance, current.version if current else None) | {context.run_id}
     t0 = time.perf_counter()
     res = purge_runs(instance, before, protect)
-    context.log.info(f"deleted {res.runs_deleted} runs created before {before:%Y-%m-%d %H:%M} UTC "
-                     f"({res.files} files, {res.bytes_freed / 1e6:.1f} MB of event and compute logs)")
-    return dg.MaterializeResult(metadata={
-        "runs_deleted": res.runs_deleted, "runs_before": total, "runs_after": total - res.runs_deleted,
-        "files_removed": res.files, "bytes_freed": res.bytes_freed, "MB_freed": round(res.bytes_freed / 1e6, 2),
-        "deleted_before": before.strftime("%Y-%m-%d %H:%M UTC"), "keep_run_days": store.keep_run_days,
-        "runs_protected": len(protect), "current_model": current.version if current else "none",
-        "seconds": round(time.perf_counter() - t0, 2),
-    })
+    context.log.info(
+        f"deleted {res.runs_deleted} runs created before {before:%Y-%m-%d %H:%M} UTC "
+        f"({res.files} files, {res.bytes_freed / 1e6:.1f} MB of event and compute logs)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "runs_deleted": res.runs_deleted,
+            "runs_before": total,
+            "runs_after": total - res.runs_deleted,
+            "files_removed": res.files,
+            "bytes_freed": res.bytes_freed,
+            "MB_freed": round(res.bytes_freed / 1e6, 2),
+            "deleted_before": before.strftime("%Y-%m-%d %H:%M UTC"),
+            "keep_run_days": store.keep_run_days,
+            "runs_protected": len(protect),
+            "current_model": current.version if current else "none",
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
 
 
 housekeeping_job = dg.define_asset_job(
-    "housekeeping_job", selection=dg.AssetSelection.assets(dagster_run_history),
-    description="Delete Dagster run history older than the store's keep_run_days.")
+    "housekeeping_job",
+    selection=dg.AssetSelection.assets(dagster_run_history),
+    description="Delete Dagster run history older than the store's keep_run_days.",
+)
 
 housekeeping_schedule = dg.ScheduleDefinition(
-    name="housekeeping_schedule", job=housekeeping_job, cron_schedule="30 3 * * *", execution_timezone="UTC",
+    name="housekeeping_schedule",
+    job=housekeeping_job,
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily at 03:30 UTC: delete finished runs older than keep_run_days (their logs too).")
+    description="Daily at 03:30 UTC: delete finished runs older than keep_run_days (their logs too).",
+)

@@ -53,7 +53,9 @@ def partition_start_and_source() -> tuple[str, str]:
         hot_dbs = [s.hot_db for s in list_sensors(paths, on_error=lambda *_: None)]
         fixed = fixed_partition_start(paths.root, hot_dbs, datetime.now(UTC).date() - timedelta(days=7))
         where = str(paths.root / "settings.json")
-        return fixed.day.strftime("%Y-%m-%d") + "-00:00", where if fixed.source == "saved" else f"{where}, {fixed.source}"
+        return fixed.day.strftime(
+            "%Y-%m-%d"
+        ) + "-00:00", where if fixed.source == "saved" else f"{where}, {fixed.source}"
     try:
         datetime.strptime(raw, "%Y-%m-%d")
     except ValueError as exc:

@@ -36,26 +36,34 @@ def partition_plots(context: dg.AssetExecutionContext, store: SdrStore):
     if snap.exists():
         series = partition_telemetry(snap, t0_ns, t1_ns)
     else:
-        series = TelemetrySeries(str(snap), t0_ns, t1_ns, selection="no snapshot of this partition "
-                                 "(pruned: re-materialise hot_snapshot for telemetry)")
+        series = TelemetrySeries(
+            str(snap),
+            t0_ns,
+            t1_ns,
+            selection="no snapshot of this partition (pruned: re-materialise hot_snapshot for telemetry)",
+        )
         context.log.warning(f"no snapshot at {snap}: the telemetry chart is empty")
     summary = summarize(series)
-    chart = plot_telemetry(series, folder / "telemetry.png", title=f"capture telemetry, {key}",
-                           config_root=paths.root)
-    telemetry_md = (f"**{key} capture telemetry** ({summary.selection})\n\n"
-                    f"![telemetry]({chart.data_uri()})\n\n{summary.markdown()}")
+    chart = plot_telemetry(series, folder / "telemetry.png", title=f"capture telemetry, {key}", config_root=paths.root)
+    telemetry_md = (
+        f"**{key} capture telemetry** ({summary.selection})\n\n![telemetry]({chart.data_uri()})\n\n{summary.markdown()}"
+    )
     meta = {
         "waterfall": dg.MetadataValue.md(wf.markdown(f"{key} waterfall")),
         "telemetry": dg.MetadataValue.md(telemetry_md),
         "waterfall_path": dg.MetadataValue.path(str(wf.path)),
         "telemetry_path": dg.MetadataValue.path(str(chart.path)),
-        "frames_shown": wf.n_frames_shown, "detections_drawn": wf.n_boxes_drawn,
-        "telemetry_rows": summary.n_rows, "telemetry_selection": summary.selection,
-        "ingest_mb_s_mean": _round(summary.ingest_mb_s_mean), "samples_lost": summary.samples_lost,
+        "frames_shown": wf.n_frames_shown,
+        "detections_drawn": wf.n_boxes_drawn,
+        "telemetry_rows": summary.n_rows,
+        "telemetry_selection": summary.selection,
+        "ingest_mb_s_mean": _round(summary.ingest_mb_s_mean),
+        "samples_lost": summary.samples_lost,
         "commit_ms_p99_max": _round(summary.commit_ms_p99_max),
         "db_size_mb": _round(summary.db_size_mb_last, 1),
         "sys_cpu_percent_mean": _round(summary.sys_cpu_percent_mean, 1),
-        "capture_rss_mb_max": _round(summary.capture_rss_mb_max, 1), "gpus": summary.gpus,
+        "capture_rss_mb_max": _round(summary.capture_rss_mb_max, 1),
+        "gpus": summary.gpus,
         "png_kb": round((len(wf.png) + len(chart.png)) / 1024, 1),
     }
     context.log.info(f"{folder}: waterfall {wf.width_px}x{wf.height_px}, telemetry {summary.n_rows} rows")

@@ -40,9 +40,13 @@ class SdrStore(dg.ConfigurableResource):
 
         from sdr_assets.replica.s3 import ReplicaConfig, S3Replica
 
-        config = ReplicaConfig.from_env(os.environ, self.replica_url, keep_count=self.replica_keep,
-                                        keep_age_s=self.replica_keep_days * 86400.0,
-                                        part_bytes=self.replica_part_mb * 2**20)
+        config = ReplicaConfig.from_env(
+            os.environ,
+            self.replica_url,
+            keep_count=self.replica_keep,
+            keep_age_s=self.replica_keep_days * 86400.0,
+            part_bytes=self.replica_part_mb * 2**20,
+        )
         return None if config is None else S3Replica(config)
 
     def paths(self, sensor: str = DEFAULT_SENSOR) -> DataPaths:
@@ -90,10 +94,18 @@ class DetectorSettings(dg.ConfigurableResource):
     def training_config(self):
         from sdr_assets.ml.training import TrainingConfig
 
-        return TrainingConfig(model=self.model, epochs=self.epochs, imgsz=self.imgsz, batch=self.batch,
-                              device=self.device, lookback_partitions=self.lookback_partitions,
-                              val_fraction=self.val_fraction, patience=self.patience, seed=self.seed,
-                              warm_start=self.warm_start)
+        return TrainingConfig(
+            model=self.model,
+            epochs=self.epochs,
+            imgsz=self.imgsz,
+            batch=self.batch,
+            device=self.device,
+            lookback_partitions=self.lookback_partitions,
+            val_fraction=self.val_fraction,
+            patience=self.patience,
+            seed=self.seed,
+            warm_start=self.warm_start,
+        )
 
 
 class DecoderSettings(dg.ConfigurableResource):

@@ -19,8 +19,16 @@ import numpy as np
 from sdr_assets.dsp.stft import hann_window
 
 
-def occupied_band(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, drop_db: float = 15.0,
-                  min_snr_db: float = 6.0, join_hz: float = 50e3, dc_bins: int = 1) -> tuple[float, float] | None:
+def occupied_band(
+    x: np.ndarray,
+    sample_rate_hz: float,
+    *,
+    nfft: int = 256,
+    drop_db: float = 15.0,
+    min_snr_db: float = 6.0,
+    join_hz: float = 50e3,
+    dc_bins: int = 1,
+) -> tuple[float, float] | None:
     """(freq_lower_hz, freq_upper_hz) relative to the centre, or None (see the module doc)."""
     n_blocks = len(x) // nfft
     if n_blocks == 0:
@@ -30,7 +38,7 @@ def occupied_band(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, drop
     power = (np.abs(spec) ** 2).mean(axis=0)
     mid = nfft // 2
     lo, hi = max(0, mid - dc_bins), min(nfft, mid + dc_bins + 1)
-    neighbours = np.concatenate([power[max(0, lo - 2):lo], power[hi:hi + 2]])
+    neighbours = np.concatenate([power[max(0, lo - 2) : lo], power[hi : hi + 2]])
     if neighbours.size:
         power[lo:hi] = neighbours.mean()
     db = 10.0 * np.log10(power + 1e-20)
@@ -42,12 +50,12 @@ def occupied_band(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, drop
     join_bins = int(round(join_hz / bin_hz))
     first = last = k
     while first > 0:  # grow left over runs of bins below the threshold shorter than join_bins
-        nxt = np.flatnonzero(above[max(0, first - 1 - join_bins):first])
+        nxt = np.flatnonzero(above[max(0, first - 1 - join_bins) : first])
         if nxt.size == 0:
             break
         first = max(0, first - 1 - join_bins) + int(nxt[0])
     while last < nfft - 1:
-        nxt = np.flatnonzero(above[last + 1:last + 2 + join_bins])
+        nxt = np.flatnonzero(above[last + 1 : last + 2 + join_bins])
         if nxt.size == 0:
             break
         last = last + 1 + int(nxt[-1])

@@ -106,8 +106,7 @@ def _box_mean(a: np.ndarray, n_cols: int, n_bins: int) -> np.ndarray:
     return a
 
 
-def _regions(snr: np.ndarray, hi: float, lo: float, join_bins: int,
-             p: np.ndarray) -> tuple[list[_Region], np.ndarray]:
+def _regions(snr: np.ndarray, hi: float, lo: float, join_bins: int, p: np.ndarray) -> tuple[list[_Region], np.ndarray]:
     """Hysteresis mask of the SNR map and its connected regions (bins join_bins apart join)."""
     weak = snr > lo
     joined = ndi.binary_dilation(weak, structure=np.ones((1, 2 * join_bins + 1), bool))
@@ -124,9 +123,17 @@ def _regions(snr: np.ndarray, hi: float, lo: float, join_bins: int,
         if cells is None or not cells.any():
             continue
         rows, bins = np.flatnonzero(cells.any(axis=1)), np.flatnonzero(cells.any(axis=0))
-        out.append(_Region(sl[0].start + rows[0], sl[0].start + rows[-1], sl[1].start + bins[0],
-                           sl[1].start + bins[-1], float(snr[sl][cells].sum()),
-                           int(cells.sum()), float(p[sl][cells].max())))
+        out.append(
+            _Region(
+                sl[0].start + rows[0],
+                sl[0].start + rows[-1],
+                sl[1].start + bins[0],
+                sl[1].start + bins[-1],
+                float(snr[sl][cells].sum()),
+                int(cells.sum()),
+                float(p[sl][cells].max()),
+            )
+        )
     return out, labels > 0
 
 
@@ -147,9 +154,18 @@ def _group(regions: list[_Region], join_bins: int, max_gap_cols: int) -> list[li
     return groups
 
 
-def _fine_pulses(x: np.ndarray, s0: int, s1: int, f_lo: float, f_hi: float, fs: float,
-                 nf: int, coarse_on: np.ndarray, coarse_hop: int,
-                 coarse_nfft: int) -> tuple[np.ndarray, np.ndarray]:
+def _fine_pulses(
+    x: np.ndarray,
+    s0: int,
+    s1: int,
+    f_lo: float,
+    f_hi: float,
+    fs: float,
+    nf: int,
+    coarse_on: np.ndarray,
+    coarse_hop: int,
+    coarse_nfft: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pulses (start, end sample arrays, float) of the band [f_lo, f_hi] within x[s0:s1].
 
     An nf-point STFT (hop nf/4) summed over the band gives an envelope; a pulse is where its
@@ -168,8 +184,7 @@ def _fine_pulses(x: np.ndarray, s0: int, s1: int, f_lo: float, f_hi: float, fs: 
         sel[np.argmin(np.abs(centres - (f_lo + f_hi) / 2))] = True
     amp = np.sqrt(pf[:, sel].sum(axis=1))
     t = s0 + nf / 2 + np.arange(amp.size) * hf  # centre sample of each fine column
-    act = coarse_on[np.clip(((t - coarse_nfft / 2) / coarse_hop).round().astype(int), 0,
-                            coarse_on.size - 1)]
+    act = coarse_on[np.clip(((t - coarse_nfft / 2) / coarse_hop).round().astype(int), 0, coarse_on.size - 1)]
     noise = np.median(amp[~act]) if (~act).sum() >= 8 else np.percentile(amp, 10)
     high = np.percentile(amp[act], 90) if act.any() else amp.max()
     thr = max((high + noise) / 2, math.sqrt(2.0) * noise)
@@ -189,8 +204,9 @@ def _fine_pulses(x: np.ndarray, s0: int, s1: int, f_lo: float, f_hi: float, fs: 
     return cross(up - 1, up), cross(down - 1, down)
 
 
-def packages_from_pulses(starts: np.ndarray, ends: np.ndarray, min_gap: float, max_gap: float,
-                         ratio: float) -> list[tuple[float, float]]:
+def packages_from_pulses(
+    starts: np.ndarray, ends: np.ndarray, min_gap: float, max_gap: float, ratio: float
+) -> list[tuple[float, float]]:
     """rtl_433's end-of-package rule: a gap ends the package when it exceeds max_gap, or
     both min_gap and ratio x the longest pulse so far."""
     out: list[tuple[float, float]] = []
@@ -215,8 +231,11 @@ def _suppress(bursts: list[tuple], overlap: float, across_freq: bool) -> list[tu
     kept: list[tuple] = []
     for a in sorted(bursts, key=lambda q: -q[6]):
         _, s, e, lo, hi = a[:5]
-        spans = sorted((max(s, b[1]), min(e, b[2])) for b in kept
-                       if b[1] < e and b[2] > s and (across_freq or (lo <= b[4] and hi >= b[3])))
+        spans = sorted(
+            (max(s, b[1]), min(e, b[2]))
+            for b in kept
+            if b[1] < e and b[2] > s and (across_freq or (lo <= b[4] and hi >= b[3]))
+        )
         covered, reach = 0, s
         for u, v in spans:
             covered += max(0, v - max(u, reach))
@@ -226,14 +245,28 @@ def _suppress(bursts: list[tuple], overlap: float, across_freq: bool) -> list[tu
     return sorted(kept, key=lambda q: q[1])
 
 
-def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop: int = 64,
-                  threshold_db: float = 10.0, threshold_low_db: float = 6.0,
-                  floor_percentile: float = 20.0, floor_window_s: float = 1.0,
-                  smooth_cols: int = 9, smooth_bins: int = 1, freq_join_bins: int = 4,
-                  min_gap_s: float = 0.010, gap_ratio: float = 10.0, max_gap_s: float = 0.1,
-                  min_duration_s: float = 0.0002, fine_window_s: float = 1e-4,
-                  suppress_overlap: float | None = 0.5,
-                  suppress_across_freq: bool = True, remove_dc: bool = True) -> list[Burst]:
+def detect_bursts(
+    x: np.ndarray,
+    sample_rate_hz: float,
+    *,
+    nfft: int = 256,
+    hop: int = 64,
+    threshold_db: float = 10.0,
+    threshold_low_db: float = 6.0,
+    floor_percentile: float = 20.0,
+    floor_window_s: float = 1.0,
+    smooth_cols: int = 9,
+    smooth_bins: int = 1,
+    freq_join_bins: int = 4,
+    min_gap_s: float = 0.010,
+    gap_ratio: float = 10.0,
+    max_gap_s: float = 0.1,
+    min_duration_s: float = 0.0002,
+    fine_window_s: float = 1e-4,
+    suppress_overlap: float | None = 0.5,
+    suppress_across_freq: bool = True,
+    remove_dc: bool = True,
+) -> list[Burst]:
     """Bursts of energy in complex baseband ``x`` (see the module docstring for the steps)."""
     x = np.asarray(x)
     if not np.iscomplexobj(x):
@@ -248,8 +281,7 @@ def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop:
     col_s = hop / fs
     snr = _snr_map(p, max(8, int(floor_window_s / col_s)), floor_percentile)
     snr = _box_mean(snr, smooth_cols, smooth_bins)
-    regions, mask = _regions(snr, 10 ** (threshold_db / 10), 10 ** (threshold_low_db / 10),
-                             freq_join_bins, p)
+    regions, mask = _regions(snr, 10 ** (threshold_db / 10), 10 ** (threshold_low_db / 10), freq_join_bins, p)
     bin_hz, half = fs / nfft, nfft // 2
     nf = max(8, int(round(fine_window_s * fs)))
     found = []
@@ -258,8 +290,7 @@ def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop:
         b0, b1 = min(r.b0 for r in group), max(r.b1 for r in group)
         s0, s1 = max(0, c0 * hop - nfft), min(x.size, c1 * hop + 2 * nfft)
         f_lo, f_hi = (b0 - half - 0.5) * bin_hz, (b1 - half + 0.5) * bin_hz
-        starts, ends = _fine_pulses(x, s0, s1, f_lo, f_hi, fs, nf,
-                                    mask[:, b0: b1 + 1].any(axis=1), hop, nfft)
+        starts, ends = _fine_pulses(x, s0, s1, f_lo, f_hi, fs, nf, mask[:, b0 : b1 + 1].any(axis=1), hop, nfft)
         for a, b in packages_from_pulses(starts, ends, min_gap_s * fs, max_gap_s * fs, gap_ratio):
             a, b = max(0, int(round(a))), min(x.size, int(round(b)))
             if b - a < min_duration_s * fs:
@@ -269,17 +300,29 @@ def detect_bursts(x: np.ndarray, sample_rate_hz: float, *, nfft: int = 256, hop:
             n_cells = sum(r.n_cells for r in members)
             lo = (min(r.b0 for r in members) - half - 0.5) * bin_hz
             hi = (max(r.b1 for r in members) - half + 0.5) * bin_hz
-            found.append((energy, a, b, lo, hi, 10 * math.log10(max(energy / n_cells, 1e-12)),
-                          10 * math.log10(max(r.peak for r in members) + 1e-10)))
+            found.append(
+                (
+                    energy,
+                    a,
+                    b,
+                    lo,
+                    hi,
+                    10 * math.log10(max(energy / n_cells, 1e-12)),
+                    10 * math.log10(max(r.peak for r in members) + 1e-10),
+                )
+            )
     if suppress_overlap is not None:
         found = _suppress(found, suppress_overlap, suppress_across_freq)
     found.sort(key=lambda q: q[1])
-    return [Burst(int(a), int(b), float(lo), float(hi), float(snr_db), float(peak_db))
-            for _, a, b, lo, hi, snr_db, peak_db in found]
+    return [
+        Burst(int(a), int(b), float(lo), float(hi), float(snr_db), float(peak_db))
+        for _, a, b, lo, hi, snr_db, peak_db in found
+    ]
 
 
-def pair_starts(detected_starts_s, reference_starts_s, tol_s: float = 0.02,
-                allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
+def pair_starts(
+    detected_starts_s, reference_starts_s, tol_s: float = 0.02, allowed: np.ndarray | None = None
+) -> list[tuple[int, int]]:
     """One-to-one pairs (detection index, reference index) of start times <= tol_s apart,
     closest pairs first; ``allowed`` (detections x references, bool) vetoes pairs."""
     det = np.asarray(detected_starts_s, dtype=float).reshape(-1)
@@ -299,8 +342,7 @@ def pair_starts(detected_starts_s, reference_starts_s, tol_s: float = 0.02,
     return out
 
 
-def match_bursts(detected_starts_s, reference_starts_s,
-                 tol_s: float = 0.02) -> tuple[int, int, int]:
+def match_bursts(detected_starts_s, reference_starts_s, tol_s: float = 0.02) -> tuple[int, int, int]:
     """One-to-one matching of start times: returns (true pos, false pos, false neg).
 
     Pairs are taken closest first; a pair counts when the starts differ by <= tol_s.

@@ -41,16 +41,25 @@ _TWO_PI = 2.0 * math.pi
 
 def packages_s(starts_s: np.ndarray, ends_s: np.ndarray) -> list[tuple[float, float]]:
     """rtl_433's end-of-package rule on pulses in seconds: [(start_s, end_s), ...]."""
-    return packages_from_pulses(np.asarray(starts_s, float), np.asarray(ends_s, float),
-                                 PKG_MIN_GAP_S, PKG_MAX_GAP_S, PKG_GAP_RATIO)
+    return packages_from_pulses(
+        np.asarray(starts_s, float), np.asarray(ends_s, float), PKG_MIN_GAP_S, PKG_MAX_GAP_S, PKG_GAP_RATIO
+    )
 
 
 class Transmission:
     """One device's transmission: a precomputed complex64 waveform from ``start`` (absolute
     sample) and its packages (absolute sample spans) for the labels."""
 
-    def __init__(self, start: int, wave: np.ndarray, pkgs: list[tuple[int, int]],
-                 f_lo_hz: float, f_hi_hz: float, label: str, snr_db: float):
+    def __init__(
+        self,
+        start: int,
+        wave: np.ndarray,
+        pkgs: list[tuple[int, int]],
+        f_lo_hz: float,
+        f_hi_hz: float,
+        label: str,
+        snr_db: float,
+    ):
         self.start, self.wave, self.end = start, wave, start + wave.size
         self.pkgs, self.f_lo_hz, self.f_hi_hz = pkgs, f_lo_hz, f_hi_hz
         self.label, self.snr_db = label, snr_db
@@ -58,7 +67,7 @@ class Transmission:
     def add_into(self, out: np.ndarray, s0: int) -> None:
         a, b = max(self.start, s0), min(self.end, s0 + out.size)
         if a < b:
-            out[a - s0: b - s0] += self.wave[a - self.start: b - self.start]
+            out[a - s0 : b - s0] += self.wave[a - self.start : b - self.start]
 
 
 def _ook_pulses(g: np.random.Generator) -> tuple[list[tuple[float, float]], float]:
@@ -117,24 +126,31 @@ def _fsk_pulses(g: np.random.Generator) -> tuple[list[tuple[float, float]], floa
     dur = n_bits / rate
     spans = [(k * (dur + gap_s), k * (dur + gap_s) + dur) for k in range(repeats)]
     pre = np.arange(n_bits) % 2
-    bits = np.concatenate([np.where(np.arange(n_bits) < n_bits // 3, pre, g.integers(0, 2, n_bits))
-                           for _ in range(repeats)])
+    bits = np.concatenate(
+        [np.where(np.arange(n_bits) < n_bits // 3, pre, g.integers(0, 2, n_bits)) for _ in range(repeats)]
+    )
     return spans, rate, dev, bits
 
 
 def _envelope(pulses: list[tuple[float, float]], fs: float, n: int, rise_s: float) -> np.ndarray:
     env = np.zeros(n, np.float32)
     for a, b in pulses:
-        env[int(round(a * fs)): int(round(b * fs))] = 1.0
+        env[int(round(a * fs)) : int(round(b * fs))] = 1.0
     k = int(round(rise_s * fs))
     if k > 1:
         env = np.convolve(env, np.ones(k, np.float32) / k, mode="same").astype(np.float32)
     return env
 
 
-def transmission(g: np.random.Generator, start: int, fs: float, center_freq_hz: float,
-                 noise_power: float, kinds: tuple[str, ...],
-                 snr_db_range: tuple[float, float]) -> Transmission:
+def transmission(
+    g: np.random.Generator,
+    start: int,
+    fs: float,
+    center_freq_hz: float,
+    noise_power: float,
+    kinds: tuple[str, ...],
+    snr_db_range: tuple[float, float],
+) -> Transmission:
     """A random device transmission starting at absolute sample ``start``."""
     kind = kinds[int(g.integers(len(kinds)))] if g.random() > 0.08 or "cw" not in kinds else "cw"
     if kind == "cw" and len(kinds) > 1 and g.random() < 0.5:
@@ -197,18 +213,32 @@ class IsmBackground:
             power = 10 ** (noise_dbfs / 10)
             bin_noise = power / 640  # noise in one bin of a 640-point FFT
             n_spurs = int(g.integers(0, 4))
-            spurs = [(g.uniform(-0.45, 0.45), math.sqrt(bin_noise * 10 ** (g.uniform(5, 30) / 10)), g.random())
-                     for _ in range(n_spurs)]
+            spurs = [
+                (g.uniform(-0.45, 0.45), math.sqrt(bin_noise * 10 ** (g.uniform(5, 30) / 10)), g.random())
+                for _ in range(n_spurs)
+            ]
             dc = 10 ** (g.uniform(-45, -12) / 20) * np.exp(2j * math.pi * g.random())
             image = 10 ** (g.uniform(-35, -20) / 20) * np.exp(2j * math.pi * g.random())
             clicks = []
             n_clicks = int(g.poisson(CLICKS_PER_S * EPOCH_SAMPLES / self.fs))
             for _ in range(n_clicks):
                 c0 = int(g.integers(EPOCH_SAMPLES))
-                clicks.append((k * EPOCH_SAMPLES + c0, int(g.uniform(1e-3, 20e-3) * self.fs),
-                               math.sqrt(power * 10 ** (g.uniform(3, 15) / 10)), int(g.integers(1 << 30))))
-            e = self._cache[k] = dict(power=power, gain=math.sqrt(power / self.base_noise_power),
-                                      spurs=spurs, dc=complex(dc), image=complex(image), clicks=clicks)
+                clicks.append(
+                    (
+                        k * EPOCH_SAMPLES + c0,
+                        int(g.uniform(1e-3, 20e-3) * self.fs),
+                        math.sqrt(power * 10 ** (g.uniform(3, 15) / 10)),
+                        int(g.integers(1 << 30)),
+                    )
+                )
+            e = self._cache[k] = dict(
+                power=power,
+                gain=math.sqrt(power / self.base_noise_power),
+                spurs=spurs,
+                dc=complex(dc),
+                image=complex(image),
+                clicks=clicks,
+            )
             if len(self._cache) > 4:
                 self._cache.pop(min(self._cache))
         return e
@@ -225,7 +255,7 @@ class IsmBackground:
         for k in range(s0 // EPOCH_SAMPLES, (s1 - 1) // EPOCH_SAMPLES + 1 if y.size else 0):
             e = self.epoch(k)
             a, b = max(s0, k * EPOCH_SAMPLES), min(s1, (k + 1) * EPOCH_SAMPLES)
-            seg = y[a - s0: b - s0]
+            seg = y[a - s0 : b - s0]
             idx = np.arange(a, b, dtype=np.float64)
             for f, amp, ph in e["spurs"]:
                 c = idx * f + ph
@@ -236,6 +266,6 @@ class IsmBackground:
                 u, v = max(a, c0), min(b, c0 + n)
                 if u < v:
                     z = np.random.default_rng([self.seed, 4, cseed]).standard_normal(2 * n).astype(np.float32)
-                    seg[u - a: v - a] += np.float32(amp / math.sqrt(2)) * z.view(np.complex64)[u - c0: v - c0]
+                    seg[u - a : v - a] += np.float32(amp / math.sqrt(2)) * z.view(np.complex64)[u - c0 : v - c0]
             seg += np.complex64(e["dc"])
             seg += np.complex64(e["image"]) * np.conj(seg)

@@ -65,8 +65,7 @@ def _frames_view(a: np.ndarray, nfft: int, hop: int, n_cols: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(a[: (n_cols - 1) * hop + nfft], nfft)[::hop]
 
 
-def _stft_blocks(src: np.ndarray, nfft: int, hop: int, window, gather: bool,
-                 db: bool = True) -> np.ndarray:
+def _stft_blocks(src: np.ndarray, nfft: int, hop: int, window, gather: bool, db: bool = True) -> np.ndarray:
     """Core loop. ``src`` is complex64 samples, or uint16 cu8 codes when ``gather``."""
     n_cols = _n_cols(src.shape[0], nfft, hop)
     out = np.empty((n_cols, nfft), dtype=np.float32)
@@ -99,8 +98,9 @@ def _stft_blocks(src: np.ndarray, nfft: int, hop: int, window, gather: bool,
     return out
 
 
-def stft_db(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP,
-            window: np.ndarray | None = None) -> np.ndarray:
+def stft_db(
+    x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP, window: np.ndarray | None = None
+) -> np.ndarray:
     """Power spectrogram in dB, float32 ``(n_cols, nfft)``, bins from -fs/2 to +fs/2.
 
     Samples after the last whole column are ignored. ``window`` defaults to a periodic
@@ -113,8 +113,9 @@ def stft_db(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP,
     return _stft_blocks(x, nfft, hop, window, gather=False)
 
 
-def stft_power(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP,
-               window: np.ndarray | None = None) -> np.ndarray:
+def stft_power(
+    x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP, window: np.ndarray | None = None
+) -> np.ndarray:
     """Like :func:`stft_db` but linear power ``|X|^2`` (float32, same layout)."""
     x = np.asarray(x)
     if not np.iscomplexobj(x):
@@ -123,15 +124,20 @@ def stft_power(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP,
     return _stft_blocks(x, nfft, hop, window, gather=False, db=False)
 
 
-def stft_db_cu8(cu8: bytes | np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP,
-                window: np.ndarray | None = None) -> np.ndarray:
+def stft_db_cu8(
+    cu8: bytes | np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP, window: np.ndarray | None = None
+) -> np.ndarray:
     """Same as ``stft_db(cu8_to_complex64(cu8), ...)`` without the complex intermediate."""
     return _stft_blocks(cu8_pairs(cu8), nfft, hop, window, gather=True)
 
 
-def frames_from_cu8(cu8: bytes | np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP,
-                    frame_cols: int = DEFAULT_FRAME_COLS,
-                    window: np.ndarray | None = None) -> np.ndarray:
+def frames_from_cu8(
+    cu8: bytes | np.ndarray,
+    nfft: int = DEFAULT_NFFT,
+    hop: int = DEFAULT_HOP,
+    frame_cols: int = DEFAULT_FRAME_COLS,
+    window: np.ndarray | None = None,
+) -> np.ndarray:
     """Whole frames of dB spectrogram, float32 ``(n_frames, frame_cols, nfft)``.
 
     Frame ``k`` holds columns ``[k * frame_cols, (k + 1) * frame_cols)``, i.e. starts at
@@ -142,8 +148,7 @@ def frames_from_cu8(cu8: bytes | np.ndarray, nfft: int = DEFAULT_NFFT, hop: int 
     return db[: n_frames * frame_cols].reshape(n_frames, frame_cols, nfft)
 
 
-def normalize_frame_u8(db: np.ndarray, floor_percentile: float = 20.0,
-                       min_span_db: float = 30.0) -> np.ndarray:
+def normalize_frame_u8(db: np.ndarray, floor_percentile: float = 20.0, min_span_db: float = 30.0) -> np.ndarray:
     """dB frame ``(cols, nfft)`` -> 8-bit image ``(nfft, cols)``, row 0 = highest frequency.
 
     Per frame: ``floor`` = the ``floor_percentile`` of the frame (estimated on every 7th
@@ -229,8 +234,13 @@ class FrameGeometry:
         return (self.freq_upper_hz - freq_hz) / self.row_hz
 
 
-def stft_db_torch(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP,
-                  device: str = "cuda", window: np.ndarray | None = None) -> np.ndarray:
+def stft_db_torch(
+    x: np.ndarray,
+    nfft: int = DEFAULT_NFFT,
+    hop: int = DEFAULT_HOP,
+    device: str = "cuda",
+    window: np.ndarray | None = None,
+) -> np.ndarray:
     """:func:`stft_db` computed with torch on ``device`` (float32 numpy result, same layout).
 
     ``x`` is complex samples, or interleaved cu8 (bytes or a uint8 array), which is shipped
@@ -266,7 +276,7 @@ def stft_db_torch(x: np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HO
 
 
 def pick_backend() -> str:
-    """"torch-cuda" when torch imports and sees a CUDA device, else "numpy"."""
+    """ "torch-cuda" when torch imports and sees a CUDA device, else "numpy"."""
 
     if importlib.util.find_spec("torch") is None:
         return "numpy"

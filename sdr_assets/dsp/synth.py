@@ -31,8 +31,10 @@ from sdr_assets.dsp.iq import CU8_OFFSET, CU8_SCALE
 
 KINDS = ("cw", "ook", "fsk", "chirp", "wideband")
 PROFILES = ("mixed", "ism")
-_DEFAULTS = {"mixed": {"emissions_per_s": 4.0, "snr_db_range": (6.0, 30.0)},
-             "ism": {"emissions_per_s": 1.5, "snr_db_range": (3.0, 40.0)}}
+_DEFAULTS = {
+    "mixed": {"emissions_per_s": 4.0, "snr_db_range": (6.0, 30.0)},
+    "ism": {"emissions_per_s": 1.5, "snr_db_range": (3.0, 40.0)},
+}
 NOISE_BANK = 1 << 20
 NOISE_SEGMENT = 1 << 16
 BLOCK = 1024
@@ -55,9 +57,11 @@ def check_sample_rate_hz(sample_rate_hz: float, profile: str = "mixed") -> float
     fs = float(sample_rate_hz)
     lo = MIN_SAMPLE_RATE_HZ[profile]
     if not lo <= fs <= MAX_SAMPLE_RATE_HZ:  # also refuses nan
-        raise ValueError(f"sample_rate_hz {sample_rate_hz!r} cannot be synthesised: profile "
-                         f"{profile} needs {lo:.0f} to {MAX_SAMPLE_RATE_HZ:.0f} Hz (its "
-                         "emissions must fit in the band), e.g. 250000 or 2400000")
+        raise ValueError(
+            f"sample_rate_hz {sample_rate_hz!r} cannot be synthesised: profile "
+            f"{profile} needs {lo:.0f} to {MAX_SAMPLE_RATE_HZ:.0f} Hz (its "
+            "emissions must fit in the band), e.g. 250000 or 2400000"
+        )
     return fs
 
 
@@ -88,7 +92,7 @@ def _wrap_read(bank: np.ndarray, start: int, n: int) -> np.ndarray:
     pos, i = 0, start % bank.size
     while pos < n:
         m = min(n - pos, bank.size - i)
-        out[pos: pos + m] = bank[i: i + m]
+        out[pos : pos + m] = bank[i : i + m]
         pos, i = pos + m, 0
     return out
 
@@ -96,8 +100,9 @@ def _wrap_read(bank: np.ndarray, start: int, n: int) -> np.ndarray:
 class _Plan:
     """One emission: its truth and how to synthesise blocks of it (indices from its start)."""
 
-    def __init__(self, start: int, length: int, kind: str, f_lo: float, f_hi: float,
-                 amp: float, snr_db: float, params: dict):
+    def __init__(
+        self, start: int, length: int, kind: str, f_lo: float, f_hi: float, amp: float, snr_db: float, params: dict
+    ):
         self.start, self.length, self.kind, self.snr_db = start, length, kind, snr_db
         self.f_lo, self.f_hi, self.amp, self.p = f_lo, f_hi, np.float32(amp), params
         self.end = start + length
@@ -118,7 +123,7 @@ class _Plan:
             y = self._tone(p["f"], b0, b1)
             u = p["unit"]
             u0, u1 = k0 // u, (k0 + n - 1) // u + 1
-            env = np.repeat(p["pattern"][u0:u1], u)[k0 - u0 * u: k0 - u0 * u + n]
+            env = np.repeat(p["pattern"][u0:u1], u)[k0 - u0 * u : k0 - u0 * u + n]
             y *= env
         elif self.kind == "fsk":
             s = p["sps"]
@@ -126,7 +131,7 @@ class _Plan:
             bits = p["bits"][s0:s1]
             rows = np.where(bits[:, None], p["base_hi"][None, :], p["base_lo"][None, :])
             rows *= p["sym_phasor"][s0:s1, None]
-            y = rows.reshape(-1)[k0 - s0 * s: k0 - s0 * s + n]
+            y = rows.reshape(-1)[k0 - s0 * s : k0 - s0 * s + n]
         elif self.kind == "chirp":
             k = np.arange(k0, k0 + n, dtype=np.float64)
             y = _phasor(k * (p["f0"] + 0.5 * p["rate"] * k))
@@ -144,17 +149,25 @@ class _Plan:
         r0, r1 = a - self.start, b - self.start
         b0, b1 = r0 // BLOCK, (r1 - 1) // BLOCK + 1
         y = self.blocks(b0, b1)
-        out[a - s0: b - s0] += y[r0 - b0 * BLOCK: r1 - b0 * BLOCK]
+        out[a - s0 : b - s0] += y[r0 - b0 * BLOCK : r1 - b0 * BLOCK]
 
 
 class BandScenario:
     """A reproducible band: ``render(n)`` -> (cu8 uint8 of 2n bytes, emissions starting in it)."""
 
-    def __init__(self, seed: int, sample_rate_hz: float, center_freq_hz: float, *,
-                 noise_dbfs: float = -35.0, emissions_per_s: float | None = None,
-                 snr_db_range: tuple[float, float] | None = None,
-                 kinds: tuple[str, ...] = KINDS,
-                 duration_s_range: tuple[float, float] = (0.005, 0.3), profile: str = "mixed"):
+    def __init__(
+        self,
+        seed: int,
+        sample_rate_hz: float,
+        center_freq_hz: float,
+        *,
+        noise_dbfs: float = -35.0,
+        emissions_per_s: float | None = None,
+        snr_db_range: tuple[float, float] | None = None,
+        kinds: tuple[str, ...] = KINDS,
+        duration_s_range: tuple[float, float] = (0.005, 0.3),
+        profile: str = "mixed",
+    ):
         """emissions_per_s and snr_db_range default by profile (mixed: 4.0, (6, 30);
         ism: 1.5 transmissions/s, (3, 40) dB in band)."""
         if profile not in PROFILES:
@@ -259,13 +272,16 @@ class BandScenario:
         freqs = np.where(bits, centre + dev, centre - dev)
         start_cycles = np.concatenate(([0.0], np.cumsum(freqs * s)[:-1]))
         m = np.arange(s, dtype=np.float64)
-        p.update(bits=bits, sym_phasor=_phasor(start_cycles),
-                 base_hi=_phasor((centre + dev) * m), base_lo=_phasor((centre - dev) * m))
+        p.update(
+            bits=bits,
+            sym_phasor=_phasor(start_cycles),
+            base_hi=_phasor((centre + dev) * m),
+            base_lo=_phasor((centre - dev) * m),
+        )
 
     def _emission(self, plan: _Plan) -> Emission:
         fs, fc = self.sample_rate_hz, self.center_freq_hz
-        return Emission(plan.start, plan.end, fc + plan.f_lo * fs, fc + plan.f_hi * fs,
-                        plan.kind, plan.snr_db)
+        return Emission(plan.start, plan.end, fc + plan.f_lo * fs, fc + plan.f_hi * fs, plan.kind, plan.snr_db)
 
     def render(self, n_samples: int) -> tuple[np.ndarray, list[Emission]]:
         """The next n_samples of the stream as interleaved cu8, and the emissions that start
@@ -279,23 +295,31 @@ class BandScenario:
                 plan = self._new_plan(start)
                 self._pending.append(self._emission(plan))
             else:
-                plan = ism.transmission(self._rng, start, self.sample_rate_hz, self.center_freq_hz,
-                                        self._ism.noise_power_at(start), self.kinds, self.snr_db_range)
-                self._pending.extend(Emission(a, b, plan.f_lo_hz, plan.f_hi_hz, plan.label, plan.snr_db)
-                                     for a, b in plan.pkgs)
+                plan = ism.transmission(
+                    self._rng,
+                    start,
+                    self.sample_rate_hz,
+                    self.center_freq_hz,
+                    self._ism.noise_power_at(start),
+                    self.kinds,
+                    self.snr_db_range,
+                )
+                self._pending.extend(
+                    Emission(a, b, plan.f_lo_hz, plan.f_hi_hz, plan.label, plan.snr_db) for a, b in plan.pkgs
+                )
             self._plans.append(plan)
             self._next_start = self._draw_gap(self._next_start)
         self._pending.sort(key=lambda e: e.start_sample)
         new = [e for e in self._pending if e.start_sample < s1]
-        self._pending = self._pending[len(new):]
+        self._pending = self._pending[len(new) :]
         y = np.empty(n_samples, dtype=np.complex64)
         for seg in range(s0 // NOISE_SEGMENT, (s1 - 1) // NOISE_SEGMENT + 1 if n_samples else 0):
             off = int(np.random.default_rng([self.seed, 2, seg]).integers(NOISE_BANK))
             a, b = max(s0, seg * NOISE_SEGMENT), min(s1, (seg + 1) * NOISE_SEGMENT)
             base = off - seg * NOISE_SEGMENT
-            y[a - s0: b - s0] = self._noise[base + a: base + b]
+            y[a - s0 : b - s0] = self._noise[base + a : base + b]
             if self._ism is not None:
-                y[a - s0: b - s0] *= np.float32(self._ism.noise_gain(a))
+                y[a - s0 : b - s0] *= np.float32(self._ism.noise_gain(a))
         for plan in self._plans:
             plan.add_into(y, s0)
         if self._ism is not None:

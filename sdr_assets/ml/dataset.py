@@ -51,8 +51,10 @@ def split_by_time(frames: Sequence[FrameLabels], val_fraction: float) -> tuple[l
     if not 0.0 < val_fraction < 1.0:
         raise ModelError(f"val_fraction={val_fraction} must lie strictly between 0 and 1 (e.g. 0.2).")
     if len(frames) < 2:
-        raise ModelError(f"a dataset needs at least 2 frames (one to train, one to validate), got {len(frames)}; "
-                         "render more spectrogram frames first.")
+        raise ModelError(
+            f"a dataset needs at least 2 frames (one to train, one to validate), got {len(frames)}; "
+            "render more spectrogram frames first."
+        )
     ordered = sorted(frames, key=lambda f: (f.t_start_ns, f.frame_id))
     n_val = min(len(ordered) - 1, max(1, round(len(ordered) * val_fraction)))
     return ordered[:-n_val], ordered[-n_val:]
@@ -69,8 +71,9 @@ def _yaml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML scalar, quotes and all
 
 
-def build_dataset(frames: list[FrameLabels], out_dir: Path | str, val_fraction: float = 0.2,
-                  classes: tuple[str, ...] = CLASSES) -> DatasetInfo:
+def build_dataset(
+    frames: list[FrameLabels], out_dir: Path | str, val_fraction: float = 0.2, classes: tuple[str, ...] = CLASSES
+) -> DatasetInfo:
     """Write the YOLO dataset for ``frames`` under ``out_dir`` (its images/ and labels/ are replaced)."""
     out_dir = Path(out_dir).resolve()
     train, val = split_by_time(frames, val_fraction)
@@ -94,14 +97,27 @@ def build_dataset(frames: list[FrameLabels], out_dir: Path | str, val_fraction: 
             (lab_dir / f"{stem}.txt").write_text("".join(lines))
     names = "".join(f"  {i}: {_yaml_str(n)}\n" for i, n in enumerate(classes))
     data_yaml = out_dir / "data.yaml"
-    data_yaml.write_text(f"path: {_yaml_str(str(out_dir))}\ntrain: images/train\nval: images/val\n"
-                         f"nc: {len(classes)}\nnames:\n{names}")
-    return DatasetInfo(data_yaml, len(train), len(val), tuple(classes),
-                       tuple(f.frame_id for f in train), tuple(f.frame_id for f in val), val[0].t_start_ns)
+    data_yaml.write_text(
+        f"path: {_yaml_str(str(out_dir))}\ntrain: images/train\nval: images/val\nnc: {len(classes)}\nnames:\n{names}"
+    )
+    return DatasetInfo(
+        data_yaml,
+        len(train),
+        len(val),
+        tuple(classes),
+        tuple(f.frame_id for f in train),
+        tuple(f.frame_id for f in val),
+        val[0].t_start_ns,
+    )
 
 
-def frame_labels_from_db(db: AnalysisDB, partition_keys: Iterable[str], root: Path | str,
-                         classes: tuple[str, ...] = CLASSES, include_auto: bool = True) -> list[FrameLabels]:
+def frame_labels_from_db(
+    db: AnalysisDB,
+    partition_keys: Iterable[str],
+    root: Path | str,
+    classes: tuple[str, ...] = CLASSES,
+    include_auto: bool = True,
+) -> list[FrameLabels]:
     """FrameLabels for every frame of the partitions, from the analysis DB's frames and labels
     tables. A relative frames.path is taken relative to ``root`` (the data root)."""
     base = Path(root)
@@ -109,5 +125,6 @@ def frame_labels_from_db(db: AnalysisDB, partition_keys: Iterable[str], root: Pa
     boxes: dict[int, list[YoloBox]] = {}
     for lab in db.labels(*keys, include_auto=include_auto):
         boxes.setdefault(lab.frame_id, []).append(
-            (class_id(lab.class_name, classes), lab.x_center, lab.y_center, lab.width, lab.height))
+            (class_id(lab.class_name, classes), lab.x_center, lab.y_center, lab.width, lab.height)
+        )
     return [FrameLabels(f.frame_id, base / f.path, f.t_start_ns, boxes.get(f.frame_id, [])) for f in db.frames(*keys)]

@@ -29,8 +29,16 @@ from pathlib import Path
 
 from sdr_assets.ml.energy import window_bursts
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import (REFINE, RefineParams, DetectionBox, drop_pieces, join_frame_edges,
-                                       refine_box, suppress_overlaps, to_time_freq)
+from sdr_assets.ml.postprocess import (
+    REFINE,
+    DetectionBox,
+    RefineParams,
+    drop_pieces,
+    join_frame_edges,
+    refine_box,
+    suppress_overlaps,
+    to_time_freq,
+)
 from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.chunks import SpanReader
 from sdr_assets.store.detections import DetectionRow
@@ -86,19 +94,26 @@ def _frame_for(frames: Sequence[FrameRow], t_ns: int) -> int:
     return best
 
 
-def energy_boxes(db: AnalysisDB, partition_key: str, frames: Sequence[FrameRow],
-                 **energy_kwargs) -> list[DetectionBox]:
-    return [DetectionBox(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label, b.confidence,
-                        (_frame_for(frames, b.t_start_ns),))
-            for b in window_bursts(db, partition_key, **energy_kwargs)]
+def energy_boxes(db: AnalysisDB, partition_key: str, frames: Sequence[FrameRow], **energy_kwargs) -> list[DetectionBox]:
+    return [
+        DetectionBox(
+            b.t_start_ns,
+            b.t_end_ns,
+            b.freq_lower_hz,
+            b.freq_upper_hz,
+            b.label,
+            b.confidence,
+            (_frame_for(frames, b.t_start_ns),),
+        )
+        for b in window_bursts(db, partition_key, **energy_kwargs)
+    ]
 
 
-def model_boxes(detector: Callable, frames: Sequence[FrameRow], root: Path,
-                batch: int = 16) -> list[DetectionBox]:
+def model_boxes(detector: Callable, frames: Sequence[FrameRow], root: Path, batch: int = 16) -> list[DetectionBox]:
     """Run ``detector`` (a list of images -> per image a list of Detection) over the frames."""
     boxes: list[DetectionBox] = []
     for i in range(0, len(frames), batch):
-        part = frames[i: i + batch]
+        part = frames[i : i + batch]
         results = detector([root / f.path for f in part])
         for f, dets in zip(part, results):
             boxes.extend(to_time_freq(dets, BoxGeometry.of(f), f.frame_id))
@@ -108,19 +123,24 @@ def model_boxes(detector: Callable, frames: Sequence[FrameRow], root: Path,
 MAX_CONTEXT_GROWTH = 8  # refine_boxes reads up to 8 x params.context_s around a box
 
 
-def _cut_by_context(refined: Sequence[DetectionBox], want_ns: tuple[int, int], got_ns: tuple[int, int],
-                    tol_ns: int) -> bool:
+def _cut_by_context(
+    refined: Sequence[DetectionBox], want_ns: tuple[int, int], got_ns: tuple[int, int], tol_ns: int
+) -> bool:
     """Does a refined package come within ``tol_ns`` of an end of the samples read, where the read
     was cut by the context (not by the segment's end)? Then it may go on beyond them: rtl_433's
     rule joins pulses up to ``max_gap_s`` apart, so that is the tolerance to use."""
     left_open = got_ns[0] - want_ns[0] < tol_ns  # the read reached as far as asked: more may lie before
     right_open = want_ns[1] - got_ns[1] < tol_ns
-    return any(r.refined and ((left_open and r.t_start_ns - got_ns[0] <= tol_ns)
-                              or (right_open and got_ns[1] - r.t_end_ns <= tol_ns)) for r in refined)
+    return any(
+        r.refined
+        and ((left_open and r.t_start_ns - got_ns[0] <= tol_ns) or (right_open and got_ns[1] - r.t_end_ns <= tol_ns))
+        for r in refined
+    )
 
 
-def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[DetectionBox],
-                 params: RefineParams = REFINE) -> list[DetectionBox]:
+def refine_boxes(
+    db: AnalysisDB, partition_key: str, boxes: Sequence[DetectionBox], params: RefineParams = REFINE
+) -> list[DetectionBox]:
     """Each box's time edges from the IQ envelope in its band (``refine_box``), time order.
     A package that comes within ``params.max_gap_s`` of an end of the samples read (a long
     package, e.g. repeats merged by rtl_433's rule, seen from a box on its last repeat) is read
@@ -146,11 +166,20 @@ def refine_boxes(db: AnalysisDB, partition_key: str, boxes: Sequence[DetectionBo
     return out
 
 
-def detect_partition(db: AnalysisDB, partition_key: str, root: Path | str, *,
-                     detector: Callable | None = None, model_version: str = ENERGY_VERSION,
-                     detector_name: str = "", write: bool = True, refine: RefineParams | None = REFINE,
-                     require_energy: bool = False, suppress_across_freq: bool = False,
-                     **energy_kwargs) -> tuple[DetectionStats, list[DetectionRow]]:
+def detect_partition(
+    db: AnalysisDB,
+    partition_key: str,
+    root: Path | str,
+    *,
+    detector: Callable | None = None,
+    model_version: str = ENERGY_VERSION,
+    detector_name: str = "",
+    write: bool = True,
+    refine: RefineParams | None = REFINE,
+    require_energy: bool = False,
+    suppress_across_freq: bool = False,
+    **energy_kwargs,
+) -> tuple[DetectionStats, list[DetectionRow]]:
     """Detect in one partition (``detector=None``: the energy detector) and replace its rows.
     A model's boxes get their time edges refined on the IQ unless ``refine`` is None.
     ``require_energy`` (model boxes, needs ``refine``): drop a box whose band holds nothing
@@ -191,12 +220,26 @@ def detect_partition(db: AnalysisDB, partition_key: str, root: Path | str, *,
             no_samples += 1
             continue
         frame_id = b.frame_ids[0] if b.frame_ids else _frame_for(frames, b.t_start_ns)
-        rows.append(DetectionRow(b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label,
-                                 b.confidence, frame_id, *seqs))
+        rows.append(
+            DetectionRow(
+                b.t_start_ns, b.t_end_ns, b.freq_lower_hz, b.freq_upper_hz, b.label, b.confidence, frame_id, *seqs
+            )
+        )
     if write:
         db.replace_detections(partition_key, model_version, rows)
-    stats = DetectionStats(partition_key, model_version, name, len(frames), len(rows),
-                           dict(sorted(Counter(r.label for r in rows).items())), time.perf_counter() - t0,
-                           len(boxes) - len(joined) + n_split - n_unconfirmed, len(joined) - len(kept),
-                           no_samples, n_refined, n_split, n_unconfirmed)
+    stats = DetectionStats(
+        partition_key,
+        model_version,
+        name,
+        len(frames),
+        len(rows),
+        dict(sorted(Counter(r.label for r in rows).items())),
+        time.perf_counter() - t0,
+        len(boxes) - len(joined) + n_split - n_unconfirmed,
+        len(joined) - len(kept),
+        no_samples,
+        n_refined,
+        n_split,
+        n_unconfirmed,
+    )
     return stats, rows

@@ -31,8 +31,9 @@ def snr_score(snr_db: float) -> float:
     return max(0.0, snr_db) / (max(0.0, snr_db) + 10.0)
 
 
-def _blocks(seg: list[ChunkRow], read_iq: Callable[[int], bytes], block_n: int,
-            overlap_n: int) -> Iterator[tuple[int, np.ndarray, bool]]:
+def _blocks(
+    seg: list[ChunkRow], read_iq: Callable[[int], bytes], block_n: int, overlap_n: int
+) -> Iterator[tuple[int, np.ndarray, bool]]:
     """(offset of the block in the segment, cu8 bytes of the block, is_last) for one segment;
     chunk payloads are read one at a time, so memory stays at about one block."""
     step = block_n - overlap_n
@@ -48,8 +49,14 @@ def _blocks(seg: list[ChunkRow], read_iq: Callable[[int], bytes], block_n: int,
         yield offset, np.frombuffer(bytes(buf), dtype=np.uint8), True
 
 
-def segment_bursts(seg: list[ChunkRow], read_iq: Callable[[int], bytes], *, block_s: float = DEFAULT_BLOCK_S,
-                   overlap_s: float = DEFAULT_OVERLAP_S, **detect_kwargs) -> list[TimeFreqBox]:
+def segment_bursts(
+    seg: list[ChunkRow],
+    read_iq: Callable[[int], bytes],
+    *,
+    block_s: float = DEFAULT_BLOCK_S,
+    overlap_s: float = DEFAULT_OVERLAP_S,
+    **detect_kwargs,
+) -> list[TimeFreqBox]:
     """Bursts of one contiguous run of chunks; ``read_iq(seq)`` gives a chunk's cu8."""
     fs, fc = float(seg[0].sample_rate_hz), float(seg[0].center_freq_hz)
     t0_ns = int(seg[0].t_start_ns)
@@ -63,10 +70,16 @@ def segment_bursts(seg: list[ChunkRow], read_iq: Callable[[int], bytes], *, bloc
         for b in detect_bursts(x, fs, **detect_kwargs):
             if not own_lo <= b.start_sample < own_hi:
                 continue
-            out.append(TimeFreqBox(
-                t0_ns + samples_to_ns(offset + b.start_sample, fs),
-                t0_ns + samples_to_ns(offset + b.end_sample, fs),
-                fc + b.freq_lower_hz, fc + b.freq_upper_hz, AUTO_LABEL, snr_score(b.snr_db)))
+            out.append(
+                TimeFreqBox(
+                    t0_ns + samples_to_ns(offset + b.start_sample, fs),
+                    t0_ns + samples_to_ns(offset + b.end_sample, fs),
+                    fc + b.freq_lower_hz,
+                    fc + b.freq_upper_hz,
+                    AUTO_LABEL,
+                    snr_score(b.snr_db),
+                )
+            )
     return out
 
 

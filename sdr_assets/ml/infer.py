@@ -19,8 +19,19 @@ from sdr_assets.ml.labels import CLASSES
 from sdr_assets.ml.offline import ensure_offline
 from sdr_assets.ml.postprocess import DetectionBox, join_frame_edges, suppress_overlaps, to_time_freq
 
-__all__ = ["Detection", "OnnxDetector", "TorchDetector", "decode_output", "load_detector", "load_image", "nms",
-           "DetectionBox", "join_frame_edges", "suppress_overlaps", "to_time_freq"]
+__all__ = [
+    "Detection",
+    "OnnxDetector",
+    "TorchDetector",
+    "decode_output",
+    "load_detector",
+    "load_image",
+    "nms",
+    "DetectionBox",
+    "join_frame_edges",
+    "suppress_overlaps",
+    "to_time_freq",
+]
 
 Image = str | Path | np.ndarray
 _MAX_WH = 7680.0  # box offset per class for one-pass class-aware NMS (ultralytics uses the same)
@@ -66,7 +77,7 @@ def letterbox(img: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, tuple[flo
     dw, dh = (imgsz - new_w) / 2, (imgsz - new_h) / 2
     top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
     out = np.full((imgsz, imgsz, 3), 114, dtype=np.uint8)
-    out[top:top + new_h, left:left + new_w] = img
+    out[top : top + new_h, left : left + new_w] = img
     return out, r, (left, top)
 
 
@@ -88,9 +99,18 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def decode_output(out: np.ndarray, classes: Sequence[str], *, r: float = 1.0, pad: tuple[float, float] = (0.0, 0.0),
-                  hw: tuple[int, int], conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-                  end2end: bool = False) -> list[Detection]:
+def decode_output(
+    out: np.ndarray,
+    classes: Sequence[str],
+    *,
+    r: float = 1.0,
+    pad: tuple[float, float] = (0.0, 0.0),
+    hw: tuple[int, int],
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 300,
+    end2end: bool = False,
+) -> list[Detection]:
     """Detections in original-image pixels from one YOLO output.
 
     ``out``: (1, 4 + nc, anchors) with cx, cy, w, h in letterboxed-input pixels and per-class
@@ -113,7 +133,7 @@ def decode_output(out: np.ndarray, classes: Sequence[str], *, r: float = 1.0, pa
         boxes[cand] = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
         offset = cls[cand, None].astype(np.float32) * _MAX_WH  # class-aware NMS in one pass (as ultralytics)
         keep = cand[nms(boxes[cand] + offset, scores[cand], iou)]
-    keep = keep[np.argsort(-scores[keep], kind="stable")][: max_det]
+    keep = keep[np.argsort(-scores[keep], kind="stable")][:max_det]
     h, w = hw
     dets = []
     for i in keep:
@@ -129,9 +149,17 @@ def decode_output(out: np.ndarray, classes: Sequence[str], *, r: float = 1.0, pa
 class OnnxDetector:
     """A YOLO ONNX export (static 1x3ximgszximgsz) run with onnxruntime."""
 
-    def __init__(self, onnx_path: Path | str, imgsz: int | None = None, classes: Sequence[str] | None = None,
-                 providers: Sequence[str] = ("CPUExecutionProvider",), conf: float = 0.25, iou: float = 0.7,
-                 max_det: int = 300, threads: int | None = None):
+    def __init__(
+        self,
+        onnx_path: Path | str,
+        imgsz: int | None = None,
+        classes: Sequence[str] | None = None,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        threads: int | None = None,
+    ):
         import onnxruntime as ort
 
         path = Path(onnx_path)
@@ -150,14 +178,24 @@ class OnnxDetector:
         if shape_sz and self.imgsz != shape_sz:
             raise ModelError(f"{path} was exported for imgsz={shape_sz}, not {self.imgsz}; pass imgsz={shape_sz}.")
         names = ast.literal_eval(meta["names"]) if "names" in meta else None
-        self.classes = tuple(classes) if classes is not None else (
-            tuple(names[i] for i in sorted(names)) if names else CLASSES)
+        self.classes = (
+            tuple(classes) if classes is not None else (tuple(names[i] for i in sorted(names)) if names else CLASSES)
+        )
         self.end2end = meta.get("end2end", "False") == "True"
         self.conf, self.iou, self.max_det = conf, iou, max_det
 
     def _decode(self, out: np.ndarray, r: float, pad: tuple[float, float], hw: tuple[int, int]) -> list[Detection]:
-        return decode_output(out, self.classes, r=r, pad=pad, hw=hw, conf=self.conf, iou=self.iou,
-                             max_det=self.max_det, end2end=self.end2end)
+        return decode_output(
+            out,
+            self.classes,
+            r=r,
+            pad=pad,
+            hw=hw,
+            conf=self.conf,
+            iou=self.iou,
+            max_det=self.max_det,
+            end2end=self.end2end,
+        )
 
     def __call__(self, images: Sequence[Image]) -> list[list[Detection]]:
         results = []
@@ -173,8 +211,15 @@ class OnnxDetector:
 class TorchDetector:
     """The same model run by ultralytics (torch); use it on CUDA."""
 
-    def __init__(self, weights: Path | str, device: str = "auto", imgsz: int = 320, conf: float = 0.25,
-                 iou: float = 0.7, max_det: int = 300):
+    def __init__(
+        self,
+        weights: Path | str,
+        device: str = "auto",
+        imgsz: int = 320,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+    ):
         from sdr_assets.ml.train import _ul_device, resolve_device
 
         path = Path(weights)
@@ -194,8 +239,16 @@ class TorchDetector:
         arrays = [load_image(i) for i in images]
         if not arrays:
             return []
-        res = self.model.predict(arrays, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det,
-                                 device=self._ul_device, verbose=False, half=False)
+        res = self.model.predict(
+            arrays,
+            imgsz=self.imgsz,
+            conf=self.conf,
+            iou=self.iou,
+            max_det=self.max_det,
+            device=self._ul_device,
+            verbose=False,
+            half=False,
+        )
         out = []
         for r in res:
             xyxy = r.boxes.xyxy.cpu().numpy()
@@ -205,8 +258,9 @@ class TorchDetector:
         return out
 
 
-def load_detector(model_row: Any, prefer: str = "auto", conf: float = 0.25, iou: float = 0.7,
-                  threads: int | None = None) -> OnnxDetector | TorchDetector:
+def load_detector(
+    model_row: Any, prefer: str = "auto", conf: float = 0.25, iou: float = 0.7, threads: int | None = None
+) -> OnnxDetector | TorchDetector:
     """A detector for a registry row (``path``, ``onnx_path``, ``params['imgsz']``, ``classes``).
 
     prefer="auto": torch on CUDA when torch sees a GPU, else onnxruntime on CPU when the row

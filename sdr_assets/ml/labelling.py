@@ -29,6 +29,7 @@ from sdr_assets.store.frames import FrameRow
 from sdr_assets.store.labels import LabelRow
 from sdr_assets.store.window import AnalysisDB
 
+
 @dataclass
 class LabelStats:
     partition_key: str
@@ -53,8 +54,7 @@ def overlapping(items: list, t_start_ns: int, t_end_ns: int, starts: list[int], 
     return [b for b in items[lo:hi] if b.t_end_ns > t_start_ns]
 
 
-def boxes_per_frame(frames: Sequence[FrameRow], items: list,
-                    classes: tuple[str, ...] = CLASSES) -> dict[int, list]:
+def boxes_per_frame(frames: Sequence[FrameRow], items: list, classes: tuple[str, ...] = CLASSES) -> dict[int, list]:
     """{frame_id: [YoloBox, ...]} for items with t_start_ns, t_end_ns, freq_*_hz and label."""
     items = sorted(items, key=lambda b: b.t_start_ns)
     starts = [b.t_start_ns for b in items]
@@ -74,13 +74,25 @@ def package_boxes(packages: Sequence[Any], classes: tuple[str, ...] = CLASSES) -
     out = []
     for p in packages:
         name = str(p.modulation).lower()
-        out.append(TimeFreqBox(int(p.t_start_ns), int(p.t_end_ns), float(p.freq_lower_hz), float(p.freq_upper_hz),
-                               name if name in classes else AUTO_CLASS))
+        out.append(
+            TimeFreqBox(
+                int(p.t_start_ns),
+                int(p.t_end_ns),
+                float(p.freq_lower_hz),
+                float(p.freq_upper_hz),
+                name if name in classes else AUTO_CLASS,
+            )
+        )
     return out
 
 
-def label_partition(db: AnalysisDB, partition_key: str, classes: tuple[str, ...] = CLASSES,
-                    packages: Sequence[Any] | None = None, **energy_kwargs) -> LabelStats:
+def label_partition(
+    db: AnalysisDB,
+    partition_key: str,
+    classes: tuple[str, ...] = CLASSES,
+    packages: Sequence[Any] | None = None,
+    **energy_kwargs,
+) -> LabelStats:
     """Label every frame of the partition and replace its rows in the labels table
     (sources: see the module doc; ``packages`` None or empty: annotations, else energy)."""
     frames = db.frames(partition_key)

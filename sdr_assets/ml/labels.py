@@ -92,14 +92,24 @@ class BoxGeometry:
             except (KeyError, IndexError, TypeError):
                 return None
 
-        missing = [n for n in ("t_start_ns", "t_end_ns", "freq_lower_hz", "freq_upper_hz", "width_px", "height_px")
-                   if get(n) is None]
+        missing = [
+            n
+            for n in ("t_start_ns", "t_end_ns", "freq_lower_hz", "freq_upper_hz", "width_px", "height_px")
+            if get(n) is None
+        ]
         if missing:
             raise ModelError(f"frame geometry lacks {missing}; pass a frames-table row or a FrameGeometry.")
         hop, fs = get("hop"), get("sample_rate_hz")
         ns_per_col = hop * NS_PER_S / fs if hop and fs else None
-        return cls(int(get("t_start_ns")), int(get("t_end_ns")), float(get("freq_lower_hz")),
-                   float(get("freq_upper_hz")), int(get("width_px")), int(get("height_px")), ns_per_col)
+        return cls(
+            int(get("t_start_ns")),
+            int(get("t_end_ns")),
+            float(get("freq_lower_hz")),
+            float(get("freq_upper_hz")),
+            int(get("width_px")),
+            int(get("height_px")),
+            ns_per_col,
+        )
 
 
 def class_id(label: str, classes: tuple[str, ...] = CLASSES) -> int:
@@ -124,8 +134,9 @@ def _widen(lo: float, hi: float, size: float, min_px: float) -> tuple[float, flo
     return lo, hi
 
 
-def annotation_to_pixels(geom: Any, t_start_ns: int, t_end_ns: int, freq_lower_hz: float,
-                         freq_upper_hz: float, min_px: float = MIN_BOX_PX) -> PixelBox | None:
+def annotation_to_pixels(
+    geom: Any, t_start_ns: int, t_end_ns: int, freq_lower_hz: float, freq_upper_hz: float, min_px: float = MIN_BOX_PX
+) -> PixelBox | None:
     """Pixel box (x0, y0, x1, y1) of an annotation, clipped to the frame; None if outside it.
 
     A box thinner than ``min_px`` (a CW tone one bin wide, a 1-column click) is widened about
@@ -137,8 +148,10 @@ def annotation_to_pixels(geom: Any, t_start_ns: int, t_end_ns: int, freq_lower_h
     y0 = (g.freq_upper_hz - freq_upper_hz) / g.row_hz
     y1 = (g.freq_upper_hz - freq_lower_hz) / g.row_hz
     if x1 < x0 or y1 < y0:
-        raise ModelError(f"annotation has t_end < t_start or freq_upper < freq_lower: "
-                         f"{t_start_ns}..{t_end_ns} ns, {freq_lower_hz}..{freq_upper_hz} Hz.")
+        raise ModelError(
+            f"annotation has t_end < t_start or freq_upper < freq_lower: "
+            f"{t_start_ns}..{t_end_ns} ns, {freq_lower_hz}..{freq_upper_hz} Hz."
+        )
     w, h = g.width_px, g.height_px
     if x1 <= 0 or x0 >= w or y1 <= 0 or y0 >= h:
         return None
@@ -155,15 +168,19 @@ def pixels_to_yolo(box: PixelBox, width_px: int, height_px: int) -> tuple[float,
     return ((x0 + x1) / 2 / width_px, (y0 + y1) / 2 / height_px, (x1 - x0) / width_px, (y1 - y0) / height_px)
 
 
-def yolo_to_pixels(x_center: float, y_center: float, w: float, h: float,
-                   width_px: int, height_px: int) -> PixelBox:
+def yolo_to_pixels(x_center: float, y_center: float, w: float, h: float, width_px: int, height_px: int) -> PixelBox:
     """Normalised (x_center, y_center, w, h) -> (x0, y0, x1, y1) pixels."""
-    return ((x_center - w / 2) * width_px, (y_center - h / 2) * height_px,
-            (x_center + w / 2) * width_px, (y_center + h / 2) * height_px)
+    return (
+        (x_center - w / 2) * width_px,
+        (y_center - h / 2) * height_px,
+        (x_center + w / 2) * width_px,
+        (y_center + h / 2) * height_px,
+    )
 
 
-def annotation_to_yolo(geom: Any, t_start_ns: int, t_end_ns: int, freq_lower_hz: float,
-                       freq_upper_hz: float, min_px: float = MIN_BOX_PX) -> tuple[float, float, float, float] | None:
+def annotation_to_yolo(
+    geom: Any, t_start_ns: int, t_end_ns: int, freq_lower_hz: float, freq_upper_hz: float, min_px: float = MIN_BOX_PX
+) -> tuple[float, float, float, float] | None:
     """Normalised YOLO (x_center, y_center, w, h) of an annotation on a frame; None if outside."""
     g = BoxGeometry.of(geom)
     box = annotation_to_pixels(g, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, min_px)
@@ -173,20 +190,29 @@ def annotation_to_yolo(geom: Any, t_start_ns: int, t_end_ns: int, freq_lower_hz:
 def pixel_span(box: PixelBox) -> tuple[int, int, int, int]:
     """Inclusive integer pixel indices (col_first, col_last, row_first, row_last) a box touches."""
     x0, y0, x1, y1 = box
-    return (math.floor(x0), max(math.floor(x0), math.ceil(x1) - 1),
-            math.floor(y0), max(math.floor(y0), math.ceil(y1) - 1))
+    return (
+        math.floor(x0),
+        max(math.floor(x0), math.ceil(x1) - 1),
+        math.floor(y0),
+        max(math.floor(y0), math.ceil(y1) - 1),
+    )
 
 
 def pixels_to_annotation(geom: Any, x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, float, float]:
     """Pixel box -> (t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz): the inverse mapping."""
     g = BoxGeometry.of(geom)
     # int + int: adding a float offset to epoch ns (~1.7e18) would lose ~256 ns of precision
-    return (g.t_start_ns + int(round(x0 * g.col_ns)), g.t_start_ns + int(round(x1 * g.col_ns)),
-            g.freq_upper_hz - y1 * g.row_hz, g.freq_upper_hz - y0 * g.row_hz)
+    return (
+        g.t_start_ns + int(round(x0 * g.col_ns)),
+        g.t_start_ns + int(round(x1 * g.col_ns)),
+        g.freq_upper_hz - y1 * g.row_hz,
+        g.freq_upper_hz - y0 * g.row_hz,
+    )
 
 
-def label_frame(geom: Any, annotations: Iterable[Any], classes: tuple[str, ...] = CLASSES,
-                min_px: float = MIN_BOX_PX) -> list[YoloBox]:
+def label_frame(
+    geom: Any, annotations: Iterable[Any], classes: tuple[str, ...] = CLASSES, min_px: float = MIN_BOX_PX
+) -> list[YoloBox]:
     """YOLO boxes for every annotation (``t_start_ns``, ``t_end_ns``, ``freq_lower_hz``,
     ``freq_upper_hz``, ``label``: an Annotation, a synth emission turned absolute, a detection)
     that touches the frame; the rest are skipped."""

@@ -51,8 +51,11 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
 
 def _union_overlap(box: DetectionBox, others: Sequence[DetectionBox]) -> int:
     """ns of ``box``'s time span covered by the union of ``others``' spans."""
-    spans = sorted((max(o.t_start_ns, box.t_start_ns), min(o.t_end_ns, box.t_end_ns)) for o in others
-                   if o.t_start_ns < box.t_end_ns and o.t_end_ns > box.t_start_ns)
+    spans = sorted(
+        (max(o.t_start_ns, box.t_start_ns), min(o.t_end_ns, box.t_end_ns))
+        for o in others
+        if o.t_start_ns < box.t_end_ns and o.t_end_ns > box.t_start_ns
+    )
     covered, reach = 0, box.t_start_ns
     for u, v in spans:
         covered += max(0, v - max(u, reach))
@@ -60,8 +63,9 @@ def _union_overlap(box: DetectionBox, others: Sequence[DetectionBox]) -> int:
     return covered
 
 
-def suppress_overlaps(boxes: Sequence[DetectionBox], frac: float = 0.5, any_class: bool = True,
-                      any_freq: bool = False) -> list[DetectionBox]:
+def suppress_overlaps(
+    boxes: Sequence[DetectionBox], frac: float = 0.5, any_class: bool = True, any_freq: bool = False
+) -> list[DetectionBox]:
     """Keep boxes strongest first; drop a box whose time span lies more than ``frac`` inside a
     kept, stronger box that also overlaps it in frequency.
 
@@ -98,10 +102,15 @@ def drop_pieces(boxes: Sequence[DetectionBox], frac: float = 0.5) -> list[Detect
     gap) the longer package is what rtl_433 reports. Unrefined boxes pass. Time order."""
     kept: list[DetectionBox] = []
     for box in sorted((b for b in boxes if b.refined), key=lambda b: (-b.duration_ns, -b.confidence)):
-        host = next((i for i, k in enumerate(kept)
-                     if _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0
-                     and _overlap(k.t_start_ns, k.t_end_ns, box.t_start_ns, box.t_end_ns) > frac * max(box.duration_ns, 1)),
-                    None)
+        host = next(
+            (
+                i
+                for i, k in enumerate(kept)
+                if _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) > 0
+                and _overlap(k.t_start_ns, k.t_end_ns, box.t_start_ns, box.t_end_ns) > frac * max(box.duration_ns, 1)
+            ),
+            None,
+        )
         if host is None:
             kept.append(box)
         elif box.confidence > kept[host].confidence:
@@ -117,8 +126,9 @@ def _edges(frame_edges_ns: Iterable[int | tuple[int, int]]) -> list[tuple[int, i
     return out
 
 
-def join_frame_edges(boxes: Sequence[DetectionBox], frame_edges_ns: Iterable[int | tuple[int, int]],
-                     tol_ns: int) -> list[DetectionBox]:
+def join_frame_edges(
+    boxes: Sequence[DetectionBox], frame_edges_ns: Iterable[int | tuple[int, int]], tol_ns: int
+) -> list[DetectionBox]:
     """Join box pairs that a frame edge cut: one ends within ``tol_ns`` of frame A's right edge,
     the other starts within ``tol_ns`` of frame B's left edge, and they overlap in frequency.
 
@@ -192,8 +202,14 @@ def _band_envelope(x: np.ndarray, fs: float, f_lo: float, f_hi: float, p: Refine
     return env, nf, hop
 
 
-def refine_box(box: DetectionBox, x: np.ndarray, t0_ns: int, sample_rate_hz: float, center_freq_hz: float,
-               params: RefineParams = REFINE) -> list[DetectionBox]:
+def refine_box(
+    box: DetectionBox,
+    x: np.ndarray,
+    t0_ns: int,
+    sample_rate_hz: float,
+    center_freq_hz: float,
+    params: RefineParams = REFINE,
+) -> list[DetectionBox]:
     """The packages of energy in ``box``'s band that the box holds, as boxes with refined edges.
 
     ``x``: complex baseband samples from ``t0_ns``, covering the box and some context on each
@@ -213,8 +229,9 @@ def refine_box(box: DetectionBox, x: np.ndarray, t0_ns: int, sample_rate_hz: flo
     b1 = (box.t_end_ns - t0_ns) * fs / NS_PER_S
     if x.size < 64 or b1 <= 0 or b0 >= x.size:
         return [box]
-    env, nf, hop = _band_envelope(x - x.mean(), fs, box.freq_lower_hz - center_freq_hz,
-                                  box.freq_upper_hz - center_freq_hz, params)
+    env, nf, hop = _band_envelope(
+        x - x.mean(), fs, box.freq_lower_hz - center_freq_hz, box.freq_upper_hz - center_freq_hz, params
+    )
     t = nf / 2 + np.arange(env.size) * hop  # centre sample of each column
     inside = (t >= b0) & (t < b1)
     if env.size < 4 or not inside.any():
@@ -239,5 +256,12 @@ def refine_box(box: DetectionBox, x: np.ndarray, t0_ns: int, sample_rate_hz: flo
             return [box]
         chosen = [pkgs[int(np.argmax(overlap))]]
     ns = NS_PER_S / fs
-    return [replace(box, t_start_ns=t0_ns + int(round(max(a, 0.0) * ns)),
-                    t_end_ns=t0_ns + int(round(min(b, x.size) * ns)), refined=True) for a, b in chosen]
+    return [
+        replace(
+            box,
+            t_start_ns=t0_ns + int(round(max(a, 0.0) * ns)),
+            t_end_ns=t0_ns + int(round(min(b, x.size) * ns)),
+            refined=True,
+        )
+        for a, b in chosen
+    ]

@@ -25,8 +25,14 @@ from sdr_assets.store import messages as decodes
 from sdr_assets.store.files import write_output
 from sdr_assets.store.window import AnalysisDB
 
-LABEL_COLOURS = {"cw": (0, 255, 255), "ook": (255, 64, 64), "fsk": (64, 255, 64), "chirp": (255, 0, 255),
-                 "wideband": (255, 160, 0), "burst": (255, 255, 255)}
+LABEL_COLOURS = {
+    "cw": (0, 255, 255),
+    "ook": (255, 64, 64),
+    "fsk": (64, 255, 64),
+    "chirp": (255, 0, 255),
+    "wideband": (255, 160, 0),
+    "burst": (255, 255, 255),
+}
 DEFAULT_COLOUR = (255, 128, 192)
 DECODE_COLOUR = (128, 255, 160)  # decoded packages (rtl_433)
 NOISE_CUT = 40  # of 255: about 4.7 dB over the frame's 20th percentile (frames span 30 dB or more)
@@ -55,13 +61,16 @@ class Report:
 
     def markdown(self, title: str) -> str:
         rows = "".join(f"| {k} | {v} |\n" for k, v in self.counts.items()) or "| (none) | 0 |\n"
-        text = (f"**{title}**: first {self.n_frames_shown} of {self.n_frames} frames, "
-                f"{self.n_boxes_drawn} boxes drawn, {self.n_decodes_drawn} decoded packages (green, "
-                f"named)\n\n![waterfall]({self.data_uri()})\n\n"
-                f"| label | detections |\n| --- | --- |\n{rows}")
+        text = (
+            f"**{title}**: first {self.n_frames_shown} of {self.n_frames} frames, "
+            f"{self.n_boxes_drawn} boxes drawn, {self.n_decodes_drawn} decoded packages (green, "
+            f"named)\n\n![waterfall]({self.data_uri()})\n\n"
+            f"| label | detections |\n| --- | --- |\n{rows}"
+        )
         if self.devices:
             text += "\n| device (rtl_433) | messages |\n| --- | --- |\n" + "".join(
-                f"| {k} | {v} |\n" for k, v in self.devices.items())
+                f"| {k} | {v} |\n" for k, v in self.devices.items()
+            )
         return text
 
 
@@ -80,8 +89,16 @@ def colour_lut() -> np.ndarray:
     return np.stack([np.interp(x, pos, stops[:, c]) for c in range(3)], axis=1).astype(np.uint8)
 
 
-def render_report(db: AnalysisDB, partition_key: str, root: Path | str, out_path: Path | str, *,
-                  max_frames: int = 8, max_width_px: int = 1200, max_height_px: int = 240) -> Report:
+def render_report(
+    db: AnalysisDB,
+    partition_key: str,
+    root: Path | str,
+    out_path: Path | str,
+    *,
+    max_frames: int = 8,
+    max_width_px: int = 1200,
+    max_height_px: int = 240,
+) -> Report:
     """Stitch, colour, draw and save the partition's waterfall (see the module doc)."""
     root, out_path = Path(root), Path(out_path)
     frames = db.frames(partition_key)
@@ -101,7 +118,7 @@ def render_report(db: AnalysisDB, partition_key: str, root: Path | str, out_path
     offsets, x, breaks = [], 0, []
     for i, f in enumerate(shown):
         img = np.asarray(Image.open(root / f.path).convert("L"))
-        grey[: img.shape[0], x: x + img.shape[1]] = img
+        grey[: img.shape[0], x : x + img.shape[1]] = img
         if i and abs(f.t_start_ns - shown[i - 1].t_end_ns) > BoxGeometry.of(f).col_ns:
             breaks.append(x)
         offsets.append(x)
@@ -117,8 +134,17 @@ def render_report(db: AnalysisDB, partition_key: str, root: Path | str, out_path
     canvas = Image.frombytes("P", size, np.ascontiguousarray(levels).tobytes())
     canvas.putpalette(palette())
     draw = ImageDraw.Draw(canvas)
-    boxes = [(d.t_start_ns, d.t_end_ns, d.freq_lower_hz, d.freq_upper_hz, LABEL_INDEX.get(d.label, LABEL_INDEX[None]),
-              f"{d.label} {d.confidence:.2f}") for d in dets]
+    boxes = [
+        (
+            d.t_start_ns,
+            d.t_end_ns,
+            d.freq_lower_hz,
+            d.freq_upper_hz,
+            LABEL_INDEX.get(d.label, LABEL_INDEX[None]),
+            f"{d.label} {d.confidence:.2f}",
+        )
+        for d in dets
+    ]
     packages = {}  # one box per decoded package (a package may carry several identical messages)
     for m in msgs:
         packages.setdefault((m.t_start_ns, m.t_end_ns), (m.freq_lower_hz, m.freq_upper_hz, m.name()))
@@ -128,8 +154,7 @@ def render_report(db: AnalysisDB, partition_key: str, root: Path | str, out_path
     return _save(canvas, out_path, len(shown), len(frames), n_drawn, counts, devices, n_decoded)
 
 
-def _draw(draw: ImageDraw.ImageDraw, shown: list, offsets: list, sx: float, sy: float, boxes: list,
-          below: bool) -> int:
+def _draw(draw: ImageDraw.ImageDraw, shown: list, offsets: list, sx: float, sy: float, boxes: list, below: bool) -> int:
     """Draw (t0, t1, f_lo, f_hi, colour, caption) boxes on the stitched frames; the caption above
     the box (detections) or below it (decodes), once, on the frame where the box starts."""
     n_drawn = 0
@@ -160,8 +185,16 @@ def _pool(grey: np.ndarray, fy: int, fx: int) -> np.ndarray:
     return g.reshape(g.shape[0], g.shape[1] // fx, fx).mean(axis=2).astype(np.int32)
 
 
-def _save(canvas: Image.Image, out_path: Path, shown: int, total: int, drawn: int, counts: dict,
-          devices: dict, n_decoded: int = 0) -> Report:
+def _save(
+    canvas: Image.Image,
+    out_path: Path,
+    shown: int,
+    total: int,
+    drawn: int,
+    counts: dict,
+    devices: dict,
+    n_decoded: int = 0,
+) -> Report:
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=True)
     png = buf.getvalue()

@@ -42,8 +42,11 @@ class Box:
 
     @property
     def has_band(self) -> bool:
-        return self.freq_lower_hz is not None and self.freq_upper_hz is not None \
+        return (
+            self.freq_lower_hz is not None
+            and self.freq_upper_hz is not None
             and self.freq_upper_hz > self.freq_lower_hz
+        )
 
     @property
     def has_freq(self) -> bool:
@@ -84,9 +87,15 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def match_iou(dets: Sequence[Box], refs: Sequence[Box], threshold: float = 0.5, *,
-              same_label: bool = False, min_duration_s: float = 0.0,
-              min_bandwidth_hz: float = 0.0) -> list[int | None]:
+def match_iou(
+    dets: Sequence[Box],
+    refs: Sequence[Box],
+    threshold: float = 0.5,
+    *,
+    same_label: bool = False,
+    min_duration_s: float = 0.0,
+    min_bandwidth_hz: float = 0.0,
+) -> list[int | None]:
     """For each detection (in the given order), the index of the reference it matches, or None.
     Detections are taken in descending score; ``same_label``: only references of its label."""
     d = [widened(b, min_duration_s, min_bandwidth_hz) for b in dets]
@@ -116,14 +125,16 @@ def freq_point_in_band(det: Box, ref: Box, freq_tol_hz: float) -> bool:
     return det.freq_lower_hz - freq_tol_hz <= f <= det.freq_upper_hz + freq_tol_hz
 
 
-def match_starts(dets: Sequence[Box], refs: Sequence[Box], tol_s: float,
-                 freq_tol_hz: float | None = None) -> list[int | None]:
+def match_starts(
+    dets: Sequence[Box], refs: Sequence[Box], tol_s: float, freq_tol_hz: float | None = None
+) -> list[int | None]:
     """For each detection, the reference whose start it matches within ``tol_s`` (closest pairs
     first), or None; with ``freq_tol_hz``, only pairs that pass :func:`freq_point_in_band`."""
     allowed = None
     if freq_tol_hz is not None:
-        allowed = np.array([[freq_point_in_band(d, r, freq_tol_hz) for r in refs] for d in dets],
-                           dtype=bool).reshape(len(dets), len(refs))
+        allowed = np.array([[freq_point_in_band(d, r, freq_tol_hz) for r in refs] for d in dets], dtype=bool).reshape(
+            len(dets), len(refs)
+        )
     out: list[int | None] = [None] * len(dets)
     for i, j in pair_starts([b.t_start_s for b in dets], [b.t_start_s for b in refs], tol_s, allowed):
         out[i] = j
@@ -161,8 +172,13 @@ class Tally:
     ranked: list[tuple[float, bool]] = field(default_factory=list)
     ranked_by_class: dict[str, list[tuple[float, bool]]] = field(default_factory=lambda: defaultdict(list))
 
-    def add(self, dets: Sequence[Box], refs: Sequence[Box], matches: Sequence[int | None],
-            class_matches: Sequence[int | None] | None = None) -> None:
+    def add(
+        self,
+        dets: Sequence[Box],
+        refs: Sequence[Box],
+        matches: Sequence[int | None],
+        class_matches: Sequence[int | None] | None = None,
+    ) -> None:
         self.n_ref_by_label.update(r.label for r in refs)
         self.found_by_ref_label.update(refs[j].label for j in matches if j is not None)
         self.n_det_by_label.update(d.label for d in dets)

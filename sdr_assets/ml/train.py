@@ -38,7 +38,7 @@ class TrainResult:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """"auto" -> "cuda:0" when torch sees a GPU, else "cpu"; anything else is passed through."""
+    """ "auto" -> "cuda:0" when torch sees a GPU, else "cpu"; anything else is passed through."""
     if device != "auto":
         return device
     import torch
@@ -56,8 +56,10 @@ def _check_model_source(model: str | Path) -> str:
         return src
     if Path(src).is_file():
         return src
-    raise ModelError(f"model {src!r} is neither a yaml (e.g. 'yolo11n.yaml') nor an existing local checkpoint; "
-                     "a bare '.pt' name would be downloaded, which is not allowed.")
+    raise ModelError(
+        f"model {src!r} is neither a yaml (e.g. 'yolo11n.yaml') nor an existing local checkpoint; "
+        "a bare '.pt' name would be downloaded, which is not allowed."
+    )
 
 
 def _pick_metrics(raw: dict[str, Any] | None) -> dict[str, float]:
@@ -71,10 +73,21 @@ def _pick_metrics(raw: dict[str, Any] | None) -> dict[str, float]:
     return out
 
 
-def train_detector(data_yaml: Path | str, out_dir: Path | str, *, model: str | Path = "yolo11n.yaml",
-                   epochs: int = 50, imgsz: int = 320, batch: int = 16, device: str = "auto", workers: int = 0,
-                   seed: int = 0, patience: int = 20, on_epoch: EpochCallback | None = None,
-                   **overrides: Any) -> TrainResult:
+def train_detector(
+    data_yaml: Path | str,
+    out_dir: Path | str,
+    *,
+    model: str | Path = "yolo11n.yaml",
+    epochs: int = 50,
+    imgsz: int = 320,
+    batch: int = 16,
+    device: str = "auto",
+    workers: int = 0,
+    seed: int = 0,
+    patience: int = 20,
+    on_epoch: EpochCallback | None = None,
+    **overrides: Any,
+) -> TrainResult:
     """Train from scratch (or fine-tune a local checkpoint) on ``data_yaml``; results under ``out_dir/train``.
 
     ``on_epoch(epoch, metrics)`` is called after every epoch's validation with epoch 1-based
@@ -91,14 +104,37 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, *, model: str | P
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"model": src, "epochs": epochs, "imgsz": imgsz, "batch": batch, "device": dev, "workers": workers,
-              "seed": seed, "patience": patience, **overrides}
+    params = {
+        "model": src,
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "device": dev,
+        "workers": workers,
+        "seed": seed,
+        "patience": patience,
+        **overrides,
+    }
     # deterministic is cheap on CPU; on CUDA it forces slower kernels, so it is opt-in there
-    args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=_ul_device(dev),
-                workers=workers, seed=seed, deterministic=dev == "cpu", patience=patience, project=str(out_dir),
-                name="train", exist_ok=True, plots=False, amp=False, verbose=False,
-                # a yaml builds fresh weights (never a download); a checkpoint is fine-tuned
-                pretrained=not src.endswith((".yaml", ".yml")))
+    args = dict(
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=_ul_device(dev),
+        workers=workers,
+        seed=seed,
+        deterministic=dev == "cpu",
+        patience=patience,
+        project=str(out_dir),
+        name="train",
+        exist_ok=True,
+        plots=False,
+        amp=False,
+        verbose=False,
+        # a yaml builds fresh weights (never a download); a checkpoint is fine-tuned
+        pretrained=not src.endswith((".yaml", ".yml")),
+    )
     args.update(overrides)
     args["amp"] = False  # the AMP check downloads weights
     yolo = YOLO(src)
@@ -132,8 +168,10 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, *, model: str | P
     try:
         yolo.train(**args)
     except (RuntimeError, ValueError, FileNotFoundError, AssertionError) as exc:
-        raise ModelError(f"training on {data_yaml} failed: {exc}. Check the dataset (images, labels, data.yaml) "
-                         f"and the device {dev!r}.") from exc
+        raise ModelError(
+            f"training on {data_yaml} failed: {exc}. Check the dataset (images, labels, data.yaml) "
+            f"and the device {dev!r}."
+        ) from exc
     seconds = time.perf_counter() - t0
     trainer = yolo.trainer
     weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
@@ -144,8 +182,9 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, *, model: str | P
     return TrainResult(weights, summary, state["epochs"], seconds, dev, params)
 
 
-def evaluate(weights: Path | str, data_yaml: Path | str, imgsz: int = 320, device: str = "auto",
-             batch: int = 16) -> dict[str, float]:
+def evaluate(
+    weights: Path | str, data_yaml: Path | str, imgsz: int = 320, device: str = "auto", batch: int = 16
+) -> dict[str, float]:
     """map50, map50_95, precision, recall of ``weights`` on the val split of ``data_yaml``.
 
     Champion/challenger: evaluate both models with the SAME data_yaml so they face the same frames.
@@ -158,9 +197,20 @@ def evaluate(weights: Path | str, data_yaml: Path | str, imgsz: int = 320, devic
     from ultralytics import YOLO
 
     with tempfile.TemporaryDirectory(prefix="sdr_eval_") as tmp:
-        res = YOLO(str(weights)).val(data=str(Path(data_yaml).resolve()), imgsz=imgsz, batch=batch,
-                                     device=_ul_device(dev), workers=0, split="val", plots=False, save_json=False,
-                                     project=tmp, name="val", verbose=False, half=False)
+        res = YOLO(str(weights)).val(
+            data=str(Path(data_yaml).resolve()),
+            imgsz=imgsz,
+            batch=batch,
+            device=_ul_device(dev),
+            workers=0,
+            split="val",
+            plots=False,
+            save_json=False,
+            project=tmp,
+            name="val",
+            verbose=False,
+            half=False,
+        )
     metrics = _pick_metrics(res.results_dict)
     return {k: metrics.get(k, math.nan) for k in _METRIC_KEYS.values()}
 
@@ -190,8 +240,9 @@ def export_onnx(weights: Path | str, imgsz: int = 320, opset: int = 17, simplify
     return path
 
 
-def save_untrained(out_path: Path | str, model: str = "yolo11n.yaml", classes: tuple[str, ...] | None = None,
-                   seed: int = 0) -> Path:
+def save_untrained(
+    out_path: Path | str, model: str = "yolo11n.yaml", classes: tuple[str, ...] | None = None, seed: int = 0
+) -> Path:
     """Save a randomly initialised detector (from a yaml, ``len(classes)`` outputs) as a checkpoint
     that TorchDetector and export_onnx accept: for speed benchmarks and plumbing tests."""
     from sdr_assets.ml.labels import CLASSES

@@ -87,18 +87,27 @@ def _nan_to_none(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
-def train_and_register(db: AnalysisDB, paths: DataPaths, cfg: TrainingConfig, *,
-                       before_ns: int | None = None, on_epoch: EpochCallback | None = None,
-                       log=lambda line: None) -> TrainingOutcome:
+def train_and_register(
+    db: AnalysisDB,
+    paths: DataPaths,
+    cfg: TrainingConfig,
+    *,
+    before_ns: int | None = None,
+    on_epoch: EpochCallback | None = None,
+    log=lambda line: None,
+) -> TrainingOutcome:
     """Steps 1-5 of the module doc on the open analysis DB ``db``."""
     parts = db.labelled_partitions(cfg.lookback_partitions, before_ns)
     if not parts:
-        raise NoLabelledFrames(f"no labelled frames in {paths.analysis_db}: {NO_LABELS_HINT} "
-                               "(they need spectrograms of a window).")
+        raise NoLabelledFrames(
+            f"no labelled frames in {paths.analysis_db}: {NO_LABELS_HINT} (they need spectrograms of a window)."
+        )
     frames = frame_labels_from_db(db, parts, root=paths.root)
     if len(frames) < 2:
-        raise NoLabelledFrames(f"only {len(frames)} labelled frame(s) in {', '.join(parts)}: a dataset needs 2 "
-                               f"(one to train, one to validate); {NO_LABELS_HINT} over a longer window.")
+        raise NoLabelledFrames(
+            f"only {len(frames)} labelled frame(s) in {', '.join(parts)}: a dataset needs 2 "
+            f"(one to train, one to validate); {NO_LABELS_HINT} over a longer window."
+        )
     return train_frames_and_register(db, paths, cfg, frames, parts, on_epoch=on_epoch, log=log)
 
 
@@ -112,29 +121,50 @@ def warm_start_source(cfg: TrainingConfig, champion: Any, log=lambda line: None)
         log("warm start asked, but no current model yet: training from scratch")
         return cfg.model, None
     if not Path(champion.path).is_file() or tuple(champion.classes) != tuple(CLASSES):
-        log(f"warm start asked, but the current model {champion.version} cannot seed it (weights "
-            f"{champion.path} missing or classes {champion.classes} differ): training from scratch")
+        log(
+            f"warm start asked, but the current model {champion.version} cannot seed it (weights "
+            f"{champion.path} missing or classes {champion.classes} differ): training from scratch"
+        )
         return cfg.model, None
     log(f"warm start from the current model {champion.version} ({champion.path})")
     return str(champion.path), champion.version
 
 
-def train_frames_and_register(db: AnalysisDB, paths: DataPaths, cfg: TrainingConfig,
-                              frames: list[FrameLabels], parts: list[str], *,
-                              on_epoch: EpochCallback | None = None, log=lambda line: None) -> TrainingOutcome:
+def train_frames_and_register(
+    db: AnalysisDB,
+    paths: DataPaths,
+    cfg: TrainingConfig,
+    frames: list[FrameLabels],
+    parts: list[str],
+    *,
+    on_epoch: EpochCallback | None = None,
+    log=lambda line: None,
+) -> TrainingOutcome:
     """Steps 2-5 on given labelled frames (absolute image paths; ``parts`` names where they came
     from, for the registry): e.g. frames labelled in other data roots (bench/rtl433_yolo.py)."""
     version = new_version(db, cfg.model)
     ds = build_dataset(frames, paths.datasets / version, val_fraction=cfg.val_fraction)
     n_boxes = sum(len(f.boxes) for f in frames)
-    log(f"{version}: {len(frames)} frames ({ds.n_train} train, {ds.n_val} val, {n_boxes} boxes) "
-        f"from {len(parts)} partitions")
+    log(
+        f"{version}: {len(frames)} frames ({ds.n_train} train, {ds.n_val} val, {n_boxes} boxes) "
+        f"from {len(parts)} partitions"
+    )
     champion = registry.current_model(db)
     source, warm_from = warm_start_source(cfg, champion, log)
     tune = dict(optimizer="AdamW", lr0=cfg.fine_tune_lr0, warmup_epochs=0) if warm_from else {}
-    result = train_detector(ds.data_yaml, paths.models / version, model=source, epochs=cfg.epochs,
-                            imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device, seed=cfg.seed,
-                            patience=cfg.patience, on_epoch=on_epoch, **tune)
+    result = train_detector(
+        ds.data_yaml,
+        paths.models / version,
+        model=source,
+        epochs=cfg.epochs,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
+        device=cfg.device,
+        seed=cfg.seed,
+        patience=cfg.patience,
+        on_epoch=on_epoch,
+        **tune,
+    )
     result.params["warm_start_from"] = warm_from
     challenger = evaluate(result.weights_path, ds.data_yaml, imgsz=cfg.imgsz, device=cfg.device)
     champion_metrics, note = None, ""
@@ -146,20 +176,43 @@ def train_frames_and_register(db: AnalysisDB, paths: DataPaths, cfg: TrainingCon
             note = f"champion {champion.version}'s weights {champion.path} are missing: it cannot defend"
             log(note)
     onnx = export_onnx(result.weights_path, imgsz=cfg.imgsz)
-    params = {**result.params, "val_fraction": cfg.val_fraction, "lookback_partitions": cfg.lookback_partitions,
-              "n_train": ds.n_train, "n_val": ds.n_val, "n_boxes": n_boxes, "epochs_run": result.epochs_run,
-              "train_s": round(result.seconds, 1), "val_frame_ids": list(ds.val_frame_ids),
-              "champion": champion.version if champion else None,
-              "champion_metrics_same_val": _nan_to_none(champion_metrics) if champion_metrics else None}
+    params = {
+        **result.params,
+        "val_fraction": cfg.val_fraction,
+        "lookback_partitions": cfg.lookback_partitions,
+        "n_train": ds.n_train,
+        "n_val": ds.n_val,
+        "n_boxes": n_boxes,
+        "epochs_run": result.epochs_run,
+        "train_s": round(result.seconds, 1),
+        "val_frame_ids": list(ds.val_frame_ids),
+        "champion": champion.version if champion else None,
+        "champion_metrics_same_val": _nan_to_none(champion_metrics) if champion_metrics else None,
+    }
     registry.register_model(db, version, result.weights_path, onnx, parts, params, challenger, CLASSES)
     promoted = registry.champion_challenger(challenger, champion_metrics)
     if promoted:
         registry.promote(db, version)
-    log(f"{version}: map50 {challenger.get('map50')} vs champion "
+    log(
+        f"{version}: map50 {challenger.get('map50')} vs champion "
         f"{None if champion_metrics is None else champion_metrics.get('map50')} -> "
-        f"{'promoted' if promoted else 'kept the champion'}")
-    return TrainingOutcome(version, promoted, parts, ds.n_train, ds.n_val, n_boxes, challenger,
-                           champion.version if champion else None, champion_metrics, result.weights_path, onnx,
-                           result.epochs_run, result.seconds, result.device, json.loads(json.dumps(params,
-                                                                                                   default=str)),
-                           note)
+        f"{'promoted' if promoted else 'kept the champion'}"
+    )
+    return TrainingOutcome(
+        version,
+        promoted,
+        parts,
+        ds.n_train,
+        ds.n_val,
+        n_boxes,
+        challenger,
+        champion.version if champion else None,
+        champion_metrics,
+        result.weights_path,
+        onnx,
+        result.epochs_run,
+        result.seconds,
+        result.device,
+        json.loads(json.dumps(params, default=str)),
+        note,
+    )

@@ -44,9 +44,21 @@ def receipt(snapshot: Path) -> dict | None:
 def _write_receipt(snapshot: Path, res: UploadResult, mtime_ns: int) -> None:
     path = receipt_path(snapshot)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_output(path, json.dumps({"url": res.url, "sha256": res.sha256, "etag": res.etag,
-                                   "n_bytes": res.n_bytes, "mtime_ns": mtime_ns,
-                                   "uploaded_ns": time.time_ns()}, sort_keys=True), "replica receipt")
+    write_output(
+        path,
+        json.dumps(
+            {
+                "url": res.url,
+                "sha256": res.sha256,
+                "etag": res.etag,
+                "n_bytes": res.n_bytes,
+                "mtime_ns": mtime_ns,
+                "uploaded_ns": time.time_ns(),
+            },
+            sort_keys=True,
+        ),
+        "replica receipt",
+    )
 
 
 def waiting(folder: Path) -> list[Path]:
@@ -66,8 +78,9 @@ class SyncResult:
         return sum(r.n_bytes for r in self.uploaded)
 
 
-def sync_snapshots(replica: S3Replica, folder: Path, sensor: str, first: Path | None = None,
-                   metadata: dict[str, str] | None = None) -> SyncResult:
+def sync_snapshots(
+    replica: S3Replica, folder: Path, sensor: str, first: Path | None = None, metadata: dict[str, str] | None = None
+) -> SyncResult:
     """Upload every waiting snapshot of ``folder`` (``first`` before the others, then newest
     first), then apply the replica's retention (which never deletes ``first``'s object: a
     backfilled old partition stays). A :class:`ReplicaError` stops the sync and is
@@ -116,6 +129,6 @@ def prune_local(folder: Path, keep: int, max_waiting: int) -> LocalPrune:
     receipts = Path(folder) / RECEIPTS
     if receipts.is_dir():  # receipts of snapshots that are gone
         for rec in receipts.glob("*.json"):
-            if not (Path(folder) / rec.name[:-len(".json")]).exists():
+            if not (Path(folder) / rec.name[: -len(".json")]).exists():
                 rec.unlink(missing_ok=True)
     return out

@@ -27,8 +27,16 @@ MIB = 2**20
 DEFAULT_PART_BYTES = 64 * MIB  # multipart threshold and part size (S3: 5 MiB minimum)
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _MD5_ETAG_RE = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
-_CREDENTIAL_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken",
-                     "AccessDenied", "403", "InvalidClientTokenId", "AuthorizationHeaderMalformed"}
+_CREDENTIAL_CODES = {
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "ExpiredToken",
+    "AccessDenied",
+    "403",
+    "InvalidClientTokenId",
+    "AuthorizationHeaderMalformed",
+}
 _SNAPSHOT_RE = re.compile(r"hot-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{4}\.db")
 
 
@@ -36,9 +44,11 @@ def parse_url(url: str) -> tuple[str, str]:
     """``s3://BUCKET/PREFIX`` -> (bucket, prefix without slashes at either end)."""
     m = re.fullmatch(r"s3://([^/]+)(?:/(.*))?", (url or "").strip())
     if not m or not _BUCKET_RE.fullmatch(m.group(1)):
-        raise ConfigError(f"replica URL {url!r} is not valid: use s3://BUCKET/PREFIX with a bucket of "
-                          f"3-63 lower-case letters, digits, '.' or '-' (e.g. s3://sdr-backups/site-a); "
-                          f"set it in {ENV_URL}.")
+        raise ConfigError(
+            f"replica URL {url!r} is not valid: use s3://BUCKET/PREFIX with a bucket of "
+            f"3-63 lower-case letters, digits, '.' or '-' (e.g. s3://sdr-backups/site-a); "
+            f"set it in {ENV_URL}."
+        )
     return m.group(1), (m.group(2) or "").strip("/")
 
 
@@ -85,11 +95,16 @@ class ReplicaConfig:
         def env(*names: str) -> str | None:
             return next((environ[n].strip() for n in names if environ.get(n, "").strip()), None)
 
-        return cls(bucket=bucket, prefix=prefix,
-                   endpoint_url=env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-                   access_key_id=env("AWS_ACCESS_KEY_ID"), secret_access_key=env("AWS_SECRET_ACCESS_KEY"),
-                   session_token=env("AWS_SESSION_TOKEN"),
-                   region=env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1", **settings)
+        return cls(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            access_key_id=env("AWS_ACCESS_KEY_ID"),
+            secret_access_key=env("AWS_SECRET_ACCESS_KEY"),
+            session_token=env("AWS_SESSION_TOKEN"),
+            region=env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
+            **settings,
+        )
 
 
 @dataclass(frozen=True)
@@ -173,12 +188,21 @@ class S3Replica:
 
             c = self.config
             session = boto3.session.Session(
-                aws_access_key_id=c.access_key_id, aws_secret_access_key=c.secret_access_key,
-                aws_session_token=c.session_token, region_name=c.region)
-            self._client = session.client("s3", endpoint_url=c.endpoint_url, config=Config(
-                connect_timeout=c.connect_timeout_s, read_timeout=c.read_timeout_s,
-                retries={"max_attempts": c.max_attempts, "mode": "standard"},
-                s3={"addressing_style": "path" if c.endpoint_url else "auto"}))
+                aws_access_key_id=c.access_key_id,
+                aws_secret_access_key=c.secret_access_key,
+                aws_session_token=c.session_token,
+                region_name=c.region,
+            )
+            self._client = session.client(
+                "s3",
+                endpoint_url=c.endpoint_url,
+                config=Config(
+                    connect_timeout=c.connect_timeout_s,
+                    read_timeout=c.read_timeout_s,
+                    retries={"max_attempts": c.max_attempts, "mode": "standard"},
+                    s3={"addressing_style": "path" if c.endpoint_url else "auto"},
+                ),
+            )
         return self._client
 
     # -- names ---------------------------------------------------------------------------
@@ -197,14 +221,16 @@ class S3Replica:
         prefix = self.object_key(sensor, "") + "/"
         out: list[RemoteSnapshot] = []
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.config.bucket, Prefix=prefix)
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.config.bucket, Prefix=prefix)
             for page in pages:
                 for obj in page.get("Contents", []):
-                    name = obj["Key"][len(prefix):]
+                    name = obj["Key"][len(prefix) :]
                     if _SNAPSHOT_RE.fullmatch(name):
-                        out.append(RemoteSnapshot(obj["Key"], int(obj["Size"]),
-                                                  int(obj["LastModified"].timestamp() * NS_PER_S)))
+                        out.append(
+                            RemoteSnapshot(
+                                obj["Key"], int(obj["Size"]), int(obj["LastModified"].timestamp() * NS_PER_S)
+                            )
+                        )
         except _transport_errors() as exc:
             raise self._explain(exc, f"listing {self.object_url(prefix)}") from exc
         return sorted(out, key=lambda r: r.name)
@@ -224,9 +250,14 @@ class S3Replica:
         t0 = time.perf_counter()
         try:
             self.client.upload_file(
-                str(path), c.bucket, key, ExtraArgs={"Metadata": meta},
-                Config=TransferConfig(multipart_threshold=part_bytes, multipart_chunksize=part_bytes,
-                                      max_concurrency=c.max_concurrency))
+                str(path),
+                c.bucket,
+                key,
+                ExtraArgs={"Metadata": meta},
+                Config=TransferConfig(
+                    multipart_threshold=part_bytes, multipart_chunksize=part_bytes, max_concurrency=c.max_concurrency
+                ),
+            )
             head = self.client.head_object(Bucket=c.bucket, Key=key)
         except _transport_errors() as exc:
             raise self._explain(exc, f"uploading {path.name} to {self.object_url(key)}") from exc
@@ -240,9 +271,11 @@ class S3Replica:
         if _MD5_ETAG_RE.fullmatch(got_etag) and got_etag != etag:
             problems.append(f"ETag {got_etag} != {etag} computed from the local file")
         if problems:
-            raise ReplicaError(f"{self.object_url(key)} does not match {path} after the upload "
-                               f"({'; '.join(problems)}); the local snapshot is kept and the next run "
-                               "uploads it again.")
+            raise ReplicaError(
+                f"{self.object_url(key)} does not match {path} after the upload "
+                f"({'; '.join(problems)}); the local snapshot is kept and the next run "
+                "uploads it again."
+            )
         return UploadResult(self.object_url(key), key, n_bytes, sha, got_etag, parts, seconds)
 
     def prune(self, sensor: str, *, keep_keys=(), now_ns: int | None = None) -> list[str]:
@@ -252,10 +285,10 @@ class S3Replica:
         c = self.config
         now_ns = time.time_ns() if now_ns is None else now_ns
         held = self.list_snapshots(sensor)
-        drop = held[:-c.keep_count]
+        drop = held[: -c.keep_count]
         if c.keep_age_s is not None:
             cutoff_ns = now_ns - int(c.keep_age_s * NS_PER_S)
-            drop += [r for r in held[-c.keep_count:] if r.last_modified_ns < cutoff_ns]
+            drop += [r for r in held[-c.keep_count :] if r.last_modified_ns < cutoff_ns]
         drop = [r for r in drop if r.key not in set(keep_keys)]
         try:
             for r in drop:
@@ -285,8 +318,10 @@ class S3Replica:
             raise self._explain(exc, f"reading {url}") from exc
         want = head.get("Metadata", {}).get("sha256")
         if not want:
-            raise ReplicaError(f"{url} has no sha256 in its metadata, so it cannot be verified; it was "
-                               "not uploaded by sdr-assets. Nothing was written.")
+            raise ReplicaError(
+                f"{url} has no sha256 in its metadata, so it cannot be verified; it was "
+                "not uploaded by sdr-assets. Nothing was written."
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / f".{file_name}.part-{os.getpid()}"
         t0 = time.perf_counter()
@@ -297,13 +332,17 @@ class S3Replica:
                 raise self._explain(exc, f"downloading {url}") from exc
             got = sha256_file(tmp)
             if got != want:
-                raise ReplicaError(f"{url} is corrupt: its sha256 is {got[:16]}..., the upload recorded "
-                                   f"{want[:16]}...; not restored (nothing was written). Restore another "
-                                   "partition, or re-upload this one from a sensor that still holds it.")
+                raise ReplicaError(
+                    f"{url} is corrupt: its sha256 is {got[:16]}..., the upload recorded "
+                    f"{want[:16]}...; not restored (nothing was written). Restore another "
+                    "partition, or re-upload this one from a sensor that still holds it."
+                )
             integrity = verify_snapshot(tmp)
             if integrity != "ok":
-                raise ReplicaError(f"{url} matches its sha256 but fails the integrity check ({integrity}): "
-                                   "it was already damaged when uploaded; not restored.")
+                raise ReplicaError(
+                    f"{url} matches its sha256 but fails the integrity check ({integrity}): "
+                    "it was already damaged when uploaded; not restored."
+                )
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
@@ -312,8 +351,11 @@ class S3Replica:
     # -- errors --------------------------------------------------------------------------
     def _not_found(self, sensor: str, file_name: str, url: str) -> ReplicaError:
         held = [r.name for r in self.list_snapshots(sensor)]
-        have = (f"it holds {len(held)} snapshot(s) of sensor {sensor!r}, {held[0]} .. {held[-1]}" if held
-                else f"it holds no snapshot of sensor {sensor!r}")
+        have = (
+            f"it holds {len(held)} snapshot(s) of sensor {sensor!r}, {held[0]} .. {held[-1]}"
+            if held
+            else f"it holds no snapshot of sensor {sensor!r}"
+        )
         return ReplicaError(f"no replica of {file_name} at {url}; {have}.")
 
     def _explain(self, exc: BaseException, what: str) -> ReplicaError:
@@ -321,20 +363,27 @@ class S3Replica:
         code = _error_code(exc)
         where = self._where()
         if code in _CREDENTIAL_CODES:
-            return ReplicaError(f"{what} failed: the replica {where} refused the credentials ({code}); "
-                                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and the key's "
-                                "rights on the bucket).")
+            return ReplicaError(
+                f"{what} failed: the replica {where} refused the credentials ({code}); "
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and the key's "
+                "rights on the bucket)."
+            )
         if code == "NoSuchBucket":
-            return ReplicaError(f"{what} failed: bucket {self.config.bucket!r} does not exist at {where}; "
-                                "create it (e.g. `aws s3 mb s3://BUCKET`) or fix SDR_ASSETS_REPLICA_URL.")
+            return ReplicaError(
+                f"{what} failed: bucket {self.config.bucket!r} does not exist at {where}; "
+                "create it (e.g. `aws s3 mb s3://BUCKET`) or fix SDR_ASSETS_REPLICA_URL."
+            )
         name = type(exc).__name__
         if name == "NoCredentialsError":
-            return ReplicaError(f"{what} failed: no credentials for the replica {where}; set "
-                                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
-        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                    "ConnectionClosedError"):
-            return ReplicaError(f"{what} failed: the replica {where} cannot be reached ({exc}); the local "
-                                "snapshot is kept and a later run uploads it.")
+            return ReplicaError(
+                f"{what} failed: no credentials for the replica {where}; set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+            )
+        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
+            return ReplicaError(
+                f"{what} failed: the replica {where} cannot be reached ({exc}); the local "
+                "snapshot is kept and a later run uploads it."
+            )
         detail = code or name
         return ReplicaError(f"{what} failed ({detail}: {_message(exc)}); the replica is {where}.")
 

@@ -27,10 +27,17 @@ META_SUFFIX = ".sigmf-meta"
 DATA_SUFFIX = ".sigmf-data"
 
 _DATATYPE_RE = re.compile(r"^c(f64|f32|i32|i16|u32|u16|i8|u8)(_le|_be)?\Z")  # \Z: "cu8\n" is not cu8
-_COMPONENT_DTYPES = {"f64": "f8", "f32": "f4", "i32": "i4", "i16": "i2", "u32": "u4",
-                     "u16": "u2", "i8": "i1", "u8": "u1"}
-_DATETIME_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?\Z")
+_COMPONENT_DTYPES = {
+    "f64": "f8",
+    "f32": "f4",
+    "i32": "i4",
+    "i16": "i2",
+    "u32": "u4",
+    "u16": "u2",
+    "i8": "i1",
+    "u8": "u1",
+}
+_DATETIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?\Z")
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,8 @@ def _unsupported(where: str, datatype) -> SourceError:
     return SourceError(
         f"{where}: core:datatype {datatype!r} is not supported; only complex types are "
         "(cu8, ci8, ci16_le, cu16_le, ci32_le, cu32_le, cf32_le, cf64_le, or _be); "
-        "convert the recording to one of them")
+        "convert the recording to one of them"
+    )
 
 
 def to_cu8(raw: bytes, datatype: str) -> bytes:
@@ -131,8 +139,9 @@ def describe_conversion(datatype: str) -> str:
         return iq.ci16_to_cu8(b"", big_endian=big)[1]
     if comp == "f32":
         return iq.cf32_to_cu8(b"", big_endian=big)[1]
-    return (f"{datatype} -> cu8: u = round(v/full_scale*127.5 + 127.5), clipped "
-            "(unsigned types offset by half scale first)")
+    return (
+        f"{datatype} -> cu8: u = round(v/full_scale*127.5 + 127.5), clipped (unsigned types offset by half scale first)"
+    )
 
 
 def parse_datetime_ns(text, where: str = "SigMF") -> int:
@@ -165,8 +174,7 @@ def format_datetime_ns(t_ns: int) -> str:
 _INT_MAX = 2**62
 
 
-def _number(obj: dict, key: str, where: str, *, integer=False, required=False,
-            lo: float = -1e15, hi: float = 1e15):
+def _number(obj: dict, key: str, where: str, *, integer=False, required=False, lo: float = -1e15, hi: float = 1e15):
     """obj[key] as an int (non-negative, < 2**62) or a finite float in [lo, hi]."""
     if key not in obj:
         if required:
@@ -194,16 +202,15 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _bad(where, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") \
-            from None
+        raise _bad(where, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except (RecursionError, ValueError) as exc:
         raise _bad(where, f"invalid JSON ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("global"), dict):
-        raise _bad(where, "the top level must be an object with a \"global\" object")
+        raise _bad(where, 'the top level must be an object with a "global" object')
     g = doc["global"]
     datatype = g.get("core:datatype")
     if datatype is None:
-        raise _bad(where, "global core:datatype is missing (e.g. \"cu8\")")
+        raise _bad(where, 'global core:datatype is missing (e.g. "cu8")')
     if not isinstance(datatype, str) or _DATATYPE_RE.match(datatype) is None:
         raise _unsupported(where, datatype)
     rate = _number(g, "core:sample_rate", f"{where} global", required=True, lo=1.0, hi=MAX_SAMPLE_RATE_HZ)
@@ -213,15 +220,16 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
     if g.get("core:num_channels", 1) != 1:
         raise _bad(where, "only single-channel recordings (core:num_channels 1) are supported")
     dataset = g.get("core:dataset")
-    if dataset is not None and (not isinstance(dataset, str) or not dataset
-                                or "/" in dataset or "\\" in dataset or dataset in (".", "..")):
+    if dataset is not None and (
+        not isinstance(dataset, str) or not dataset or "/" in dataset or "\\" in dataset or dataset in (".", "..")
+    ):
         raise _bad(where, f"global core:dataset must be a file name, got {dataset!r}")
     if g.get("core:metadata_only") is True:
         raise _bad(where, "core:metadata_only is true: this recording holds no samples")
 
     raw_caps = doc.get("captures", [])
     if not isinstance(raw_caps, list) or not all(isinstance(c, dict) for c in raw_caps):
-        raise _bad(where, "\"captures\" must be a list of objects")
+        raise _bad(where, '"captures" must be a list of objects')
     captures = []
     for i, c in enumerate(raw_caps):
         w = f"{where} captures[{i}]"
@@ -238,13 +246,12 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
         captures = [SigmfCapture(0, None, None)]
     elif captures[0].sample_start != 0:  # the first capture also describes what precedes it
         c0 = captures[0]
-        t_ns = None if c0.datetime_ns is None else \
-            c0.datetime_ns - int(round(c0.sample_start * NS_PER_S / rate))
+        t_ns = None if c0.datetime_ns is None else c0.datetime_ns - int(round(c0.sample_start * NS_PER_S / rate))
         captures[0] = SigmfCapture(0, c0.center_freq_hz, t_ns)
 
     raw_ann = doc.get("annotations", [])
     if not isinstance(raw_ann, list) or not all(isinstance(a, dict) for a in raw_ann):
-        raise _bad(where, "\"annotations\" must be a list of objects")
+        raise _bad(where, '"annotations" must be a list of objects')
     annotations = []
     for i, a in enumerate(raw_ann):
         w = f"{where} annotations[{i}]"
@@ -253,8 +260,7 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
         lo = _number(a, "core:freq_lower_edge", w)
         hi = _number(a, "core:freq_upper_edge", w)
         if (lo is None) != (hi is None):
-            raise _bad(w, "core:freq_lower_edge and core:freq_upper_edge go together "
-                          "(give both or neither)")
+            raise _bad(w, "core:freq_lower_edge and core:freq_upper_edge go together (give both or neither)")
         if lo is not None and lo > hi:
             raise _bad(w, f"core:freq_lower_edge {lo} is above core:freq_upper_edge {hi}")
         label = a.get("core:label", "")
@@ -262,9 +268,11 @@ def parse_sigmf_meta(text: str, where: str = "SigMF metadata") -> SigmfMeta:
             raise _bad(w, f"core:label must be a string (Unicode text), got {label!r}")
         annotations.append(SigmfAnnotation(start, count, lo, hi, label))
     annotations.sort(key=lambda x: x.sample_start)
-    extra = {k: v for k, v in g.items()
-             if k in ("core:author", "core:description", "core:hw", "core:recorder")
-             and isinstance(v, str)}
+    extra = {
+        k: v
+        for k, v in g.items()
+        if k in ("core:author", "core:description", "core:hw", "core:recorder") and isinstance(v, str)
+    }
     return SigmfMeta(datatype, rate, version, captures, annotations, dataset, extra)
 
 
@@ -284,8 +292,10 @@ def sigmf_paths(path: str | Path) -> tuple[Path, Path]:
     if name.endswith((META_SUFFIX, DATA_SUFFIX)):
         name = name.rsplit(".", 1)[0]
     if not name:
-        raise SourceError(f"{path}: a SigMF recording needs a base name, e.g. dir/recording "
-                          "(dir/recording.sigmf-meta + dir/recording.sigmf-data)")
+        raise SourceError(
+            f"{path}: a SigMF recording needs a base name, e.g. dir/recording "
+            "(dir/recording.sigmf-meta + dir/recording.sigmf-data)"
+        )
     return p.with_name(name + META_SUFFIX), p.with_name(name + DATA_SUFFIX)
 
 
@@ -304,11 +314,23 @@ def path_exists(p: Path) -> bool:
         return False
 
 
-def global_meta(sample_rate_hz: float, *, description: str = "", author: str = "", sha512: str | None = None,
-                extensions=(), extra: dict | None = None) -> dict:
+def global_meta(
+    sample_rate_hz: float,
+    *,
+    description: str = "",
+    author: str = "",
+    sha512: str | None = None,
+    extensions=(),
+    extra: dict | None = None,
+) -> dict:
     """The ``global`` object of a cu8 recording we write (one channel, recorder sdr_assets)."""
-    glob = {"core:datatype": "cu8", "core:sample_rate": float(sample_rate_hz), "core:version": SIGMF_VERSION,
-            "core:num_channels": 1, "core:recorder": "sdr_assets"}
+    glob = {
+        "core:datatype": "cu8",
+        "core:sample_rate": float(sample_rate_hz),
+        "core:version": SIGMF_VERSION,
+        "core:num_channels": 1,
+        "core:recorder": "sdr_assets",
+    }
     if sha512 is not None:
         glob["core:sha512"] = sha512
     if description:
@@ -321,8 +343,9 @@ def global_meta(sample_rate_hz: float, *, description: str = "", author: str = "
     return glob
 
 
-def capture_item(sample_start: int, center_freq_hz: float, datetime_ns: int | None = None, *,
-                 global_index: int | None = None) -> dict:
+def capture_item(
+    sample_start: int, center_freq_hz: float, datetime_ns: int | None = None, *, global_index: int | None = None
+) -> dict:
     """One ``captures`` entry: where a segment starts in the data file (and in the stream), its
     centre and, where known, the UTC time of its first sample."""
     item = {"core:sample_start": int(sample_start)}
@@ -334,12 +357,17 @@ def capture_item(sample_start: int, center_freq_hz: float, datetime_ns: int | No
     return item
 
 
-def annotation_item(sample_start: int, sample_count: int, freq_lower_hz: float, freq_upper_hz: float,
-                    label: str) -> dict:
+def annotation_item(
+    sample_start: int, sample_count: int, freq_lower_hz: float, freq_upper_hz: float, label: str
+) -> dict:
     """The core fields of one ``annotations`` entry (both RF edges, as SigMF wants them)."""
-    return {"core:sample_start": int(sample_start), "core:sample_count": int(sample_count),
-            "core:freq_lower_edge": float(freq_lower_hz), "core:freq_upper_edge": float(freq_upper_hz),
-            "core:label": str(label)}
+    return {
+        "core:sample_start": int(sample_start),
+        "core:sample_count": int(sample_count),
+        "core:freq_lower_edge": float(freq_lower_hz),
+        "core:freq_upper_edge": float(freq_upper_hz),
+        "core:label": str(label),
+    }
 
 
 def meta_text(doc: dict) -> str:
@@ -347,9 +375,17 @@ def meta_text(doc: dict) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def write_sigmf(base_path: str | Path, cu8: bytes, sample_rate_hz: float, center_freq_hz: float,
-                annotations=(), datetime_ns: int | None = None, *,
-                description: str = "", author: str = "") -> tuple[Path, Path]:
+def write_sigmf(
+    base_path: str | Path,
+    cu8: bytes,
+    sample_rate_hz: float,
+    center_freq_hz: float,
+    annotations=(),
+    datetime_ns: int | None = None,
+    *,
+    description: str = "",
+    author: str = "",
+) -> tuple[Path, Path]:
     """Write a SigMF (:data:`SIGMF_VERSION`) cu8 recording ``BASE.sigmf-data`` + ``BASE.sigmf-meta``.
 
     ``annotations`` are :class:`Annotation` records with absolute times (ns since the
@@ -357,8 +393,7 @@ def write_sigmf(base_path: str | Path, cu8: bytes, sample_rate_hz: float, center
     core:datetime is written and annotation times count from the first sample (t = 0).
     Returns (meta_path, data_path)."""
     if len(cu8) % 2:
-        raise SourceError(f"write_sigmf: {len(cu8)} bytes is not whole cu8 I/Q pairs; "
-                          "pass an even number of bytes")
+        raise SourceError(f"write_sigmf: {len(cu8)} bytes is not whole cu8 I/Q pairs; pass an even number of bytes")
     meta_path, data_path = sigmf_paths(base_path)
     t0 = 0 if datetime_ns is None else int(datetime_ns)
     anns = []
@@ -371,13 +406,21 @@ def write_sigmf(base_path: str | Path, cu8: bytes, sample_rate_hz: float, center
         anns.append(item)
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     data_path.write_bytes(bytes(cu8))
-    meta_path.write_text(meta_text({"global": global_meta(sample_rate_hz, description=description, author=author),
-                                    "captures": [capture_item(0, center_freq_hz, datetime_ns)], "annotations": anns}))
+    meta_path.write_text(
+        meta_text(
+            {
+                "global": global_meta(sample_rate_hz, description=description, author=author),
+                "captures": [capture_item(0, center_freq_hz, datetime_ns)],
+                "annotations": anns,
+            }
+        )
+    )
     return meta_path, data_path
 
 
-def annotation_record(a: SigmfAnnotation, t_start_ns: int, sample_rate_hz: float,
-                      center_freq_hz: float, n_samples_to_end: int) -> Annotation:
+def annotation_record(
+    a: SigmfAnnotation, t_start_ns: int, sample_rate_hz: float, center_freq_hz: float, n_samples_to_end: int
+) -> Annotation:
     """A SigMF annotation as a records.Annotation (origin "sigmf"); ``t_start_ns`` is the
     absolute time of its first sample. No edges -> the full band around the centre."""
     count = n_samples_to_end if a.sample_count is None else a.sample_count
@@ -386,5 +429,11 @@ def annotation_record(a: SigmfAnnotation, t_start_ns: int, sample_rate_hz: float
         lo, hi = center_freq_hz - sample_rate_hz / 2, center_freq_hz + sample_rate_hz / 2
     else:
         lo, hi = a.freq_lower_hz, a.freq_upper_hz
-    return Annotation(t_start_ns=t_start_ns, t_end_ns=t_start_ns + duration_ns,
-                      freq_lower_hz=lo, freq_upper_hz=hi, label=a.label, origin="sigmf")
+    return Annotation(
+        t_start_ns=t_start_ns,
+        t_end_ns=t_start_ns + duration_ns,
+        freq_lower_hz=lo,
+        freq_upper_hz=hi,
+        label=a.label,
+        origin="sigmf",
+    )

@@ -32,10 +32,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdr_assets.sigmf import (DATA_SUFFIX, META_SUFFIX, annotation_item, capture_item, format_datetime_ns,
-                              global_meta, meta_text)
 from sdr_assets.errors import ConfigError, PartitionNotHeldError, StoreError
 from sdr_assets.records import NS_PER_S, Segment, samples_to_ns, segments
+from sdr_assets.sigmf import (
+    DATA_SUFFIX,
+    META_SUFFIX,
+    annotation_item,
+    capture_item,
+    format_datetime_ns,
+    global_meta,
+    meta_text,
+)
 from sdr_assets.store import messages as decodes
 from sdr_assets.store import queries
 from sdr_assets.store.chunks import ChunkRow
@@ -89,14 +96,22 @@ def base_name(partition_key: str) -> str:
     return partition_key.replace(":", "").replace("|", "_")
 
 
-def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path | str, *,
-                     with_annotations: bool = True, progress: bool = False) -> ExportResult:
+def export_partition(
+    analysis_db: Path | str,
+    partition_key: str,
+    out_dir: Path | str,
+    *,
+    with_annotations: bool = True,
+    progress: bool = False,
+) -> ExportResult:
     """Write the partition as SigMF recording(s) under ``out_dir`` (see the module doc)."""
     t0 = time.perf_counter()
     analysis_db = Path(analysis_db)
     if not analysis_db.exists():
-        raise StoreError(f"no analysis DB at {analysis_db}; materialise iq_window for "
-                         f"{partition_key} first (or check $SDR_ASSETS_HOME).")
+        raise StoreError(
+            f"no analysis DB at {analysis_db}; materialise iq_window for "
+            f"{partition_key} first (or check $SDR_ASSETS_HOME)."
+        )
     with OutputFiles("--out") as out:  # nothing is renamed into place unless all is written
         with AnalysisDB(analysis_db, read_only=True) as db:
             _require_partition(db, partition_key)
@@ -121,13 +136,13 @@ def export_partition(analysis_db: Path | str, partition_key: str, out_dir: Path 
 def _out_folder(out_dir) -> Path:
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder to write the SigMF recording "
-                          "into (it is created if missing).")
+        raise ConfigError(
+            f"--out {out} is a file; pass a folder to write the SigMF recording into (it is created if missing)."
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create the folder {out} ({exc.strerror}); pass a writable "
-                          "folder as --out.") from exc
+        raise ConfigError(f"cannot create the folder {out} ({exc.strerror}); pass a writable folder as --out.") from exc
     return out
 
 
@@ -166,10 +181,10 @@ def _require_partition(db: AnalysisDB, key: str) -> None:
         raise PartitionNotHeldError(
             f"partition {key!r} is not in the analysis DB (it holds: {listing}); materialise "
             f"iq_window for it first (`sdr-assets backfill --sensor {sensor} --from {time_key} "
-            f"--to {time_key}`).")
+            f"--to {time_key}`)."
+        )
     if next(db.iter_chunks(key, with_iq=False), None) is None:
-        raise StoreError(f"partition {key} holds no samples (the capture was not running then); "
-                         "nothing to export.")
+        raise StoreError(f"partition {key} holds no samples (the capture was not running then); nothing to export.")
 
 
 def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
@@ -180,8 +195,9 @@ def _plan(db: AnalysisDB, key: str, out_dir: Path) -> list[Recording]:
     recs = []
     for i, segs in enumerate(runs, 1):
         name = base if len(runs) == 1 else f"{base}_r{i}"
-        recs.append(Recording(out_dir / (name + META_SUFFIX), out_dir / (name + DATA_SUFFIX),
-                              segs[0].sample_rate_hz, segs))
+        recs.append(
+            Recording(out_dir / (name + META_SUFFIX), out_dir / (name + DATA_SUFFIX), segs[0].sample_rate_hz, segs)
+        )
     return recs
 
 
@@ -196,8 +212,11 @@ def segment_runs(chunks, gap_starts: list[int]) -> list[list[CaptureSegment]]:
             start = 0
         else:
             start = runs[-1][-1].sample_start + runs[-1][-1].n_samples
-        runs[-1].append(CaptureSegment(s.t_start_ns, s.n_samples, s.sample_rate_hz, s.center_freq_hz,
-                                       s.first_seq, s.last_seq, start))
+        runs[-1].append(
+            CaptureSegment(
+                s.t_start_ns, s.n_samples, s.sample_rate_hz, s.center_freq_hz, s.first_seq, s.last_seq, start
+            )
+        )
     return runs
 
 
@@ -211,8 +230,9 @@ def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool,
     written = 0
     try:
         bar_shown = progress and sys.stderr.isatty()  # (piped, the frames would only bury an error line)
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not bar_shown,
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"export {key}", disable=not bar_shown, file=sys.stderr
+        ) as bar:
             for rec in recs:
                 need = 2 * rec.n_samples
                 sha512, got = hashlib.sha512(), 0
@@ -220,8 +240,9 @@ def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool,
                     while got < need:
                         chunk = next(chunks, None)
                         if chunk is None:
-                            raise StoreError(f"partition {key} changed while it was exported "
-                                             "(rows missing); run the export again.")
+                            raise StoreError(
+                                f"partition {key} changed while it was exported (rows missing); run the export again."
+                            )
                         iq = chunk.iq
                         fh.write(iq)
                         sha512.update(iq)
@@ -230,8 +251,10 @@ def _write_data(db: AnalysisDB, key: str, recs: list[Recording], progress: bool,
                     fh.flush()
                     os.fsync(fh.fileno())
                 if got != need:
-                    raise StoreError(f"partition {key}: chunk sizes disagree with n_samples "
-                                     f"({got} bytes read, {need} expected); re-materialise iq_window.")
+                    raise StoreError(
+                        f"partition {key}: chunk sizes disagree with n_samples "
+                        f"({got} bytes read, {need} expected); re-materialise iq_window."
+                    )
                 rec.sha512 = sha512.hexdigest()
                 written += got
     finally:
@@ -256,8 +279,9 @@ def sample_span(segments: list[CaptureSegment], t_start_ns: int, t_end_ns: int) 
     return first, last, t_start_ns < a.t_start_ns or t_end_ns > b.t_end_ns
 
 
-def _core_item(rec: Recording, t_start_ns: int, t_end_ns: int, freq_lower_hz: float, freq_upper_hz: float,
-               label: str) -> dict | None:
+def _core_item(
+    rec: Recording, t_start_ns: int, t_end_ns: int, freq_lower_hz: float, freq_upper_hz: float, label: str
+) -> dict | None:
     """The core fields of an annotation over [t_start_ns, t_end_ns), plus our absolute times and
     ``clipped``; None when the recording holds none of its samples."""
     span = sample_span(rec.segments, t_start_ns, t_end_ns)
@@ -314,12 +338,17 @@ def _decode_annotation(rec: Recording, m: "decodes.MessageRecord") -> dict | Non
     return item
 
 
-def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings: int,
-                out: OutputFiles) -> None:
-    description = (f"sdr_assets partition {key}: {rec.n_samples} samples in "
-                   f"{len(rec.segments)} capture segment(s), cu8 exactly as captured")
-    doc = meta_document(rec, annotations, description, {f"{NAMESPACE}:partition_key": key,
-                                                        f"{NAMESPACE}:recordings_in_partition": n_recordings})
+def _write_meta(rec: Recording, key: str, annotations: list[dict], n_recordings: int, out: OutputFiles) -> None:
+    description = (
+        f"sdr_assets partition {key}: {rec.n_samples} samples in "
+        f"{len(rec.segments)} capture segment(s), cu8 exactly as captured"
+    )
+    doc = meta_document(
+        rec,
+        annotations,
+        description,
+        {f"{NAMESPACE}:partition_key": key, f"{NAMESPACE}:recordings_in_partition": n_recordings},
+    )
     out.write(rec.meta_path, meta_text(doc))
 
 
@@ -329,14 +358,25 @@ def meta_document(rec: Recording, annotations: list[dict], description: str, ext
     fs = rec.sample_rate_hz
     captures = []
     for s in rec.segments:
-        item = capture_item(s.sample_start, s.center_freq_hz, s.t_start_ns,
-                            global_index=max(0, round((s.t_start_ns - s0.t_start_ns) * fs / NS_PER_S)))
+        item = capture_item(
+            s.sample_start,
+            s.center_freq_hz,
+            s.t_start_ns,
+            global_index=max(0, round((s.t_start_ns - s0.t_start_ns) * fs / NS_PER_S)),
+        )
         item.update({f"{NAMESPACE}:first_seq": s.first_seq, f"{NAMESPACE}:last_seq": s.last_seq})
         captures.append(item)
-    glob = global_meta(fs, description=description, sha512=rec.sha512, extensions=[EXTENSION], extra={
-        **extra_global,
-        f"{NAMESPACE}:first_seq": s0.first_seq, f"{NAMESPACE}:last_seq": rec.segments[-1].last_seq,
-    })
+    glob = global_meta(
+        fs,
+        description=description,
+        sha512=rec.sha512,
+        extensions=[EXTENSION],
+        extra={
+            **extra_global,
+            f"{NAMESPACE}:first_seq": s0.first_seq,
+            f"{NAMESPACE}:last_seq": rec.segments[-1].last_seq,
+        },
+    )
     return {"global": glob, "captures": captures, "annotations": annotations}
 
 
@@ -399,9 +439,19 @@ class SpanArchive:
     TooLargeError; no sample held is a PartitionNotHeldError.
     """
 
-    def __init__(self, conn, sensor: str, t_start_ns: int, t_end_ns: int, *,
-                 freq_min_hz: float | None = None, freq_max_hz: float | None = None,
-                 max_bytes: int | None = None, name: str | None = None, with_annotations: bool = True):
+    def __init__(
+        self,
+        conn,
+        sensor: str,
+        t_start_ns: int,
+        t_end_ns: int,
+        *,
+        freq_min_hz: float | None = None,
+        freq_max_hz: float | None = None,
+        max_bytes: int | None = None,
+        name: str | None = None,
+        with_annotations: bool = True,
+    ):
         from sdr_assets.errors import TooLargeError
 
         self._conn, self.sensor = conn, sensor
@@ -409,34 +459,53 @@ class SpanArchive:
         self.name = name or f"{sensor}_{_compact_utc(t_start_ns)}"
         parts = queries.sensor_partitions(conn, sensor)
         keys = [p.partition_key for p in parts if p.t_start_ns < t_end_ns]
-        chunks = [c for c in queries.chunks_in_span(conn, sensor, keys, t_start_ns, t_end_ns)
-                  if _band_overlaps(c, freq_min_hz, freq_max_hz)]
-        self._pieces = [p for p in (_Piece(c, _first_sample_at_or_after(c, t_start_ns),
-                                           _first_sample_at_or_after(c, t_end_ns)) for c in chunks)
-                        if p.end > p.first]
+        chunks = [
+            c
+            for c in queries.chunks_in_span(conn, sensor, keys, t_start_ns, t_end_ns)
+            if _band_overlaps(c, freq_min_hz, freq_max_hz)
+        ]
+        self._pieces = [
+            p
+            for p in (
+                _Piece(c, _first_sample_at_or_after(c, t_start_ns), _first_sample_at_or_after(c, t_end_ns))
+                for c in chunks
+            )
+            if p.end > p.first
+        ]
         if not self._pieces:
             held = "; ".join(f"{_iso(p.t_start_ns)} .. {_iso(p.t_end_ns)}" for p in parts) or "nothing"
             band = "" if freq_min_hz is None and freq_max_hz is None else " in that band"
             raise PartitionNotHeldError(
                 f"the analysis DB holds no sample of sensor {sensor!r} in {_iso(t_start_ns)} .. "
-                f"{_iso(t_end_ns)}{band} (its windows: {held}); ask for a span inside them.")
-        runs = segment_runs([ChunkRow(p.chunk.seq, p.t_start_ns, p.chunk.sample_rate_hz, p.chunk.center_freq_hz,
-                                      p.end - p.first, None) for p in self._pieces],
-                            queries.gap_starts(conn, keys, t_start_ns, t_end_ns))
+                f"{_iso(t_end_ns)}{band} (its windows: {held}); ask for a span inside them."
+            )
+        runs = segment_runs(
+            [
+                ChunkRow(
+                    p.chunk.seq, p.t_start_ns, p.chunk.sample_rate_hz, p.chunk.center_freq_hz, p.end - p.first, None
+                )
+                for p in self._pieces
+            ],
+            queries.gap_starts(conn, keys, t_start_ns, t_end_ns),
+        )
         if len(runs) > 1:
             changes = ", ".join(f"{r[0].sample_rate_hz:.0f} S/s from {_iso(r[0].t_start_ns)}" for r in runs)
-            raise ConfigError(f"the span holds samples at {len(runs)} sample rates ({changes}); a SigMF "
-                              "recording has one: ask for a span on one side of the change.")
+            raise ConfigError(
+                f"the span holds samples at {len(runs)} sample rates ({changes}); a SigMF "
+                "recording has one: ask for a span on one side of the change."
+            )
         segs = runs[0]
-        self.recording = Recording(Path(self.name + META_SUFFIX), Path(self.name + DATA_SUFFIX),
-                                   segs[0].sample_rate_hz, segs)
+        self.recording = Recording(
+            Path(self.name + META_SUFFIX), Path(self.name + DATA_SUFFIX), segs[0].sample_rate_hz, segs
+        )
         self.n_bytes = 2 * self.recording.n_samples
         if max_bytes is not None and self.n_bytes > max_bytes:
             fs = self.recording.sample_rate_hz
             raise TooLargeError(
                 f"the span holds {self.n_bytes / 1e6:.1f} MB of samples, over the limit of "
                 f"{max_bytes / 1e6:.1f} MB (about {max_bytes / 2 / fs:.1f} s at {fs:.0f} S/s); ask for a "
-                "shorter span (from/to) and fetch it in parts.")
+                "shorter span (from/to) and fetch it in parts."
+            )
         anns: list[dict] = []
         self.n_outside = 0
         if with_annotations:
@@ -446,25 +515,38 @@ class SpanArchive:
             placed: set = set()
             anns = place_annotations(self.recording, truth, dets, decoded, placed)
             self.n_outside = len(truth) + len(dets) + len(decoded) - len(placed)
-        extra = {f"{NAMESPACE}:sensor": sensor, f"{NAMESPACE}:span_t_start_ns": self.t_start_ns,
-                 f"{NAMESPACE}:span_t_end_ns": self.t_end_ns,
-                 f"{NAMESPACE}:partition_keys": sorted({p.chunk.partition_key for p in self._pieces})}
+        extra = {
+            f"{NAMESPACE}:sensor": sensor,
+            f"{NAMESPACE}:span_t_start_ns": self.t_start_ns,
+            f"{NAMESPACE}:span_t_end_ns": self.t_end_ns,
+            f"{NAMESPACE}:partition_keys": sorted({p.chunk.partition_key for p in self._pieces}),
+        }
         if freq_min_hz is not None or freq_max_hz is not None:
             extra[f"{NAMESPACE}:freq_min_hz"] = freq_min_hz
             extra[f"{NAMESPACE}:freq_max_hz"] = freq_max_hz
-        self._description = (f"sdr_assets sensor {sensor}, {_iso(t_start_ns)} .. {_iso(t_end_ns)}: "
-                             f"{self.recording.n_samples} samples in {len(segs)} capture segment(s), "
-                             "cu8 exactly as captured")
+        self._description = (
+            f"sdr_assets sensor {sensor}, {_iso(t_start_ns)} .. {_iso(t_end_ns)}: "
+            f"{self.recording.n_samples} samples in {len(segs)} capture segment(s), "
+            "cu8 exactly as captured"
+        )
         self._annotations, self._extra = anns, extra
         self.recording.sha512 = "0" * 128  # same length as the real digest: the meta's size is known now
         self._meta_len = len(self._meta_bytes())
         self._mtime = int(time.time())
         folder = self.name + "/"
-        self._head = (_tar_header(folder, 0, self._mtime, directory=True)
-                      + _tar_header(folder + self.recording.data_path.name, self.n_bytes, self._mtime))
+        self._head = _tar_header(folder, 0, self._mtime, directory=True) + _tar_header(
+            folder + self.recording.data_path.name, self.n_bytes, self._mtime
+        )
         self._meta_head = _tar_header(folder + self.recording.meta_path.name, self._meta_len, self._mtime)
-        body = (len(self._head) + self.n_bytes + _pad(self.n_bytes) + len(self._meta_head) + self._meta_len
-                + _pad(self._meta_len) + 2 * TAR_BLOCK)
+        body = (
+            len(self._head)
+            + self.n_bytes
+            + _pad(self.n_bytes)
+            + len(self._meta_head)
+            + self._meta_len
+            + _pad(self._meta_len)
+            + 2 * TAR_BLOCK
+        )
         self._tail_pad = _pad(body, TAR_RECORD)
         self.content_length = body + self._tail_pad
 
@@ -484,9 +566,8 @@ class SpanArchive:
         pieces = self._pieces
         for piece, (seq, iq) in zip(pieces, queries.chunk_iq(self._conn, self.sensor, [p.chunk.seq for p in pieces])):
             if iq is None or len(iq) != 2 * piece.chunk.n_samples:
-                raise StoreError(f"chunk {seq} of sensor {self.sensor} changed while it was streamed; "
-                                 "ask again.")
-            part = memoryview(iq)[2 * piece.first: 2 * piece.end]
+                raise StoreError(f"chunk {seq} of sensor {self.sensor} changed while it was streamed; ask again.")
+            part = memoryview(iq)[2 * piece.first : 2 * piece.end]
             sha512.update(part)
             sent += len(part)
             yield part
@@ -496,14 +577,20 @@ class SpanArchive:
         meta = self._meta_bytes()
         if len(meta) != self._meta_len:
             raise StoreError("the SigMF metadata changed length while streaming; ask again.")
-        yield (b"\0" * _pad(self.n_bytes) + self._meta_head + meta + b"\0" * _pad(self._meta_len)
-               + b"\0" * (2 * TAR_BLOCK + self._tail_pad))
+        yield (
+            b"\0" * _pad(self.n_bytes)
+            + self._meta_head
+            + meta
+            + b"\0" * _pad(self._meta_len)
+            + b"\0" * (2 * TAR_BLOCK + self._tail_pad)
+        )
 
 
 def _band_overlaps(chunk: "queries.ChunkMeta", freq_min_hz: float | None, freq_max_hz: float | None) -> bool:
     half = chunk.sample_rate_hz / 2
-    return ((freq_min_hz is None or chunk.center_freq_hz + half >= freq_min_hz)
-            and (freq_max_hz is None or chunk.center_freq_hz - half <= freq_max_hz))
+    return (freq_min_hz is None or chunk.center_freq_hz + half >= freq_min_hz) and (
+        freq_max_hz is None or chunk.center_freq_hz - half <= freq_max_hz
+    )
 
 
 def _iso(t_ns: int) -> str:

@@ -49,7 +49,9 @@ class ChunkQueries:
         iq = "iq" if with_iq else "NULL"
         cur = self.conn.execute(
             f"SELECT seq, t_start_ns, sample_rate_hz, center_freq_hz, n_samples, {iq} FROM chunks "
-            "WHERE partition_key = ? ORDER BY t_start_ns, seq", (partition_key,))
+            "WHERE partition_key = ? ORDER BY t_start_ns, seq",
+            (partition_key,),
+        )
         try:
             for row in cur:
                 yield ChunkRow(*row)
@@ -58,8 +60,10 @@ class ChunkQueries:
 
     def chunk_spans(self, partition_key: str) -> list[ChunkSpan]:
         """Time spans of the partition's chunks without their iq (for coverage checks)."""
-        return [ChunkSpan(c.seq, c.t_start_ns, c.t_end_ns, c.sample_rate_hz, c.n_samples)
-                for c in self.iter_chunks(partition_key, with_iq=False)]
+        return [
+            ChunkSpan(c.seq, c.t_start_ns, c.t_end_ns, c.sample_rate_hz, c.n_samples)
+            for c in self.iter_chunks(partition_key, with_iq=False)
+        ]
 
     def chunk_runs(self, partition_key: str) -> list[list[ChunkRow]]:
         """The partition's contiguous runs of chunks (see the module doc), without their iq."""
@@ -67,8 +71,9 @@ class ChunkQueries:
 
     def chunk_iq(self, partition_key: str, seq: int) -> bytes:
         """One chunk's cu8 payload."""
-        return self.conn.execute("SELECT iq FROM chunks WHERE partition_key = ? AND seq = ?",
-                                 (partition_key, seq)).fetchone()[0]
+        return self.conn.execute(
+            "SELECT iq FROM chunks WHERE partition_key = ? AND seq = ?", (partition_key, seq)
+        ).fetchone()[0]
 
 
 class SpanReader:

@@ -144,8 +144,7 @@ def hot_migrations() -> list[tuple[int, str]]:
 
 def analysis_migrations() -> list[tuple[int, str]]:
     """The analysis DB's migrations: 1 = analysis_schema.sql, then 2, 3 and 4 above."""
-    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2), (3, _ANALYSIS_V3),
-            (4, _ANALYSIS_V4)]
+    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2), (3, _ANALYSIS_V3), (4, _ANALYSIS_V4)]
 
 
 def check_sqlite_file(path: Path) -> None:
@@ -185,8 +184,7 @@ def connect_rw(path, *, synchronous: str = "NORMAL", cache_size_kib: int = CACHE
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path.resolve().as_uri(), uri=True, isolation_level=None,
-                               timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(path.resolve().as_uri(), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}; check the folder exists and is writable.") from exc
     try:
@@ -227,13 +225,17 @@ def connect_ro(path, *, check_same_thread: bool = True) -> sqlite3.Connection:
     path = Path(path)
     if not path.exists():
         raise StoreError(
-            f"{path} does not exist yet; start the capture first (`sdr-assets capture ...`) "
-            "or check $SDR_ASSETS_HOME."
+            f"{path} does not exist yet; start the capture first (`sdr-assets capture ...`) or check $SDR_ASSETS_HOME."
         )
     check_sqlite_file(path)
     try:
-        conn = sqlite3.connect(ro_uri(path), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
-                               check_same_thread=check_same_thread)
+        conn = sqlite3.connect(
+            ro_uri(path),
+            uri=True,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=check_same_thread,
+        )
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA query_only=1")
     except sqlite3.Error as exc:
@@ -253,8 +255,10 @@ def reading(path):
     except sqlite3.DatabaseError as exc:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
         if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
-            hint = (f"it is damaged (truncated or overwritten); move it aside (`mv {path} "
-                    f"{path}.damaged`) and the next capture starts a new one")
+            hint = (
+                f"it is damaged (truncated or overwritten); move it aside (`mv {path} "
+                f"{path}.damaged`) and the next capture starts a new one"
+            )
         else:
             hint = "check the file and try again"
         raise StoreError(f"{path} cannot be read ({exc}); {hint}.") from None
@@ -281,9 +285,7 @@ def _only_comments(text: str) -> bool:
 
 def schema_version(conn: sqlite3.Connection) -> int:
     """Highest applied migration, 0 for a fresh database."""
-    has = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
-    ).fetchone()
+    has = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'").fetchone()
     if not has:
         return 0
     return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
@@ -348,11 +350,8 @@ def _apply_one(conn, name, version, sql, application_id) -> None:
                 conn.execute(stmt)
             if application_id and version == 1:
                 conn.execute(f"PRAGMA application_id={int(application_id)}")
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_ns) VALUES (?, ?)", (version, time.time_ns())
-            )
+            conn.execute("INSERT INTO schema_migrations (version, applied_ns) VALUES (?, ?)", (version, time.time_ns()))
     except sqlite3.Error as exc:
-
         hint = f"; {disk_full_hint(name)}" if is_disk_full(exc) else ""
         raise StoreError(f"{name}: migration {version} failed ({exc}); nothing of it was applied{hint}.") from exc
 
@@ -392,4 +391,3 @@ class DbHandle:
         if self._conn is None:
             raise StoreError(f"{type(self).__name__}({self.path}) is not open; call open() first.")
         return self._conn
-

@@ -44,8 +44,10 @@ def _btree_bytes(conn: sqlite3.Connection, names: list[str]) -> dict[str, int]:
     if not names:
         return {}
     marks = ", ".join("?" * len(names))
-    return {n: int(b) for n, b in conn.execute(
-        f"SELECT name, sum(pgsize) FROM dbstat WHERE name IN ({marks}) GROUP BY name", names)}
+    return {
+        n: int(b)
+        for n, b in conn.execute(f"SELECT name, sum(pgsize) FROM dbstat WHERE name IN ({marks}) GROUP BY name", names)
+    }
 
 
 def database_view(path) -> DatabaseView:
@@ -67,11 +69,14 @@ def database_view(path) -> DatabaseView:
 
 def _view(conn: sqlite3.Connection, path: Path) -> DatabaseView:
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    used = (conn.execute("PRAGMA page_count").fetchone()[0]
-            - conn.execute("PRAGMA freelist_count").fetchone()[0]) * page_size
+    used = (
+        conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+    ) * page_size
     free = conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
-    objects = conn.execute("SELECT type, name, tbl_name FROM sqlite_master "
-                           "WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_stat%'").fetchall()
+    objects = conn.execute(
+        "SELECT type, name, tbl_name FROM sqlite_master "
+        "WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_stat%'"
+    ).fetchall()
     tables = sorted(n for t, n, _ in objects if t == "table" and not n.startswith("sqlite_"))
     blob = [n for n in tables if "iq" in _columns(conn, n)]
     sizes = _btree_bytes(conn, ["sqlite_schema"] + [n for _, n, _ in objects if n not in blob])

@@ -28,8 +28,7 @@ class DetectionRow:
         return box_of(self, self.confidence)
 
 
-_COLUMNS = ("t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, frame_id, first_seq, "
-            "last_seq")
+_COLUMNS = "t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, frame_id, first_seq, last_seq"
 
 
 class DetectionQueries:
@@ -41,11 +40,31 @@ class DetectionQueries:
             conn.execute("DELETE FROM detections WHERE partition_key = ?", (partition_key,))
             conn.executemany(
                 f"INSERT INTO detections (partition_key, model_version, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(partition_key, model_version, r.t_start_ns, r.t_end_ns, r.freq_lower_hz, r.freq_upper_hz, r.label,
-                  r.confidence, r.frame_id, r.first_seq, r.last_seq) for r in rows])
+                [
+                    (
+                        partition_key,
+                        model_version,
+                        r.t_start_ns,
+                        r.t_end_ns,
+                        r.freq_lower_hz,
+                        r.freq_upper_hz,
+                        r.label,
+                        r.confidence,
+                        r.frame_id,
+                        r.first_seq,
+                        r.last_seq,
+                    )
+                    for r in rows
+                ],
+            )
 
     def detections(self, partition_key: str) -> list[DetectionRow]:
         """The partition's detections in time order."""
-        return [DetectionRow(*r) for r in self.conn.execute(
-            f"SELECT {_COLUMNS}, model_version, detection_id FROM detections WHERE partition_key = ? "
-            "ORDER BY t_start_ns", (partition_key,))]
+        return [
+            DetectionRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {_COLUMNS}, model_version, detection_id FROM detections WHERE partition_key = ? "
+                "ORDER BY t_start_ns",
+                (partition_key,),
+            )
+        ]

@@ -18,8 +18,10 @@ def output_error(path: Path, flag: str, exc: OSError) -> StoreError:
     """What went wrong writing ``path`` (given with ``flag``), in one line."""
     path = Path(path)
     if is_disk_full(exc):
-        return StoreError(f"cannot write {path}: the disk is full ({free_space(_existing_ancestor(path))} "
-                          f"there); free space or pass another {flag}.")
+        return StoreError(
+            f"cannot write {path}: the disk is full ({free_space(_existing_ancestor(path))} "
+            f"there); free space or pass another {flag}."
+        )
     ancestor = _existing_ancestor(path.parent)
     if not ancestor.is_dir():
         return StoreError(f"cannot write {path}: {ancestor} is a file, not a folder; pass another {flag}.")

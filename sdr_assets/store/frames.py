@@ -66,17 +66,23 @@ class FrameQueries:
         if not partition_keys:
             return []
         marks = ", ".join("?" * len(partition_keys))
-        return [FrameRow(*r) for r in self.conn.execute(
-            f"SELECT {_FRAME_COLUMNS} FROM frames WHERE partition_key IN ({marks}) ORDER BY t_start_ns, frame_id",
-            partition_keys)]
+        return [
+            FrameRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {_FRAME_COLUMNS} FROM frames WHERE partition_key IN ({marks}) ORDER BY t_start_ns, frame_id",
+                partition_keys,
+            )
+        ]
 
     def replace_frames(self, partition_key: str, rows: list[FrameRow]) -> None:
         """The partition's frames become ``rows`` (their frame_id is assigned here), in one transaction."""
         cols = [f.name for f in fields(FrameRow)][1:]
         with self.transaction(f"writing the frames of {partition_key}") as conn:
             conn.execute("DELETE FROM frames WHERE partition_key = ?", (partition_key,))
-            conn.executemany(f"INSERT INTO frames ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                             [astuple(r)[1:] for r in rows])
+            conn.executemany(
+                f"INSERT INTO frames ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [astuple(r)[1:] for r in rows],
+            )
 
 
 def partitions_with_frames(analysis_db: Path) -> list[str]:
@@ -88,8 +94,12 @@ def partitions_with_frames(analysis_db: Path) -> list[str]:
     try:
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='frames'").fetchone():
             return []
-        return [k for k, _ in conn.execute("SELECT partition_key, max(t_start_ns) AS t FROM frames "
-                                           "GROUP BY partition_key ORDER BY t DESC")]
+        return [
+            k
+            for k, _ in conn.execute(
+                "SELECT partition_key, max(t_start_ns) AS t FROM frames GROUP BY partition_key ORDER BY t DESC"
+            )
+        ]
     finally:
         conn.close()
 
@@ -106,8 +116,9 @@ def expected_frames(n_samples: int, nfft: int, hop: int, frame_cols: int) -> int
     return full + (1 if n_samples - full * step >= nfft else 0)
 
 
-def render_partition(db, partition_key: str, out_root: Path, *,
-                     nfft: int, hop: int, frame_cols: int, backend: str = "numpy") -> FramesStats:
+def render_partition(
+    db, partition_key: str, out_root: Path, *, nfft: int, hop: int, frame_cols: int, backend: str = "numpy"
+) -> FramesStats:
     """Render every frame of the partition (replacing earlier frames) and index them in the
     frames table of ``db`` (the open ``AnalysisDB``)."""
     t0 = time.perf_counter()
@@ -133,8 +144,7 @@ def render_partition(db, partition_key: str, out_root: Path, *,
             while len(buf) >= 2 * frame_samples:
                 a, b = _render_one(buf[: 2 * frame_samples], nfft, hop, frame_cols, backend)
                 stft_s += a
-                pending.append(_save(b, folder, partition_key, frame_t0, fs, fc, nfft, hop,
-                                     frame_cols, seqs, out_root))
+                pending.append(_save(b, folder, partition_key, frame_t0, fs, fc, nfft, hop, frame_cols, seqs, out_root))
                 png_s += pending[-1][1]
                 del buf[: 2 * frame_cols * hop]
                 done += frame_cols * hop
@@ -143,13 +153,11 @@ def render_partition(db, partition_key: str, out_root: Path, *,
         if len(buf) >= 2 * nfft:  # the padded partial frame
             a, b = _render_one(bytes(buf), nfft, hop, frame_cols, backend)
             stft_s += a
-            pending.append(_save(b, folder, partition_key, frame_t0, fs, fc, nfft, hop,
-                                 frame_cols, seqs, out_root))
+            pending.append(_save(b, folder, partition_key, frame_t0, fs, fc, nfft, hop, frame_cols, seqs, out_root))
             png_s += pending[-1][1]
     db.replace_frames(partition_key, [p[0] for p in pending])
     n_frames = len(pending)
-    return FramesStats(n_frames, expected, n_total, time.perf_counter() - t0, stft_s, png_s,
-                       backend, str(folder))
+    return FramesStats(n_frames, expected, n_total, time.perf_counter() - t0, stft_s, png_s, backend, str(folder))
 
 
 def _render_one(cu8: bytes, nfft: int, hop: int, frame_cols: int, backend: str):
@@ -171,7 +179,21 @@ def _save(img, folder, partition_key, t_start_ns, fs, fc, nfft, hop, frame_cols,
     path = folder / f"{t_start_ns}.png"
     Image.fromarray(img).save(path, compress_level=1)
     geom = stft.FrameGeometry(t_start_ns, fs, fc, nfft, hop, img.shape[1], img.shape[0])
-    row = FrameRow(0, partition_key, t_start_ns, geom.t_end_ns, geom.freq_lower_hz, geom.freq_upper_hz,
-                   fc, fs, nfft, hop, img.shape[1], img.shape[0], seqs[0], seqs[-1],
-                   str(path.relative_to(root.parent)))
+    row = FrameRow(
+        0,
+        partition_key,
+        t_start_ns,
+        geom.t_end_ns,
+        geom.freq_lower_hz,
+        geom.freq_upper_hz,
+        fc,
+        fs,
+        nfft,
+        hop,
+        img.shape[1],
+        img.shape[0],
+        seqs[0],
+        seqs[-1],
+        str(path.relative_to(root.parent)),
+    )
     return row, time.perf_counter() - t

@@ -71,8 +71,9 @@ def _fmt_window(window_s: float) -> str:
     return f"{window_s / 60:g}-min" if window_s >= 60 else f"{window_s:g}-s"
 
 
-def default_cap_bytes(sample_rate_hz: float, window_s: float, room_bytes: float | None = None
-                      ) -> tuple[int, str | None]:
+def default_cap_bytes(
+    sample_rate_hz: float, window_s: float, room_bytes: float | None = None
+) -> tuple[int, str | None]:
     """The hot DB cap when the user gives none, and a warning when the disk cannot hold it.
 
     Two analysis windows (plus 10 %) at the source's rate, at least 2 GiB: the plainest
@@ -87,14 +88,17 @@ def default_cap_bytes(sample_rate_hz: float, window_s: float, room_bytes: float 
         return want, None
     cap = max(int(room_bytes - DISK_RESERVE_BYTES), 64 * 2**20)
     win = _fmt_window(window_s)
-    return cap, (f"warning: the disk has room for {_fmt_bytes(cap)} of hot DB, {cap / rate_bps:.0f} s at "
-                 f"{sample_rate_hz / 1e6:g} MS/s; two {win} windows need {_fmt_bytes(2 * window_s * rate_bps)}. "
-                 "Windows older than that are pruned before analysis can snapshot them: free disk space, "
-                 "lower the rate or shorten the partition (SDR_ASSETS_PARTITION_MINUTES).")
+    return cap, (
+        f"warning: the disk has room for {_fmt_bytes(cap)} of hot DB, {cap / rate_bps:.0f} s at "
+        f"{sample_rate_hz / 1e6:g} MS/s; two {win} windows need {_fmt_bytes(2 * window_s * rate_bps)}. "
+        "Windows older than that are pruned before analysis can snapshot them: free disk space, "
+        "lower the rate or shorten the partition (SDR_ASSETS_PARTITION_MINUTES)."
+    )
 
 
-def check_capacity(cap_bytes: int, sample_rate_hz: float, window_s: float,
-                   expected_bytes: float | None = None) -> str | None:
+def check_capacity(
+    cap_bytes: int, sample_rate_hz: float, window_s: float, expected_bytes: float | None = None
+) -> str | None:
     """Judge a cap the user chose against the analysis window; a warning line, or None.
 
     - a finite source (``expected_bytes``) that fits under the cap: nothing to say;
@@ -112,14 +116,20 @@ def check_capacity(cap_bytes: int, sample_rate_hz: float, window_s: float,
         return None
     held_s = cap_bytes / rate_bps
     win = _fmt_window(window_s)
-    numbers = (f"cap {_fmt_bytes(cap_bytes)} holds {held_s:.1f} s at {sample_rate_hz / 1e6:g} MS/s; "
-               f"two {win} windows need {_fmt_bytes(need)}")
+    numbers = (
+        f"cap {_fmt_bytes(cap_bytes)} holds {held_s:.1f} s at {sample_rate_hz / 1e6:g} MS/s; "
+        f"two {win} windows need {_fmt_bytes(need)}"
+    )
     if cap_bytes >= window_s * rate_bps:
-        return (f"warning: {numbers}: a window whose analysis starts late can lose its oldest samples "
-                f"to the cap; raise --cap-bytes/--cap-gb to {_fmt_bytes(need)} or shorten the partition.")
-    raise ConfigError(f"{numbers}: every window would lose its oldest samples before its snapshot; "
-                      f"raise --cap-bytes/--cap-gb to {_fmt_bytes(need)}, shorten the partition "
-                      "(--partition-minutes), or leave out --cap-* for a cap sized to the rate.")
+        return (
+            f"warning: {numbers}: a window whose analysis starts late can lose its oldest samples "
+            f"to the cap; raise --cap-bytes/--cap-gb to {_fmt_bytes(need)} or shorten the partition."
+        )
+    raise ConfigError(
+        f"{numbers}: every window would lose its oldest samples before its snapshot; "
+        f"raise --cap-bytes/--cap-gb to {_fmt_bytes(need)}, shorten the partition "
+        "(--partition-minutes), or leave out --cap-* for a cap sized to the rate."
+    )
 
 
 def chunk_pages(n_bytes: int, page_size: int) -> float:
@@ -139,20 +149,31 @@ def chunk_pages(n_bytes: int, page_size: int) -> float:
 class HotWriter(DbHandle):
     """The one writer of the hot DB (see module doc). Not thread-safe by design."""
 
-    def __init__(self, path, *, synchronous: str = "NORMAL", cap_bytes: int | None = 2 * 1024**3,
-                 max_age_s: float | None = None, prune_step_chunks: int = 64,
-                 wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES,
-                 telemetry_limits: TelemetryLimits | None = TelemetryLimits()):
+    def __init__(
+        self,
+        path,
+        *,
+        synchronous: str = "NORMAL",
+        cap_bytes: int | None = 2 * 1024**3,
+        max_age_s: float | None = None,
+        prune_step_chunks: int = 64,
+        wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES,
+        telemetry_limits: TelemetryLimits | None = TelemetryLimits(),  # noqa: B008 - frozen, shared safely
+    ):
         if cap_bytes is not None and cap_bytes <= 0:
             raise ConfigError(f"cap_bytes={cap_bytes}: must be > 0 (or None for no byte cap).")
         if max_age_s is not None and not 0 < max_age_s <= MAX_AGE_LIMIT_S:
-            raise ConfigError(f"max_age_s={max_age_s}: must be > 0 and at most {MAX_AGE_LIMIT_S:g} s "
-                              "(--max-age-s; omit it for no age limit).")
+            raise ConfigError(
+                f"max_age_s={max_age_s}: must be > 0 and at most {MAX_AGE_LIMIT_S:g} s "
+                "(--max-age-s; omit it for no age limit)."
+            )
         if prune_step_chunks < 1:
             raise ConfigError(f"prune_step_chunks={prune_step_chunks}: must be >= 1.")
         if wal_autocheckpoint_pages < 1:
-            raise ConfigError(f"wal_autocheckpoint_pages={wal_autocheckpoint_pages}: must be >= 1 "
-                              "(the writer is the only connection that checkpoints the hot DB).")
+            raise ConfigError(
+                f"wal_autocheckpoint_pages={wal_autocheckpoint_pages}: must be >= 1 "
+                "(the writer is the only connection that checkpoints the hot DB)."
+            )
         self.path = Path(path)
         self.synchronous = synchronous
         self.cap_bytes = cap_bytes
@@ -188,8 +209,15 @@ class HotWriter(DbHandle):
             cur = self.conn.execute(
                 "INSERT INTO captures (source_uri, source_kind, center_freq_hz, sample_rate_hz, "
                 "gain_db, started_ns, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (info.uri, info.kind, float(info.center_freq_hz), float(info.sample_rate_hz),
-                 info.gain_db, int(started_ns), json.dumps(info.meta, default=str, sort_keys=True)),
+                (
+                    info.uri,
+                    info.kind,
+                    float(info.center_freq_hz),
+                    float(info.sample_rate_hz),
+                    info.gain_db,
+                    int(started_ns),
+                    json.dumps(info.meta, default=str, sort_keys=True),
+                ),
             )
         return cur.lastrowid
 
@@ -216,20 +244,25 @@ class HotWriter(DbHandle):
         last = self.last_chunk_end()
         if last is not None:
             capture_id, t_end_ns, rate = last
-            row = self.conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?",
-                                    (capture_id,)).fetchone()
+            row = self.conn.execute("SELECT max(t_end_ns) FROM gaps WHERE capture_id >= ?", (capture_id,)).fetchone()
             if row[0] is not None and row[0] > t_end_ns:
                 t_end_ns = int(row[0])
             return TimelineEnd(t_end_ns, rate)
         row = self.conn.execute(
             "SELECT g.t_end_ns, c.sample_rate_hz FROM gaps g JOIN captures c USING (capture_id) "
-            "ORDER BY g.t_end_ns DESC LIMIT 1").fetchone()
+            "ORDER BY g.t_end_ns DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else TimelineEnd(int(row[0]), float(row[1]))
 
     # -- the batch --------------------------------------------------------------------
-    def write_batch(self, capture_id: int, chunks: list[Chunk], gaps: list[Gap] = (),
-                    annotations: list[Annotation] = (),
-                    telemetry: list[tuple[int, str, str, float]] = ()) -> BatchResult:
+    def write_batch(
+        self,
+        capture_id: int,
+        chunks: list[Chunk],
+        gaps: list[Gap] = (),
+        annotations: list[Annotation] = (),
+        telemetry: list[tuple[int, str, str, float]] = (),
+    ) -> BatchResult:
         """One transaction: retention first, then chunks, gaps, annotations, telemetry."""
         conn = self.conn
         t0 = time.perf_counter()
@@ -241,9 +274,20 @@ class HotWriter(DbHandle):
                 conn.executemany(
                     "INSERT INTO chunks (seq, capture_id, t_start_ns, sample_rate_hz, center_freq_hz, "
                     "gain_db, n_samples, iq, iq_crc32) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(first_seq + i, capture_id, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz,
-                      c.gain_db, len(c.iq) // BYTES_PER_SAMPLE, c.iq, zlib.crc32(c.iq))
-                     for i, c in enumerate(chunks)],
+                    [
+                        (
+                            first_seq + i,
+                            capture_id,
+                            c.t_start_ns,
+                            c.sample_rate_hz,
+                            c.center_freq_hz,
+                            c.gain_db,
+                            len(c.iq) // BYTES_PER_SAMPLE,
+                            c.iq,
+                            zlib.crc32(c.iq),
+                        )
+                        for i, c in enumerate(chunks)
+                    ],
                 )
             if gaps:
                 conn.executemany(
@@ -255,8 +299,19 @@ class HotWriter(DbHandle):
                 conn.executemany(
                     "INSERT INTO annotations (capture_id, t_start_ns, t_end_ns, freq_lower_hz, "
                     "freq_upper_hz, label, snr_db, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(capture_id, a.t_start_ns, a.t_end_ns, a.freq_lower_hz, a.freq_upper_hz, a.label,
-                      a.snr_db, a.origin) for a in annotations],
+                    [
+                        (
+                            capture_id,
+                            a.t_start_ns,
+                            a.t_end_ns,
+                            a.freq_lower_hz,
+                            a.freq_upper_hz,
+                            a.label,
+                            a.snr_db,
+                            a.origin,
+                        )
+                        for a in annotations
+                    ],
                 )
             if telemetry:
                 conn.executemany(
@@ -269,8 +324,7 @@ class HotWriter(DbHandle):
         telemetry_pruned = 0
         if self._telemetry is not None and self._telemetry.due():  # its own transaction
             telemetry_pruned = self._telemetry.prune(conn, self.path).rows
-        return BatchResult(commit_s, len(chunks), n_bytes,
-                           self._last_seq if chunks else None, pruned, telemetry_pruned)
+        return BatchResult(commit_s, len(chunks), n_bytes, self._last_seq if chunks else None, pruned, telemetry_pruned)
 
     def _retain(self, chunks: list[Chunk], n_bytes: int) -> int:
         """Delete what the age limit and the byte cap require before this batch goes in."""
@@ -287,7 +341,9 @@ class HotWriter(DbHandle):
                 cutoff_ns = t_new - int(self.max_age_s * NS_PER_S)
                 cur = conn.execute(
                     "DELETE FROM chunks WHERE seq IN (SELECT seq FROM chunks WHERE t_start_ns < ? "
-                    "AND seq < ? ORDER BY t_start_ns LIMIT ?)", (cutoff_ns, newest, self.prune_step_chunks))
+                    "AND seq < ? ORDER BY t_start_ns LIMIT ?)",
+                    (cutoff_ns, newest, self.prune_step_chunks),
+                )
                 pruned += cur.rowcount
         if self.cap_bytes is not None:
             pruned += self._fit_cap(chunks, newest)
@@ -304,8 +360,8 @@ class HotWriter(DbHandle):
             if over <= 0:
                 return pruned
             rows = conn.execute(
-                "SELECT seq, n_samples FROM chunks WHERE seq < ? ORDER BY seq LIMIT ?",
-                (newest, self.prune_step_chunks)).fetchall()
+                "SELECT seq, n_samples FROM chunks WHERE seq < ? ORDER BY seq LIMIT ?", (newest, self.prune_step_chunks)
+            ).fetchall()
             if not rows:
                 return pruned  # only the newest chunk is left: the batch alone exceeds the cap
             freed, upto = 0.0, rows[-1][0]
@@ -339,5 +395,9 @@ class HotWriter(DbHandle):
 
     # -- transactions -----------------------------------------------------------------
     def _txn(self, what: str) -> Txn:
-        return Txn(self.conn, what, self.path, disk_full_fix="lower --cap-bytes so hot.db and its WAL "
-                   "(up to 64 MiB more) fit in the space there")
+        return Txn(
+            self.conn,
+            what,
+            self.path,
+            disk_full_fix="lower --cap-bytes so hot.db and its WAL (up to 64 MiB more) fit in the space there",
+        )

@@ -36,10 +36,24 @@ class LabelQueries:
         """The partition's labels become ``rows``, in one transaction."""
         with self.transaction(f"writing the labels of {partition_key}") as conn:
             conn.execute("DELETE FROM labels WHERE partition_key = ?", (partition_key,))
-            conn.executemany("INSERT INTO labels (frame_id, partition_key, class_name, x_center, y_center, width, "
-                             "height, auto, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [(r.frame_id, partition_key, r.class_name, r.x_center, r.y_center, r.width, r.height,
-                               int(r.auto), r.source) for r in rows])
+            conn.executemany(
+                "INSERT INTO labels (frame_id, partition_key, class_name, x_center, y_center, width, "
+                "height, auto, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.frame_id,
+                        partition_key,
+                        r.class_name,
+                        r.x_center,
+                        r.y_center,
+                        r.width,
+                        r.height,
+                        int(r.auto),
+                        r.source,
+                    )
+                    for r in rows
+                ],
+            )
 
     def labels(self, *partition_keys: str, include_auto: bool = True) -> list[LabelRow]:
         """The labels of the partitions, in the order they were written (independent labels
@@ -48,21 +62,32 @@ class LabelQueries:
             return []
         marks = ", ".join("?" * len(partition_keys))
         auto_sql = "" if include_auto else " AND auto = 0"
-        return [LabelRow(*row) for row in self.conn.execute(
-            f"SELECT frame_id, class_name, x_center, y_center, width, height, "
-            f"coalesce(source, CASE WHEN auto THEN 'energy' ELSE 'annotation' END) FROM labels "
-            f"WHERE partition_key IN ({marks}){auto_sql} ORDER BY label_id", partition_keys)]
+        return [
+            LabelRow(*row)
+            for row in self.conn.execute(
+                f"SELECT frame_id, class_name, x_center, y_center, width, height, "
+                f"coalesce(source, CASE WHEN auto THEN 'energy' ELSE 'annotation' END) FROM labels "
+                f"WHERE partition_key IN ({marks}){auto_sql} ORDER BY label_id",
+                partition_keys,
+            )
+        ]
 
     def label_sources(self, partition_key: str) -> dict[str, int]:
         """Boxes per source in the partition."""
-        return dict(self.conn.execute("SELECT source, count(*) FROM labels WHERE partition_key = ? "
-                                      "GROUP BY source ORDER BY source", (partition_key,)).fetchall())
+        return dict(
+            self.conn.execute(
+                "SELECT source, count(*) FROM labels WHERE partition_key = ? GROUP BY source ORDER BY source",
+                (partition_key,),
+            ).fetchall()
+        )
 
     def labelled_partitions(self, limit: int, before_ns: int | None = None) -> list[str]:
         """The newest ``limit`` partitions with labels whose frames start before ``before_ns``, oldest first."""
         rows = self.conn.execute(
             "SELECT partition_key, min(t_start_ns) AS t0 FROM frames WHERE partition_key IN "
             "(SELECT DISTINCT partition_key FROM labels) GROUP BY partition_key "
-            + ("HAVING t0 < ? " if before_ns is not None else "") + "ORDER BY t0 DESC LIMIT ?",
-            ((int(before_ns),) if before_ns is not None else ()) + (int(limit),)).fetchall()
+            + ("HAVING t0 < ? " if before_ns is not None else "")
+            + "ORDER BY t0 DESC LIMIT ?",
+            ((int(before_ns),) if before_ns is not None else ()) + (int(limit),),
+        ).fetchall()
         return [k for k, _ in reversed(rows)]

@@ -47,6 +47,8 @@ class ChunkIndex:
     def require(self, t_start_ns: int, t_end_ns: int) -> tuple[int, int]:
         got = self.seqs(t_start_ns, t_end_ns)
         if got is None:
-            raise StoreError(f"no stored chunk overlaps [{t_start_ns}, {t_end_ns}) ns; was the window "
-                             "evicted from the analysis DB? Re-materialise iq_window for it.")
+            raise StoreError(
+                f"no stored chunk overlaps [{t_start_ns}, {t_end_ns}) ns; was the window "
+                "evicted from the analysis DB? Re-materialise iq_window for it."
+            )
         return got

@@ -23,18 +23,31 @@ from sdr_assets.store.db import connect_ro
 from sdr_assets.store.files import write_output
 
 PROCESS = "capture"
-METRICS = ("ingest_mb_s", "samples_lost_per_s", "samples_lost", "commit_ms_p50", "commit_ms_p99",
-           "db_size_bytes", "sys_cpu_percent", "cpu_percent", "sys_mem_used_mb", "rss_mb")
+METRICS = (
+    "ingest_mb_s",
+    "samples_lost_per_s",
+    "samples_lost",
+    "commit_ms_p50",
+    "commit_ms_p99",
+    "db_size_bytes",
+    "sys_cpu_percent",
+    "cpu_percent",
+    "sys_mem_used_mb",
+    "rss_mb",
+)
 GPU_GLOB = "gpu[0-9]*_*"  # per-GPU metrics (sdr_assets.capture.sysmetrics): gpu0_util_percent, ...
 GPU_RE = re.compile(r"gpu([0-9]+)_(util_percent|mem_percent|temp_c|power_w|mem_used_mb)")
 # (label, metrics, legend names); "gpu:<kinds>" stands for those figures of every GPU recorded
-PANELS = (("ingest (MB/s)", ("ingest_mb_s",), None), ("samples lost (/s)", ("samples_lost_per_s",), None),
-          ("commit (ms)", ("commit_ms_p50", "commit_ms_p99"), ("p50", "p99")),
-          ("DB size (MB)", ("db_size_bytes",), None),
-          ("CPU (%)", ("sys_cpu_percent", "cpu_percent"), ("system", "capture")),
-          ("memory (MB)", ("sys_mem_used_mb", "rss_mb"), ("system used", "capture RSS")),
-          ("GPU util, mem (%)", ("gpu:util_percent", "gpu:mem_percent"), None),
-          ("GPU temp (C), power (W)", ("gpu:temp_c", "gpu:power_w"), None))
+PANELS = (
+    ("ingest (MB/s)", ("ingest_mb_s",), None),
+    ("samples lost (/s)", ("samples_lost_per_s",), None),
+    ("commit (ms)", ("commit_ms_p50", "commit_ms_p99"), ("p50", "p99")),
+    ("DB size (MB)", ("db_size_bytes",), None),
+    ("CPU (%)", ("sys_cpu_percent", "cpu_percent"), ("system", "capture")),
+    ("memory (MB)", ("sys_mem_used_mb", "rss_mb"), ("system used", "capture RSS")),
+    ("GPU util, mem (%)", ("gpu:util_percent", "gpu:mem_percent"), None),
+    ("GPU temp (C), power (W)", ("gpu:temp_c", "gpu:power_w"), None),
+)
 
 
 @dataclass
@@ -81,21 +94,32 @@ class TelemetrySummary:
         def f(v, spec=".2f"):
             return "-" if v is None else format(v, spec)
 
-        span = "-" if self.first_t_ns is None else (
-            f"{utc_iso(self.first_t_ns, sep=' ', suffix='')} .. {utc_iso(self.last_t_ns, sep=' ', suffix='')} "
-            f"({(self.last_t_ns - self.first_t_ns) / NS_PER_S:.0f} s)")
-        return [f"telemetry rows: {self.n_rows} from {self.n_captures} capture(s), {self.selection}",
-                f"time: {span}",
-                f"ingest: mean {f(self.ingest_mb_s_mean)} MB/s, max {f(self.ingest_mb_s_max)} MB/s",
-                f"samples lost: {self.samples_lost} since each capture started (max {f(self.samples_lost_per_s_max, '.0f')} /s)",
-                f"commit: p50 median {f(self.commit_ms_p50_median)} ms, p99 max {f(self.commit_ms_p99_max)} ms",
-                f"DB size: {f(self.db_size_mb_last, '.1f')} MB (newest)",
-                f"CPU: system mean {f(self.sys_cpu_percent_mean, '.1f')} %, capture mean "
-                f"{f(self.capture_cpu_percent_mean, '.1f')} %",
-                f"memory: system used max {f(self.sys_mem_used_mb_max, '.0f')} MB, capture RSS max "
-                f"{f(self.capture_rss_mb_max, '.0f')} MB",
-                (f"GPU: {self.gpus} device(s), util max {f(self.gpu_util_percent_max, '.0f')} %, temp max "
-                 f"{f(self.gpu_temp_c_max, '.0f')} C" if self.gpus else "GPU: none recorded")]
+        span = (
+            "-"
+            if self.first_t_ns is None
+            else (
+                f"{utc_iso(self.first_t_ns, sep=' ', suffix='')} .. {utc_iso(self.last_t_ns, sep=' ', suffix='')} "
+                f"({(self.last_t_ns - self.first_t_ns) / NS_PER_S:.0f} s)"
+            )
+        )
+        return [
+            f"telemetry rows: {self.n_rows} from {self.n_captures} capture(s), {self.selection}",
+            f"time: {span}",
+            f"ingest: mean {f(self.ingest_mb_s_mean)} MB/s, max {f(self.ingest_mb_s_max)} MB/s",
+            f"samples lost: {self.samples_lost} since each capture started (max {f(self.samples_lost_per_s_max, '.0f')} /s)",
+            f"commit: p50 median {f(self.commit_ms_p50_median)} ms, p99 max {f(self.commit_ms_p99_max)} ms",
+            f"DB size: {f(self.db_size_mb_last, '.1f')} MB (newest)",
+            f"CPU: system mean {f(self.sys_cpu_percent_mean, '.1f')} %, capture mean "
+            f"{f(self.capture_cpu_percent_mean, '.1f')} %",
+            f"memory: system used max {f(self.sys_mem_used_mb_max, '.0f')} MB, capture RSS max "
+            f"{f(self.capture_rss_mb_max, '.0f')} MB",
+            (
+                f"GPU: {self.gpus} device(s), util max {f(self.gpu_util_percent_max, '.0f')} %, temp max "
+                f"{f(self.gpu_temp_c_max, '.0f')} C"
+                if self.gpus
+                else "GPU: none recorded"
+            ),
+        ]
 
     def markdown(self) -> str:
         rows = [line.split(": ", 1) for line in self.lines()]
@@ -114,12 +138,19 @@ class Chart:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
-def read_telemetry(db_path: Path | str, t_start_ns: int | None = None, t_end_ns: int | None = None, *,
-                   capture_ids: list[int] | None = None) -> TelemetrySeries:
+def read_telemetry(
+    db_path: Path | str,
+    t_start_ns: int | None = None,
+    t_end_ns: int | None = None,
+    *,
+    capture_ids: list[int] | None = None,
+) -> TelemetrySeries:
     """The capture's rows of :data:`METRICS` in ``[t_start_ns, t_end_ns)`` (or of ``capture_ids``,
     any time), read in one short read-only transaction."""
-    sql = (f"SELECT t_ns, capture_id, metric, value FROM telemetry WHERE process = ? AND (metric IN "
-           f"({', '.join('?' * len(METRICS))}) OR metric GLOB ?)")
+    sql = (
+        f"SELECT t_ns, capture_id, metric, value FROM telemetry WHERE process = ? AND (metric IN "
+        f"({', '.join('?' * len(METRICS))}) OR metric GLOB ?)"
+    )
     args: list = [PROCESS, *METRICS, GPU_GLOB]
     if t_start_ns is not None:
         sql, args = sql + " AND t_ns >= ?", args + [int(t_start_ns)]
@@ -156,9 +187,13 @@ def partition_telemetry(snapshot: Path | str, t_start_ns: int, t_end_ns: int) ->
         return series
     conn = connect_ro(snapshot)
     try:
-        ids = [r[0] for r in conn.execute(
-            "SELECT DISTINCT capture_id FROM chunks WHERE t_start_ns >= ? AND t_start_ns < ?",
-            (int(t_start_ns), int(t_end_ns)))]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT capture_id FROM chunks WHERE t_start_ns >= ? AND t_start_ns < ?",
+                (int(t_start_ns), int(t_end_ns)),
+            )
+        ]
     finally:
         conn.close()
     if not ids:
@@ -166,8 +201,7 @@ def partition_telemetry(snapshot: Path | str, t_start_ns: int, t_end_ns: int) ->
         return series
     series = read_telemetry(snapshot, capture_ids=ids)
     series.t_start_ns, series.t_end_ns = t_start_ns, t_end_ns
-    series.selection = (f"capture(s) {', '.join(map(str, ids))}: replayed, telemetry at ingest time "
-                        "(outside the window)")
+    series.selection = f"capture(s) {', '.join(map(str, ids))}: replayed, telemetry at ingest time (outside the window)"
     return series
 
 
@@ -197,23 +231,35 @@ def summarize(series: TelemetrySeries) -> TelemetrySummary:
     p50, p99 = series.values("commit_ms_p50"), series.values("commit_ms_p99")
     size = series.by_metric.get("db_size_bytes", [])
     return TelemetrySummary(
-        n_rows=series.n_rows, n_captures=len(captures), first_t_ns=min(ts) if ts else None,
+        n_rows=series.n_rows,
+        n_captures=len(captures),
+        first_t_ns=min(ts) if ts else None,
         last_t_ns=max(ts) if ts else None,
         ingest_mb_s_mean=statistics.fmean(ingest) if ingest else None,
-        ingest_mb_s_max=max(ingest) if ingest else None, samples_lost=sum(lost.values()),
+        ingest_mb_s_max=max(ingest) if ingest else None,
+        samples_lost=sum(lost.values()),
         samples_lost_per_s_max=max(per_s) if per_s else None,
         commit_ms_p50_median=statistics.median(p50) if p50 else None,
         commit_ms_p99_max=max(p99) if p99 else None,
-        db_size_mb_last=size[-1][2] / 1e6 if size else None, selection=series.selection,
+        db_size_mb_last=size[-1][2] / 1e6 if size else None,
+        selection=series.selection,
         sys_cpu_percent_mean=_mean(series.values("sys_cpu_percent")),
         capture_cpu_percent_mean=_mean(series.values("cpu_percent")),
         sys_mem_used_mb_max=_max(series.values("sys_mem_used_mb")),
         capture_rss_mb_max=_max(series.values("rss_mb")),
         gpus=len({GPU_RE.fullmatch(m).group(1) for m in series.by_metric if GPU_RE.fullmatch(m)}),
-        gpu_util_percent_max=_max([v for m in series.by_metric if m.endswith("_util_percent")
-                                   and m.startswith("gpu") for v in series.values(m)]),
-        gpu_temp_c_max=_max([v for m in series.by_metric if m.endswith("_temp_c") and m.startswith("gpu")
-                             for v in series.values(m)]))
+        gpu_util_percent_max=_max(
+            [
+                v
+                for m in series.by_metric
+                if m.endswith("_util_percent") and m.startswith("gpu")
+                for v in series.values(m)
+            ]
+        ),
+        gpu_temp_c_max=_max(
+            [v for m in series.by_metric if m.endswith("_temp_c") and m.startswith("gpu") for v in series.values(m)]
+        ),
+    )
 
 
 def _mean(values: list[float]) -> float | None:
@@ -224,9 +270,16 @@ def _max(values: list[float]) -> float | None:
     return max(values) if values else None
 
 
-def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str = "capture telemetry",
-                   config_root: Path | None = None, width_in: float = 9.0, height_in: float = 12.0,
-                   dpi: int = 80) -> Chart:
+def plot_telemetry(
+    series: TelemetrySeries,
+    out_path: Path | str,
+    *,
+    title: str = "capture telemetry",
+    config_root: Path | None = None,
+    width_in: float = 9.0,
+    height_in: float = 12.0,
+    dpi: int = 80,
+) -> Chart:
     """The :data:`PANELS` over time (UTC), saved as PNG at ``out_path``; empty panels say so."""
     if config_root is not None:
         os.environ.setdefault("MPLCONFIGDIR", str(Path(config_root) / "config" / "matplotlib"))
@@ -251,20 +304,26 @@ def plot_telemetry(series: TelemetrySeries, out_path: Path | str, *, title: str 
                 pts = [(t, v) for t, c, v in rows if c == cid]
                 x = [utc_datetime(t) for t, _ in pts]
                 y = [v * scale for _, v in pts]
-                ax.plot(x, y, marker="." if len(pts) < 30 else None, linewidth=1.2,
-                        color=f"C{colour}", label=name if i == 0 else None)
+                ax.plot(
+                    x,
+                    y,
+                    marker="." if len(pts) < 30 else None,
+                    linewidth=1.2,
+                    color=f"C{colour}",
+                    label=name if i == 0 else None,
+                )
         ax.set_ylabel(label, fontsize="small")
         ax.grid(True, alpha=0.3)
         if not lines:
-            empty = ("no GPU recorded (no NVIDIA GPU, or NVML did not load)" if metrics[0].startswith("gpu:")
-                     else "no rows")
+            empty = (
+                "no GPU recorded (no NVIDIA GPU, or NVML did not load)" if metrics[0].startswith("gpu:") else "no rows"
+            )
             ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", color="grey")
         elif any(name for _, name in lines):
             ax.legend(loc="best", fontsize="x-small")
     ts = [t for rows in series.by_metric.values() for t, _, _ in rows]
     if ts and max(ts) - min(ts) < 10 * NS_PER_S:  # a few rows: +-5 s, not matplotlib's +-days
-        axes[-1].set_xlim(utc_datetime(min(ts) - 5 * NS_PER_S),
-                          utc_datetime(max(ts) + 5 * NS_PER_S))
+        axes[-1].set_xlim(utc_datetime(min(ts) - 5 * NS_PER_S), utc_datetime(max(ts) + 5 * NS_PER_S))
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
     axes[-1].set_xlabel("time (UTC)")
     fig.suptitle(title)

@@ -32,8 +32,10 @@ def open_ro(path: Path | str, *, busy_timeout_ms: int = API_BUSY_TIMEOUT_MS) -> 
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
-                        (name,)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)).fetchone()
+        is not None
+    )
 
 
 def _in(values: Sequence) -> str:
@@ -73,13 +75,18 @@ def _telemetry_where(since_ns: int, metric: str | None, process: str | None) -> 
     return sql, args
 
 
-def telemetry_rows(conn: sqlite3.Connection, since_ns: int, *, limit: int, metric: str | None = None,
-                   process: str | None = None) -> tuple[list[TelemetryRow], bool]:
+def telemetry_rows(
+    conn: sqlite3.Connection, since_ns: int, *, limit: int, metric: str | None = None, process: str | None = None
+) -> tuple[list[TelemetryRow], bool]:
     """The newest ``limit`` rows at or after ``since_ns``, in time order, and whether older
     rows of the range were left out (an indexed read of at most ``limit + 1`` rows)."""
     where, args = _telemetry_where(since_ns, metric, process)
-    rows = conn.execute("SELECT t_ns, capture_id, process, metric, value FROM telemetry" + where
-                        + " ORDER BY t_ns DESC, rowid DESC LIMIT ?", (*args, int(limit) + 1)).fetchall()
+    rows = conn.execute(
+        "SELECT t_ns, capture_id, process, metric, value FROM telemetry"
+        + where
+        + " ORDER BY t_ns DESC, rowid DESC LIMIT ?",
+        (*args, int(limit) + 1),
+    ).fetchall()
     truncated = len(rows) > limit
     return [TelemetryRow(*r) for r in reversed(rows[:limit])], truncated
 
@@ -87,9 +94,14 @@ def telemetry_rows(conn: sqlite3.Connection, since_ns: int, *, limit: int, metri
 def telemetry_stats(conn: sqlite3.Connection, since_ns: int, *, process: str | None = None) -> list[MetricStats]:
     """count/min/avg/max per (process, metric) of the rows at or after ``since_ns``."""
     where, args = _telemetry_where(since_ns, None, process)
-    return [MetricStats(*r) for r in conn.execute(
-        "SELECT process, metric, count(*), min(value), avg(value), max(value), min(t_ns), max(t_ns) "
-        "FROM telemetry" + where + " GROUP BY process, metric ORDER BY process, metric", args)]
+    return [
+        MetricStats(*r)
+        for r in conn.execute(
+            "SELECT process, metric, count(*), min(value), avg(value), max(value), min(t_ns), max(t_ns) "
+            "FROM telemetry" + where + " GROUP BY process, metric ORDER BY process, metric",
+            args,
+        )
+    ]
 
 
 # ---- partitions of a sensor --------------------------------------------------------------------
@@ -105,8 +117,10 @@ class PartitionSpan:
 
 def sensor_partitions(conn: sqlite3.Connection, sensor: str) -> list[PartitionSpan]:
     """The partitions the analysis DB holds for ``sensor``, in time order."""
-    rows = conn.execute("SELECT partition_key, t_start_ns, t_end_ns, n_chunks, n_samples, n_samples_lost "
-                        "FROM partitions ORDER BY t_start_ns, partition_key").fetchall()
+    rows = conn.execute(
+        "SELECT partition_key, t_start_ns, t_end_ns, n_chunks, n_samples, n_samples_lost "
+        "FROM partitions ORDER BY t_start_ns, partition_key"
+    ).fetchall()
     return [PartitionSpan(*r) for r in rows if split_key(r[0])[0] == sensor]
 
 
@@ -130,8 +144,20 @@ class DetectionRecord:
     last_seq: int
 
 
-_DETECTION_COLS = ("detection_id", "partition_key", "t_start_ns", "t_end_ns", "freq_lower_hz",
-                   "freq_upper_hz", "label", "confidence", "model_version", "frame_id", "first_seq", "last_seq")
+_DETECTION_COLS = (
+    "detection_id",
+    "partition_key",
+    "t_start_ns",
+    "t_end_ns",
+    "freq_lower_hz",
+    "freq_upper_hz",
+    "label",
+    "confidence",
+    "model_version",
+    "frame_id",
+    "first_seq",
+    "last_seq",
+)
 
 
 @dataclass(frozen=True)
@@ -162,8 +188,9 @@ class SpanFilter:
         return sql, args
 
 
-def detections(conn: sqlite3.Connection, span: SpanFilter, *, label: str | None = None,
-               limit: int | None = None) -> list[DetectionRecord]:
+def detections(
+    conn: sqlite3.Connection, span: SpanFilter, *, label: str | None = None, limit: int | None = None
+) -> list[DetectionRecord]:
     """Detections in ``span`` (optionally of one label), in time order, the first ``limit``."""
     if not span.partition_keys:
         return []
@@ -171,8 +198,7 @@ def detections(conn: sqlite3.Connection, span: SpanFilter, *, label: str | None 
     if label is not None:
         where += " AND label = ?"
         args.append(label)
-    sql = (f"SELECT {', '.join(_DETECTION_COLS)} FROM detections WHERE {where} "
-           "ORDER BY t_start_ns, detection_id")
+    sql = f"SELECT {', '.join(_DETECTION_COLS)} FROM detections WHERE {where} ORDER BY t_start_ns, detection_id"
     if limit is not None:
         sql += " LIMIT ?"
         args.append(int(limit))
@@ -180,8 +206,9 @@ def detections(conn: sqlite3.Connection, span: SpanFilter, *, label: str | None 
 
 
 def detection(conn: sqlite3.Connection, detection_id: int) -> DetectionRecord | None:
-    row = conn.execute(f"SELECT {', '.join(_DETECTION_COLS)} FROM detections WHERE detection_id = ?",
-                       (int(detection_id),)).fetchone()
+    row = conn.execute(
+        f"SELECT {', '.join(_DETECTION_COLS)} FROM detections WHERE detection_id = ?", (int(detection_id),)
+    ).fetchone()
     return None if row is None else DetectionRecord(*row)
 
 
@@ -192,8 +219,10 @@ def detection_messages(conn: sqlite3.Connection, detection_ids: Sequence[int]) -
     out: dict[int, list[int]] = {}
     ids = [int(i) for i in detection_ids]
     for det_id, msg_id in conn.execute(
-            f"SELECT detection_id, message_id FROM message_detections WHERE detection_id IN {_in(ids)} "
-            "ORDER BY detection_id, message_id", ids):
+        f"SELECT detection_id, message_id FROM message_detections WHERE detection_id IN {_in(ids)} "
+        "ORDER BY detection_id, message_id",
+        ids,
+    ):
         out.setdefault(det_id, []).append(msg_id)
     return out
 
@@ -223,9 +252,11 @@ def truth_annotations(conn: sqlite3.Connection, span: SpanFilter) -> list[TruthR
     where, args = span.where()
     seen, out = set(), []
     for r in conn.execute(
-            "SELECT annotation_id, partition_key, capture_id, t_start_ns, t_end_ns, freq_lower_hz, "
-            f"freq_upper_hz, label, snr_db, origin FROM annotations WHERE {where} "
-            "ORDER BY t_start_ns, annotation_id, partition_key", args):
+        "SELECT annotation_id, partition_key, capture_id, t_start_ns, t_end_ns, freq_lower_hz, "
+        f"freq_upper_hz, label, snr_db, origin FROM annotations WHERE {where} "
+        "ORDER BY t_start_ns, annotation_id, partition_key",
+        args,
+    ):
         if r[0] not in seen:
             seen.add(r[0])
             out.append(TruthRecord(*r))
@@ -233,9 +264,15 @@ def truth_annotations(conn: sqlite3.Connection, span: SpanFilter) -> list[TruthR
 
 
 # ---- decoded messages --------------------------------------------------------------------------
-def decoded_messages(conn: sqlite3.Connection, span: SpanFilter, *, model: str | None = None,
-                     device_id: str | None = None, channel: str | None = None,
-                     limit: int | None = None) -> list[MessageRecord]:
+def decoded_messages(
+    conn: sqlite3.Connection,
+    span: SpanFilter,
+    *,
+    model: str | None = None,
+    device_id: str | None = None,
+    channel: str | None = None,
+    limit: int | None = None,
+) -> list[MessageRecord]:
     """rtl_433 messages in ``span`` (optionally of one model / device id / channel), in time
     order, the first ``limit``; [] where the DB predates the decode tables."""
     if not span.partition_keys or not has_table(conn, "decoded_messages"):
@@ -257,8 +294,11 @@ def message_partitions(conn: sqlite3.Connection, message_ids: Sequence[int]) -> 
     if not message_ids:
         return {}
     ids = [int(i) for i in message_ids]
-    return dict(conn.execute(f"SELECT message_id, partition_key FROM decoded_messages WHERE message_id IN {_in(ids)}",
-                             ids).fetchall())
+    return dict(
+        conn.execute(
+            f"SELECT message_id, partition_key FROM decoded_messages WHERE message_id IN {_in(ids)}", ids
+        ).fetchall()
+    )
 
 
 # ---- the samples of a span ---------------------------------------------------------------------
@@ -278,20 +318,25 @@ class ChunkMeta:
         return self.t_start_ns + samples_to_ns(self.n_samples, self.sample_rate_hz)
 
 
-def chunks_in_span(conn: sqlite3.Connection, sensor: str, partition_keys: Sequence[str],
-                   t_start_ns: int, t_end_ns: int) -> list[ChunkMeta]:
+def chunks_in_span(
+    conn: sqlite3.Connection, sensor: str, partition_keys: Sequence[str], t_start_ns: int, t_end_ns: int
+) -> list[ChunkMeta]:
     """The sensor's chunks (of ``partition_keys``) holding any sample of [t_start_ns, t_end_ns),
     in time order: the one that starts at or before t_start_ns (it may reach into the span) and
     every one that starts inside; two index seeks per partition, no sample read."""
     if not partition_keys:
         return []
     keys = list(partition_keys)
-    lower = conn.execute(f"SELECT max(t_start_ns) FROM chunks WHERE partition_key IN {_in(keys)} "
-                         "AND t_start_ns <= ? AND sensor = ?", (*keys, int(t_start_ns), sensor)).fetchone()[0]
+    lower = conn.execute(
+        f"SELECT max(t_start_ns) FROM chunks WHERE partition_key IN {_in(keys)} AND t_start_ns <= ? AND sensor = ?",
+        (*keys, int(t_start_ns), sensor),
+    ).fetchone()[0]
     rows = conn.execute(
         "SELECT seq, partition_key, t_start_ns, sample_rate_hz, center_freq_hz, n_samples FROM chunks "
         f"WHERE partition_key IN {_in(keys)} AND t_start_ns >= ? AND t_start_ns < ? AND sensor = ? "
-        "ORDER BY t_start_ns, seq", (*keys, int(t_start_ns if lower is None else lower), int(t_end_ns), sensor))
+        "ORDER BY t_start_ns, seq",
+        (*keys, int(t_start_ns if lower is None else lower), int(t_end_ns), sensor),
+    )
     return [c for c in (ChunkMeta(*r) for r in rows) if c.t_end_ns > t_start_ns]
 
 
@@ -307,6 +352,13 @@ def gap_starts(conn: sqlite3.Connection, partition_keys: Sequence[str], t_start_
     if not partition_keys:
         return []
     keys = list(partition_keys)
-    return sorted({r[0] for r in conn.execute(
-        f"SELECT t_start_ns FROM gaps WHERE partition_key IN {_in(keys)} AND n_samples_lost > 0 "
-        "AND t_start_ns < ? AND t_end_ns > ?", (*keys, int(t_end_ns), int(t_start_ns)))})
+    return sorted(
+        {
+            r[0]
+            for r in conn.execute(
+                f"SELECT t_start_ns FROM gaps WHERE partition_key IN {_in(keys)} AND n_samples_lost > 0 "
+                "AND t_start_ns < ? AND t_end_ns > ?",
+                (*keys, int(t_end_ns), int(t_start_ns)),
+            )
+        }
+    )

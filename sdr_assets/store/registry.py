@@ -25,8 +25,7 @@ from sdr_assets.store.window import AnalysisDB
 
 ConnOrPath = AnalysisDB | sqlite3.Connection | str | Path
 
-_COLUMNS = ("version, created_ns, path, onnx_path, partitions_json, params_json, metrics_json, "
-            "classes_json, is_current")
+_COLUMNS = "version, created_ns, path, onnx_path, partitions_json, params_json, metrics_json, classes_json, is_current"
 
 
 @dataclass(frozen=True)
@@ -79,21 +78,48 @@ def _execute(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> sq
 
 
 def _row(r: Sequence[Any]) -> ModelRow:
-    return ModelRow(r[0], int(r[1]), r[2], r[3], json.loads(r[4]), json.loads(r[5]), json.loads(r[6]),
-                    tuple(json.loads(r[7])), bool(r[8]))
+    return ModelRow(
+        r[0],
+        int(r[1]),
+        r[2],
+        r[3],
+        json.loads(r[4]),
+        json.loads(r[5]),
+        json.loads(r[6]),
+        tuple(json.loads(r[7])),
+        bool(r[8]),
+    )
 
 
-def register_model(conn_or_path: ConnOrPath, version: str, path: str | Path, onnx_path: str | Path | None,
-                   partitions: Sequence[str], params: Mapping[str, Any], metrics: Mapping[str, float],
-                   classes: Sequence[str], created_ns: int | None = None) -> None:
+def register_model(
+    conn_or_path: ConnOrPath,
+    version: str,
+    path: str | Path,
+    onnx_path: str | Path | None,
+    partitions: Sequence[str],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    classes: Sequence[str],
+    created_ns: int | None = None,
+) -> None:
     """Add a model (not current). A version already registered is an error."""
     created_ns = time.time_ns() if created_ns is None else int(created_ns)
     with _write(conn_or_path) as conn:
         try:
-            _execute(conn, f"INSERT INTO models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)", (
-                version, created_ns, str(path), None if onnx_path is None else str(onnx_path),
-                json.dumps(list(partitions)), json.dumps(dict(params), default=str),
-                json.dumps({k: float(v) for k, v in metrics.items()}), json.dumps(list(classes))))
+            _execute(
+                conn,
+                f"INSERT INTO models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                (
+                    version,
+                    created_ns,
+                    str(path),
+                    None if onnx_path is None else str(onnx_path),
+                    json.dumps(list(partitions)),
+                    json.dumps(dict(params), default=str),
+                    json.dumps({k: float(v) for k, v in metrics.items()}),
+                    json.dumps(list(classes)),
+                ),
+            )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"model version {version!r} is already registered; pick a new version name.") from exc
 
@@ -137,21 +163,28 @@ def list_models(conn_or_path: ConnOrPath) -> list[ModelRow]:
     return [_row(r) for r in rows]
 
 
-def champion_challenger(challenger_metrics: Mapping[str, float], champion_metrics_on_same_val: Mapping[str, float] | None,
-                        key: str = "map50") -> bool:
+def champion_challenger(
+    challenger_metrics: Mapping[str, float],
+    champion_metrics_on_same_val: Mapping[str, float] | None,
+    key: str = "map50",
+) -> bool:
     """True when the challenger should replace the champion.
 
     Both metric dicts must come from the SAME validation frames. No champion: the challenger
     wins. A tie keeps the champion; a NaN challenger never wins; a NaN champion always loses.
     """
     if key not in challenger_metrics:
-        raise ConfigError(f"challenger metrics lack {key!r} (have {sorted(challenger_metrics)}); "
-                          "compare on a metric both models report, e.g. 'map50'.")
+        raise ConfigError(
+            f"challenger metrics lack {key!r} (have {sorted(challenger_metrics)}); "
+            "compare on a metric both models report, e.g. 'map50'."
+        )
     if champion_metrics_on_same_val is None:
         return True
     if key not in champion_metrics_on_same_val:
-        raise ConfigError(f"champion metrics lack {key!r} (have {sorted(champion_metrics_on_same_val)}); "
-                          "evaluate the champion on the challenger's validation frames first.")
+        raise ConfigError(
+            f"champion metrics lack {key!r} (have {sorted(champion_metrics_on_same_val)}); "
+            "evaluate the champion on the challenger's validation frames first."
+        )
     new, old = float(challenger_metrics[key]), float(champion_metrics_on_same_val[key])
     if math.isnan(new):
         return False

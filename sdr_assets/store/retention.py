@@ -58,8 +58,9 @@ def remove_tree(path: Path) -> Removed:
     try:
         shutil.rmtree(path)
     except OSError as exc:
-        raise StoreError(f"cannot delete {path} ({exc.strerror}); check its permissions, "
-                         "then materialise again.") from exc
+        raise StoreError(
+            f"cannot delete {path} ({exc.strerror}); check its permissions, then materialise again."
+        ) from exc
     return out
 
 
@@ -117,8 +118,7 @@ def check_keep(name: str, keep: int) -> None:
         raise ConfigError(f"{name}={keep}: must be >= 0 (how many recent trainings to keep).")
 
 
-def prune_versions(folder: Path, newest_first: list[str], keep: int, protect: set[str],
-                   idle_before_ns: int) -> Removed:
+def prune_versions(folder: Path, newest_first: list[str], keep: int, protect: set[str], idle_before_ns: int) -> Removed:
     """Delete ``folder/<version>`` for registered versions beyond the newest ``keep`` (and not
     in ``protect``), and unregistered ones idle since before ``idle_before_ns``."""
     folder = Path(folder)

@@ -37,8 +37,10 @@ class SensorInfo:
 def check_name(name: str) -> str:
     """A sensor name is a partition key and a folder name: lower-case letters, digits, - and _."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise ConfigError(f"sensor name {name!r} is not valid: use 1-40 lower-case letters, "
-                          "digits, '-' or '_', starting with a letter or digit (e.g. roof-433).")
+        raise ConfigError(
+            f"sensor name {name!r} is not valid: use 1-40 lower-case letters, "
+            "digits, '-' or '_', starting with a letter or digit (e.g. roof-433)."
+        )
     return name
 
 
@@ -50,8 +52,9 @@ def register_sensor(paths: DataPaths, name: str, *, description: str = "", sourc
     """Add a sensor to the data root's registry (its folder and sensor.json); errors if it exists."""
     check_name(name)
     if name == DEFAULT_SENSOR or _meta_path(paths, name).exists():
-        raise ConfigError(f"sensor {name!r} is already registered in {paths.root}; "
-                          "`sdr-assets sensors list` shows them.")
+        raise ConfigError(
+            f"sensor {name!r} is already registered in {paths.root}; `sdr-assets sensors list` shows them."
+        )
     folder = paths.for_sensor(name).sensor_dir
     info = {"name": name, "description": description, "source": source, "registered_ns": time.time_ns()}
     tmp = folder / "sensor.json.tmp"
@@ -62,9 +65,11 @@ def register_sensor(paths: DataPaths, name: str, *, description: str = "", sourc
     except OSError as exc:
         with contextlib.suppress(OSError):  # a half-written sensor.json.tmp (disk full)
             tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot register sensor {name!r}: cannot write {folder} ({exc.strerror}); "
-                          f"make the data root {paths.root} writable or set $SDR_ASSETS_HOME to "
-                          "a writable folder.") from exc
+        raise ConfigError(
+            f"cannot register sensor {name!r}: cannot write {folder} ({exc.strerror}); "
+            f"make the data root {paths.root} writable or set $SDR_ASSETS_HOME to "
+            "a writable folder."
+        ) from exc
     return SensorInfo(name, paths.for_sensor(name).hot_db, description, source, info["registered_ns"])
 
 
@@ -78,16 +83,25 @@ def list_sensors(paths: DataPaths, on_error=None) -> list[SensorInfo]:
         try:
             info = json.loads(meta.read_text())
         except (OSError, ValueError) as exc:
-            msg = (f"cannot read sensor registration {meta} ({exc}); fix or delete that file, "
-                   "then register the sensor again.")
+            msg = (
+                f"cannot read sensor registration {meta} ({exc}); fix or delete that file, "
+                "then register the sensor again."
+            )
             if on_error is None:
                 raise ConfigError(msg) from exc
             on_error(msg)
             continue
         name = meta.parent.name
         if NAME_RE.fullmatch(name):
-            out.append(SensorInfo(name, paths.for_sensor(name).hot_db, str(info.get("description", "")),
-                                  str(info.get("source", "")), int(info.get("registered_ns", 0))))
+            out.append(
+                SensorInfo(
+                    name,
+                    paths.for_sensor(name).hot_db,
+                    str(info.get("description", "")),
+                    str(info.get("source", "")),
+                    int(info.get("registered_ns", 0)),
+                )
+            )
     return out
 
 
@@ -96,8 +110,10 @@ def require_registered(paths: DataPaths, name: str) -> str:
     check_name(name)
     if name != DEFAULT_SENSOR and not _meta_path(paths, name).exists():
         known = ", ".join(s.name for s in list_sensors(paths))
-        raise ConfigError(f"sensor {name!r} is not registered in {paths.root} (known: {known}); "
-                          f"register it first: sdr-assets sensors add {name}")
+        raise ConfigError(
+            f"sensor {name!r} is not registered in {paths.root} (known: {known}); "
+            f"register it first: sdr-assets sensors add {name}"
+        )
     return name
 
 

@@ -63,8 +63,10 @@ def read_settings(root: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is not readable JSON ({exc}); fix it or delete it "
-                          f"(the partition start is then fixed again at the next load).") from exc
+        raise ConfigError(
+            f"{path} is not readable JSON ({exc}); fix it or delete it "
+            f"(the partition start is then fixed again at the next load)."
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object; fix it or delete it.")
     return data
@@ -86,8 +88,10 @@ def fixed_partition_start(root: Path, hot_dbs: list[Path], fallback_day: date) -
         try:
             return PartitionStart(datetime.strptime(str(raw), "%Y-%m-%d").date(), "saved")
         except ValueError as exc:
-            raise ConfigError(f"{root / SETTINGS_FILE}: {KEY_PARTITION_START}={raw!r} is not a "
-                              "YYYY-MM-DD date; correct it (keep the day your history starts).") from exc
+            raise ConfigError(
+                f"{root / SETTINGS_FILE}: {KEY_PARTITION_START}={raw!r} is not a "
+                "YYYY-MM-DD date; correct it (keep the day your history starts)."
+            ) from exc
     first = _first_sample_day(hot_dbs)
     day = min(d for d in (first, fallback_day) if d is not None)
     try:

@@ -59,7 +59,8 @@ def _missing_hot(path: Path) -> StoreError:
 def _chunk_figures(conn: sqlite3.Connection) -> tuple[int | None, int | None, int | None, int]:
     """(last_seq, last_t_end_ns, first_t_start_ns, n_chunks) of a DB with a chunks table."""
     last = conn.execute(
-        "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks ORDER BY seq DESC LIMIT 1").fetchone()
+        "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     first = conn.execute("SELECT min(t_start_ns) FROM chunks").fetchone()[0]
     n = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     if last is None:
@@ -152,10 +153,17 @@ def _take_snapshot(hot_path: Path, dest_path: Path) -> SnapshotResult:
         raise _snapshot_error(hot_path, dest_path, exc) from exc
     n_bytes = dest_path.stat().st_size
     return SnapshotResult(
-        path=dest_path, n_bytes=n_bytes, seconds=time.perf_counter() - t0,
-        mb_per_s=n_bytes / 1e6 / max(backup_s, 1e-9), last_seq=figures[0], last_t_end_ns=figures[1],
-        first_t_start_ns=figures[2], n_chunks=figures[3], integrity=integrity,
-        backup_s=backup_s, check_s=check_s,
+        path=dest_path,
+        n_bytes=n_bytes,
+        seconds=time.perf_counter() - t0,
+        mb_per_s=n_bytes / 1e6 / max(backup_s, 1e-9),
+        last_seq=figures[0],
+        last_t_end_ns=figures[1],
+        first_t_start_ns=figures[2],
+        n_chunks=figures[3],
+        integrity=integrity,
+        backup_s=backup_s,
+        check_s=check_s,
     )
 
 
@@ -166,9 +174,12 @@ def _snapshot_error(hot_path: Path, dest_path: Path, exc: BaseException) -> Stor
         return StoreError(
             f"snapshot of {hot_path} into {dest_path} failed ({exc}): {disk_full_hint(dest_path)}; "
             f"the copy needs about {_size(hot_path) / 1e6:.0f} MB (keep_snapshots sets how many are "
-            "kept). The partial copy was removed; the hot DB was not touched.")
-    return StoreError(f"snapshot of {hot_path} into {dest_path} failed ({exc}); "
-                      "check free disk space and that the hot DB is readable.")
+            "kept). The partial copy was removed; the hot DB was not touched."
+        )
+    return StoreError(
+        f"snapshot of {hot_path} into {dest_path} failed ({exc}); "
+        "check free disk space and that the hot DB is readable."
+    )
 
 
 def _size(path: Path) -> int:
@@ -200,8 +211,7 @@ def _verify_crc(conn: sqlite3.Connection) -> str:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
     if "iq_crc32" not in cols:
         return "ok"
-    for seq, iq, crc in conn.execute(
-            "SELECT seq, iq, iq_crc32 FROM chunks WHERE iq_crc32 IS NOT NULL ORDER BY seq"):
+    for seq, iq, crc in conn.execute("SELECT seq, iq, iq_crc32 FROM chunks WHERE iq_crc32 IS NOT NULL ORDER BY seq"):
         got = zlib.crc32(iq)
         if got != crc:
             return f"chunk seq {seq}: iq CRC-32 {got:#010x} != stored {crc:#010x} (payload corrupted)"
@@ -223,8 +233,9 @@ def list_snapshots(folder, pattern: str = "*.db") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.glob(pattern) if p.is_file()),
-                  key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    return sorted(
+        (p for p in folder.glob(pattern) if p.is_file()), key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True
+    )
 
 
 def remove_snapshot(path) -> None:

@@ -52,6 +52,7 @@ class TelemetryLimits:
     def from_env(cls, environ: Mapping[str, str]) -> "TelemetryLimits":
         """``SDR_ASSETS_TELEMETRY_CAP_MB`` (default 500) and ``SDR_ASSETS_TELEMETRY_MAX_AGE_DAYS``
         (default 90); ``none`` turns either off."""
+
         def number(name: str, default: float, unit: float) -> float | None:
             raw = environ.get(name, "").strip().lower()
             if raw == "none":
@@ -65,8 +66,7 @@ class TelemetryLimits:
             return value * unit
 
         cap = number(ENV_CAP_MB, 500.0, 1e6)
-        return cls(cap_bytes=None if cap is None else int(cap),
-                   max_age_s=number(ENV_MAX_AGE_DAYS, 90.0, 86400.0))
+        return cls(cap_bytes=None if cap is None else int(cap), max_age_s=number(ENV_MAX_AGE_DAYS, 90.0, 86400.0))
 
     def __post_init__(self) -> None:
         if self.cap_bytes is not None and self.cap_bytes <= 0:
@@ -96,8 +96,7 @@ class TelemetryPrune:
 def telemetry_bytes(conn: sqlite3.Connection) -> int:
     """Bytes of the telemetry table and its indexes (pages, via SQLite's dbstat table)."""
     names = ", ".join(f"'{n}'" for n in TELEMETRY_BTREES)
-    return int(conn.execute(f"SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN ({names})")
-               .fetchone()[0])
+    return int(conn.execute(f"SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN ({names})").fetchone()[0])
 
 
 class TelemetryPruner:
@@ -146,8 +145,9 @@ class TelemetryPruner:
                 if before > lim.cap_bytes:
                     keep = int(lim.cap_bytes * lim.low_water / self._row_bytes)
                     by_size = conn.execute(
-                        "DELETE FROM telemetry WHERE rowid IN "
-                        "(SELECT rowid FROM telemetry ORDER BY t_ns LIMIT ?)", (n - keep,)).rowcount
+                        "DELETE FROM telemetry WHERE rowid IN (SELECT rowid FROM telemetry ORDER BY t_ns LIMIT ?)",
+                        (n - keep,),
+                    ).rowcount
                     after = int((n - by_size) * self._row_bytes)
                     self._row_bytes = None  # re-measure next time: pages were freed
         out = TelemetryPrune(by_age, by_size, n - by_size, before, after, 0.0)
@@ -177,9 +177,15 @@ def _has_telemetry(conn: sqlite3.Connection) -> bool:
 class MetricsLogger:
     """Log ``(metric, value)`` rows for one process into ``db_path``'s telemetry table."""
 
-    def __init__(self, db_path, process: str, capture_id: int | None = None,
-                 flush_interval_s: float = 1.0, max_queue: int = 100_000,
-                 limits: TelemetryLimits | None = TelemetryLimits()):
+    def __init__(
+        self,
+        db_path,
+        process: str,
+        capture_id: int | None = None,
+        flush_interval_s: float = 1.0,
+        max_queue: int = 100_000,
+        limits: TelemetryLimits | None = TelemetryLimits(),
+    ):
         if not process:
             raise ConfigError("MetricsLogger needs a process name, e.g. 'training'.")
         self.db_path = Path(db_path)
@@ -292,9 +298,15 @@ class MetricsLogger:
         res = self._pruner.prune(conn, self.db_path)
         if res.rows:
             self.prunes.append(res)
-            log.info("telemetry of %s: pruned %d rows (%d by age, %d over the cap), %d left%s",
-                     self.db_path, res.rows, res.rows_by_age, res.rows_by_size, res.rows_left,
-                     f", VACUUM freed {res.file_bytes_freed / 1e6:.1f} MB" if res.vacuumed else "")
+            log.info(
+                "telemetry of %s: pruned %d rows (%d by age, %d over the cap), %d left%s",
+                self.db_path,
+                res.rows,
+                res.rows_by_age,
+                res.rows_by_size,
+                res.rows_left,
+                f", VACUUM freed {res.file_bytes_freed / 1e6:.1f} MB" if res.vacuumed else "",
+            )
 
     def _drain_events(self) -> None:
         while True:
@@ -328,8 +340,9 @@ def latest(conn: sqlite3.Connection, process: str | None = None) -> dict[str, tu
     return {m: (t, v) for m, t, v in conn.execute(sql + " GROUP BY metric", args)}
 
 
-def history(conn: sqlite3.Connection, metric: str, since_ns: int | None = None,
-            process: str | None = None) -> list[tuple[int, float]]:
+def history(
+    conn: sqlite3.Connection, metric: str, since_ns: int | None = None, process: str | None = None
+) -> list[tuple[int, float]]:
     """[(t_ns, value)] of one metric in time order."""
     sql, args = "SELECT t_ns, value FROM telemetry WHERE metric = ?", [metric]
     if since_ns is not None:
@@ -349,8 +362,10 @@ def stats(conn: sqlite3.Connection, by: str = "capture") -> list[StatsRow]:
         key = f"strftime('%Y-%m-%dT%H:00Z', t_ns / {NS_PER_S}, 'unixepoch')"
     else:
         raise ConfigError(f"stats(by={by!r}): use 'capture' or 'hour'.")
-    sql = (f"SELECT {key} AS k, metric, count(*), min(value), avg(value), max(value) "
-           "FROM telemetry GROUP BY k, metric ORDER BY k, metric")
+    sql = (
+        f"SELECT {key} AS k, metric, count(*), min(value), avg(value), max(value) "
+        "FROM telemetry GROUP BY k, metric ORDER BY k, metric"
+    )
     return [StatsRow(*r) for r in conn.execute(sql)]
 
 
@@ -413,9 +428,13 @@ def _newest_capture(hot_path) -> CaptureStatus | None:
             return None
         cap = CaptureRow(*row)
         metrics = {m: tv for m, tv in latest(conn, process="capture").items() if tv[0] >= cap.started_ns}
-        gaps = tuple(GapSummary(*g) for g in conn.execute(
-            "SELECT cause, count(*), sum(n_samples_lost) FROM gaps WHERE capture_id = ? GROUP BY cause",
-            (cap.capture_id,)))
+        gaps = tuple(
+            GapSummary(*g)
+            for g in conn.execute(
+                "SELECT cause, count(*), sum(n_samples_lost) FROM gaps WHERE capture_id = ? GROUP BY cause",
+                (cap.capture_id,),
+            )
+        )
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -435,14 +454,19 @@ def _database_stats(path: Path) -> dict:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         page_count = conn.execute("PRAGMA page_count").fetchone()[0]
         freelist = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         rows = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
         oldest = newest = None
         if "chunks" in tables:
             oldest = conn.execute("SELECT min(t_start_ns) FROM chunks").fetchone()[0]
             last = conn.execute(
-                "SELECT t_start_ns, n_samples, sample_rate_hz FROM chunks ORDER BY seq DESC LIMIT 1").fetchone()
+                "SELECT t_start_ns, n_samples, sample_rate_hz FROM chunks ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
             if last:
                 newest = last[0] + samples_to_ns(last[1], last[2])
         conn.execute("COMMIT")

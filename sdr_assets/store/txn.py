@@ -17,8 +17,15 @@ class Txn:
     corrupt file or a full disk apart itself.
     """
 
-    def __init__(self, conn: sqlite3.Connection, what: str, path: Path | str, *, wrap_errors: bool = True,
-                 disk_full_fix: str = ""):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        what: str,
+        path: Path | str,
+        *,
+        wrap_errors: bool = True,
+        disk_full_fix: str = "",
+    ):
         self.conn, self.what, self.path, self.wrap_errors = conn, what, path, wrap_errors
         self.disk_full_fix = disk_full_fix
         self.nested = False
@@ -48,9 +55,11 @@ class Txn:
         if isinstance(exc, sqlite3.Error) and self.wrap_errors:
             raise store_error(self.path, self.what, exc, self.disk_full_fix) from exc
         if isinstance(exc, OverflowError):  # an int bound to a statement beyond 64 bits
-            raise StoreError(f"{self.path}: {self.what} failed: a time or count does not fit a "
-                             f"64-bit SQLite integer ({exc}); nothing of it was stored. Times must "
-                             "lie in 1970-01-01 .. 2262-04-11 UTC: check the source's times.") from exc
+            raise StoreError(
+                f"{self.path}: {self.what} failed: a time or count does not fit a "
+                f"64-bit SQLite integer ({exc}); nothing of it was stored. Times must "
+                "lie in 1970-01-01 .. 2262-04-11 UTC: check the source's times."
+            ) from exc
         if exc_type is None:  # COMMIT itself failed
             raise exc
         return False
@@ -63,8 +72,10 @@ def store_error(path: Path | str, what: str, exc: sqlite3.Error, disk_full_fix: 
     if is_disk_full(exc):
         hint = disk_full_hint(path) + (f", or {disk_full_fix}" if disk_full_fix else "")
     elif "locked" in msg or "busy" in msg:
-        hint = (f"another process holds the write lock on {Path(path).name}: only one writer may write it "
-                "(the capture service writes the hot DB)")
+        hint = (
+            f"another process holds the write lock on {Path(path).name}: only one writer may write it "
+            "(the capture service writes the hot DB)"
+        )
     else:
         hint = "check the disk and the file; the batch was rolled back"
     return StoreError(f"{path}: {what} failed ({msg}); {hint}.")
@@ -82,8 +93,7 @@ def disk_full_hint(path: Path | str) -> str:
     folder = Path(path)
     if not folder.is_dir():
         folder = folder.parent
-    return (f"disk full: {folder} has {free_space(folder)}; free space there or point "
-            "SDR_ASSETS_HOME at a larger disk")
+    return f"disk full: {folder} has {free_space(folder)}; free space there or point SDR_ASSETS_HOME at a larger disk"
 
 
 def free_space(folder: Path | str) -> str:

@@ -177,8 +177,13 @@ class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQu
             if src.exists():
                 os.replace(src, f"{aside}{suffix}")
         self.recovered_from = aside
-        log.warning("analysis DB %s was unreadable (%s); moved to %s and started a fresh one "
-                    "(re-materialize the windows you need)", self.path, reason, aside)
+        log.warning(
+            "analysis DB %s was unreadable (%s); moved to %s and started a fresh one "
+            "(re-materialize the windows you need)",
+            self.path,
+            reason,
+            aside,
+        )
 
     @contextmanager
     def transaction(self, what: str = "write") -> Iterator[sqlite3.Connection]:
@@ -188,8 +193,16 @@ class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQu
             yield self.conn
 
     # -- loading ----------------------------------------------------------------------
-    def load_window(self, snapshot_path, partition_key: str, t_start_ns: int, t_end_ns: int, *,
-                    keep_partitions: int, require_held: bool = False) -> WindowStats:
+    def load_window(
+        self,
+        snapshot_path,
+        partition_key: str,
+        t_start_ns: int,
+        t_end_ns: int,
+        *,
+        keep_partitions: int,
+        require_held: bool = False,
+    ) -> WindowStats:
         """Copy one window from a snapshot (idempotent), then evict beyond ``keep_partitions``.
 
         ``require_held``: raise PartitionNotHeldError unless the snapshot's chunks span the
@@ -202,8 +215,15 @@ class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQu
         snapshot_path = Path(snapshot_path)
         if not snapshot_path.exists():
             raise StoreError(f"snapshot {snapshot_path} does not exist; materialize the snapshot first.")
-        args = (ro_uri(snapshot_path), str(snapshot_path), partition_key, int(t_start_ns), int(t_end_ns),
-                keep_partitions, require_held)
+        args = (
+            ro_uri(snapshot_path),
+            str(snapshot_path),
+            partition_key,
+            int(t_start_ns),
+            int(t_end_ns),
+            keep_partitions,
+            require_held,
+        )
         from sdr_assets.store.txn import disk_full_hint, is_disk_full
 
         try:
@@ -222,7 +242,8 @@ class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQu
             raise StoreError(
                 f"{self.path}: loading window {partition_key} from {snapshot_path.name} failed ({exc}): "
                 f"{disk_full_hint(self.path)}, or lower keep_partitions (each partition holds its "
-                "samples). Nothing of this window was written.") from exc
+                "samples). Nothing of this window was written."
+            ) from exc
 
     def _corrupt_after(self, exc: sqlite3.DatabaseError) -> bool:
         """After a 'malformed' error: is this DB corrupt (not the snapshot)? quick_check says."""
@@ -235,20 +256,33 @@ class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQu
 
     # -- readers ----------------------------------------------------------------------
     def gaps(self, partition_key: str) -> list[GapRow]:
-        return [GapRow(*r) for r in self.conn.execute(
-            "SELECT gap_id, capture_id, t_start_ns, t_end_ns, n_samples_lost, cause, detail FROM gaps "
-            "WHERE partition_key = ? ORDER BY t_start_ns", (partition_key,))]
+        return [
+            GapRow(*r)
+            for r in self.conn.execute(
+                "SELECT gap_id, capture_id, t_start_ns, t_end_ns, n_samples_lost, cause, detail FROM gaps "
+                "WHERE partition_key = ? ORDER BY t_start_ns",
+                (partition_key,),
+            )
+        ]
 
     def annotations(self, partition_key: str) -> list[AnnotationRow]:
-        return [AnnotationRow(*r) for r in self.conn.execute(
-            "SELECT annotation_id, capture_id, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, "
-            "label, snr_db, origin FROM annotations WHERE partition_key = ? ORDER BY t_start_ns",
-            (partition_key,))]
+        return [
+            AnnotationRow(*r)
+            for r in self.conn.execute(
+                "SELECT annotation_id, capture_id, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, "
+                "label, snr_db, origin FROM annotations WHERE partition_key = ? ORDER BY t_start_ns",
+                (partition_key,),
+            )
+        ]
 
     def partitions(self) -> list[PartitionRow]:
-        return [PartitionRow(*r) for r in self.conn.execute(
-            "SELECT partition_key, t_start_ns, t_end_ns, snapshot_path, snapshot_last_seq, n_chunks, "
-            "n_samples, n_samples_lost, loaded_ns FROM partitions ORDER BY t_start_ns")]
+        return [
+            PartitionRow(*r)
+            for r in self.conn.execute(
+                "SELECT partition_key, t_start_ns, t_end_ns, snapshot_path, snapshot_last_seq, n_chunks, "
+                "n_samples, n_samples_lost, loaded_ns FROM partitions ORDER BY t_start_ns"
+            )
+        ]
 
     def drop_partition(self, partition_key: str) -> None:
         """Remove one partition's rows from every partitioned table."""

@@ -9,8 +9,17 @@ from sdr_assets.records import NS_PER_S, samples_to_ns
 from sdr_assets.store.sensors import split_key
 from sdr_assets.store.txn import Txn
 
-PARTITIONED_TABLES = ("chunks", "gaps", "annotations", "frames", "labels", "detections",
-                      "decoded_messages", "decoded_packages", "decode_runs")
+PARTITIONED_TABLES = (
+    "chunks",
+    "gaps",
+    "annotations",
+    "frames",
+    "labels",
+    "detections",
+    "decoded_messages",
+    "decoded_packages",
+    "decode_runs",
+)
 
 
 @dataclass
@@ -38,8 +47,16 @@ def drop_partitions(conn: sqlite3.Connection, keys: list[str]) -> None:
             conn.execute(f"DELETE FROM main.{table} WHERE partition_key = ?", (key,))
 
 
-def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str, partition_key: str,
-                     t_start_ns: int, t_end_ns: int, keep_partitions: int, require_held: bool):
+def load_window_into(
+    conn: sqlite3.Connection,
+    snap_uri: str,
+    snapshot_name: str,
+    partition_key: str,
+    t_start_ns: int,
+    t_end_ns: int,
+    keep_partitions: int,
+    require_held: bool,
+):
     try:
         conn.execute("ATTACH DATABASE ? AS snap", (snap_uri,))
     except sqlite3.Error as exc:
@@ -66,12 +83,26 @@ def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str
                 "INSERT OR REPLACE INTO main.partitions (partition_key, t_start_ns, t_end_ns, snapshot_path, "
                 "snapshot_last_seq, n_chunks, n_samples, n_samples_lost, loaded_ns) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (partition_key, t_start_ns, t_end_ns, snapshot_name, snap_last_seq, stats["n_chunks"],
-                 stats["n_samples"], stats["n_samples_lost"], time.time_ns()))
-            dropped = [r[0] for r in conn.execute(
-                "SELECT partition_key FROM main.partitions WHERE partition_key != ? "
-                "ORDER BY loaded_ns DESC, t_start_ns DESC LIMIT -1 OFFSET ?",
-                (partition_key, keep_partitions - 1))]
+                (
+                    partition_key,
+                    t_start_ns,
+                    t_end_ns,
+                    snapshot_name,
+                    snap_last_seq,
+                    stats["n_chunks"],
+                    stats["n_samples"],
+                    stats["n_samples_lost"],
+                    time.time_ns(),
+                ),
+            )
+            dropped = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT partition_key FROM main.partitions WHERE partition_key != ? "
+                    "ORDER BY loaded_ns DESC, t_start_ns DESC LIMIT -1 OFFSET ?",
+                    (partition_key, keep_partitions - 1),
+                )
+            ]
             drop_partitions(conn, dropped)
     finally:
         conn.execute("DETACH DATABASE snap")
@@ -80,7 +111,8 @@ def load_window_into(conn: sqlite3.Connection, snap_uri: str, snapshot_name: str
 
 def _snap_figures(conn: sqlite3.Connection):
     last = conn.execute(
-        "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM snap.chunks ORDER BY seq DESC LIMIT 1").fetchone()
+        "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM snap.chunks ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     if last is None:
         return None, None, None, 0
     first = conn.execute("SELECT min(t_start_ns) FROM snap.chunks").fetchone()[0]
@@ -96,12 +128,15 @@ def _copy(conn, crc: str, key: str, t0: int, t1: int, snapshot_name: str) -> Non
             "center_freq_hz, gain_db, n_samples, iq, iq_crc32) "
             f"SELECT ?, seq, ?, capture_id, t_start_ns, sample_rate_hz, center_freq_hz, gain_db, n_samples, iq, "
             f"{crc} FROM snap.chunks WHERE t_start_ns >= ? AND t_start_ns < ? ORDER BY t_start_ns",
-            (sensor, key, t0, t1))
+            (sensor, key, t0, t1),
+        )
     except sqlite3.IntegrityError as exc:
         other = conn.execute(
             "SELECT DISTINCT m.partition_key FROM main.chunks m JOIN snap.chunks s ON s.seq = m.seq "
             "WHERE m.sensor = ? AND s.t_start_ns >= ? AND s.t_start_ns < ? AND m.partition_key != ? "
-            "LIMIT 3", (sensor, t0, t1, key)).fetchall()
+            "LIMIT 3",
+            (sensor, t0, t1, key),
+        ).fetchall()
         raise StoreError(
             f"window {key} overlaps chunks already held by partition(s) {[r[0] for r in other]} "
             f"({exc}); partitions must not overlap: drop those first (AnalysisDB.drop_partition)."
@@ -109,12 +144,16 @@ def _copy(conn, crc: str, key: str, t0: int, t1: int, snapshot_name: str) -> Non
     conn.execute(
         "INSERT INTO main.gaps (gap_id, partition_key, capture_id, t_start_ns, t_end_ns, n_samples_lost, "
         "cause, detail) SELECT gap_id, ?, capture_id, t_start_ns, t_end_ns, n_samples_lost, cause, detail "
-        "FROM snap.gaps WHERE t_start_ns < ? AND t_end_ns > ?", (key, t1, t0))
+        "FROM snap.gaps WHERE t_start_ns < ? AND t_end_ns > ?",
+        (key, t1, t0),
+    )
     conn.execute(
         "INSERT INTO main.annotations (annotation_id, partition_key, capture_id, t_start_ns, t_end_ns, "
         "freq_lower_hz, freq_upper_hz, label, snr_db, origin) SELECT annotation_id, ?, capture_id, "
         "t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, snr_db, origin "
-        "FROM snap.annotations WHERE t_start_ns < ? AND t_end_ns > ?", (key, t1, t0))
+        "FROM snap.annotations WHERE t_start_ns < ? AND t_end_ns > ?",
+        (key, t1, t0),
+    )
 
 
 def _sample_rate(conn, key: str, t0: int) -> float:
@@ -139,12 +178,14 @@ def _samples_in_window(conn, key: str, t0: int, t1: int) -> float:
     window, plus the tail of the snapshot's chunk that straddles t0 (it belongs to the
     previous partition, by its start), so chunk boundaries never read as missing samples."""
     total = 0.0
-    rows = list(conn.execute(
-        "SELECT t_start_ns, n_samples, sample_rate_hz FROM main.chunks WHERE partition_key = ?",
-        (key,)))
+    rows = list(
+        conn.execute("SELECT t_start_ns, n_samples, sample_rate_hz FROM main.chunks WHERE partition_key = ?", (key,))
+    )
     rows += conn.execute(
         "SELECT t_start_ns, n_samples, sample_rate_hz FROM snap.chunks WHERE t_start_ns < ? "
-        "ORDER BY t_start_ns DESC LIMIT 1", (t0,)).fetchall()
+        "ORDER BY t_start_ns DESC LIMIT 1",
+        (t0,),
+    ).fetchall()
     for c_t0, n, fs in rows:
         c_t1 = c_t0 + n * NS_PER_S / fs
         overlap = min(c_t1, t1) - max(c_t0, t0)
@@ -157,10 +198,12 @@ def _stats(conn, key: str, t0: int, t1: int) -> dict:
     n_chunks, n_samples, first_seq, last_seq, covered_s = conn.execute(
         "SELECT count(*), coalesce(sum(n_samples), 0), min(seq), max(seq), "
         "coalesce(sum(n_samples / sample_rate_hz), 0.0) FROM main.chunks WHERE partition_key = ?",
-        (key,)).fetchone()
+        (key,),
+    ).fetchone()
     lost, n_gaps = 0, 0
     for g_t0, g_t1, g_lost in conn.execute(
-            "SELECT t_start_ns, t_end_ns, n_samples_lost FROM main.gaps WHERE partition_key = ?", (key,)):
+        "SELECT t_start_ns, t_end_ns, n_samples_lost FROM main.gaps WHERE partition_key = ?", (key,)
+    ):
         n_gaps += 1
         span = g_t1 - g_t0
         overlap = min(g_t1, t1) - max(g_t0, t0)
@@ -171,6 +214,17 @@ def _stats(conn, key: str, t0: int, t1: int) -> dict:
     denom = expected - lost
     in_window = _samples_in_window(conn, key, t0, t1)
     coverage = min(1.0, in_window / denom) if denom > 0 else (1.0 if n_samples else 0.0)
-    return dict(n_chunks=n_chunks, n_samples=n_samples, n_gaps=n_gaps, n_samples_lost=lost,
-                first_seq=first_seq, last_seq=last_seq, duration_s=duration_s, covered_s=covered_s,
-                expected_samples=expected, coverage=coverage, empty=n_chunks == 0, sample_rate_hz=rate)
+    return dict(
+        n_chunks=n_chunks,
+        n_samples=n_samples,
+        n_gaps=n_gaps,
+        n_samples_lost=lost,
+        first_seq=first_seq,
+        last_seq=last_seq,
+        duration_s=duration_s,
+        covered_s=covered_s,
+        expected_samples=expected,
+        coverage=coverage,
+        empty=n_chunks == 0,
+        sample_rate_hz=rate,
+    )

@@ -29,8 +29,9 @@ sigmf = pytest.importorskip("sigmf")
 from sigmf import sigmffile  # noqa: E402
 
 BIN = Path(sys.executable).parent
-needs_recordings = pytest.mark.skipif(not have_recordings(),
-                                      reason="needs ../shared/data/rtl433 and rtl_433 (sudo apt-get install rtl-433)")
+needs_recordings = pytest.mark.skipif(
+    not have_recordings(), reason="needs ../shared/data/rtl433 and rtl_433 (sudo apt-get install rtl-433)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +82,18 @@ def test_telemetry_history_and_stats_are_the_capture_rows(api, filled):
     body = r.json()
     assert body["count"] == 7 and body["truncated"] is True
     assert [(x["t_ns"], x["metric"], x["value"]) for x in body["rows"]] == list(reversed(want))
-    one = api.get("/api/telemetry/history", params={"hours": 24 * 30, "metric": "commit_ms_p99",
-                                                    "limit": 100000}).json()
+    one = api.get(
+        "/api/telemetry/history", params={"hours": 24 * 30, "metric": "commit_ms_p99", "limit": 100000}
+    ).json()
     n_p99 = _rows(hot, "SELECT count(*) FROM telemetry WHERE metric = 'commit_ms_p99'")[0][0]
     assert one["count"] == n_p99 > 0 and one["truncated"] is False
     assert {x["metric"] for x in one["rows"]} == {"commit_ms_p99"}
 
     stats = api.get("/api/telemetry/stats", params={"hours": 24 * 30}).json()
     (p99,) = [m for m in stats["groups"]["commit_latency"] if m["metric"] == "commit_ms_p99"]
-    lo, hi, avg, n = _rows(hot, "SELECT min(value), max(value), avg(value), count(*) FROM telemetry "
-                                "WHERE metric = 'commit_ms_p99'")[0]
+    lo, hi, avg, n = _rows(
+        hot, "SELECT min(value), max(value), avg(value), count(*) FROM telemetry WHERE metric = 'commit_ms_p99'"
+    )[0]
     assert (p99["min"], p99["max"], p99["count"]) == (lo, hi, n) and abs(p99["avg"] - avg) < 1e-9
     assert [m["metric"] for m in stats["groups"]["ram"]] == ["rss_mb"]
     assert "samples_lost" in [m["metric"] for m in stats["groups"]["samples_lost"]]
@@ -115,16 +118,25 @@ def test_database_stats_per_database(api, filled):
 
 def test_detections_with_lineage_and_filters(api, filled):
     adb = filled.root / "analysis.db"
-    every = _rows(adb, "SELECT detection_id, partition_key, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, "
-                       "label, model_version, first_seq, last_seq FROM detections ORDER BY t_start_ns, detection_id")
+    every = _rows(
+        adb,
+        "SELECT detection_id, partition_key, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, "
+        "label, model_version, first_seq, last_seq FROM detections ORDER BY t_start_ns, detection_id",
+    )
     assert len(every) >= 5
     body = api.get("/api/detections", params={"limit": 10000}).json()
     assert [d["detection_id"] for d in body["detections"]] == [e[0] for e in every]
-    chunks = {q: (t, t + samples_to_ns(n, fs)) for q, t, n, fs in _rows(
-        adb, "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks WHERE sensor = 'default'")}
+    chunks = {
+        q: (t, t + samples_to_ns(n, fs))
+        for q, t, n, fs in _rows(
+            adb, "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks WHERE sensor = 'default'"
+        )
+    }
     for d in body["detections"]:  # lineage: the chunks holding the box's first and last sample
-        assert chunks[d["first_seq"]][0] <= d["t_start_ns"] < chunks[d["first_seq"]][1] or \
-            d["t_start_ns"] < chunks[d["first_seq"]][0]
+        assert (
+            chunks[d["first_seq"]][0] <= d["t_start_ns"] < chunks[d["first_seq"]][1]
+            or d["t_start_ns"] < chunks[d["first_seq"]][0]
+        )
         assert d["first_seq"] <= d["last_seq"] and d["model_version"] == "energy"
         assert d["iq_url"] == f"/api/iq?detection_id={d['detection_id']}"
     # a span: exactly the detections overlapping it
@@ -139,15 +151,17 @@ def test_detections_with_lineage_and_filters(api, filled):
     two = api.get("/api/detections", params={"limit": 2}).json()
     assert two["count"] == 2 and two["truncated"] is True
     assert api.get("/api/detections", params={"label": "no-such-label"}).json()["count"] == 0
-    assert api.get("/api/detections", params={"label": every[0][6]}).json()["count"] == \
-        sum(1 for e in every if e[6] == every[0][6])
+    assert api.get("/api/detections", params={"label": every[0][6]}).json()["count"] == sum(
+        1 for e in every if e[6] == every[0][6]
+    )
 
 
 @needs_recordings
 def test_messages_and_devices(api, filled):
     adb = filled.root / "analysis.db"
-    msgs = _rows(adb, "SELECT message_id, model, device_id, channel FROM decoded_messages "
-                      "ORDER BY t_start_ns, message_id")
+    msgs = _rows(
+        adb, "SELECT message_id, model, device_id, channel FROM decoded_messages ORDER BY t_start_ns, message_id"
+    )
     assert len(msgs) >= 10
     body = api.get("/api/messages", params={"limit": 10000}).json()
     assert [m["message_id"] for m in body["messages"]] == [m[0] for m in msgs]
@@ -165,8 +179,9 @@ def test_messages_and_devices(api, filled):
 
     inv = _rows(adb, "SELECT model, device_id, channel, n_messages FROM device_inventory WHERE sensor = 'default'")
     devices = api.get("/api/devices").json()
-    assert sorted((d["model"], d["device_id"], d["channel"], d["n_messages"]) for d in devices["devices"]) == \
-        sorted(inv)
+    assert sorted((d["model"], d["device_id"], d["channel"], d["n_messages"]) for d in devices["devices"]) == sorted(
+        inv
+    )
     assert devices["as_of_ns"] == _rows(adb, "SELECT max(as_of_ns) FROM device_inventory")[0][0]
     # the first window a sensor decodes is its baseline: nothing in it is new
     assert not any(d["new"] for d in devices["devices"])
@@ -207,8 +222,11 @@ def _stored_samples(adb: Path, t0: int, t1: int) -> np.ndarray:
     """The cu8 the analysis DB holds for [t0, t1) of the default sensor, as uint8 I/Q pairs: each
     sample's time is its chunk's start + round(k * 1e9 / fs)."""
     parts = []
-    for t, n, fs, iq in _rows(adb, "SELECT t_start_ns, n_samples, sample_rate_hz, iq FROM chunks "
-                                   "WHERE sensor = 'default' ORDER BY t_start_ns, seq"):
+    for t, n, fs, iq in _rows(
+        adb,
+        "SELECT t_start_ns, n_samples, sample_rate_hz, iq FROM chunks "
+        "WHERE sensor = 'default' ORDER BY t_start_ns, seq",
+    ):
         times = t + np.round(np.arange(n) * (NS_PER_S / fs)).astype(np.int64)
         keep = (times >= t0) & (times < t1)
         parts.append(np.frombuffer(iq, np.uint8).reshape(-1, 2)[keep])
@@ -232,14 +250,17 @@ def test_iq_span_is_the_stored_samples_byte_for_byte(api, filled, tmp_path):
     caps = rec.get_captures()
     assert len(caps) == 1 and caps[0]["core:datetime"] >= _iso(t0)[:23]
     # ground truth and detections overlapping the span are annotations (clipped at its edges)
-    truth = _rows(adb, "SELECT DISTINCT annotation_id FROM annotations WHERE t_start_ns < ? AND t_end_ns > ?",
-                  (t1, t0))
+    truth = _rows(adb, "SELECT DISTINCT annotation_id FROM annotations WHERE t_start_ns < ? AND t_end_ns > ?", (t1, t0))
     dets = _rows(adb, "SELECT detection_id FROM detections WHERE t_start_ns < ? AND t_end_ns > ?", (t1, t0))
     anns = rec.get_annotations()
-    assert sorted(a["sdr_assets:annotation_id"] for a in anns if "sdr_assets:annotation_id" in a) == \
-        sorted(r[0] for r in truth) != []
-    assert sorted(a["sdr_assets:detection_id"] for a in anns if "sdr_assets:detection_id" in a) == \
-        sorted(r[0] for r in dets)
+    assert (
+        sorted(a["sdr_assets:annotation_id"] for a in anns if "sdr_assets:annotation_id" in a)
+        == sorted(r[0] for r in truth)
+        != []
+    )
+    assert sorted(a["sdr_assets:detection_id"] for a in anns if "sdr_assets:detection_id" in a) == sorted(
+        r[0] for r in dets
+    )
     for a in anns:
         assert 0 <= a["core:sample_start"] and a["core:sample_start"] + a["core:sample_count"] <= len(want)
 
@@ -251,7 +272,9 @@ def test_iq_across_recorded_gaps_has_one_capture_segment_each_and_the_decodes(ap
     rec, _ = _archive(api, tmp_path, "ism", **{"from": str(t0), "to": str(t1)})
     want = _stored_samples(adb, t0, t1)
     got = rec.read_samples()
-    assert np.array_equal(got.real.astype(np.uint8), want[:, 0]) and np.array_equal(got.imag.astype(np.uint8), want[:, 1])
+    assert np.array_equal(got.real.astype(np.uint8), want[:, 0]) and np.array_equal(
+        got.imag.astype(np.uint8), want[:, 1]
+    )
     caps = rec.get_captures()
     assert len(caps) == len(filled.ism_starts)  # one segment per recording: the recorded gaps split them
     fs = rec.get_global_field("core:sample_rate")
@@ -263,8 +286,9 @@ def test_iq_across_recorded_gaps_has_one_capture_segment_each_and_the_decodes(ap
 
 def test_iq_of_one_detection_with_margin(api, filled, tmp_path):
     adb = filled.root / "analysis.db"
-    det_id, t0, t1 = _rows(adb, "SELECT detection_id, t_start_ns, t_end_ns FROM detections "
-                                "ORDER BY detection_id LIMIT 1")[0]
+    det_id, t0, t1 = _rows(
+        adb, "SELECT detection_id, t_start_ns, t_end_ns FROM detections ORDER BY detection_id LIMIT 1"
+    )[0]
     rec, names = _archive(api, tmp_path, "det", detection_id=det_id, margin_s=0.25)
     assert names[0] == f"default_detection{det_id}"
     pad = int(0.25 * NS_PER_S)
@@ -351,9 +375,12 @@ def test_fuzzed_parameters_never_give_a_server_error(api):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    values = st.one_of(st.text(max_size=30), st.integers(-2**70, 2**70).map(str),
-                       st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                       st.sampled_from(["", "nan", "1e400", "2026-13-01T00:00:00Z", "0", "-1", "\x00", "default"]))
+    values = st.one_of(
+        st.text(max_size=30),
+        st.integers(-(2**70), 2**70).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.sampled_from(["", "nan", "1e400", "2026-13-01T00:00:00Z", "0", "-1", "\x00", "default"]),
+    )
 
     @st.composite
     def requests(draw):
@@ -391,8 +418,12 @@ def test_analysis_db_deleted_corrupted_locked_gives_503_and_the_rest_keeps_worki
         assert client.get("/api/detections").status_code == 200
 
         def analysis_down(word: str) -> None:
-            for path in ("/api/detections", "/api/messages", "/api/devices",
-                         f"/api/iq?from={filled.synth_span[0]}&to={filled.synth_span[0] + NS_PER_S}"):
+            for path in (
+                "/api/detections",
+                "/api/messages",
+                "/api/devices",
+                f"/api/iq?from={filled.synth_span[0]}&to={filled.synth_span[0] + NS_PER_S}",
+            ):
                 r = client.get(path)
                 assert r.status_code == 503, (path, r.text)
                 assert "analysis.db" in r.json()["error"] and word in r.json()["error"], r.json()
@@ -462,8 +493,12 @@ def test_bounded_load_during_a_fast_capture_loses_no_sample(filled, tmp_path):
 # ---- the command -----------------------------------------------------------------------------------
 def test_serve_api_bad_flags_are_one_error_line(data_root):
     cli = str(BIN / "sdr-assets")
-    for args, word in ((["--port", "0"], "--port 0"), (["--port", "70000"], "--port 70000"),
-                       (["--max-iq-mb", "-1"], "--max-iq-mb"), (["--host", "no.such.host.invalid"], "--host")):
+    for args, word in (
+        (["--port", "0"], "--port 0"),
+        (["--port", "70000"], "--port 70000"),
+        (["--max-iq-mb", "-1"], "--max-iq-mb"),
+        (["--host", "no.such.host.invalid"], "--host"),
+    ):
         out = subprocess.run([cli, "serve-api", *args], capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and out.stderr.startswith("error: ") and word in out.stderr, out.stderr
     import socket
@@ -489,9 +524,19 @@ def test_metric_groups_take_resource_metrics_by_name():
     NVIDIA GPU), each land in the group that answers for them."""
     from sdr_assets.api.app import metric_group
 
-    want = {"ingest_mb_s": "ingest_rate", "samples_received_per_s": "ingest_rate",
-            "samples_lost_ring_overflow": "samples_lost", "commit_ms_p99": "commit_latency",
-            "cpu_percent": "cpu", "sys_cpu_percent": "cpu", "rss_mb": "ram", "proc_rss_mb": "ram",
-            "sys_mem_used_mb": "ram", "gpu0_util_percent": "gpu", "gpu1_mem_used_mb": "gpu",
-            "db_size_bytes": None, "ring_fill": None}
+    want = {
+        "ingest_mb_s": "ingest_rate",
+        "samples_received_per_s": "ingest_rate",
+        "samples_lost_ring_overflow": "samples_lost",
+        "commit_ms_p99": "commit_latency",
+        "cpu_percent": "cpu",
+        "sys_cpu_percent": "cpu",
+        "rss_mb": "ram",
+        "proc_rss_mb": "ram",
+        "sys_mem_used_mb": "ram",
+        "gpu0_util_percent": "gpu",
+        "gpu1_mem_used_mb": "gpu",
+        "db_size_bytes": None,
+        "ring_fill": None,
+    }
     assert {m: metric_group(m) for m in want} == want

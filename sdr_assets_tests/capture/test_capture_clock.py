@@ -17,13 +17,20 @@ TOL_NS = int(DEFAULT_TOLERANCE_S * NS_PER_S)
 BLOCK = 8_192  # samples a block (33 ms at 250 kS/s)
 
 
-def _run(arrivals, *, open_ns: int | None = T0_NS, stop_ns: int | None = None,
-         not_before_ns: int | None = None, lost_first: int = 0):
+def _run(
+    arrivals,
+    *,
+    open_ns: int | None = T0_NS,
+    stop_ns: int | None = None,
+    not_before_ns: int | None = None,
+    lost_first: int = 0,
+):
     """Feed blocks of BLOCK samples arriving at ``arrivals`` (ns); the events and the
     wire log [(arrival_ns, end offset in bytes)]."""
     stop_ns = stop_ns if stop_ns is not None else arrivals[-1]
-    clock = WallClock(center_freq_hz=433.92e6, sample_rate_hz=RATE_HZ, gain_db=None,
-                      chunk_samples=32_768, now_ns=lambda: stop_ns)
+    clock = WallClock(
+        center_freq_hz=433.92e6, sample_rate_hz=RATE_HZ, gain_db=None, chunk_samples=32_768, now_ns=lambda: stop_ns
+    )
     if not_before_ns is not None:
         clock.not_before(not_before_ns)
     events = [] if open_ns is None else clock.opened(open_ns)
@@ -60,8 +67,9 @@ def _check(events, log) -> dict[str, int]:
     return lost
 
 
-def _steady(n_blocks: int, rate_ratio: float = 1.0, jitter_ms: float = 0.0, first_ms: float = 40.0,
-            seed: int = 0) -> np.ndarray:
+def _steady(
+    n_blocks: int, rate_ratio: float = 1.0, jitter_ms: float = 0.0, first_ms: float = 40.0, seed: int = 0
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     period_ns = BLOCK / (RATE_HZ * rate_ratio) * NS_PER_S
     due = T0_NS + first_ms * 1e6 + period_ns * np.arange(n_blocks)

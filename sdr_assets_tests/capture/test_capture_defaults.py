@@ -56,8 +56,15 @@ def _plain_env(root: Path) -> dict:
 
 
 def test_a_live_source_at_3_2_msps_starts_with_no_other_option(tmp_path):
-    out = run_cli("capture", "--source", "synthetic://?seed=1&rate=3200000", "--duration-s", "1",
-                  env=_plain_env(tmp_path / "root"), timeout_s=120)
+    out = run_cli(
+        "capture",
+        "--source",
+        "synthetic://?seed=1&rate=3200000",
+        "--duration-s",
+        "1",
+        env=_plain_env(tmp_path / "root"),
+        timeout_s=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "warning" not in out.stderr.lower(), out.stderr
     assert query(tmp_path / "root" / "hot.db", "SELECT count(*) FROM captures")[0][0] == 1
@@ -70,8 +77,7 @@ def test_every_shared_recording_is_stored_byte_exact_with_default_options(tmp_pa
     assert len(manifest) >= 20
     for i, rec in enumerate(manifest):
         root = tmp_path / f"root{i}"
-        out = run_cli("capture", "--source", f"file://{SHARED / rec['file']}", env=_plain_env(root),
-                      timeout_s=120)
+        out = run_cli("capture", "--source", f"file://{SHARED / rec['file']}", env=_plain_env(root), timeout_s=120)
         assert out.returncode == 0, (rec["file"], out.stderr)
         rows = query(root / "hot.db", "SELECT iq FROM chunks ORDER BY seq")
         stored = b"".join(r[0] for r in rows)

@@ -12,25 +12,36 @@ import time
 
 import pytest
 
-from sdr_assets_tests.capture_support import (REPO, capture_ids, chunks_of_newest_capture,
-                                              latest_metrics, query, run_cli, start_cli,
-                                              wait_until, write_cu8)
+from sdr_assets_tests.capture_support import (
+    REPO,
+    capture_ids,
+    chunks_of_newest_capture,
+    latest_metrics,
+    query,
+    run_cli,
+    start_cli,
+    wait_until,
+    write_cu8,
+)
 from sdr_assets_tests.reliability_faults import kill_restart_cycles
 
 SUMMARY_RE = re.compile(r"received (\d+) samples, stored (\d+) \(.*\), lost (\d+)")
 
 
 @pytest.mark.parametrize("n_kills", [5, pytest.param(20, marks=pytest.mark.soak)])
-def test_sigkill_at_random_moments_leaves_an_intact_db_with_every_hole_explained(data_root, tmp_path,
-                                                                                 n_kills):
+def test_sigkill_at_random_moments_leaves_an_intact_db_with_every_hole_explained(data_root, tmp_path, n_kills):
     """SIGKILL at random moments (some before the first commit), a restart after each: the DB
     stays intact, every hole is a recorded gap, each restart records its dead time."""
     hot = data_root / "hot.db"
     seen_status = []
 
     def after_kill(k: int) -> None:
-        if not seen_status and hot.exists() and capture_ids(hot) and query(
-                hot, "SELECT ended_ns FROM captures ORDER BY capture_id DESC LIMIT 1") == [(None,)]:
+        if (
+            not seen_status
+            and hot.exists()
+            and capture_ids(hot)
+            and query(hot, "SELECT ended_ns FROM captures ORDER BY capture_id DESC LIMIT 1") == [(None,)]
+        ):
             # its pid is still in hot.db.lock, but the process is gone: status says so
             assert "not running (no end recorded" in run_cli("status").stdout
             seen_status.append(k)
@@ -48,8 +59,16 @@ def test_a_stop_signal_drains_the_ring_and_stores_every_received_sample(data_roo
     hot = data_root / "hot.db"
     log = tmp_path / "capture.log"
     # A writer slowed on purpose keeps a backlog in the ring when the signal lands.
-    proc = start_cli("capture", "--source", "synthetic://?seed=1&rate=1024000", "--partition-minutes", "1",
-                     "--writer-delay-s", "0.7", stderr_path=log)
+    proc = start_cli(
+        "capture",
+        "--source",
+        "synthetic://?seed=1&rate=1024000",
+        "--partition-minutes",
+        "1",
+        "--writer-delay-s",
+        "0.7",
+        stderr_path=log,
+    )
     try:
         wait_until(lambda: chunks_of_newest_capture(hot) >= 4, 60, "chunks to be committed", proc)
         status = run_cli("status")
@@ -78,8 +97,16 @@ def test_retention_keeps_the_db_under_its_cap_while_writing_five_times_the_cap(d
     rec = write_cu8(tmp_path / "rec_433.92M_250k.cu8", 5 * cap_bytes)
     hot = data_root / "hot.db"
     sizes: list[int] = []
-    proc = start_cli("capture", "--source", f"file://{rec}", "--cap-bytes", str(cap_bytes),
-                     "--partition-minutes", "0.1", stderr_path=tmp_path / "capture.log")
+    proc = start_cli(
+        "capture",
+        "--source",
+        f"file://{rec}",
+        "--cap-bytes",
+        str(cap_bytes),
+        "--partition-minutes",
+        "0.1",
+        stderr_path=tmp_path / "capture.log",
+    )
 
     def sample():
         while proc.poll() is None:
@@ -96,12 +123,13 @@ def test_retention_keeps_the_db_under_its_cap_while_writing_five_times_the_cap(d
     assert len(sizes) > 5
     assert max(sizes) <= cap_bytes + batch_bytes, f"hot.db grew to {max(sizes)} bytes"
     n_file_samples = 5 * cap_bytes // 2
-    (cid, reason), = query(hot, "SELECT capture_id, end_reason FROM captures")
+    ((cid, reason),) = query(hot, "SELECT capture_id, end_reason FROM captures")
     m = latest_metrics(hot, cid)
     assert reason == "eof" and m["samples_stored"] == m["samples_received"] == n_file_samples
     assert m["pruned_chunks"] > 0
     held, oldest, newest_end = query(
-        hot, "SELECT sum(n_samples), min(t_start_ns), max(t_start_ns + n_samples * 4000) FROM chunks")[0]
+        hot, "SELECT sum(n_samples), min(t_start_ns), max(t_start_ns + n_samples * 4000) FROM chunks"
+    )[0]
     assert 0 < held * 2 <= cap_bytes
     # what is left is the newest data, one contiguous stretch ending where the file ends
     meta, started_ns = query(hot, "SELECT meta_json, started_ns FROM captures")[0]
@@ -121,8 +149,9 @@ def test_the_capture_process_loads_no_dagster_torch_or_ultralytics(data_root, tm
         "from sdr_assets.cli import main\n"
         f"main(['capture', '--source', 'file://{rec}', '--partition-minutes', '0.01'])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=REPO, env=dict(os.environ))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, env=dict(os.environ)
+    )
     assert out.returncode == 0, out.stderr
     assert "capture 1 ended (eof)" in out.stderr
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("MODULES "))

@@ -13,8 +13,13 @@ from sdr_assets.records import Chunk
 
 def _chunk(i: int, n_bytes: int, rate_hz: float = 250_000.0) -> Chunk:
     body = bytes((i + k) % 256 for k in range(min(n_bytes, 257))) * (n_bytes // 257 + 1)
-    return Chunk(t_start_ns=1_000 * i, center_freq_hz=433.92e6 + i, sample_rate_hz=rate_hz,
-                 gain_db=None if i % 2 else 10.0 + i, iq=body[:n_bytes])
+    return Chunk(
+        t_start_ns=1_000 * i,
+        center_freq_hz=433.92e6 + i,
+        sample_rate_hz=rate_hz,
+        gain_db=None if i % 2 else 10.0 + i,
+        iq=body[:n_bytes],
+    )
 
 
 def test_put_get_keeps_bytes_and_metadata():

@@ -6,13 +6,12 @@ import time
 import pytest
 
 from sdr_assets.capture.base import Source
-from sdr_assets.sigmf import format_datetime_ns, write_sigmf
 from sdr_assets.capture.service import CaptureService
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Chunk, SourceInfo, samples_to_ns
-from sdr_assets_tests.capture_support import (CountingSource, latest_metrics, query,
-                                              uncovered_holes, write_cu8)
+from sdr_assets.sigmf import format_datetime_ns, write_sigmf
+from sdr_assets_tests.capture_support import CountingSource, latest_metrics, query, uncovered_holes, write_cu8
 
 
 def _service(source, hot, **kw):
@@ -73,8 +72,9 @@ class _FailingSource(Source):
 
     def events(self):
         for k in range(self.n_ok):
-            yield Chunk(1_000_000_000 + samples_to_ns(k * 1000, 250_000.0), 100e6, 250_000.0, None,
-                        bytes([k % 256]) * 2000)
+            yield Chunk(
+                1_000_000_000 + samples_to_ns(k * 1000, 250_000.0), 100e6, 250_000.0, None, bytes([k % 256]) * 2000
+            )
         raise SourceError("the dongle went away; plug it back in and restart")
 
 
@@ -100,15 +100,16 @@ def test_restart_records_the_dead_time_as_a_gap(tmp_path):
     first = _service(open_source("synthetic://?seed=1&rate=250000"), hot, duration_s=1.5).run()
     threading.Event().wait(1.0)  # the service is "down" for a second
     second = _service(open_source("synthetic://?seed=2&rate=250000"), hot, duration_s=1.5).run()
-    rows = query(hot, "SELECT capture_id, t_start_ns, t_end_ns, n_samples_lost, detail FROM gaps "
-                      "WHERE cause = 'restart'")
+    rows = query(
+        hot, "SELECT capture_id, t_start_ns, t_end_ns, n_samples_lost, detail FROM gaps WHERE cause = 'restart'"
+    )
     assert len(rows) == 1
     capture_id, t_start_ns, t_end_ns, n_lost, detail = rows[0]
     assert capture_id == second.capture_id and "service was down from" in detail
-    (last_end,) = query(hot, "SELECT max(t_start_ns + n_samples * 4000) FROM chunks WHERE capture_id = ?",
-                        (first.capture_id,))[0]
-    (next_start,) = query(hot, "SELECT min(t_start_ns) FROM chunks WHERE capture_id = ?",
-                          (second.capture_id,))[0]
+    (last_end,) = query(
+        hot, "SELECT max(t_start_ns + n_samples * 4000) FROM chunks WHERE capture_id = ?", (first.capture_id,)
+    )[0]
+    (next_start,) = query(hot, "SELECT min(t_start_ns) FROM chunks WHERE capture_id = ?", (second.capture_id,))[0]
     assert t_start_ns == last_end
     assert abs(t_end_ns - next_start) <= 4000  # within one sample at 250 kS/s
     assert n_lost == pytest.approx((next_start - last_end) * 250_000 / 1e9, abs=1)
@@ -203,8 +204,13 @@ def test_a_replay_over_stored_samples_is_refused_and_a_later_start_follows_with_
     """The hot DB keeps one timeline: replaying a recording again would store its samples
     over themselves; given a later start (?start=) it follows, the dead time a restart gap."""
     now_ns = time.time_ns()
-    meta, _ = write_sigmf(tmp_path / "rec", write_cu8(tmp_path / "raw.cu8", 50_000).read_bytes(),
-                          250e3, 433.92e6, datetime_ns=now_ns - 600 * 10**9)
+    meta, _ = write_sigmf(
+        tmp_path / "rec",
+        write_cu8(tmp_path / "raw.cu8", 50_000).read_bytes(),
+        250e3,
+        433.92e6,
+        datetime_ns=now_ns - 600 * 10**9,
+    )
     hot = tmp_path / "hot.db"
     assert _service(open_source(f"file://{meta}"), hot).run().samples_stored == 25_000
     with pytest.raises(ConfigError, match="before the end of what .* already holds"):
@@ -218,8 +224,7 @@ def test_a_replay_over_stored_samples_is_refused_and_a_later_start_follows_with_
 
 
 def test_a_recording_dated_in_the_future_is_refused(tmp_path):
-    meta, _ = write_sigmf(tmp_path / "rec", bytes(2000), 250e3, 433.92e6,
-                          datetime_ns=time.time_ns() + 86_400 * 10**9)
+    meta, _ = write_sigmf(tmp_path / "rec", bytes(2000), 250e3, 433.92e6, datetime_ns=time.time_ns() + 86_400 * 10**9)
     hot = tmp_path / "hot.db"
     with pytest.raises(ConfigError, match="ahead of this machine's clock"):
         _service(open_source(f"file://{meta}"), hot).run()

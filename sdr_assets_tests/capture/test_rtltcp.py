@@ -13,9 +13,15 @@ import numpy as np
 import pytest
 
 from sdr_assets.capture.file import FileSource
-from sdr_assets.capture.rtltcp import (CMD_SET_FREQ, CMD_SET_GAIN, CMD_SET_GAIN_MODE,
-                                       CMD_SET_SAMPLE_RATE, RtlTcpSource, encode_command,
-                                       parse_header)
+from sdr_assets.capture.rtltcp import (
+    CMD_SET_FREQ,
+    CMD_SET_GAIN,
+    CMD_SET_GAIN_MODE,
+    CMD_SET_SAMPLE_RATE,
+    RtlTcpSource,
+    encode_command,
+    parse_header,
+)
 from sdr_assets.capture.rtltcp_server import R820T_GAINS_TENTH_DB, RtlTcpServer
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import ConfigError, SourceError
@@ -54,10 +60,16 @@ def _wait_for(predicate, timeout_s: float = 10.0) -> None:
 
 def test_client_reads_server_byte_exact_and_sends_tuning(tmp_path, port):
     path, data = _cu8_file(tmp_path, 300_000)  # 0.29 s at the server's (and client's) rate
-    server = RtlTcpServer(FileSource(path, sample_rate_hz=1_024_000, realtime=True,
-                                     chunk_samples=50_000), port=port).start()
-    client = open_source(f"rtl_tcp://127.0.0.1:{port}", center_freq_hz=868.3e6,
-                         sample_rate_hz=1_024_000, gain_db=40.2, chunk_samples=16_384)
+    server = RtlTcpServer(
+        FileSource(path, sample_rate_hz=1_024_000, realtime=True, chunk_samples=50_000), port=port
+    ).start()
+    client = open_source(
+        f"rtl_tcp://127.0.0.1:{port}",
+        center_freq_hz=868.3e6,
+        sample_rate_hz=1_024_000,
+        gain_db=40.2,
+        chunk_samples=16_384,
+    )
     try:
         info = client.open()
         got, events = _collect(client, len(data))
@@ -73,8 +85,12 @@ def test_client_reads_server_byte_exact_and_sends_tuning(tmp_path, port):
     assert all(c.center_freq_hz == 868.3e6 and c.gain_db == 40.2 for c in chunks)
     for a, b in zip(chunks, chunks[1:]):
         assert b.t_start_ns == a.t_end_ns
-    assert server.commands[:4] == [(CMD_SET_SAMPLE_RATE, 1_024_000), (CMD_SET_FREQ, 868_300_000),
-                                   (CMD_SET_GAIN_MODE, 1), (CMD_SET_GAIN, 402)]
+    assert server.commands[:4] == [
+        (CMD_SET_SAMPLE_RATE, 1_024_000),
+        (CMD_SET_FREQ, 868_300_000),
+        (CMD_SET_GAIN_MODE, 1),
+        (CMD_SET_GAIN, 402),
+    ]
 
 
 def test_auto_gain_and_retune_reach_the_source(tmp_path, port):
@@ -97,8 +113,7 @@ def test_retune_mid_stream_ends_the_chunk_and_keeps_the_clock(tmp_path, port):
     path, _ = _cu8_file(tmp_path, 20_000)
     src = FileSource(path, loop=True, realtime=True, chunk_samples=2_000)
     with RtlTcpServer(src, port=port) as server:
-        client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
-                              chunk_samples=1_500)
+        client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3, chunk_samples=1_500)
         client.open()
         chunks = []
         for ev in client.events():
@@ -123,8 +138,9 @@ def test_drop_mid_stream_yields_a_reconnect_gap_and_the_stream_goes_on(tmp_path,
     path, data = _cu8_file(tmp_path, 25_000)  # 0.1 s at 250 kS/s, looped in realtime
     src = FileSource(path, loop=True, realtime=True, chunk_samples=2_500)
     with RtlTcpServer(src, port=port, drop_after_bytes=20_001) as server:
-        client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
-                              chunk_samples=1_000, backoff_initial_s=0.1)
+        client = RtlTcpSource(
+            "127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3, chunk_samples=1_000, backoff_initial_s=0.1
+        )
         client.open()
         got, events = _collect(client, 60_000)
         client.close()
@@ -146,8 +162,9 @@ def test_each_client_gets_the_file_from_its_start_then_eof(tmp_path, port):
     path, data = _cu8_file(tmp_path, 30_000)
     with RtlTcpServer(FileSource(path, realtime=True, chunk_samples=7_000), port=port) as server:
         for _ in range(2):
-            client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6,
-                                  sample_rate_hz=250e3, chunk_samples=4_096, max_reconnects=0)
+            client = RtlTcpSource(
+                "127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3, chunk_samples=4_096, max_reconnects=0
+            )
             client.open()
             events = []
             with pytest.raises(SourceError, match="server closed the connection"):
@@ -193,16 +210,22 @@ def test_connection_refused_at_first_open(port):
 
 def test_a_silent_server_is_a_clear_error(port):
     _one_shot_server(port, b"", hold_s=2.0)
-    client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
-                          stall_timeout_s=0.3)
+    client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3, stall_timeout_s=0.3)
     with pytest.raises(SourceError, match="no rtl_tcp header"):
         client.open()
 
 
 def test_a_stall_after_the_header_reconnects_then_gives_up_when_told(port):
     _one_shot_server(port, b"RTL0" + bytes(8) + b"\x80" * 100, hold_s=2.0)
-    client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
-                          stall_timeout_s=0.3, max_reconnects=1, backoff_initial_s=0.05)
+    client = RtlTcpSource(
+        "127.0.0.1",
+        port,
+        center_freq_hz=433.92e6,
+        sample_rate_hz=250e3,
+        stall_timeout_s=0.3,
+        max_reconnects=1,
+        backoff_initial_s=0.05,
+    )
     client.open()
     chunks = []
     with pytest.raises(SourceError, match="lost rtl_tcp .*no data for 0.3 s"):
@@ -225,22 +248,32 @@ def test_port_in_use_is_a_clear_error(tmp_path, port):
         blocker.bind(("127.0.0.1", port))
         blocker.listen(1)
         server = RtlTcpServer(FileSource(path), port=port)
-        with pytest.raises(ConfigError, match=f"port {port} is in use on 127.0.0.1; pick another "
-                                              "with --port"):
+        with pytest.raises(ConfigError, match=f"port {port} is in use on 127.0.0.1; pick another with --port"):
             server.start()
 
 
 def test_cli_serve_rtl_tcp_serves_a_file_until_sigint(tmp_path, port):
     path, data = _cu8_file(tmp_path, 50_000)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sdr_assets.cli", "serve-rtl-tcp", "--source", f"file://{path}",
-         "--port", str(port), "--loop"],
-        stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        [
+            sys.executable,
+            "-m",
+            "sdr_assets.cli",
+            "serve-rtl-tcp",
+            "--source",
+            f"file://{path}",
+            "--port",
+            str(port),
+            "--loop",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     try:
         line = proc.stderr.readline()
         assert f"listening on 127.0.0.1:{port}" in line
-        client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
-                              chunk_samples=5_000)
+        client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3, chunk_samples=5_000)
         client.open()
         got, _ = _collect(client, 20_000)
         client.close()
@@ -255,8 +288,20 @@ def test_cli_serve_rtl_tcp_reports_a_busy_port(tmp_path, port):
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", port))
         blocker.listen(1)
-        out = subprocess.run([sys.executable, "-m", "sdr_assets.cli", "serve-rtl-tcp",
-                              "--source", f"file://{path}", "--port", str(port)],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sdr_assets.cli",
+                "serve-rtl-tcp",
+                "--source",
+                f"file://{path}",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert out.returncode == 2
     assert f"port {port} is in use" in out.stderr and "Traceback" not in out.stderr

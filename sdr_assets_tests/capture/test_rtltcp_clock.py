@@ -37,26 +37,34 @@ class Run:
 
 
 def _capture(hot, port: int, duration_s: float, **client_kw) -> Run:
-    client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=RATE_HZ,
-                          chunk_samples=32_768, backoff_initial_s=0.05, **client_kw)
+    client = RtlTcpSource(
+        "127.0.0.1",
+        port,
+        center_freq_hz=433.92e6,
+        sample_rate_hz=RATE_HZ,
+        chunk_samples=32_768,
+        backoff_initial_s=0.05,
+        **client_kw,
+    )
     src = CountingSource(client)
-    svc = CaptureService(src, hot, ring_bytes=1 << 20, duration_s=duration_s,
-                         window_s_for_capacity_check=1.0)
+    svc = CaptureService(src, hot, ring_bytes=1 << 20, duration_s=duration_s, window_s_for_capacity_check=1.0)
     t0 = time.time_ns()
     summary = svc.run()
     return Run(summary, t0, time.time_ns(), src.handed_at)
 
 
 def _gaps(hot, capture_id: int) -> list[tuple]:
-    return query(hot, "SELECT t_start_ns, t_end_ns, n_samples_lost, cause FROM gaps "
-                      "WHERE capture_id = ? ORDER BY t_start_ns, gap_id", (capture_id,))
+    return query(
+        hot,
+        "SELECT t_start_ns, t_end_ns, n_samples_lost, cause FROM gaps WHERE capture_id = ? ORDER BY t_start_ns, gap_id",
+        (capture_id,),
+    )
 
 
 def _check_books(hot, run: Run, server: ScriptedServer) -> dict:
     """The promises every scripted case must keep; returns samples lost by cause."""
     cid = run.summary.capture_id
-    chunks = query(hot, "SELECT t_start_ns, n_samples, iq FROM chunks WHERE capture_id = ? "
-                        "ORDER BY t_start_ns", (cid,))
+    chunks = query(hot, "SELECT t_start_ns, n_samples, iq FROM chunks WHERE capture_id = ? ORDER BY t_start_ns", (cid,))
     gaps = _gaps(hot, cid)
     lost: dict[str, int] = {}
     for _, _, n, cause in gaps:
@@ -83,8 +91,10 @@ def _check_books(hot, run: Run, server: ScriptedServer) -> dict:
         end = t_start + samples_to_ns(n, RATE_HZ)
         assert end <= run.handed_at[t_start], "a chunk stamped after it reached the service"
     # chunks and gaps tile the timeline, from the first sample to within T of the stop
-    spans = sorted([(t, t + samples_to_ns(n, RATE_HZ)) for t, n, _ in chunks] +
-                   [(t0, t1) for t0, t1, _, cause in gaps if t1 > t0 and cause != "restart"])
+    spans = sorted(
+        [(t, t + samples_to_ns(n, RATE_HZ)) for t, n, _ in chunks]
+        + [(t0, t1) for t0, t1, _, cause in gaps if t1 > t0 and cause != "restart"]
+    )
     one = samples_to_ns(1, RATE_HZ)
     for (_, e0), (s1, _) in zip(spans, spans[1:]):
         assert abs(s1 - e0) <= one, f"hole or overlap of {(s1 - e0) / 1e9:.6f} s in the timeline"
@@ -144,15 +154,18 @@ def test_a_burst_is_never_stamped_ahead_and_a_later_capture_does_not_overlap(dat
     _check_books(hot, second, server)
     # the second capture starts where the first one's timeline (its samples, then the
     # stall until its stop) ends, or later with a restart gap in between: never over it
-    first_end = max(query(hot, "SELECT max(t_start_ns + n_samples * 4000) FROM chunks "
-                               "WHERE capture_id = ?", (run.summary.capture_id,))[0][0],
-                    max(t1 for _, t1, _, _ in _gaps(hot, run.summary.capture_id)))
-    starts = query(hot, "SELECT min(t_start_ns) FROM chunks WHERE capture_id = ?",
-                   (second.summary.capture_id,))[0][0]
+    first_end = max(
+        query(
+            hot, "SELECT max(t_start_ns + n_samples * 4000) FROM chunks WHERE capture_id = ?", (run.summary.capture_id,)
+        )[0][0],
+        max(t1 for _, t1, _, _ in _gaps(hot, run.summary.capture_id)),
+    )
+    starts = query(hot, "SELECT min(t_start_ns) FROM chunks WHERE capture_id = ?", (second.summary.capture_id,))[0][0]
     restart = [g for g in _gaps(hot, second.summary.capture_id) if g[3] == "restart"]
     assert starts >= first_end and first_end <= run.stopped_ns
     assert len(restart) <= 1 and all(
-        g[0] == first_end and abs(g[1] - starts) <= samples_to_ns(1, RATE_HZ) for g in restart)
+        g[0] == first_end and abs(g[1] - starts) <= samples_to_ns(1, RATE_HZ) for g in restart
+    )
     assert uncovered_holes(hot) == []
 
 

@@ -9,16 +9,22 @@ import logging
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import numpy as np
 import pytest
 
 from sdr_assets.capture.file import FileSource
-from sdr_assets.capture.rtltcp import (CMD_SET_FREQ, CMD_SET_GAIN, CMD_SET_GAIN_MODE,
-                                       CMD_SET_SAMPLE_RATE, HEADER_LEN, RtlTcpSource,
-                                       encode_command, parse_header)
+from sdr_assets.capture.rtltcp import (
+    CMD_SET_FREQ,
+    CMD_SET_GAIN,
+    CMD_SET_GAIN_MODE,
+    CMD_SET_SAMPLE_RATE,
+    HEADER_LEN,
+    RtlTcpSource,
+    encode_command,
+    parse_header,
+)
 from sdr_assets.capture.rtltcp_server import COMMAND_LOG_LEN, RtlTcpServer, command_problem
 from sdr_assets.capture.synthetic import SyntheticSource
 from sdr_assets.records import Chunk
@@ -81,36 +87,50 @@ def test_a_sample_rate_no_rtl_sdr_runs_at_is_rejected_and_the_stream_goes_on(rat
         assert server.error is None
     assert src.sample_rate_hz == RATE_HZ
     assert 0 < got <= 2 * RATE_HZ * (elapsed_s + 0.1)  # paced at the old rate, never faster
-    assert f"sample rate (0x02) {rate_hz} rejected: sample rate {rate_hz} Hz is not one an " \
-           "RTL-SDR can run at" in caplog.text
+    assert (
+        f"sample rate (0x02) {rate_hz} rejected: sample rate {rate_hz} Hz is not one an "
+        "RTL-SDR can run at" in caplog.text
+    )
     assert "1 commands: 0 applied, 0 ignored, 1 rejected" in caplog.text
 
 
 def test_commands_outside_rtl_sdr_ranges_or_unknown_are_logged_and_never_applied(caplog):
     caplog.set_level(logging.INFO, logger="sdr_assets.capture")
     src = _synthetic(center_freq_hz=433.92e6, gain_db=20.0)
-    bad = [(CMD_SET_FREQ, 10), (CMD_SET_FREQ, 0xFFFFFFFF), (CMD_SET_FREQ, 1_766_000_001),
-           (CMD_SET_GAIN, 0xFFFFFFFF), (CMD_SET_GAIN, 5000), (0x05, 1_000_000), (0x08, 2),
-           (CMD_SET_GAIN_MODE, 7), (0x0E, 0xFFFFFFFF), (0xFF, 7), (0x00, 0)]
+    bad = [
+        (CMD_SET_FREQ, 10),
+        (CMD_SET_FREQ, 0xFFFFFFFF),
+        (CMD_SET_FREQ, 1_766_000_001),
+        (CMD_SET_GAIN, 0xFFFFFFFF),
+        (CMD_SET_GAIN, 5000),
+        (0x05, 1_000_000),
+        (0x08, 2),
+        (CMD_SET_GAIN_MODE, 7),
+        (0x0E, 0xFFFFFFFF),
+        (0xFF, 7),
+        (0x00, 0),
+    ]
     unsupported = [(0x09, 1), (0x0A, 1), (0x0D, 5)]  # direct sampling, offset tuning, gain index
     good = [(CMD_SET_FREQ, 868_300_000), (CMD_SET_GAIN, 402)]
     with RtlTcpServer(src, port=0) as server:
         sock = _connect(server)
         sock.sendall(b"".join(encode_command(c, p) for c, p in bad + unsupported + good))
-        wait_until(lambda: server.commands_received == len(bad + unsupported + good), 10,
-                   "the server to read every command")
+        wait_until(
+            lambda: server.commands_received == len(bad + unsupported + good), 10, "the server to read every command"
+        )
         sock.close()
         _left(server, 1)
         report = server.last_client
     assert (report.commands, report.rejected, report.ignored, report.applied) == (16, 11, 3, 2)
     assert src.center_freq_hz == 868.3e6 and src.gain_db == 40.2
-    assert "centre frequency (0x01) 10 rejected: 10 Hz is outside the R820T's 24-1766 MHz" \
-        in caplog.text
+    assert "centre frequency (0x01) 10 rejected: 10 Hz is outside the R820T's 24-1766 MHz" in caplog.text
     assert "gain (0x04) 4294967295 rejected: -0.1 dB is outside the tuner's 0-49.6 dB" in caplog.text
     assert "command (0xff) 7 rejected: 0xff is not an rtl_tcp command code" in caplog.text
     assert "further commands are counted, not logged" in caplog.text
-    assert f"client {report.peer} left after" in caplog.text and \
-        "16 commands: 2 applied, 3 ignored, 11 rejected" in caplog.text
+    assert (
+        f"client {report.peer} left after" in caplog.text
+        and "16 commands: 2 applied, 3 ignored, 11 rejected" in caplog.text
+    )
 
 
 def test_command_ranges():
@@ -129,8 +149,7 @@ def test_the_command_log_is_bounded():
     n, last = 60_000, (CMD_SET_GAIN, 402)
     with RtlTcpServer(_synthetic(), port=0) as server:
         sock = _connect(server)
-        sock.sendall(b"".join(encode_command(CMD_SET_GAIN_MODE, i % 2) for i in range(n))
-                     + encode_command(*last))
+        sock.sendall(b"".join(encode_command(CMD_SET_GAIN_MODE, i % 2) for i in range(n)) + encode_command(*last))
         wait_until(lambda: server.commands[-1:] == [last], 30, "the server to read them all")
         assert len(server.commands) == COMMAND_LOG_LEN
         sock.close()
@@ -179,22 +198,45 @@ def test_a_client_that_never_hangs_up_after_the_end_is_closed(tmp_path):
 def test_cli_refuses_a_port_outside_the_tcp_range(port):
     """Before: 106546 wrapped to 41010 and served there; -1 said 'cannot resolve host'."""
     try:
-        out = run_cli("serve-rtl-tcp", "--source", "synthetic://?seed=1", "--port", port,
-                      timeout_s=60)
+        out = run_cli("serve-rtl-tcp", "--source", "synthetic://?seed=1", "--port", port, timeout_s=60)
     except subprocess.TimeoutExpired:
         pytest.fail(f"--port {port} was accepted: the server kept serving")
     assert out.returncode == 2, out.stderr
-    assert out.stderr.splitlines() == [f"error: port {port} is not a TCP port; use 1-65535 "
-                                       "(e.g. --port 1234), or 0 for any free port"]
+    assert out.stderr.splitlines() == [
+        f"error: port {port} is not a TCP port; use 1-65535 (e.g. --port 1234), or 0 for any free port"
+    ]
 
 
 # ---- the real `sdr-assets serve-rtl-tcp` under random commands --------------------------------
 FUZZ_BYTES_PER_CLIENT = 1_500_000  # 300 000 commands
 FUZZ_RSS_BOUND_MB = 20.0  # before the fix each such client added ~40 MB (the command list)
 _CMD = np.dtype([("code", "u1"), ("param", ">u4")])  # 5 bytes, as on the wire
-_EDGES = np.array([0, 1, 2, 100, 225_000, 225_001, 300_000, 300_001, 900_000, 900_001, 3_200_000,
-                   3_200_001, 23_999_999, 24_000_000, 1_766_000_000, 1_766_000_001, 496, 497,
-                   0x7FFFFFFF, 0x80000000, 0xFFFFFFFF], np.uint32)
+_EDGES = np.array(
+    [
+        0,
+        1,
+        2,
+        100,
+        225_000,
+        225_001,
+        300_000,
+        300_001,
+        900_000,
+        900_001,
+        3_200_000,
+        3_200_001,
+        23_999_999,
+        24_000_000,
+        1_766_000_000,
+        1_766_000_001,
+        496,
+        497,
+        0x7FFFFFFF,
+        0x80000000,
+        0xFFFFFFFF,
+    ],
+    np.uint32,
+)
 
 
 def _random_commands(rng: np.random.Generator, n: int) -> bytes:
@@ -202,12 +244,15 @@ def _random_commands(rng: np.random.Generator, n: int) -> bytes:
     range edges or valid (so the source is retuned too); ends back at RATE_HZ."""
     cmds = np.empty(n, _CMD)
     known = np.array([0x01, 0x02, 0x03, 0x04, 0x05, 0x08, 0x09, 0x0A, 0x0D, 0x0E], np.uint8)
-    cmds["code"] = np.where(rng.random(n) < 0.7, rng.choice(known, n),
-                            rng.integers(0, 256, n, dtype=np.uint8))
+    cmds["code"] = np.where(rng.random(n) < 0.7, rng.choice(known, n), rng.integers(0, 256, n, dtype=np.uint8))
     pick = rng.integers(0, 5, n)
-    choices = [rng.integers(0, 1 << 32, n, dtype=np.uint64), rng.integers(0, 4, n),
-               rng.choice(_EDGES, n), rng.integers(225_001, 300_001, n),
-               rng.integers(24_000_000, 1_766_000_001, n)]
+    choices = [
+        rng.integers(0, 1 << 32, n, dtype=np.uint64),
+        rng.integers(0, 4, n),
+        rng.choice(_EDGES, n),
+        rng.integers(225_001, 300_001, n),
+        rng.integers(24_000_000, 1_766_000_001, n),
+    ]
     cmds["param"] = np.choose(pick, choices).astype(np.uint32)
     return cmds.tobytes() + encode_command(CMD_SET_SAMPLE_RATE, RATE_HZ)
 
@@ -223,7 +268,7 @@ def _fuzz_client(address, payload: bytes, reads: bool, until_gone) -> int:
     got = 0
     try:
         for i in range(0, len(payload), 1 << 16):
-            sock.sendall(payload[i: i + (1 << 16)])
+            sock.sendall(payload[i : i + (1 << 16)])
         if not reads:
             wait_until(until_gone, 60, "the server to drop a client that does not read")
             return 0
@@ -235,21 +280,29 @@ def _fuzz_client(address, payload: bytes, reads: bool, until_gone) -> int:
     return got
 
 
-def test_random_commands_from_several_clients_leave_the_real_server_alive_with_flat_rss(tmp_path,
-                                                                                       port):
+def test_random_commands_from_several_clients_leave_the_real_server_alive_with_flat_rss(tmp_path, port):
     """A few MB of random commands from 4 clients (one never reads) against the real
     `sdr-assets serve-rtl-tcp`: it serves a normal client afterwards, logs one leave line per
     client, never a traceback, and its RSS after the first client stays within the bound."""
     import psutil
 
     log_path, rng = tmp_path / "server.log", np.random.default_rng(12)
-    proc = start_cli("serve-rtl-tcp", "--source", f"synthetic://?seed=1&rate={RATE_HZ}",
-                     "--port", str(port), "--send-timeout-s", "1", stderr_path=log_path)
+    proc = start_cli(
+        "serve-rtl-tcp",
+        "--source",
+        f"synthetic://?seed=1&rate={RATE_HZ}",
+        "--port",
+        str(port),
+        "--send-timeout-s",
+        "1",
+        stderr_path=log_path,
+    )
     try:
         wait_until(lambda: "listening on" in log_path.read_text(), 60, "the server", proc)
         ps, rss_mb = psutil.Process(proc.pid), []
         n = FUZZ_BYTES_PER_CLIENT // 5
         for k, reads in enumerate([True, True, False, True]):  # the first one warms up
+
             def gone(k=k):
                 return log_path.read_text().count(" left after ") == k + 1
 
@@ -257,8 +310,9 @@ def test_random_commands_from_several_clients_leave_the_real_server_alive_with_f
             assert got > 0 or not reads
             wait_until(gone, 60, f"client {k + 1} to leave", proc)
             rss_mb.append(ps.memory_info().rss / 1e6)
-        client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=RATE_HZ,
-                              chunk_samples=4096, max_reconnects=0)
+        client = RtlTcpSource(
+            "127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=RATE_HZ, chunk_samples=4096, max_reconnects=0
+        )
         client.open()
         first = next(e for e in client.events() if isinstance(e, Chunk))
         client.close()

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from sdr_assets.capture.file import FileSource, parse_rtl433_filename
-from sdr_assets.sigmf import SIGMF_VERSION, format_datetime_ns, parse_datetime_ns, write_sigmf
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import ConfigError, SourceError
 from sdr_assets.records import Annotation, Chunk, Gap
+from sdr_assets.sigmf import SIGMF_VERSION, format_datetime_ns, parse_datetime_ns, write_sigmf
 
 RTL433 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rtl433"
 T0_NS = 1_714_564_800_123_456_789  # 2024-05-01T12:00:00.123456789Z
@@ -46,8 +46,7 @@ def test_cu8_file_reads_back_byte_exact_with_sample_clock_times(tmp_path):
     chunks = _chunks(events)
     assert info.kind == "file" and info.realtime is False
     assert (info.center_freq_hz, info.sample_rate_hz) == (433.92e6, 250e3)
-    assert hashlib.sha256(b"".join(c.iq for c in chunks)).hexdigest() == \
-        hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(b"".join(c.iq for c in chunks)).hexdigest() == hashlib.sha256(data).hexdigest()
     assert [c.n_samples for c in chunks[:-1]] == [4096] * (len(chunks) - 1)
     for a, b in zip(chunks, chunks[1:]):
         assert b.t_start_ns == a.t_end_ns  # contiguous on the sample clock
@@ -120,15 +119,18 @@ def test_realtime_paces_by_the_sample_clock_and_stops(tmp_path):
     assert 2 <= len(got) < 20  # stopped well before the 20 chunks of the whole file
 
 
-@pytest.mark.parametrize("name,center,rate", [
-    ("NAME_433.92M_250k.cu8", 433.92e6, 250e3),
-    ("dev_01_gfile001_868.3M_1024k.cu8", 868.3e6, 1024e3),
-    ("wide_100M_2.4M.cu8", 100e6, 2.4e6),
-    ("x_2.4M.cu8", 2.4e6, None),
-    ("x_250k.cu8", None, 250e3),
-    ("x_433920000Hz_2400000sps.cu8", 433.92e6, 2.4e6),
-    ("noinfo_01.cu8", None, None),
-])
+@pytest.mark.parametrize(
+    "name,center,rate",
+    [
+        ("NAME_433.92M_250k.cu8", 433.92e6, 250e3),
+        ("dev_01_gfile001_868.3M_1024k.cu8", 868.3e6, 1024e3),
+        ("wide_100M_2.4M.cu8", 100e6, 2.4e6),
+        ("x_2.4M.cu8", 2.4e6, None),
+        ("x_250k.cu8", None, 250e3),
+        ("x_433920000Hz_2400000sps.cu8", 433.92e6, 2.4e6),
+        ("noinfo_01.cu8", None, None),
+    ],
+)
 def test_rtl433_file_name_convention(name, center, rate):
     assert parse_rtl433_filename(name) == (center, rate)
 
@@ -149,15 +151,17 @@ def test_real_rtl433_recordings_match_their_manifest():
 
 # ---- SigMF -----------------------------------------------------------------------------------
 
+
 def _annotations():
-    return [Annotation(T0_NS + 4_000_000, T0_NS + 6_000_000, 433.90e6, 433.94e6, "ook"),
-            Annotation(T0_NS + 100_000, T0_NS + 300_000, 433.80e6, 433.85e6, "fsk")]
+    return [
+        Annotation(T0_NS + 4_000_000, T0_NS + 6_000_000, 433.90e6, 433.94e6, "ook"),
+        Annotation(T0_NS + 100_000, T0_NS + 300_000, 433.80e6, 433.85e6, "fsk"),
+    ]
 
 
 def test_sigmf_cu8_roundtrip_byte_exact_with_annotations(tmp_path):
     data = _cu8(50_000, seed=1)
-    meta_path, data_path = write_sigmf(tmp_path / "rec", data, 1e6, 433.92e6, _annotations(),
-                                       datetime_ns=T0_NS)
+    meta_path, data_path = write_sigmf(tmp_path / "rec", data, 1e6, 433.92e6, _annotations(), datetime_ns=T0_NS)
     meta = json.loads(meta_path.read_text())
     assert meta["global"]["core:version"] == SIGMF_VERSION == "1.2.0"  # the version the export writes too
     assert meta["global"]["core:datatype"] == "cu8"
@@ -179,10 +183,13 @@ def test_sigmf_cu8_roundtrip_byte_exact_with_annotations(tmp_path):
 
 
 def _write_meta(base: Path, glob: dict, captures=None, annotations=None) -> Path:
-    doc = {"global": glob, "captures": captures if captures is not None else
-           [{"core:sample_start": 0, "core:frequency": 915e6,
-             "core:datetime": "2024-05-01T12:00:00.5Z"}],
-           "annotations": annotations or []}
+    doc = {
+        "global": glob,
+        "captures": captures
+        if captures is not None
+        else [{"core:sample_start": 0, "core:frequency": 915e6, "core:datetime": "2024-05-01T12:00:00.5Z"}],
+        "annotations": annotations or [],
+    }
     p = base.with_name(base.name + ".sigmf-meta")
     p.write_text(json.dumps(doc))
     return p
@@ -191,10 +198,11 @@ def _write_meta(base: Path, glob: dict, captures=None, annotations=None) -> Path
 def test_sigmf_ci16_is_converted_to_cu8_and_annotations_cover_the_band(tmp_path):
     values = np.array([-32768, 32767, 0, 0, 16384, -16384, 256, -256] * 1000, dtype="<i2")
     (tmp_path / "c16.sigmf-data").write_bytes(values.tobytes())
-    _write_meta(tmp_path / "c16", {"core:datatype": "ci16_le", "core:sample_rate": 2e6,
-                                   "core:version": "1.0.0"},
-                annotations=[{"core:sample_start": 2000, "core:sample_count": 1000,
-                              "core:label": "burst"}])
+    _write_meta(
+        tmp_path / "c16",
+        {"core:datatype": "ci16_le", "core:sample_rate": 2e6, "core:version": "1.0.0"},
+        annotations=[{"core:sample_start": 2000, "core:sample_count": 1000, "core:label": "burst"}],
+    )
     src = FileSource(tmp_path / "c16.sigmf-meta", chunk_samples=1500)
     info = src.open()
     events = list(src.events())
@@ -213,12 +221,15 @@ def test_sigmf_ci16_is_converted_to_cu8_and_annotations_cover_the_band(tmp_path)
 
 def test_sigmf_captures_retune_and_datetime_jumps_become_gaps(tmp_path):
     (tmp_path / "r.sigmf-data").write_bytes(_cu8(3000))
-    _write_meta(tmp_path / "r", {"core:datatype": "cu8", "core:sample_rate": 1e6},
-                captures=[{"core:sample_start": 0, "core:frequency": 100e6,
-                           "core:datetime": "2024-01-01T00:00:00Z"},
-                          {"core:sample_start": 1000, "core:frequency": 200e6},
-                          {"core:sample_start": 2000, "core:frequency": 300e6,
-                           "core:datetime": "2024-01-01T00:00:01Z"}])
+    _write_meta(
+        tmp_path / "r",
+        {"core:datatype": "cu8", "core:sample_rate": 1e6},
+        captures=[
+            {"core:sample_start": 0, "core:frequency": 100e6, "core:datetime": "2024-01-01T00:00:00Z"},
+            {"core:sample_start": 1000, "core:frequency": 200e6},
+            {"core:sample_start": 2000, "core:frequency": 300e6, "core:datetime": "2024-01-01T00:00:01Z"},
+        ],
+    )
     events = _events(FileSource(tmp_path / "r", chunk_samples=700))
     t0 = parse_datetime_ns("2024-01-01T00:00:00Z")
     chunks = _chunks(events)
@@ -238,20 +249,37 @@ def test_sigmf_without_datetime_starts_at_open_time(tmp_path):
     assert before <= chunks[0].t_start_ns <= time.time_ns()
 
 
-@pytest.mark.parametrize("meta_text,match", [
-    ("{not json", "invalid JSON"),
-    (json.dumps({"global": {"core:sample_rate": 1e6}}), "core:datatype is missing"),
-    (json.dumps({"global": {"core:datatype": "cu8"}}), "core:sample_rate is missing"),
-    (json.dumps({"global": {"core:datatype": "rf32_le", "core:sample_rate": 1e6}}),
-     "not supported"),
-    (json.dumps({"global": {"core:datatype": "cu8", "core:sample_rate": "fast"}}),
-     "core:sample_rate must be a number"),
-    (json.dumps({"global": {"core:datatype": "cu8", "core:sample_rate": 1e6},
-                 "annotations": [{"core:sample_start": 0, "core:freq_lower_edge": 1.0}]}),
-     "go together"),
-    (json.dumps({"global": {"core:datatype": "cu8", "core:sample_rate": 1e6},
-                 "captures": [{"core:datetime": "yesterday"}]}), "ISO 8601"),
-])
+@pytest.mark.parametrize(
+    "meta_text,match",
+    [
+        ("{not json", "invalid JSON"),
+        (json.dumps({"global": {"core:sample_rate": 1e6}}), "core:datatype is missing"),
+        (json.dumps({"global": {"core:datatype": "cu8"}}), "core:sample_rate is missing"),
+        (json.dumps({"global": {"core:datatype": "rf32_le", "core:sample_rate": 1e6}}), "not supported"),
+        (
+            json.dumps({"global": {"core:datatype": "cu8", "core:sample_rate": "fast"}}),
+            "core:sample_rate must be a number",
+        ),
+        (
+            json.dumps(
+                {
+                    "global": {"core:datatype": "cu8", "core:sample_rate": 1e6},
+                    "annotations": [{"core:sample_start": 0, "core:freq_lower_edge": 1.0}],
+                }
+            ),
+            "go together",
+        ),
+        (
+            json.dumps(
+                {
+                    "global": {"core:datatype": "cu8", "core:sample_rate": 1e6},
+                    "captures": [{"core:datetime": "yesterday"}],
+                }
+            ),
+            "ISO 8601",
+        ),
+    ],
+)
 def test_bad_sigmf_metadata_is_one_clear_error(tmp_path, meta_text, match):
     (tmp_path / "b.sigmf-data").write_bytes(b"\x80" * 64)
     (tmp_path / "b.sigmf-meta").write_text(meta_text)

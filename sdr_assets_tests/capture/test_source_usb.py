@@ -84,8 +84,7 @@ class _FakeRtlSdr:
         self._cancel.set()
 
 
-def test_a_dongle_that_drops_buffers_is_a_stall_gap_and_every_sample_is_placed_in_time(
-        tmp_path, monkeypatch):
+def test_a_dongle_that_drops_buffers_is_a_stall_gap_and_every_sample_is_placed_in_time(tmp_path, monkeypatch):
     import types
 
     from sdr_assets.capture.service import CaptureService
@@ -96,8 +95,7 @@ def test_a_dongle_that_drops_buffers_is_a_stall_gap_and_every_sample_is_placed_i
     monkeypatch.setitem(sys.modules, "rtlsdr", fake)
     _FakeRtlSdr.delivered = []
     hot = tmp_path / "hot.db"
-    src = RtlSdrSource(0, center_freq_hz=433.92e6, sample_rate_hz=250_000, chunk_samples=8192,
-                       tolerance_s=0.5)
+    src = RtlSdrSource(0, center_freq_hz=433.92e6, sample_rate_hz=250_000, chunk_samples=8192, tolerance_s=0.5)
     summary = CaptureService(src, hot, duration_s=3.0, window_s_for_capacity_check=1.0).run()
     (stall,) = query(hot, "SELECT n_samples_lost FROM gaps WHERE cause = 'stall'")
     assert 0.6 * 250_000 <= stall[0] <= 1.3 * 250_000
@@ -106,6 +104,6 @@ def test_a_dongle_that_drops_buffers_is_a_stall_gap_and_every_sample_is_placed_i
     sent_by = {sent - 16384: t for t, sent in _FakeRtlSdr.delivered}  # buffer offset -> when
     for t_start, iq in query(hot, "SELECT t_start_ns, iq FROM chunks"):
         for k in range(0, len(iq), 16384):  # each buffer the chunk holds
-            offset = int.from_bytes(iq[k:k + 4], "little")
+            offset = int.from_bytes(iq[k : k + 4], "little")
             t_sample = t_start + (k + 16384) // 2 * 4000  # its last sample's stamp
             assert sent_by[offset] - 500_000_000 <= t_sample <= sent_by[offset]

@@ -3,7 +3,6 @@
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from sdr_assets.capture.synthetic import SyntheticSource, parse_synthetic_query
@@ -23,8 +22,9 @@ def take(source, n_chunks):
 
 def test_chunks_match_the_scenario_and_annotations_precede_their_chunk():
     fs, n = 1e6, 50_000
-    src = SyntheticSource(seed=9, sample_rate_hz=fs, center_freq_hz=100e6, realtime=False,
-                          chunk_samples=n, emissions_per_s=40)
+    src = SyntheticSource(
+        seed=9, sample_rate_hz=fs, center_freq_hz=100e6, realtime=False, chunk_samples=n, emissions_per_s=40
+    )
     info = src.open()
     assert info.kind == "synthetic" and info.realtime is False and info.sample_rate_hz == fs
     events = take(src, 20)
@@ -42,7 +42,7 @@ def test_chunks_match_the_scenario_and_annotations_precede_their_chunk():
         assert ann.t_start_ns == src.t0_ns + samples_to_ns(em.start_sample, fs)
         assert (ann.freq_lower_hz, ann.freq_upper_hz) == (em.freq_lower_hz, em.freq_upper_hz)
         # the next chunk after the annotation is the one the emission starts in
-        nxt = next(e for e in events[events.index(ann):] if isinstance(e, Chunk))
+        nxt = next(e for e in events[events.index(ann) :] if isinstance(e, Chunk))
         assert nxt.t_start_ns <= ann.t_start_ns < nxt.t_end_ns
 
 
@@ -69,8 +69,9 @@ def test_stop_ends_a_long_wait_promptly():
 
 
 def test_retune_applies_to_later_chunks_and_time_continues():
-    src = SyntheticSource(seed=1, sample_rate_hz=1e6, center_freq_hz=433.92e6, realtime=False,
-                          chunk_samples=10_000, emissions_per_s=200)
+    src = SyntheticSource(
+        seed=1, sample_rate_hz=1e6, center_freq_hz=433.92e6, realtime=False, chunk_samples=10_000, emissions_per_s=200
+    )
     src.open()
     it = src.events()
     first = next(e for e in it if isinstance(e, Chunk))
@@ -84,11 +85,9 @@ def test_retune_applies_to_later_chunks_and_time_continues():
     src.stop()
     chunks = [e for e in rest if isinstance(e, Chunk)]
     assert chunks[0].t_start_ns == first.t_end_ns
-    assert all(c.center_freq_hz == 868.3e6 and c.sample_rate_hz == 2e6 and c.gain_db == 20.0
-               for c in chunks)
+    assert all(c.center_freq_hz == 868.3e6 and c.sample_rate_hz == 2e6 and c.gain_db == 20.0 for c in chunks)
     anns = [e for e in rest if isinstance(e, Annotation)]
-    assert anns and all(868.3e6 - 0.8e6 <= a.freq_lower_hz < a.freq_upper_hz <= 868.3e6 + 0.8e6
-                        for a in anns)
+    assert anns and all(868.3e6 - 0.8e6 <= a.freq_lower_hz < a.freq_upper_hz <= 868.3e6 + 0.8e6 for a in anns)
 
 
 def test_events_before_open_is_a_source_error():
@@ -97,22 +96,37 @@ def test_events_before_open_is_a_source_error():
 
 
 def test_parse_query_names():
-    q = parse_synthetic_query("seed=3&rate=250e3&center=868.3e6&emissions_per_s=2"
-                              "&noise_dbfs=-40&kinds=cw,ook&chunk_samples=4096")
-    assert q == {"seed": 3, "sample_rate_hz": 250e3, "center_freq_hz": 868.3e6,
-                 "emissions_per_s": 2.0, "noise_dbfs": -40.0, "kinds": ("cw", "ook"),
-                 "chunk_samples": 4096}
+    q = parse_synthetic_query(
+        "seed=3&rate=250e3&center=868.3e6&emissions_per_s=2&noise_dbfs=-40&kinds=cw,ook&chunk_samples=4096"
+    )
+    assert q == {
+        "seed": 3,
+        "sample_rate_hz": 250e3,
+        "center_freq_hz": 868.3e6,
+        "emissions_per_s": 2.0,
+        "noise_dbfs": -40.0,
+        "kinds": ("cw", "ook"),
+        "chunk_samples": 4096,
+    }
     assert parse_synthetic_query("sample_rate_hz=1e6&center_freq_hz=1e8") == {
-        "sample_rate_hz": 1e6, "center_freq_hz": 1e8}
+        "sample_rate_hz": 1e6,
+        "center_freq_hz": 1e8,
+    }
     assert parse_synthetic_query("") == {}
     src = SyntheticSource(**q)
     assert src.open().center_freq_hz == 868.3e6
 
 
-@pytest.mark.parametrize("query,needle", [
-    ("sed=3", "'sed'"), ("rate=fast", "rate"), ("kinds=cw,morse", "morse"),
-    ("chunk_samples=0", "chunk_samples"), ("emissions_per_s=-1", "emissions_per_s"),
-])
+@pytest.mark.parametrize(
+    "query,needle",
+    [
+        ("sed=3", "'sed'"),
+        ("rate=fast", "rate"),
+        ("kinds=cw,morse", "morse"),
+        ("chunk_samples=0", "chunk_samples"),
+        ("emissions_per_s=-1", "emissions_per_s"),
+    ],
+)
 def test_bad_query_is_a_config_error_naming_the_key(query, needle):
     with pytest.raises(ConfigError, match=needle) as exc:
         parse_synthetic_query(query)

@@ -53,13 +53,26 @@ def test_periodic_samples_until_stopped_and_keeps_an_error():
     with boom:
         time.sleep(0.1)
     assert isinstance(boom.error, ZeroDivisionError) and not any(
-        t.name == "resource-sampler" and t.is_alive() for t in threading.enumerate())
+        t.name == "resource-sampler" and t.is_alive() for t in threading.enumerate()
+    )
 
 
 def test_capture_records_resources_with_one_gpu_info_line(data_root):
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", "synthetic://?seed=1&rate=250000",
-                          "--duration-s", "3", "--partition-minutes", "1"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            str(BIN / "sdr-assets"),
+            "capture",
+            "--source",
+            "synthetic://?seed=1&rate=250000",
+            "--duration-s",
+            "3",
+            "--partition-minutes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     conn = sqlite3.connect(f"file:{data_root / 'hot.db'}?mode=ro", uri=True)
     try:

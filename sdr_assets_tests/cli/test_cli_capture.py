@@ -58,18 +58,29 @@ def _bad_sources(tmp_path):
         "odd-length cu8": (["--source", f"file://{odd}"], "odd number of bytes"),
         "bad SigMF JSON": (["--source", f"file://{meta}"], "bad.sigmf-meta"),
         "rate outside the RTL-SDR ranges": (
-            ["--source", "rtl_tcp://127.0.0.1:9", "--sample-rate-hz", "500000"], "225001-300000"),
+            ["--source", "rtl_tcp://127.0.0.1:9", "--sample-rate-hz", "500000"],
+            "225001-300000",
+        ),
         "cap under one window": (
-            ["--source", "synthetic://?seed=1&rate=1024000", "--cap-bytes", "1000000",
-             "--partition-minutes", "5"], "two 5-min windows"),
-        "both caps": (["--source", "synthetic://?seed=1", "--cap-bytes", "1", "--cap-gb", "1"],
-                      "not both"),
+            ["--source", "synthetic://?seed=1&rate=1024000", "--cap-bytes", "1000000", "--partition-minutes", "5"],
+            "two 5-min windows",
+        ),
+        "both caps": (["--source", "synthetic://?seed=1", "--cap-bytes", "1", "--cap-gb", "1"], "not both"),
     }
 
 
-@pytest.mark.parametrize("case", ["unknown scheme", "missing file", "odd-length cu8", "bad SigMF JSON",
-                                  "rate outside the RTL-SDR ranges", "cap under one window",
-                                  "both caps"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown scheme",
+        "missing file",
+        "odd-length cu8",
+        "bad SigMF JSON",
+        "rate outside the RTL-SDR ranges",
+        "cap under one window",
+        "both caps",
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_no_capture_row(case, data_root, tmp_path):
     args, needle = _bad_sources(tmp_path)[case]
     out = run_cli("capture", *args, "--duration-s", "2")
@@ -78,16 +89,24 @@ def test_bad_input_is_one_line_exit_2_and_no_capture_row(case, data_root, tmp_pa
 
 
 def test_a_server_that_is_not_rtl_tcp_is_refused(data_root, not_rtl_tcp_server):
-    out = run_cli("capture", "--source", f"rtl_tcp://127.0.0.1:{not_rtl_tcp_server}", "--duration-s", "2",
-                  "--partition-minutes", "1")
+    out = run_cli(
+        "capture",
+        "--source",
+        f"rtl_tcp://127.0.0.1:{not_rtl_tcp_server}",
+        "--duration-s",
+        "2",
+        "--partition-minutes",
+        "1",
+    )
     line = _assert_one_line_error(out, data_root / "hot.db")
     assert "HELLO" in line or "rtl_tcp" in line
 
 
 def test_a_hot_db_path_that_is_a_folder_is_refused(data_root):
     (data_root / "hot.db").mkdir()
-    out = run_cli("capture", "--source", "synthetic://?seed=1&rate=250000", "--duration-s", "2",
-                  "--partition-minutes", "1")
+    out = run_cli(
+        "capture", "--source", "synthetic://?seed=1&rate=250000", "--duration-s", "2", "--partition-minutes", "1"
+    )
     assert out.returncode == 2 and out.stderr.strip().startswith("error: ")
     assert len(out.stderr.strip().splitlines()) == 1 and "folder" in out.stderr
 
@@ -122,8 +141,16 @@ def test_capture_then_status_and_stats_show_the_figures(data_root, tmp_path):
 
     st = run_cli("status")
     assert st.returncode == 0, st.stderr
-    for needle in ("capture 1: stopped (eof)", "rec_433.92M_250k.cu8", "433.92 MHz, 0.25 MS/s",
-                   "samples received", "1,048,576", "ring fill", "commit ms", "hot DB size"):
+    for needle in (
+        "capture 1: stopped (eof)",
+        "rec_433.92M_250k.cu8",
+        "433.92 MHz, 0.25 MS/s",
+        "samples received",
+        "1,048,576",
+        "ring fill",
+        "commit ms",
+        "hot DB size",
+    ):
         assert needle in st.stdout, (needle, st.stdout)
 
     by_capture = run_cli("stats")
@@ -157,9 +184,21 @@ def test_status_of_a_killed_capture_says_it_is_not_running(data_root):
 
 def test_capture_help_lists_every_flag():
     out = run_cli("capture", "--help")
-    for flag in ("--source", "--center-freq-hz", "--sample-rate-hz", "--gain-db", "--realtime",
-                 "--loop", "--ring-mb", "--cap-bytes", "--cap-gb", "--max-age-s", "--synchronous",
-                 "--duration-s", "--partition-minutes"):
+    for flag in (
+        "--source",
+        "--center-freq-hz",
+        "--sample-rate-hz",
+        "--gain-db",
+        "--realtime",
+        "--loop",
+        "--ring-mb",
+        "--cap-bytes",
+        "--cap-gb",
+        "--max-age-s",
+        "--synchronous",
+        "--duration-s",
+        "--partition-minutes",
+    ):
         assert flag in out.stdout
     assert json.dumps("--writer-delay-s") not in out.stdout  # the test hook stays hidden
 
@@ -169,12 +208,19 @@ def test_a_second_capture_on_the_same_hot_db_is_refused(data_root, tmp_path):
     from sdr_assets_tests.capture_support import chunks_of_newest_capture, start_cli, wait_until
 
     hot = data_root / "hot.db"
-    first = start_cli("capture", "--source", "synthetic://?seed=1&rate=250000", "--partition-minutes", "1",
-                      stderr_path=tmp_path / "first.log")
+    first = start_cli(
+        "capture",
+        "--source",
+        "synthetic://?seed=1&rate=250000",
+        "--partition-minutes",
+        "1",
+        stderr_path=tmp_path / "first.log",
+    )
     try:
         wait_until(lambda: chunks_of_newest_capture(hot) >= 1, 60, "the first capture", first)
-        out = run_cli("capture", "--source", "synthetic://?seed=2&rate=250000", "--partition-minutes", "1",
-                      "--duration-s", "2")
+        out = run_cli(
+            "capture", "--source", "synthetic://?seed=2&rate=250000", "--partition-minutes", "1", "--duration-s", "2"
+        )
         lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
         assert out.returncode == 2 and len(lines) == 1, out.stderr
         assert lines[0].startswith("error: another capture") and f"pid {first.pid}" in lines[0]
@@ -193,8 +239,7 @@ def test_a_second_capture_through_the_same_rtl_tcp_server_names_the_first(data_r
     from sdr_assets_tests.capture_support import chunks_of_newest_capture, start_cli, wait_until
 
     hot = data_root / "hot.db"
-    source = ["--source", f"rtl_tcp://127.0.0.1:{port}", "--sample-rate-hz", "250000",
-              "--partition-minutes", "1"]
+    source = ["--source", f"rtl_tcp://127.0.0.1:{port}", "--sample-rate-hz", "250000", "--partition-minutes", "1"]
     with RtlTcpServer(SyntheticSource(seed=1, sample_rate_hz=250_000), port=port) as server:
         first = start_cli("capture", *source, stderr_path=tmp_path / "first.log")
         try:

@@ -40,8 +40,7 @@ def _env(**overrides) -> dict:
 def _mount_tmpfs(folder: Path, options: str, why: str) -> None:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip(f"{why}: needs root and mount(8) for a tmpfs")
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-                         capture_output=True, text=True)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
     if out.returncode != 0:
         pytest.skip(f"{why}: cannot mount a tmpfs here ({out.stderr.strip() or out.returncode})")
 
@@ -80,8 +79,9 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def _hot_with_samples(hot: Path, n_chunks: int, chunk_bytes: int, t0_ns: int,
-                      telemetry_t_ns: int | None = None) -> list[Chunk]:
+def _hot_with_samples(
+    hot: Path, n_chunks: int, chunk_bytes: int, t0_ns: int, telemetry_t_ns: int | None = None
+) -> list[Chunk]:
     """A real hot DB: one capture of ``n_chunks`` random cu8 chunks from ``t0_ns``, and (with
     ``telemetry_t_ns``) the capture's telemetry rows of one second."""
     from sdr_assets.store.hot import HotWriter
@@ -92,10 +92,21 @@ def _hot_with_samples(hot: Path, n_chunks: int, chunk_bytes: int, t0_ns: int,
         c = Chunk(t, 433.92e6, RATE_HZ, None, rng.integers(0, 256, chunk_bytes, dtype=np.uint8).tobytes())
         chunks.append(c)
         t = c.t_end_ns
-    telemetry = [] if telemetry_t_ns is None else [
-        (telemetry_t_ns, "capture", m, v) for m, v in (("ingest_mb_s", 0.5), ("samples_lost_per_s", 0.0),
-                                                       ("samples_lost", 0.0), ("commit_ms_p50", 1.0),
-                                                       ("commit_ms_p99", 2.0), ("db_size_bytes", 1e6))]
+    telemetry = (
+        []
+        if telemetry_t_ns is None
+        else [
+            (telemetry_t_ns, "capture", m, v)
+            for m, v in (
+                ("ingest_mb_s", 0.5),
+                ("samples_lost_per_s", 0.0),
+                ("samples_lost", 0.0),
+                ("commit_ms_p50", 1.0),
+                ("commit_ms_p99", 2.0),
+                ("db_size_bytes", 1e6),
+            )
+        ]
+    )
     with HotWriter(hot) as w:
         cid = w.begin_capture(SourceInfo("test://", "synthetic", 433.92e6, RATE_HZ), t0_ns)
         w.write_batch(cid, chunks, telemetry=telemetry)
@@ -121,8 +132,11 @@ def _analysis_partition(root: Path, n_bytes: int) -> str:
 def _tree(folder: Path) -> dict[str, str]:
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ---- 4. sensor names ------------------------------------------------------------------------
@@ -142,9 +156,17 @@ def test_sensor_names_with_a_trailing_newline_are_refused(data_root):
     stale = data_root / "sensors" / "roof\n"
     stale.mkdir()
     (stale / "sensor.json").write_text('{"name": "roof\\n"}\n')
-    out = run_cli("capture", "--source", "synthetic://?seed=1&rate=250000", "--no-realtime",
-                  "--duration-s", "1", "--partition-minutes", "1",
-                  env=_env(SDR_ASSETS_SENSOR="roof\n"))
+    out = run_cli(
+        "capture",
+        "--source",
+        "synthetic://?seed=1&rate=250000",
+        "--no-realtime",
+        "--duration-s",
+        "1",
+        "--partition-minutes",
+        "1",
+        env=_env(SDR_ASSETS_SENSOR="roof\n"),
+    )
     one_line_error(out, "not valid")
     assert not (data_root / "sensors" / "roof" / "hot.db").exists()  # never roof's DB
     listed = run_cli("sensors", "list")
@@ -210,8 +232,16 @@ def test_status_and_stats_on_a_truncated_hot_db(data_root):
 
 def test_capture_and_sensors_add_on_a_read_only_data_root(readonly_dir):
     env = _env(SDR_ASSETS_HOME=str(readonly_dir))
-    out = run_cli("capture", "--source", "synthetic://?seed=1&rate=250000", "--duration-s", "1",
-                  "--partition-minutes", "1", env=env)
+    out = run_cli(
+        "capture",
+        "--source",
+        "synthetic://?seed=1&rate=250000",
+        "--duration-s",
+        "1",
+        "--partition-minutes",
+        "1",
+        env=env,
+    )
     one_line_error(out, str(readonly_dir))
     out = run_cli("sensors", "add", "roof", env=env)
     one_line_error(out, str(readonly_dir))
@@ -228,9 +258,12 @@ def _evaluate(tmp_path, recordings: list, *extra: str):
 
 def test_evaluate_manifest_entries_are_checked(tmp_path, data_root):
     out_file = str(tmp_path / "out.jsonl")
-    for entry, needle in (({"file": 5}, "'file'"), ({"file": ""}, "'file'"),
-                          ({"file": "a.cu8", "sample_rate_hz": "fast"}, "sample_rate_hz"),
-                          ({"file": "a.cu8", "rtl_433_bursts": [{"end_s": 1}]}, "start_s")):
+    for entry, needle in (
+        ({"file": 5}, "'file'"),
+        ({"file": ""}, "'file'"),
+        ({"file": "a.cu8", "sample_rate_hz": "fast"}, "sample_rate_hz"),
+        ({"file": "a.cu8", "rtl_433_bursts": [{"end_s": 1}]}, "start_s"),
+    ):
         one_line_error(_evaluate(tmp_path, [entry], "--out", out_file), needle)
     one_line_error(_evaluate(tmp_path, [{"file": "a.cu8"}], "--out", out_file, "--limit", "-3"), "--limit")
 
@@ -243,13 +276,15 @@ def test_evaluate_keeps_an_existing_out_file_when_the_run_fails(tmp_path, data_r
     previous = "".join(json.dumps({"file": "old", "t_start_s": i}) + "\n" for i in range(500))
     out_file.write_text(previous)
     # a listed file that is missing: refused before any work
-    out = _evaluate(tmp_path, [{"file": "a_433.92M_250k.cu8"}, {"file": "missing_433.92M_250k.cu8"}],
-                    "--out", str(out_file))
+    out = _evaluate(
+        tmp_path, [{"file": "a_433.92M_250k.cu8"}, {"file": "missing_433.92M_250k.cu8"}], "--out", str(out_file)
+    )
     one_line_error(out, "missing_433.92M_250k.cu8")
     assert out_file.read_text() == previous
     # a recording that fails after the first one was evaluated (the progress bar is on stderr)
-    out = _evaluate(tmp_path, [{"file": "a_433.92M_250k.cu8"}, {"file": "odd_433.92M_250k.cu8"}],
-                    "--out", str(out_file))
+    out = _evaluate(
+        tmp_path, [{"file": "a_433.92M_250k.cu8"}, {"file": "odd_433.92M_250k.cu8"}], "--out", str(out_file)
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "odd number of bytes" in errors[0], out.stderr
@@ -258,20 +293,25 @@ def test_evaluate_keeps_an_existing_out_file_when_the_run_fails(tmp_path, data_r
 
 
 # ---- 6. values that parse but cannot be stored --------------------------------------------------
-def _sigmf(folder: Path, name: str, *, datetime_iso: str | None = "2024-05-01T12:00:00Z",
-           annotations=(), n_samples: int = 5000) -> Path:
+def _sigmf(
+    folder: Path, name: str, *, datetime_iso: str | None = "2024-05-01T12:00:00Z", annotations=(), n_samples: int = 5000
+) -> Path:
     cap = {"core:sample_start": 0, "core:frequency": 433.92e6}
     if datetime_iso is not None:
         cap["core:datetime"] = datetime_iso
-    doc = {"global": {"core:datatype": "cu8", "core:sample_rate": RATE_HZ, "core:version": "1.0.0"},
-           "captures": [cap], "annotations": list(annotations)}
+    doc = {
+        "global": {"core:datatype": "cu8", "core:sample_rate": RATE_HZ, "core:version": "1.0.0"},
+        "captures": [cap],
+        "annotations": list(annotations),
+    }
     (folder / f"{name}.sigmf-meta").write_text(json.dumps(doc))
     write_cu8(folder / f"{name}.sigmf-data", 2 * n_samples)
     return folder / f"{name}.sigmf-meta"
 
 
-@pytest.mark.parametrize("case", ["annotation sample_start", "annotation sample_count",
-                                  "datetime 9999", "datetime 0001"])
+@pytest.mark.parametrize(
+    "case", ["annotation sample_start", "annotation sample_count", "datetime 9999", "datetime 0001"]
+)
 def test_sigmf_values_that_cannot_be_stored_are_refused_before_anything_is_written(case, data_root, tmp_path):
     big = 2**62 - 1
     kwargs = {
@@ -291,8 +331,16 @@ def test_sigmf_values_that_cannot_be_stored_are_refused_before_anything_is_writt
 
 
 def test_synthetic_rate_too_high_is_refused_and_a_poisoned_root_still_captures(data_root):
-    out = run_cli("capture", "--source", "synthetic://?seed=1&rate=1e300", "--no-realtime",
-                  "--duration-s", "1", "--partition-minutes", "1e-300")
+    out = run_cli(
+        "capture",
+        "--source",
+        "synthetic://?seed=1&rate=1e300",
+        "--no-realtime",
+        "--duration-s",
+        "1",
+        "--partition-minutes",
+        "1e-300",
+    )
     one_line_error(out, "rate")
     assert not (data_root / "hot.db").exists()
     # a hot DB an older version wrote at rate=1e300: the next capture records the dead time
@@ -303,11 +351,12 @@ def test_synthetic_rate_too_high_is_refused_and_a_poisoned_root_still_captures(d
     with HotWriter(hot) as w:
         cid = w.begin_capture(SourceInfo("synthetic://?rate=1e300", "synthetic", 433.92e6, 1e300), t0)
         w.write_batch(cid, [Chunk(t0, 433.92e6, 1e300, None, b"\x80" * 4096)])
-    out = run_cli("capture", "--source", "synthetic://?seed=1&rate=250000", "--duration-s", "1",
-                  "--partition-minutes", "1")
+    out = run_cli(
+        "capture", "--source", "synthetic://?seed=1&rate=250000", "--duration-s", "1", "--partition-minutes", "1"
+    )
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
-    (n, lost), = query(hot, "SELECT count(*), sum(n_samples_lost) FROM gaps WHERE cause = 'restart'")
+    ((n, lost),) = query(hot, "SELECT count(*), sum(n_samples_lost) FROM gaps WHERE cause = 'restart'")
     assert n == 1 and 0 < lost < 2**63
     assert query(hot, "SELECT count(*) FROM chunks WHERE capture_id = ?", (cid,))[0][0] == 1
 
@@ -334,8 +383,7 @@ def test_status_and_stats_do_not_create_a_missing_data_root(tmp_path):
 def test_an_empty_cu8_file_is_refused_without_a_capture_row(data_root, tmp_path):
     empty = tmp_path / "empty_433.92M_250k.cu8"
     empty.write_bytes(b"")
-    one_line_error(run_cli("capture", "--source", f"file://{empty}", "--partition-minutes", "1"),
-                   "no samples")
+    one_line_error(run_cli("capture", "--source", f"file://{empty}", "--partition-minutes", "1"), "no samples")
     hot = data_root / "hot.db"
     assert not hot.exists() or query(hot, "SELECT count(*) FROM captures")[0][0] == 0
 

@@ -12,18 +12,18 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from sdr_assets.capture.uri import open_source
-from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo
 from sdr_assets.sigmf import SIGMF_VERSION
 
 sigmf = pytest.importorskip("sigmf")
 from sigmf import sigmffile  # noqa: E402
-from sdr_assets_tests.helpers import materialize, pkey
+
+from sdr_assets_tests.helpers import materialize, pkey  # noqa: E402 - after the sigmf importorskip
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -52,13 +52,19 @@ def _replay(meta_path: Path):
         events = list(src.events())
     finally:
         src.close()
-    return ([e for e in events if isinstance(e, Chunk)], [e for e in events if isinstance(e, Gap)],
-            [e for e in events if isinstance(e, Annotation)])
+    return (
+        [e for e in events if isinstance(e, Chunk)],
+        [e for e in events if isinstance(e, Gap)],
+        [e for e in events if isinstance(e, Annotation)],
+    )
 
 
 def _stored(conn, key):
-    rows = conn.execute("SELECT t_start_ns, center_freq_hz, sample_rate_hz, iq FROM chunks "
-                        "WHERE partition_key = ? ORDER BY t_start_ns, seq", (key,)).fetchall()
+    rows = conn.execute(
+        "SELECT t_start_ns, center_freq_hz, sample_rate_hz, iq FROM chunks "
+        "WHERE partition_key = ? ORDER BY t_start_ns, seq",
+        (key,),
+    ).fetchall()
     return rows, hashlib.sha256(b"".join(r[3] for r in rows)).hexdigest()
 
 
@@ -66,30 +72,47 @@ def test_chain_export_with_truth_and_detections_round_trips(data_root, tmp_path,
     """capture (ground truth) -> Dagster chain to detections -> `sdr-assets export` -> sigmf
     validates, every annotation and detection is there with its edges, bytes identical."""
     start = _past_minute(200)
-    uri = (f"synthetic://?seed=21&rate={RATE_HZ}&kinds=cw,ook&emissions_per_s=2"
-           f"&start={(start + timedelta(seconds=4)):%Y-%m-%dT%H:%M:%SZ}&duration_s=10")
+    uri = (
+        f"synthetic://?seed=21&rate={RATE_HZ}&kinds=cw,ook&emissions_per_s=2"
+        f"&start={(start + timedelta(seconds=4)):%Y-%m-%dT%H:%M:%SZ}&duration_s=10"
+    )
     env = dict(os.environ, SDR_ASSETS_PARTITION_MINUTES="1")
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     key = pkey(start.strftime("%Y-%m-%d-%H:%M"))
     res = materialize(["hot_snapshot", "iq_window", "spectrograms", "detections"], key)
     assert res.success
 
     conn = sqlite3.connect(data_root / "analysis.db")
-    truth = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label FROM annotations "
-                         "WHERE partition_key = ? ORDER BY t_start_ns", (key,)).fetchall()
-    dets = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, "
-                        "model_version, first_seq, last_seq FROM detections WHERE partition_key = ?",
-                        (key,)).fetchall()
+    truth = conn.execute(
+        "SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label FROM annotations "
+        "WHERE partition_key = ? ORDER BY t_start_ns",
+        (key,),
+    ).fetchall()
+    dets = conn.execute(
+        "SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, label, confidence, "
+        "model_version, first_seq, last_seq FROM detections WHERE partition_key = ?",
+        (key,),
+    ).fetchall()
     rows, sha = _stored(conn, key)
     conn.close()
     assert len(truth) >= 8 and len(dets) >= 5
 
     dest = tmp_path / "export"
     # the bare time key is the default sensor's partition (its full key is 'default|...')
-    out = subprocess.run([str(BIN / "sdr-assets"), "export", "--partition", key.split("|")[1], "--out", str(dest)],
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "export", "--partition", key.split("|")[1], "--out", str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     meta_path = dest / f"{key.replace(':', '').replace('|', '_')}.sigmf-meta"
     assert str(meta_path) in out.stdout and f"{len(truth)} ground truth" in out.stdout
@@ -108,28 +131,50 @@ def test_chain_export_with_truth_and_detections_round_trips(data_root, tmp_path,
     anns = rec.get_annotations()
     assert len(anns) == len(truth) + len(dets)
     assert [a["core:sample_start"] for a in anns] == sorted(a["core:sample_start"] for a in anns)
-    got_truth = sorted((a["core:sample_start"], a["core:sample_count"], a["core:freq_lower_edge"],
-                        a["core:freq_upper_edge"], a["core:label"]) for a in anns
-                       if a["sdr_assets:origin"] == "synthetic")
+    got_truth = sorted(
+        (
+            a["core:sample_start"],
+            a["core:sample_count"],
+            a["core:freq_lower_edge"],
+            a["core:freq_upper_edge"],
+            a["core:label"],
+        )
+        for a in anns
+        if a["sdr_assets:origin"] == "synthetic"
+    )
 
     def to_sample(t_ns):
         return min(n_samples, max(0, round((t_ns - t0_ns) * RATE_HZ / NS_PER_S)))
 
     want_truth = sorted((to_sample(a), to_sample(b) - to_sample(a), lo, hi, lab) for a, b, lo, hi, lab in truth)
     assert got_truth == want_truth
-    got_det = sorted((a["core:sample_start"], a["core:freq_lower_edge"], a["core:freq_upper_edge"],
-                      a["core:label"], a["sdr_assets:confidence"], a["sdr_assets:model_version"],
-                      a["sdr_assets:first_seq"], a["sdr_assets:last_seq"]) for a in anns
-                     if a["sdr_assets:origin"] == "detection")
-    want_det = sorted((to_sample(a), lo, hi, lab, round(conf, 4), ver, q0, q1)
-                      for a, b, lo, hi, lab, conf, ver, q0, q1 in dets)
+    got_det = sorted(
+        (
+            a["core:sample_start"],
+            a["core:freq_lower_edge"],
+            a["core:freq_upper_edge"],
+            a["core:label"],
+            a["sdr_assets:confidence"],
+            a["sdr_assets:model_version"],
+            a["sdr_assets:first_seq"],
+            a["sdr_assets:last_seq"],
+        )
+        for a in anns
+        if a["sdr_assets:origin"] == "detection"
+    )
+    want_det = sorted(
+        (to_sample(a), lo, hi, lab, round(conf, 4), ver, q0, q1) for a, b, lo, hi, lab, conf, ver, q0, q1 in dets
+    )
     assert got_det == want_det
-    assert all(a["core:generator"] == "sdr_assets detector energy" for a in anns
-               if a["sdr_assets:origin"] == "detection")
+    assert all(
+        a["core:generator"] == "sdr_assets detector energy" for a in anns if a["sdr_assets:origin"] == "detection"
+    )
 
     chunks, gaps, replayed_anns = _replay(meta_path)
     assert hashlib.sha256(b"".join(c.iq for c in chunks)).hexdigest() == sha
-    assert hashlib.sha256((dest / f"{key.replace(':', '').replace('|', '_')}.sigmf-data").read_bytes()).hexdigest() == sha
+    assert (
+        hashlib.sha256((dest / f"{key.replace(':', '').replace('|', '_')}.sigmf-data").read_bytes()).hexdigest() == sha
+    )
     assert chunks[0].t_start_ns == t0_ns and not gaps
     assert len(replayed_anns) == len(anns)
 
@@ -188,8 +233,10 @@ def test_gap_retune_and_rate_change_become_segments_and_recordings(data_root, tm
         db.load_window(snap, key, t0_ns - NS_PER_S, t0_ns + 60 * NS_PER_S, keep_partitions=4)
 
     res = export_partition(data_root / "analysis.db", key, tmp_path / "out")
-    assert [r.meta_path.name for r in res.recordings] == ["2026-01-01-0000_r1.sigmf-meta",
-                                                          "2026-01-01-0000_r2.sigmf-meta"]
+    assert [r.meta_path.name for r in res.recordings] == [
+        "2026-01-01-0000_r1.sigmf-meta",
+        "2026-01-01-0000_r2.sigmf-meta",
+    ]
     assert res.n_bytes == sum(len(c.iq) for c in chunks) and res.n_outside == 1  # the one in the gap
 
     first, second = res.recordings
@@ -238,15 +285,17 @@ def test_export_bad_input_says_what_to_do(data_root, tmp_path):
     take_snapshot(data_root / "hot.db", snap, nice=0)
     with AnalysisDB(data_root / "analysis.db") as db:
         db.load_window(snap, "default|2026-01-01-00:00", t0_ns, t0_ns + 60 * NS_PER_S, keep_partitions=4)
-        db.load_window(snap, "default|2026-01-01-00:05", t0_ns + 3600 * NS_PER_S, t0_ns + 3660 * NS_PER_S,
-                       keep_partitions=4)
+        db.load_window(
+            snap, "default|2026-01-01-00:05", t0_ns + 3600 * NS_PER_S, t0_ns + 3660 * NS_PER_S, keep_partitions=4
+        )
 
     r = runner.invoke(main, ["export", "--partition", "2026-01-02-00:00", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "'default|2026-01-02-00:00' is not in the analysis DB" in r.output
     assert "it holds: default|2026-01-01-00:00, default|2026-01-01-00:05" in r.output
-    r = runner.invoke(main, ["export", "--sensor", "roof", "--partition", "2026-01-01-00:00",
-                             "--out", str(tmp_path / "o")])
+    r = runner.invoke(
+        main, ["export", "--sensor", "roof", "--partition", "2026-01-01-00:00", "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == 2 and "sensor 'roof' is not registered" in r.output
     assert "sdr-assets sensors add roof" in r.output
 

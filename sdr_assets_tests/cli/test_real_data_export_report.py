@@ -16,8 +16,9 @@ from sdr_assets_tests.cli.test_report import _panels
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "rtl433"
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.skipif(not (SHARED / "manifest.json").is_file(),
-                                reason="needs ../shared/data/rtl433 (real recordings)")
+pytestmark = pytest.mark.skipif(
+    not (SHARED / "manifest.json").is_file(), reason="needs ../shared/data/rtl433 (real recordings)"
+)
 
 
 def _recording(name_part: str) -> dict:
@@ -34,8 +35,15 @@ def test_export_of_a_real_recording_is_byte_exact_sigmf_with_detections(data_roo
 
     rec = _recording("GT-WT-02")
     paths = DataPaths(data_root)
-    ingest(SHARED / rec["file"], paths, sample_rate_hz=rec["sample_rate_hz"],
-           center_freq_hz=rec["center_freq_hz"], nfft=640, hop=640, frame_cols=640)
+    ingest(
+        SHARED / rec["file"],
+        paths,
+        sample_rate_hz=rec["sample_rate_hz"],
+        center_freq_hz=rec["center_freq_hz"],
+        nfft=640,
+        hop=640,
+        frame_cols=640,
+    )
     with AnalysisDB(paths.analysis_db) as db:  # the energy detector's boxes, as the asset writes them
         st, _ = detect_partition(db, PARTITION_KEY, paths.root)
     assert st.n_detections >= 3  # the sensor's repeated packets
@@ -60,13 +68,29 @@ def test_export_of_a_real_recording_is_byte_exact_sigmf_with_detections(data_roo
 
 def test_report_charts_the_telemetry_of_a_real_recording_replayed_in_real_time(data_root, tmp_path):
     rec = _recording("GT-WT-02")
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", f"file://{SHARED / rec['file']}",
-                          "--loop", "--realtime", "--duration-s", "4"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            str(BIN / "sdr-assets"),
+            "capture",
+            "--source",
+            f"file://{SHARED / rec['file']}",
+            "--loop",
+            "--realtime",
+            "--duration-s",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     chart = tmp_path / "report.png"
-    rep = subprocess.run([str(BIN / "sdr-assets"), "report", "--plot", str(chart), "--since-minutes", "10"],
-                         capture_output=True, text=True, timeout=120)
+    rep = subprocess.run(
+        [str(BIN / "sdr-assets"), "report", "--plot", str(chart), "--since-minutes", "10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rep.returncode == 0, rep.stderr
     assert "from 1 capture(s)" in rep.stdout and "samples lost: 0 since each capture started" in rep.stdout
     assert "8 panels" in rep.stdout and _panels(chart.read_bytes()) == 8

@@ -12,7 +12,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 from click.testing import CliRunner
 from PIL import Image
@@ -26,8 +25,13 @@ RATE_HZ = 250_000
 
 def _capture(uri: str, *extra: str) -> None:
     env = dict(os.environ, SDR_ASSETS_PARTITION_MINUTES="1")
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--partition-minutes", "1",
-                          *extra], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--partition-minutes", "1", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -37,7 +41,8 @@ def _rows(db: Path, where: str = "", args=()):
         return conn.execute(
             f"SELECT t_ns, capture_id, metric, value FROM telemetry WHERE process = 'capture' AND (metric IN "
             f"({', '.join('?' * len(METRICS))}) OR metric GLOB 'gpu[0-9]*_*') {where} ORDER BY t_ns",
-            (*METRICS, *args)).fetchall()
+            (*METRICS, *args),
+        ).fetchall()
     finally:
         conn.close()
 
@@ -49,12 +54,16 @@ def _expected(rows):
     lost = {}
     for _, c, v in by.get("samples_lost", []):
         lost[c] = max(lost.get(c, 0), int(v))
-    return {"rows": len(rows), "captures": len({r[1] for r in rows}),
-            "ingest_mean": statistics.fmean(v for _, _, v in by["ingest_mb_s"]),
-            "ingest_max": max(v for _, _, v in by["ingest_mb_s"]), "lost": sum(lost.values()),
-            "p99_max": max(v for _, _, v in by["commit_ms_p99"]),
-            "p50_median": statistics.median(v for _, _, v in by["commit_ms_p50"]),
-            "size_mb": by["db_size_bytes"][-1][2] / 1e6}
+    return {
+        "rows": len(rows),
+        "captures": len({r[1] for r in rows}),
+        "ingest_mean": statistics.fmean(v for _, _, v in by["ingest_mb_s"]),
+        "ingest_max": max(v for _, _, v in by["ingest_mb_s"]),
+        "lost": sum(lost.values()),
+        "p99_max": max(v for _, _, v in by["commit_ms_p99"]),
+        "p50_median": statistics.median(v for _, _, v in by["commit_ms_p50"]),
+        "size_mb": by["db_size_bytes"][-1][2] / 1e6,
+    }
 
 
 def _panels(png: bytes) -> int:
@@ -72,8 +81,11 @@ def _md_png(md: str) -> bytes:
 def test_report_plot_and_partition_plots_from_real_telemetry(data_root, tmp_path):
     start = (datetime.now(UTC) - timedelta(minutes=90)).replace(second=0, microsecond=0)
     # a replay into a past partition (capture 1), then 3 s of real-time capture (capture 2)
-    _capture(f"synthetic://?seed=4&rate={RATE_HZ}&kinds=cw,ook&start={start + timedelta(seconds=5):%Y-%m-%dT%H:%M:%SZ}"
-             "&duration_s=10", "--no-realtime")
+    _capture(
+        f"synthetic://?seed=4&rate={RATE_HZ}&kinds=cw,ook&start={start + timedelta(seconds=5):%Y-%m-%dT%H:%M:%SZ}"
+        "&duration_s=10",
+        "--no-realtime",
+    )
     _capture(f"synthetic://?seed=1&rate={RATE_HZ}", "--duration-s", "3")
     hot = data_root / "hot.db"
     rows = _rows(hot)
@@ -106,11 +118,16 @@ def test_report_plot_and_partition_plots_from_real_telemetry(data_root, tmp_path
     key = pkey(start.strftime("%Y-%m-%d-%H:%M"))
     res = materialize(["hot_snapshot", "iq_window", "spectrograms", "partition_plots"], key)
     assert res.success
-    meta = {k: getattr(v, "value", v) for k, v in res.asset_materializations_for_node("partition_plots")[-1]
-            .metadata.items()}
+    meta = {
+        k: getattr(v, "value", v)
+        for k, v in res.asset_materializations_for_node("partition_plots")[-1].metadata.items()
+    }
     snap = data_root / "snapshots" / f"hot-{key.split('|')[1].replace(':', '')}.db"
-    in_window = _rows(snap, "AND t_ns >= ? AND t_ns < ?", (int(start.timestamp() * 1e9),
-                                                           int((start + timedelta(minutes=1)).timestamp() * 1e9)))
+    in_window = _rows(
+        snap,
+        "AND t_ns >= ? AND t_ns < ?",
+        (int(start.timestamp() * 1e9), int((start + timedelta(minutes=1)).timestamp() * 1e9)),
+    )
     assert in_window == []  # the replay was ingested now: its rows are those of capture 1
     assert meta["telemetry_rows"] == len(_rows(snap, "AND capture_id = 1")) > 0
     assert meta["telemetry_selection"].startswith("capture(s) 1: replayed")

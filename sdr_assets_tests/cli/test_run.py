@@ -63,8 +63,13 @@ def test_run_serves_ui_and_one_sigint_stops_all(port, data_root):
     api_port = free_port()
     # A new session stands in for the terminal: SIGINT to the group is what Ctrl-C sends.
     log = data_root / "run.log"  # a file, not a pipe: dagster's log must never block on it
-    proc = subprocess.Popen([str(cli), "run", "--port", str(port), "--api-port", str(api_port)], cwd=REPO,
-                            env=env, start_new_session=True, stderr=log.open("w"))
+    proc = subprocess.Popen(
+        [str(cli), "run", "--port", str(port), "--api-port", str(api_port)],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stderr=log.open("w"),
+    )
     try:
         info = _wait_server_info(port, proc)
         assert info.get("dagster_version") == "1.13.27"
@@ -87,11 +92,11 @@ def test_run_serves_ui_and_one_sigint_stops_all(port, data_root):
         os.killpg(proc.pid, signal.SIGINT)
         t0 = time.monotonic()
         proc.wait(timeout=15)
-        while time.monotonic() - t0 < 10 and any(psutil.pid_exists(p) and
-                psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in tree):
+        while time.monotonic() - t0 < 10 and any(
+            psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in tree
+        ):
             time.sleep(0.2)
-        alive = [p for p in tree if psutil.pid_exists(p)
-                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert alive == [], f"still running {time.monotonic() - t0:.1f} s after SIGINT: {alive}"
         assert time.monotonic() - t0 <= 10.0
         # the capture stopped cleanly: drained, committed, its end recorded

@@ -21,19 +21,24 @@ from sdr_assets_tests.helpers import assert_one_error_line
 BIN = Path(sys.executable).parent
 RTL433 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rtl433"
 needs_data = pytest.mark.skipif(not (RTL433 / "manifest.json").is_file(), reason=f"{RTL433} is absent")
-needs_rtl433 = pytest.mark.skipif(shutil.which("rtl_433") is None,
-                                  reason="needs rtl_433 (sudo apt-get install rtl-433)")
-LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)  (\S+)  id (\S+)  ch (\S+)  ([\d.]+) MHz  SNR (-?[\d.]+) dB$")
+needs_rtl433 = pytest.mark.skipif(
+    shutil.which("rtl_433") is None, reason="needs rtl_433 (sudo apt-get install rtl-433)"
+)
+LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)  (\S+)  id (\S+)  ch (\S+)  ([\d.]+) MHz  SNR (-?[\d.]+) dB$"
+)
 
 
 def _recording(prefix: str) -> dict:
-    return next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
-                if r["file"].startswith(prefix))
+    return next(
+        r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"] if r["file"].startswith(prefix)
+    )
 
 
 def _decode(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "sdr-assets"), "decode", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [str(BIN / "sdr-assets"), "decode", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def _rtl433_says(rec: dict) -> list[tuple[str, str, str]]:
@@ -58,8 +63,12 @@ def server():
 
     def start(*args: str) -> int:
         port = free_port()
-        proc = subprocess.Popen([str(BIN / "sdr-assets"), "serve-rtl-tcp", "--port", str(port), *args],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [str(BIN / "sdr-assets"), "serve-rtl-tcp", "--port", str(port), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         procs.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # its "listening" line says the socket is bound
@@ -97,8 +106,13 @@ def test_file_source_prints_what_rtl_433_decodes_at_the_recordings_time(tmp_path
 
     # a SigMF copy carries its start time: each message is printed at start + rtl_433's offset
     t0 = datetime.datetime(2025, 3, 1, 12, 0, 0, tzinfo=datetime.UTC)
-    write_sigmf(tmp_path / "gt", (RTL433 / rec["file"]).read_bytes(), rec["sample_rate_hz"],
-                rec["center_freq_hz"], datetime_ns=int(t0.timestamp()) * 10**9)
+    write_sigmf(
+        tmp_path / "gt",
+        (RTL433 / rec["file"]).read_bytes(),
+        rec["sample_rate_hz"],
+        rec["center_freq_hz"],
+        datetime_ns=int(t0.timestamp()) * 10**9,
+    )
     res = _decode("--source", f"file://{tmp_path / 'gt.sigmf-meta'}")
     assert res.returncode == 0, res.stderr
     first = _parsed(res.stdout)[0]
@@ -120,8 +134,9 @@ def test_live_from_serve_rtl_tcp_on_loopback(server, data_root):
     assert "rtl_tcp connected to 127.0.0.1" in res.stderr
     assert "6 messages; the server closed the connection" in res.stderr
     # live times are rtl_433's wall clock (UTC) while it decoded
-    stamps = [datetime.datetime.strptime(m[1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC).timestamp()
-              for m in got]
+    stamps = [
+        datetime.datetime.strptime(m[1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC).timestamp() for m in got
+    ]
     assert t_before - 1 <= stamps[0] <= stamps[-1] <= time.time() + 1
 
 
@@ -137,8 +152,12 @@ def test_live_tunes_the_server_and_stops_on_duration_and_on_ctrl_c(server, data_
     assert all(abs(float(m[5]) - 310.0) < 0.125 for m in got)
     assert re.search(r"\d+ messages; --duration-s 3 passed", res.stderr)
 
-    proc = subprocess.Popen([str(BIN / "sdr-assets"), "decode", "--source", f"rtl_tcp://127.0.0.1:{port}",
-                             "--center-freq-hz", "310e6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "sdr-assets"), "decode", "--source", f"rtl_tcp://127.0.0.1:{port}", "--center-freq-hz", "310e6"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = proc.stdout.readline()  # blocks until the first message
     assert LINE.match(first.strip()), first
     proc.send_signal(signal.SIGINT)
@@ -149,8 +168,7 @@ def test_live_tunes_the_server_and_stops_on_duration_and_on_ctrl_c(server, data_
 @needs_rtl433
 def test_bad_sources_areassert_one_error_line(tmp_path, data_root):
     port = free_port()  # nothing listens there
-    assert_one_error_line(_decode("--source", f"rtl_tcp://127.0.0.1:{port}"), "Connection refused",
-                    "serve-rtl-tcp")
+    assert_one_error_line(_decode("--source", f"rtl_tcp://127.0.0.1:{port}"), "Connection refused", "serve-rtl-tcp")
     assert_one_error_line(_decode("--source", "rtlsdr://0"), "serve-rtl-tcp --source rtlsdr://0")
     rec = tmp_path / "x_433.92M_250k.cu8"
     rec.write_bytes(b"\x80" * 1000)

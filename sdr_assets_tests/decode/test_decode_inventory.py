@@ -9,8 +9,22 @@ T0 = 1_700_000_000 * S
 
 
 def _msg(t_ns: int, model: str, device_id: str | None = "1", snr_db: float = 10.0) -> MessageRecord:
-    return MessageRecord(t_ns, t_ns + S // 10, 433.9e6, None, 433.89e6, 433.91e6, model, device_id, None, "ASK",
-                         None, snr_db, None, {"model": model})
+    return MessageRecord(
+        t_ns,
+        t_ns + S // 10,
+        433.9e6,
+        None,
+        433.89e6,
+        433.91e6,
+        model,
+        device_id,
+        None,
+        "ASK",
+        None,
+        snr_db,
+        None,
+        {"model": model},
+    )
 
 
 def test_repeats_of_one_transmission_are_not_intervals():
@@ -22,8 +36,10 @@ def test_repeats_of_one_transmission_are_not_intervals():
 
 def _inventory(messages, as_of_ns):
     sightings = window_sightings("roof", "w", messages)
-    totals = [DeviceTotals(s.model, s.device_id, s.channel, min(s.times_ns), max(s.times_ns), len(s.times_ns))
-              for s in sightings]
+    totals = [
+        DeviceTotals(s.model, s.device_id, s.channel, min(s.times_ns), max(s.times_ns), len(s.times_ns))
+        for s in sightings
+    ]
     return build_inventory("roof", totals, sightings, as_of_ns)
 
 

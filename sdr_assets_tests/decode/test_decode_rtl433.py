@@ -12,10 +12,12 @@ from sdr_assets.decode.rtl433 import AnalysisParser, parse_message
 from sdr_assets.errors import DecodeError
 
 RTL433 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rtl433"
-needs_binary = pytest.mark.skipif(shutil.which("rtl_433") is None,
-                                  reason="needs rtl_433 (sudo apt-get install rtl-433)")
-needs_data = pytest.mark.skipif(not (RTL433 / "manifest.json").exists(),
-                                reason="needs ../shared/data/rtl433 (real recordings)")
+needs_binary = pytest.mark.skipif(
+    shutil.which("rtl_433") is None, reason="needs rtl_433 (sudo apt-get install rtl-433)"
+)
+needs_data = pytest.mark.skipif(
+    not (RTL433 / "manifest.json").exists(), reason="needs ../shared/data/rtl433 (real recordings)"
+)
 
 
 def recordings() -> list[dict]:
@@ -23,7 +25,7 @@ def recordings() -> list[dict]:
 
 
 def chunked(data: bytes, size: int):
-    return (data[i:i + size] for i in range(0, len(data), size))
+    return (data[i : i + size] for i in range(0, len(data), size))
 
 
 def test_missing_binary_names_the_debian_package(monkeypatch, tmp_path):
@@ -47,11 +49,11 @@ def test_every_recording_gives_its_manifest_packages_and_messages():
     near the end of the file (the end-of-input padding)."""
     for rec in recordings():
         data = (RTL433 / rec["file"]).read_bytes()
-        res = decode_cu8(chunked(data, 10_001 * 2 + 1), rec["sample_rate_hz"],
-                         rec["center_freq_hz"])
+        res = decode_cu8(chunked(data, 10_001 * 2 + 1), rec["sample_rate_hz"], rec["center_freq_hz"])
         assert res.n_samples == len(data) // 2
-        assert [p.start_samples for p in res.packages] == \
-            [b["start_sample"] for b in rec["rtl_433_bursts"]], rec["file"]
+        assert [p.start_samples for p in res.packages] == [b["start_sample"] for b in rec["rtl_433_bursts"]], rec[
+            "file"
+        ]
         assert len(res.messages) == rec["rtl_433_decoded_messages"], rec["file"]
         for p in res.packages:
             assert 0 < p.length_samples and p.end_samples <= res.n_samples
@@ -66,8 +68,7 @@ def test_every_recording_gives_its_manifest_packages_and_messages():
 @needs_data
 def test_a_message_carries_its_fields_and_levels():
     rec = next(r for r in recordings() if r["file"].startswith("GT-WT-02"))
-    res = decode_cu8([(RTL433 / rec["file"]).read_bytes()], rec["sample_rate_hz"],
-                     rec["center_freq_hz"])
+    res = decode_cu8([(RTL433 / rec["file"]).read_bytes()], rec["sample_rate_hz"], rec["center_freq_hz"])
     m = res.messages[0]
     assert (m.model, m.device_id, m.channel, m.modulation) == ("GT-WT02", "52", "1", "ASK")
     assert m.offset_samples == 30581 and m.offset_s == pytest.approx(30581 / 250_000)
@@ -83,8 +84,7 @@ def test_a_message_carries_its_fields_and_levels():
 @needs_data
 def test_an_fsk_message_has_both_frequencies():
     rec = next(r for r in recordings() if r["file"].startswith("danfoss"))
-    res = decode_cu8([(RTL433 / rec["file"]).read_bytes()], rec["sample_rate_hz"],
-                     rec["center_freq_hz"])
+    res = decode_cu8([(RTL433 / rec["file"]).read_bytes()], rec["sample_rate_hz"], rec["center_freq_hz"])
     (m,) = res.messages
     assert m.modulation == "FSK" and m.freq2_hz is not None and m.freq_hz != m.freq2_hz
     assert res.packages[0].modulation == "FSK" and res.packages[0].freq2_offset_hz is not None
@@ -107,15 +107,17 @@ def test_rtl_433_refusing_its_options_is_a_decode_error():
 
 
 def test_analysis_parser_reads_rtl_433s_stderr():
-    text = ("Detected OOK package\t@0.122324s\nAnalyzing pulses...\n"
-            "Total count:   38,  width: 203.56 ms\t\t(50890 S)\n"
-            " [ 0] count:   38,  width:  812 us [748;836]\t( 203 S)\n"
-            "RSSI: -2.0 dB SNR: 4.4 dB Noise: -6.5 dB\n"
-            "Frequency offsets [F1, F2]:   -7361,      0\t(-28.1 kHz, +0.0 kHz)\n"
-            "Detected FSK package\t@0.196696s\n"
-            "Total count:  106,  width: 25.44 ms\t\t( 6359 S)\n"
-            "Frequency offsets [F1, F2]:     494,  -9348\t(+1.9 kHz, -35.7 kHz)\n"
-            "something went wrong\n")
+    text = (
+        "Detected OOK package\t@0.122324s\nAnalyzing pulses...\n"
+        "Total count:   38,  width: 203.56 ms\t\t(50890 S)\n"
+        " [ 0] count:   38,  width:  812 us [748;836]\t( 203 S)\n"
+        "RSSI: -2.0 dB SNR: 4.4 dB Noise: -6.5 dB\n"
+        "Frequency offsets [F1, F2]:   -7361,      0\t(-28.1 kHz, +0.0 kHz)\n"
+        "Detected FSK package\t@0.196696s\n"
+        "Total count:  106,  width: 25.44 ms\t\t( 6359 S)\n"
+        "Frequency offsets [F1, F2]:     494,  -9348\t(+1.9 kHz, -35.7 kHz)\n"
+        "something went wrong\n"
+    )
     parser = AnalysisParser(250_000)
     for line in text.splitlines(keepends=True):
         parser.feed(line)

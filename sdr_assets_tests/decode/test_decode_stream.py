@@ -28,8 +28,10 @@ def test_runs_break_at_a_gap_a_time_jump_and_a_retune_only():
 
 
 def test_a_live_line_keeps_rtl_433s_fields_and_its_unix_time():
-    tm = parse_live_line('{"time" : "1700000000.250001", "model" : "Nexus-TH", "id" : 181, "channel" : 2, '
-                         '"mod" : "ASK", "freq" : 433.9, "snr" : 12.5}')
+    tm = parse_live_line(
+        '{"time" : "1700000000.250001", "model" : "Nexus-TH", "id" : 181, "channel" : 2, '
+        '"mod" : "ASK", "freq" : 433.9, "snr" : 12.5}'
+    )
     assert tm.t_ns == 1_700_000_000_250_001_000
     m = tm.message
     assert (m.model, m.device_id, m.channel, m.freq_hz, m.snr_db) == ("Nexus-TH", "181", "2", 433.9e6, 12.5)

@@ -27,16 +27,24 @@ def _env(tmp_path):
 
 def _capture(env, start, duration_s, *extra):
     uri = f"synthetic://?seed=4&rate=250000&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s={duration_s}"
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1", *extra], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
 
 
 def _backfill(env, first, last, select="hot_snapshot,iq_window"):
-    return subprocess.run([str(BIN / "sdr-assets"), "backfill", "--from", first, "--to", last,
-                           "--select", select], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [str(BIN / "sdr-assets"), "backfill", "--from", first, "--to", last, "--select", select],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _key(t):
@@ -50,8 +58,11 @@ def test_cli_backfill_materialises_each_partition(tmp_path, data_root):
     out = _backfill(env, _key(start), _key(start + timedelta(minutes=2)))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "3 succeeded, 0 failed, 0 no longer held" in out.stdout
-    rows = sqlite3.connect(data_root / "analysis.db").execute(
-        "SELECT partition_key, n_samples FROM partitions ORDER BY partition_key").fetchall()
+    rows = (
+        sqlite3.connect(data_root / "analysis.db")
+        .execute("SELECT partition_key, n_samples FROM partitions ORDER BY partition_key")
+        .fetchall()
+    )
     assert [r[0] for r in rows] == [pkey(_key(start + timedelta(minutes=i))) for i in range(3)]
     assert all(n >= 250_000 * 59 for _, n in rows)
     # the runs are in the Dagster instance, so the UI lists them

@@ -19,8 +19,7 @@ from sdr_assets_tests.capture_support import run_cli
 from sdr_assets_tests.conftest import require_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
-FIRST_KEY = ("from sdr_assets.defs.partitions import TIME_PARTITIONS as P; "
-             "print(P.get_first_partition_key())")
+FIRST_KEY = "from sdr_assets.defs.partitions import TIME_PARTITIONS as P; print(P.get_first_partition_key())"
 
 pytestmark = pytest.mark.calendar
 
@@ -42,8 +41,9 @@ def _clock_ahead(env: dict, days_ahead: int) -> dict:
     """``env`` with libfaketime preloaded and the clock ``days_ahead`` of this process's clock
     (which may itself be faked, as in the inner run below: the offsets add up)."""
     clean = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME")}
-    probe = subprocess.run([_faketime(), "+0days", "sh", "-c", "echo $LD_PRELOAD"], env=clean,
-                           capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        [_faketime(), "+0days", "sh", "-c", "echo $LD_PRELOAD"], env=clean, capture_output=True, text=True, timeout=30
+    )
     outer_s = float(os.environ.get("FAKETIME", "+0").lstrip("+") or 0)
     return {**env, "LD_PRELOAD": probe.stdout.strip(), "FAKETIME": f"+{int(outer_s + days_ahead * 86400)}"}
 
@@ -53,8 +53,9 @@ def _first_key(root: Path, days_ahead: int = 0) -> str:
     env = _env(root)
     if days_ahead:
         env = _clock_ahead(env, days_ahead)
-    out = subprocess.run([sys.executable, "-c", FIRST_KEY], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_KEY], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
 
@@ -80,9 +81,14 @@ def test_an_existing_root_keeps_its_older_samples_addressable(tmp_path):
     days ago: the start is fixed at that day, not 7 days back."""
     root = tmp_path / "root"
     start = (datetime.now(UTC) - timedelta(days=20)).replace(microsecond=0)
-    cap = run_cli("capture", "--source",
-                  f"synthetic://?seed=1&rate=250000&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=2",
-                  "--no-realtime", env=_env(root), timeout_s=120)
+    cap = run_cli(
+        "capture",
+        "--source",
+        f"synthetic://?seed=1&rate=250000&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=2",
+        "--no-realtime",
+        env=_env(root),
+        timeout_s=120,
+    )
     assert cap.returncode == 0, cap.stderr
     assert not (root / "settings.json").exists()
     assert _first_key(root) == f"{start:%Y-%m-%d}-00:00"
@@ -118,10 +124,28 @@ def test_date_sensitive_tests_pass_with_the_clock_60_days_ahead(tmp_path):
     faketime = _faketime()
     env = dict(os.environ, SDR_ASSETS_FAKETIME_INNER="1")
     env.pop("SDR_ASSETS_PARTITION_START", None)  # conftest derives it again from the faked now
-    out = subprocess.run([faketime, "+60days", sys.executable, "-m", "pytest", "-q", "-m", "calendar",
-                          "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "inner"),
-                          str(REPO / "sdr_assets_tests")],
-                         env=env, capture_output=True, text=True, timeout=1200, cwd=REPO)
+    out = subprocess.run(
+        [
+            faketime,
+            "+60days",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "calendar",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(tmp_path / "inner"),
+            str(REPO / "sdr_assets_tests"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=REPO,
+    )
     tail = out.stdout[-4000:] + out.stderr[-2000:]
     assert out.returncode == 0, tail
     assert " passed" in tail and "failed" not in tail, tail

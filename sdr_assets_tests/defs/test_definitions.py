@@ -17,6 +17,11 @@ def test_definitions_load():
 def test_workspace_validates(data_root, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(data_root))
     dagster = Path(sys.executable).parent / "dagster"
-    out = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -27,9 +27,13 @@ def _past_minute(minutes_ago: int = 90) -> datetime:
 
 
 def _capture(env, uri: str, *extra: str) -> None:
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1", *extra], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -44,26 +48,49 @@ def env(data_root, tmp_path, monkeypatch):
 
 def test_cli_materialize_then_tone_lands_on_its_row(env, data_root):
     start = _past_minute()
-    uri = (f"synthetic://?seed=7&rate={RATE_HZ}&kinds=cw&emissions_per_s=0.3"
-           f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=130")
+    uri = (
+        f"synthetic://?seed=7&rate={RATE_HZ}&kinds=cw&emissions_per_s=0.3"
+        f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=130"
+    )
     _capture(env, uri)
     key = pkey((start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M"))
-    sync = subprocess.run([str(BIN / "sdr-assets"), "sensors", "sync"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    sync = subprocess.run(
+        [str(BIN / "sdr-assets"), "sensors", "sync"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert sync.returncode == 0 and "default" in sync.stdout, sync.stdout + sync.stderr
-    out = subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m",
-                          "sdr_assets.definitions", "--select",
-                          "hot_snapshot,iq_window,spectrograms", "--partition", key],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "sdr_assets.definitions",
+            "--select",
+            "hot_snapshot,iq_window,spectrograms",
+            "--partition",
+            key,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "RUN_SUCCESS" in out.stdout + out.stderr
 
     conn = sqlite3.connect(data_root / "analysis.db")
-    frames = conn.execute("SELECT t_start_ns, t_end_ns, sample_rate_hz, center_freq_hz, nfft, "
-                          "hop, width_px, height_px, path FROM frames WHERE partition_key = ? "
-                          "ORDER BY t_start_ns", (key,)).fetchall()
-    anns = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz FROM "
-                        "annotations WHERE partition_key = ? AND label = 'cw'", (key,)).fetchall()
+    frames = conn.execute(
+        "SELECT t_start_ns, t_end_ns, sample_rate_hz, center_freq_hz, nfft, "
+        "hop, width_px, height_px, path FROM frames WHERE partition_key = ? "
+        "ORDER BY t_start_ns",
+        (key,),
+    ).fetchall()
+    anns = conn.execute(
+        "SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz FROM "
+        "annotations WHERE partition_key = ? AND label = 'cw'",
+        (key,),
+    ).fetchall()
     assert len(frames) >= 30 and anns
     checked = 0
     for t0, t1, fs, fc, nfft, hop, w, h, path in frames:
@@ -134,13 +161,17 @@ def test_sensor_requests_newest_closed_partition_once(env, data_root):
     assert req.partition_key == pkey((start + timedelta(minutes=1)).strftime("%Y-%m-%d-%H:%M"))
     assert req.run_key == req.partition_key
     instance.add_dynamic_partitions("sensor", ["default"])
-    again = hot_db_sensor(dg.build_sensor_context(cursor=ctx.cursor, instance=instance,
-                                                  resources={"store": SdrStore()}))
+    again = hot_db_sensor(
+        dg.build_sensor_context(cursor=ctx.cursor, instance=instance, resources={"store": SdrStore()})
+    )
     assert not again.run_requests and not again.dynamic_partitions_requests
     assert "last requested" in again.skip_reason.skip_message
     # a cursor from the single-sensor days (a bare time key) still means "already requested"
-    old = hot_db_sensor(dg.build_sensor_context(cursor=req.partition_key.split("|")[1],
-                                                instance=instance, resources={"store": SdrStore()}))
+    old = hot_db_sensor(
+        dg.build_sensor_context(
+            cursor=req.partition_key.split("|")[1], instance=instance, resources={"store": SdrStore()}
+        )
+    )
     assert not old.run_requests
 
 
@@ -149,8 +180,9 @@ def test_sensor_skips_without_hot_db(env):
     from sdr_assets.defs.automation import hot_db_sensor
     from sdr_assets.defs.resources import SdrStore
 
-    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
-                                                resources={"store": SdrStore()}))
+    res = hot_db_sensor(
+        dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"store": SdrStore()})
+    )
     assert not res.run_requests
     assert "default: no hot DB yet" in res.skip_reason.skip_message
     assert "sdr-assets capture" in res.skip_reason.skip_message
@@ -165,8 +197,9 @@ def test_sensor_waits_until_the_data_crosses_a_partition_end(env, data_root):
 
     start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(seconds=5)
     _capture(env, f"synthetic://?seed=3&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=20")
-    res = hot_db_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
-                                                resources={"store": SdrStore()}))
+    res = hot_db_sensor(
+        dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"store": SdrStore()})
+    )
     assert not res.run_requests and res.skip_reason is not None
 
 
@@ -177,7 +210,7 @@ def test_corrupt_snapshot_stops_iq_window_in_the_same_run(env, data_root):
     key = start.strftime("%Y-%m-%d-%H:%M")
     hot = data_root / "hot.db"
     conn = sqlite3.connect(hot)
-    (page,), = conn.execute("PRAGMA page_size").fetchall()
+    ((page,),) = conn.execute("PRAGMA page_size").fetchall()
     conn.close()
     n_pages = hot.stat().st_size // page
     with open(hot, "r+b") as f:  # damage a page in the middle: the backup copies it faithfully
@@ -192,6 +225,9 @@ def test_corrupt_snapshot_stops_iq_window_in_the_same_run(env, data_root):
     assert "snapshot_integrity" in failure_text(res)
     analysis = data_root / "analysis.db"
     if analysis.exists():
-        rows = sqlite3.connect(analysis).execute(
-            "SELECT count(*) FROM chunks WHERE partition_key = ?", (pkey(key),)).fetchone()[0]
+        rows = (
+            sqlite3.connect(analysis)
+            .execute("SELECT count(*) FROM chunks WHERE partition_key = ?", (pkey(key),))
+            .fetchone()[0]
+        )
         assert rows == 0

@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from sdr_assets.dsp.stft import FrameGeometry
-from sdr_assets.records import samples_to_ns
-from sdr_assets_tests.ml.test_ml_pipeline import no_network  # noqa: F401 - the network-blocking fixture
 from sdr_assets.ml.labels import MIN_BOX_PX
+from sdr_assets.records import samples_to_ns
 from sdr_assets_tests.helpers import materialize, pkey
+from sdr_assets_tests.ml.test_ml_pipeline import no_network  # noqa: F401 - the network-blocking fixture
 
 os.environ.setdefault("SDR_ASSETS_PARTITION_MINUTES", "1")  # before sdr_assets.definitions is imported
 
@@ -46,8 +46,13 @@ def env(data_root, tmp_path, monkeypatch):
 
 
 def _capture(env, uri: str) -> None:
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -67,27 +72,46 @@ def _failure(result) -> str:
 
 
 def _frames(conn, key):
-    cols = ("frame_id", "t_start_ns", "t_end_ns", "sample_rate_hz", "center_freq_hz", "nfft", "hop", "width_px",
-            "height_px", "path")
-    rows = conn.execute(f"SELECT {', '.join(cols)} FROM frames WHERE partition_key = ? ORDER BY t_start_ns",
-                        (key,)).fetchall()
+    cols = (
+        "frame_id",
+        "t_start_ns",
+        "t_end_ns",
+        "sample_rate_hz",
+        "center_freq_hz",
+        "nfft",
+        "hop",
+        "width_px",
+        "height_px",
+        "path",
+    )
+    rows = conn.execute(
+        f"SELECT {', '.join(cols)} FROM frames WHERE partition_key = ? ORDER BY t_start_ns", (key,)
+    ).fetchall()
     return [dict(zip(cols, r)) for r in rows]
 
 
 def _geom(f) -> FrameGeometry:
-    return FrameGeometry(f["t_start_ns"], f["sample_rate_hz"], f["center_freq_hz"], f["nfft"], f["hop"],
-                         f["width_px"], f["height_px"])
+    return FrameGeometry(
+        f["t_start_ns"], f["sample_rate_hz"], f["center_freq_hz"], f["nfft"], f["hop"], f["width_px"], f["height_px"]
+    )
 
 
 def _chunk_spans(conn, key):
-    return {q: (t, t + samples_to_ns(n, fs)) for q, t, n, fs in conn.execute(
-        "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks WHERE partition_key = ?", (key,))}
+    return {
+        q: (t, t + samples_to_ns(n, fs))
+        for q, t, n, fs in conn.execute(
+            "SELECT seq, t_start_ns, n_samples, sample_rate_hz FROM chunks WHERE partition_key = ?", (key,)
+        )
+    }
 
 
 def _check_lineage(conn, key, expect_version):
     spans = _chunk_spans(conn, key)
-    rows = conn.execute("SELECT t_start_ns, t_end_ns, model_version, first_seq, last_seq, frame_id FROM detections "
-                        "WHERE partition_key = ?", (key,)).fetchall()
+    rows = conn.execute(
+        "SELECT t_start_ns, t_end_ns, model_version, first_seq, last_seq, frame_id FROM detections "
+        "WHERE partition_key = ?",
+        (key,),
+    ).fetchall()
     frame_ids = {r[0] for r in conn.execute("SELECT frame_id FROM frames WHERE partition_key = ?", (key,))}
     for t0, t1, version, first, last, frame_id in rows:
         assert version == expect_version and frame_id in frame_ids
@@ -103,8 +127,10 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     """Synthetic window -> labels on the right pixels -> tiny model (registry, ONNX, telemetry)
     -> detections by that model with chunk lineage -> the sensor asks for re-detection."""
     start = _past_minute(24 * 60 + 95)  # yesterday: its day is a complete daily partition
-    uri = (f"synthetic://?seed=11&rate={RATE_HZ}&kinds=cw&emissions_per_s=1.5"
-           f"&start={(start + timedelta(seconds=5)):%Y-%m-%dT%H:%M:%SZ}&duration_s=12")
+    uri = (
+        f"synthetic://?seed=11&rate={RATE_HZ}&kinds=cw&emissions_per_s=1.5"
+        f"&start={(start + timedelta(seconds=5)):%Y-%m-%dT%H:%M:%SZ}&duration_s=12"
+    )
     _capture(env, uri)
     key = _key(start)
     res = _materialize(CHAIN + ["training_labels"], key)
@@ -114,26 +140,32 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     assert meta["auto_boxes"] == 0 and meta["boxes_cw"] == meta["boxes"]
 
     conn = sqlite3.connect(data_root / "analysis.db")
-    anns = conn.execute("SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz FROM annotations "
-                        "WHERE partition_key = ?", (key,)).fetchall()
+    anns = conn.execute(
+        "SELECT t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz FROM annotations WHERE partition_key = ?", (key,)
+    ).fetchall()
     checked = 0
     for f in _frames(conn, key):
         g = _geom(f)
-        labels = conn.execute("SELECT x_center, y_center, width, height, class_name, auto FROM labels "
-                              "WHERE frame_id = ?", (f["frame_id"],)).fetchall()
+        labels = conn.execute(
+            "SELECT x_center, y_center, width, height, class_name, auto FROM labels WHERE frame_id = ?",
+            (f["frame_id"],),
+        ).fetchall()
         for a0, a1, lo, hi in anns:
             if not (f["t_start_ns"] <= a0 and a1 <= f["t_end_ns"]) or g.t_ns_to_x(a1) - g.t_ns_to_x(a0) < MIN_BOX_PX:
                 continue  # whole inside the frame and too long to be widened to the minimum box
             x0, x1 = g.t_ns_to_x(a0), g.t_ns_to_x(a1)
             y_c = g.freq_hz_to_y((lo + hi) / 2)
-            match = [lb for lb in labels if abs((lb[0] - lb[2] / 2) * g.width_px - x0) < 0.5
-                     and abs((lb[0] + lb[2] / 2) * g.width_px - x1) < 0.5]
+            match = [
+                lb
+                for lb in labels
+                if abs((lb[0] - lb[2] / 2) * g.width_px - x0) < 0.5 and abs((lb[0] + lb[2] / 2) * g.width_px - x1) < 0.5
+            ]
             assert len(match) == 1, (a0, a1, labels)
             xc, yc, w, h, cls, auto = match[0]
             assert cls == "cw" and auto == 0 and abs(yc * g.height_px - y_c) <= 0.5
             # physically: the brightest row under the box is the box's row
             img = np.asarray(Image.open(data_root / f["path"]), dtype=np.float32)
-            row = int(np.argmax(img[:, int(x0) + 1: int(x1) - 1].mean(axis=1)))
+            row = int(np.argmax(img[:, int(x0) + 1 : int(x1) - 1].mean(axis=1)))
             assert abs(row - yc * g.height_px) <= 1.5, (row, yc * g.height_px)
             checked += 1
     assert checked >= 2
@@ -149,14 +181,19 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     assert meta["promoted"] is True and meta["champion_version"] == "none" and meta["epochs_run"] == 1
     assert meta["warm_start_from"].startswith("none")
     assert meta["partitions"] == [key] and meta["train_frames"] + meta["val_frames"] == len(_frames(conn, key))
-    row = conn.execute("SELECT path, onnx_path, partitions_json, params_json, metrics_json, is_current "
-                       "FROM models WHERE version = ?", (version,)).fetchone()
+    row = conn.execute(
+        "SELECT path, onnx_path, partitions_json, params_json, metrics_json, is_current FROM models WHERE version = ?",
+        (version,),
+    ).fetchone()
     assert row[5] == 1 and Path(row[0]).is_file() and Path(row[1]).is_file() and row[1].endswith(".onnx")
     assert key in row[2] and '"imgsz": 64' in row[3] and "map50" in row[4]
     epochs = conn.execute("SELECT value FROM telemetry WHERE process = 'training' AND metric = 'epoch'").fetchall()
     assert epochs == [(1.0,)]
-    resources = dict(conn.execute("SELECT metric, count(*) FROM telemetry WHERE process = 'training' AND "
-                                  "metric LIKE 's%' GROUP BY metric").fetchall())
+    resources = dict(
+        conn.execute(
+            "SELECT metric, count(*) FROM telemetry WHERE process = 'training' AND metric LIKE 's%' GROUP BY metric"
+        ).fetchall()
+    )
     assert resources.keys() >= {"sys_cpu_percent", "sys_mem_used_mb"}  # sampled once a second
 
     res = _materialize(["detections"], key, **small)
@@ -173,11 +210,12 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     assert single["count"] < meta["count"] and single["dropped_without_energy"] > 0
 
     # the sensor turns the promotion into re-detection runs, one per model version and window
-    from sdr_assets.defs.detector_jobs import new_model_sensor
     from sdr_assets.definitions import defs
+    from sdr_assets.defs.detector_jobs import new_model_sensor
 
-    ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def(),
-                                  resources={"store": defs.resources["store"]})
+    ctx = dg.build_sensor_context(
+        instance=instance, repository_def=defs.get_repository_def(), resources={"store": defs.resources["store"]}
+    )
     from dagster._core.definitions.partitions.context import partition_loading_context
 
     from sdr_assets.defs.partitions import ensure_sensor_partitions
@@ -195,7 +233,9 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     assert meta["warm_start_from"] == version
     assert meta["version"] != version and meta["champion_version"] == version
     assert {"champion_map50", "map50"} <= set(meta) and "challenger" in meta["comparison"]
-    wins = isinstance(meta["map50"], float) and (meta["champion_map50"] == "nan" or meta["map50"] > meta["champion_map50"])
+    wins = isinstance(meta["map50"], float) and (
+        meta["champion_map50"] == "nan" or meta["map50"] > meta["champion_map50"]
+    )
     assert meta["promoted"] is wins
     current = conn.execute("SELECT version FROM models WHERE is_current = 1").fetchall()
     assert current == [(meta["version"] if wins else version,)]
@@ -203,16 +243,25 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
 
 
 def _sigmf_without_annotations(tmp_path: Path, t0: datetime, seconds: float):
-    from sdr_assets.sigmf import write_sigmf
     from sdr_assets.dsp.synth import BandScenario
+    from sdr_assets.sigmf import write_sigmf
 
-    band = BandScenario(5, RATE_HZ, 433.92e6, emissions_per_s=1.5, snr_db_range=(22.0, 30.0),
-                        kinds=("ook", "fsk", "cw"), duration_s_range=(0.02, 0.2))
+    band = BandScenario(
+        5,
+        RATE_HZ,
+        433.92e6,
+        emissions_per_s=1.5,
+        snr_db_range=(22.0, 30.0),
+        kinds=("ook", "fsk", "cw"),
+        duration_s_range=(0.02, 0.2),
+    )
     cu8, emissions = band.render(int(seconds * RATE_HZ))
     t0_ns = int(t0.timestamp()) * 10**9
     meta, _ = write_sigmf(tmp_path / "real", cu8.tobytes(), RATE_HZ, 433.92e6, datetime_ns=t0_ns)
-    truth = [(t0_ns + samples_to_ns(e.start_sample, RATE_HZ), t0_ns + samples_to_ns(e.end_sample, RATE_HZ))
-             for e in emissions]
+    truth = [
+        (t0_ns + samples_to_ns(e.start_sample, RATE_HZ), t0_ns + samples_to_ns(e.end_sample, RATE_HZ))
+        for e in emissions
+    ]
     return meta, truth
 
 
@@ -225,21 +274,30 @@ def test_window_without_annotations_gets_energy_labels_and_energy_detections(env
     from sdr_assets.defs.resources import DecoderSettings, DetectorSettings
 
     # without rtl_433 (no decoder to teach) the energy detector labels the window, as a fallback
-    res = materialize(CHAIN + ["training_labels", "detections", "detection_report"], key,
-                      detector=DetectorSettings(), decoder=DecoderSettings(rtl_433=str(tmp_path / "no_rtl_433")))
+    res = materialize(
+        CHAIN + ["training_labels", "detections", "detection_report"],
+        key,
+        detector=DetectorSettings(),
+        decoder=DecoderSettings(rtl_433=str(tmp_path / "no_rtl_433")),
+    )
     assert res.success, _failure(res)
     labels = _meta(res, "training_labels")
-    assert labels["packages_from"].startswith("none: rtl_433 not found") and "apt-get install rtl-433" in \
-        labels["packages_from"]
+    assert (
+        labels["packages_from"].startswith("none: rtl_433 not found")
+        and "apt-get install rtl-433" in labels["packages_from"]
+    )
     assert labels["source"] == "energy" and labels["auto_boxes"] == labels["boxes"] > 0
     assert labels["boxes_from_energy"] == labels["boxes"]
     assert labels["ground_truth_boxes"] == 0 and labels["boxes_burst"] == labels["boxes"]
 
     conn = sqlite3.connect(data_root / "analysis.db")
     assert conn.execute("SELECT count(*) FROM annotations WHERE partition_key = ?", (key,)).fetchone()[0] == 0
-    rows = conn.execute("SELECT f.t_start_ns, f.sample_rate_hz, f.hop, f.width_px, l.x_center, l.width, "
-                        "l.class_name, l.auto FROM labels l JOIN frames f USING (frame_id) "
-                        "WHERE l.partition_key = ?", (key,)).fetchall()
+    rows = conn.execute(
+        "SELECT f.t_start_ns, f.sample_rate_hz, f.hop, f.width_px, l.x_center, l.width, "
+        "l.class_name, l.auto FROM labels l JOIN frames f USING (frame_id) "
+        "WHERE l.partition_key = ?",
+        (key,),
+    ).fetchall()
     found = set()
     for f_t0, fs, hop, w_px, xc, w, cls, auto in rows:
         assert cls == "burst" and auto == 1

@@ -20,12 +20,14 @@ def test_unset_keeps_dagsters_default():
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "multi_or_in_process_executor"
 
 
-@pytest.mark.parametrize("value, name", [("in_process", "in_process"), ("In-Process", "in_process"),
-                                         ("multiprocess", "multiprocess")])
+@pytest.mark.parametrize(
+    "value, name", [("in_process", "in_process"), ("In-Process", "in_process"), ("multiprocess", "multiprocess")]
+)
 def test_named_executor_is_every_jobs_executor(monkeypatch, value, name):
     monkeypatch.setenv(ex.ENV_EXECUTOR, value)
-    defs = dg.Definitions(assets=[_asset], jobs=[dg.define_asset_job("j", selection=[_asset])],
-                          executor=ex.build_executor())
+    defs = dg.Definitions(
+        assets=[_asset], jobs=[dg.define_asset_job("j", selection=[_asset])], executor=ex.build_executor()
+    )
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == name
     assert defs.resolve_job_def("j").executor_def.name == name
 

@@ -38,7 +38,11 @@ def test_tick_retention_is_what_dagster_yaml_says(instance):
     from dagster._core.scheduler.instigation import TickStatus as T
 
     assert instance.get_tick_retention_settings(InstigatorType.SENSOR) == {
-        T.SKIPPED: 7, T.SUCCESS: 7, T.FAILURE: 30, T.STARTED: 7}
+        T.SKIPPED: 7,
+        T.SUCCESS: 7,
+        T.FAILURE: 30,
+        T.STARTED: 7,
+    }
     assert set(instance.get_tick_retention_settings(InstigatorType.SCHEDULE).values()) == {30}
     assert set(instance.get_tick_retention_settings(InstigatorType.AUTO_MATERIALIZE).values()) == {7}
     # the production instance (PostgreSQL) keeps the same rule
@@ -58,9 +62,11 @@ def boom():
 
 def _model(version: str):
     """A stand-in with detector_model's key (the real one trains YOLO): its version metadata."""
+
     @dg.asset(name="detector_model")
     def _m():
         return dg.MaterializeResult(metadata={"version": version, "promoted": True})
+
     return _m
 
 

@@ -31,8 +31,16 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 LOCATION = "sdr_assets.definitions"
 SELECTED = ("hot_snapshot", "iq_window", "spectrograms")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 UI_TIMEOUT_MS = 90_000  # two shared cores: the graph's first render can be slow
 RUN_TIMEOUT_S = 240
 
@@ -41,9 +49,15 @@ def pkey(time_key: str) -> str:
     """The default sensor's (sensor x time) partition key."""
     return f"default|{time_key}"
 
+
 sync_api, NO_PLAYWRIGHT = try_import("playwright.sync_api", "playwright is in the dev extra: pip install -e '.[dev]'")
-NO_CHROMIUM = None if Path(CHROMIUM).exists() else (
-    f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium (as root), or run `apt-get install chromium`")
+NO_CHROMIUM = (
+    None
+    if Path(CHROMIUM).exists()
+    else (
+        f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium (as root), or run `apt-get install chromium`"
+    )
+)
 pytestmark = [pytest.mark.slow, needs(NO_PLAYWRIGHT), needs(NO_CHROMIUM)]
 
 
@@ -53,8 +67,7 @@ def _key(t: datetime) -> str:
 
 def _gql(base: str, query: str, variables: dict | None = None) -> dict:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    req = urllib.request.Request(base + "/graphql", data=body,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(base + "/graphql", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         out = json.loads(r.read())
     assert not out.get("errors"), out["errors"]
@@ -78,8 +91,12 @@ def partitions(data_root):
     """Synthetic samples captured (unpaced) into two closed 1-minute partitions."""
     start = (datetime.now(UTC) - timedelta(minutes=20)).replace(second=0, microsecond=0)
     uri = f"synthetic://?seed=11&rate=250000&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=150"
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return _key(start), _key(start + timedelta(minutes=1))
 
@@ -92,24 +109,40 @@ def dagster_ui(partitions, data_root, tmp_path, port):
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     # One process per run (docs/production.md: SDR_ASSETS_EXECUTOR) keeps three concurrent runs
     # light on two shared cores; the default executor is exercised by test_defs_analysis.
-    env = dict(os.environ, DAGSTER_HOME=str(home), SDR_ASSETS_HOME=str(data_root),
-               SDR_ASSETS_PARTITION_MINUTES="1", SDR_ASSETS_EXECUTOR="in_process",
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(home),
+        SDR_ASSETS_HOME=str(data_root),
+        SDR_ASSETS_PARTITION_MINUTES="1",
+        SDR_ASSETS_EXECUTOR="in_process",
+        PYTHONUNBUFFERED="1",
+    )
     # The hot-DB sensor would request a run of its own at start-up: stopped first (as a user
     # does from Automation), so the runs here are the ones this test launches.
-    out = subprocess.run([str(BIN / "dagster"), "sensor", "stop", "hot_db_sensor", "-w",
-                          str(REPO / "workspace.yaml")], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=180)
+    out = subprocess.run(
+        [str(BIN / "dagster"), "sensor", "stop", "hot_db_sensor", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0 and "Stopped sensor hot_db_sensor" in out.stdout, out.stdout + out.stderr
     # ... so the default radio sensor is registered as a partition by the CLI instead.
-    out = subprocess.run([str(BIN / "sdr-assets"), "sensors", "sync"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "sensors", "sync"], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0 and "default" in out.stdout, out.stdout + out.stderr
     log = tmp_path / "dagster_dev.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
-                                 "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(base, proc, log)
@@ -150,6 +183,7 @@ _GRAPH_JS = """() => {
 
 def _named_edges(graph: dict) -> set[tuple[str, str]]:
     """An edge leaves a node's right side and ends (arrow head) just left of another node."""
+
     def at(x, y, side):
         for n in graph["nodes"]:
             inside_y = n["y"] <= y <= n["y"] + n["h"]
@@ -158,6 +192,7 @@ def _named_edges(graph: dict) -> set[tuple[str, str]]:
             if side == "in" and inside_y and 0 <= n["x"] - x <= 15:
                 return n["name"]
         return None
+
     return {(at(sx, sy, "out"), at(ex, ey, "in")) for sx, sy, ex, ey in graph["edges"]}
 
 
@@ -254,8 +289,11 @@ def test_asset_graph_materialise_and_backfill_from_the_ui(dagster_ui, partitions
             for name in SELECTED + ("training_labels",):
                 sync_api.expect(page.locator(f'[data-tooltip="{name}"]').first).to_be_visible()
             edges = _named_edges(page.evaluate(_GRAPH_JS))
-            assert {("hot_snapshot", "iq_window"), ("iq_window", "spectrograms"),
-                    ("spectrograms", "training_labels")} <= edges, edges
+            assert {
+                ("hot_snapshot", "iq_window"),
+                ("iq_window", "spectrograms"),
+                ("spectrograms", "training_labels"),
+            } <= edges, edges
             shot = _screenshot(page, tmp_path, "asset_graph.png")
             assert shot.stat().st_size > 10_000
 
@@ -274,8 +312,7 @@ def test_asset_graph_materialise_and_backfill_from_the_ui(dagster_ui, partitions
             bf = _wait_backfill(base, backfill_id)
             assert bf["status"] == "COMPLETED_SUCCESS" and bf["numPartitions"] == 2, bf
             runs = _gql(base, _RUNS_Q, {"id": backfill_id})["runsOrError"]["results"]
-            done = {next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition"): r["status"]
-                    for r in runs}
+            done = {next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition"): r["status"] for r in runs}
             assert done == {pkey(k0): "SUCCESS", pkey(k1): "SUCCESS"}, done
             everything = _gql(base, _ALL_RUNS_Q)["runsOrError"]["results"]
             assert len(everything) == 3, everything  # the sensor stayed stopped

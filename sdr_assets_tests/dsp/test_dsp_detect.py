@@ -14,18 +14,24 @@ FS = 1e6
 
 
 def noise(n: int, rng: np.random.Generator, power: float = 1e-3) -> np.ndarray:
-    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) * np.sqrt(power / 2)).astype(
-        np.complex64)
+    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) * np.sqrt(power / 2)).astype(np.complex64)
 
 
-def ook_packet(x: np.ndarray, start_s: float, freq_hz: float, amp: float, n_pulses: int = 20,
-               pulse_s: float = 0.0005, period_s: float = 0.0015) -> tuple[int, int]:
+def ook_packet(
+    x: np.ndarray,
+    start_s: float,
+    freq_hz: float,
+    amp: float,
+    n_pulses: int = 20,
+    pulse_s: float = 0.0005,
+    period_s: float = 0.0015,
+) -> tuple[int, int]:
     """Add an OOK packet in place; returns its true [start, end) samples."""
     t = np.arange(x.size) / FS
     carrier = (amp * np.exp(2j * np.pi * freq_hz * t)).astype(np.complex64)
     for k in range(n_pulses):
         a = int((start_s + k * period_s) * FS)
-        x[a: a + int(pulse_s * FS)] += carrier[a: a + int(pulse_s * FS)]
+        x[a : a + int(pulse_s * FS)] += carrier[a : a + int(pulse_s * FS)]
     return int(start_s * FS), int((start_s + (n_pulses - 1) * period_s + pulse_s) * FS)
 
 
@@ -105,7 +111,9 @@ def test_real_recordings_recall_and_precision():
     manifest = json.loads((RTL433 / "manifest.json").read_text())
     tp, fp, fn = evaluate_rtl433(manifest)
     recall, precision = tp / (tp + fn), tp / (tp + fp)
-    print(f"rtl433: {len(manifest['recordings'])} files, tp={tp} fp={fp} fn={fn}, "
-          f"recall={recall:.3f} precision={precision:.3f}")
+    print(
+        f"rtl433: {len(manifest['recordings'])} files, tp={tp} fp={fp} fn={fn}, "
+        f"recall={recall:.3f} precision={precision:.3f}"
+    )
     assert tp + fn == sum(len(r["rtl_433_bursts"]) for r in manifest["recordings"])
     assert recall >= 0.95 and precision >= 0.95

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from sdr_assets.dsp.iq import (ci8_to_cu8, ci16_to_cu8, cf32_to_cu8, complex64_to_cu8,
-                               cu8_to_complex64)
+from sdr_assets.dsp.iq import cf32_to_cu8, ci8_to_cu8, ci16_to_cu8, complex64_to_cu8, cu8_to_complex64
 
 
 def test_convention_endpoints_and_midpoint():

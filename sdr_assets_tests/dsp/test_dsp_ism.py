@@ -36,12 +36,12 @@ def test_labels_cover_every_pulse_and_split_only_at_long_gaps():
         inside = np.zeros(on.size, bool)
         for a, b in t.pkgs:
             assert b > a
-            inside[a - t.start: b - t.start] = True
-            assert on[a - t.start: a - t.start + 64].any(), "a package starts on a pulse"
+            inside[a - t.start : b - t.start] = True
+            assert on[a - t.start : a - t.start + 64].any(), "a package starts on a pulse"
         assert on[~inside].sum() <= 2 * len(t.pkgs), "every pulse lies in a package (up to rounding)"
         for (_, b), (a, _) in zip(t.pkgs, t.pkgs[1:]):
             assert a - b > ism.PKG_MIN_GAP_S * FS, "packages are split only by gaps over 10 ms"
-            assert not on[b - t.start + 2: a - t.start - 2].any()
+            assert not on[b - t.start + 2 : a - t.start - 2].any()
 
 
 def test_labels_hold_the_energy_in_frequency():
@@ -65,9 +65,10 @@ def test_scenario_labels_land_where_the_energy_is():
         if e.end_sample > x.size or e.start_sample < int(0.02 * FS):
             continue
         mid_hz = (e.freq_lower_hz + e.freq_upper_hz) / 2 - FC
-        seg = x[e.start_sample: e.start_sample + 256] * np.exp(-2j * np.pi * mid_hz / FS * np.arange(256))
-        before = x[e.start_sample - 4096: e.start_sample - 4096 + 256] * np.exp(
-            -2j * np.pi * mid_hz / FS * np.arange(256))
+        seg = x[e.start_sample : e.start_sample + 256] * np.exp(-2j * np.pi * mid_hz / FS * np.arange(256))
+        before = x[e.start_sample - 4096 : e.start_sample - 4096 + 256] * np.exp(
+            -2j * np.pi * mid_hz / FS * np.arange(256)
+        )
         # the first ~1 ms of a package, mixed to its band centre, carries far more energy than noise
         assert np.abs(np.fft.fft(seg)).max() > 3 * np.median(np.abs(np.fft.fft(before)))
 
@@ -96,12 +97,11 @@ def test_deterministic_by_seed_whatever_the_split():
 def test_background_changes_per_epoch_with_a_dc_spike():
     sc = BandScenario(2, FS, FC, profile="ism", emissions_per_s=0.0)
     x = cu8_to_complex64(sc.render(3 * ism.EPOCH_SAMPLES)[0])
-    floors = [float(np.median(np.abs(x[k * ism.EPOCH_SAMPLES: (k + 1) * ism.EPOCH_SAMPLES]) ** 2))
-              for k in range(3)]
+    floors = [float(np.median(np.abs(x[k * ism.EPOCH_SAMPLES : (k + 1) * ism.EPOCH_SAMPLES]) ** 2)) for k in range(3)]
     assert max(floors) / min(floors) > 1.2, floors  # another floor each epoch (like another recording)
     for k in range(3):
         e = sc._ism.epoch(k)
-        got = x[k * ism.EPOCH_SAMPLES: (k + 1) * ism.EPOCH_SAMPLES].mean()
+        got = x[k * ism.EPOCH_SAMPLES : (k + 1) * ism.EPOCH_SAMPLES].mean()
         assert abs(got - e["dc"]) < 0.02 + 0.5 * abs(e["dc"])
 
 

@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 
 from sdr_assets.dsp.iq import complex64_to_cu8, cu8_to_complex64
-from sdr_assets.dsp.stft import (FrameGeometry, frames_from_cu8, hann_window, normalize_frame_u8,
-                                 pick_backend, stft_db, stft_db_cu8, stft_db_torch, stft_power)
+from sdr_assets.dsp.stft import (
+    FrameGeometry,
+    frames_from_cu8,
+    hann_window,
+    normalize_frame_u8,
+    pick_backend,
+    stft_db,
+    stft_db_cu8,
+    stft_db_torch,
+    stft_power,
+)
 
 FS = 2.4e6
 FC = 433.92e6
@@ -83,8 +92,9 @@ def test_image_top_row_is_highest_frequency_and_maps_back_via_geometry():
 
 
 def test_geometry_edges_and_time_round_trip():
-    g = FrameGeometry(t_start_ns=5_000_000_000, sample_rate_hz=FS, center_freq_hz=FC,
-                      nfft=640, hop=640, width_px=640, height_px=640)
+    g = FrameGeometry(
+        t_start_ns=5_000_000_000, sample_rate_hz=FS, center_freq_hz=FC, nfft=640, hop=640, width_px=640, height_px=640
+    )
     assert g.freq_upper_hz - g.freq_lower_hz == pytest.approx(FS)
     assert g.freq_upper_hz == pytest.approx(FC + FS / 2 - FS / 640 / 2)
     assert g.t_end_ns - g.t_start_ns == round(640 * 640 / FS * 1e9)

@@ -5,8 +5,7 @@ import pytest
 
 from sdr_assets.dsp.iq import cu8_to_complex64
 from sdr_assets.dsp.stft import stft_db
-from sdr_assets.dsp.synth import (KINDS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PROFILES,
-                                  BandScenario, Emission)
+from sdr_assets.dsp.synth import KINDS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PROFILES, BandScenario, Emission
 
 FS = 2.4e6
 FC = 433.92e6
@@ -66,12 +65,13 @@ def test_emissions_inside_band_and_time_range():
 @pytest.mark.parametrize("kind", KINDS)
 def test_energy_is_where_the_emission_says(kind):
     nfft = 256
-    sc = BandScenario(5, FS, FC, emissions_per_s=8, kinds=(kind,), snr_db_range=(25.0, 25.0),
-                      duration_s_range=(0.02, 0.05))
+    sc = BandScenario(
+        5, FS, FC, emissions_per_s=8, kinds=(kind,), snr_db_range=(25.0, 25.0), duration_s_range=(0.02, 0.05)
+    )
     cu8, em = sc.render(int(0.5 * FS))
+
     def alone(e):
-        return not any(o is not e and o.start_sample < e.end_sample
-                       and o.end_sample > e.start_sample for o in em)
+        return not any(o is not e and o.start_sample < e.end_sample and o.end_sample > e.start_sample for o in em)
 
     e = next(e for e in em if e.end_sample < int(0.5 * FS) and alone(e))
     db = stft_db(cu8_to_complex64(cu8), nfft, nfft)
@@ -105,8 +105,7 @@ def test_bad_settings_are_value_errors():
 def test_rates_the_band_cannot_hold_are_refused_up_front(profile, rate_hz):
     """Rate 1 and 100 once built fine and then failed in render() with numpy's
     'high - low < 0' (an OOK unit of 4 samples is wider than the band)."""
-    with pytest.raises(ValueError, match=f"sample_rate_hz .* cannot be synthesised: profile "
-                                         f"{profile} needs"):
+    with pytest.raises(ValueError, match=f"sample_rate_hz .* cannot be synthesised: profile {profile} needs"):
         BandScenario(0, rate_hz, FC, profile=profile)
 
 
@@ -120,6 +119,5 @@ def test_the_slowest_accepted_rate_renders_every_kind(profile):
             cu8, em = sc.render(int(fs))
             emissions += em
         assert cu8.dtype == np.uint8 and len(emissions) > 10
-        assert all(FC - 0.5 * fs <= e.freq_lower_hz < e.freq_upper_hz <= FC + 0.5 * fs
-                   for e in emissions)
+        assert all(FC - 0.5 * fs <= e.freq_lower_hz < e.freq_upper_hz <= FC + 0.5 * fs for e in emissions)
     assert MAX_SAMPLE_RATE_HZ >= 3.2e6  # every RTL-SDR rate stays possible

@@ -18,18 +18,30 @@ needs_data = pytest.mark.skipif(not (RTL433 / "manifest.json").is_file(), reason
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "sdr-assets"), "evaluate", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([str(BIN / "sdr-assets"), "evaluate", *args], capture_output=True, text=True, timeout=120)
 
 
 @needs_data
 def test_energy_on_two_recordings_writes_json_lines_and_scores(tmp_path, data_root):
     out = tmp_path / "dets.jsonl"
-    res = _evaluate("--recordings", str(RTL433), "--manifest", str(RTL433 / "manifest.json"),
-                    "--detector", "energy", "--out", str(out), "--limit", "2")
+    res = _evaluate(
+        "--recordings",
+        str(RTL433),
+        "--manifest",
+        str(RTL433 / "manifest.json"),
+        "--detector",
+        "energy",
+        "--out",
+        str(out),
+        "--limit",
+        "2",
+    )
     assert res.returncode == 0, res.stderr
-    m = re.search(r"2 recordings, detector energy .*recall (\d\.\d\d) \((\d+)/(\d+)\), "
-                  r"precision (\d\.\d\d) \((\d+)/(\d+)\)", res.stdout)
+    m = re.search(
+        r"2 recordings, detector energy .*recall (\d\.\d\d) \((\d+)/(\d+)\), "
+        r"precision (\d\.\d\d) \((\d+)/(\d+)\)",
+        res.stdout,
+    )
     assert m, res.stdout
     assert "evaluate" in res.stderr and "2/2" in res.stderr  # the tqdm bar
     recs = json.loads((RTL433 / "manifest.json").read_text())["recordings"][:2]
@@ -39,10 +51,26 @@ def test_energy_on_two_recordings_writes_json_lines_and_scores(tmp_path, data_ro
     for rec in recs:
         mine = [d for d in lines if d["file"] == rec["file"]]
         for d in mine:
-            assert set(d) == {"file", "detector", "t_start_s", "t_end_s", "freq_lower_hz", "freq_upper_hz", "label",
-                              "confidence", "matched"} and d["detector"] == "energy"
+            assert (
+                set(d)
+                == {
+                    "file",
+                    "detector",
+                    "t_start_s",
+                    "t_end_s",
+                    "freq_lower_hz",
+                    "freq_upper_hz",
+                    "label",
+                    "confidence",
+                    "matched",
+                }
+                and d["detector"] == "energy"
+            )
             assert 0 <= d["t_start_s"] < d["t_end_s"] <= rec["duration_s"] + 1e-3 and d["label"] == "burst"
-            assert d["freq_lower_hz"] < rec["center_freq_hz"] + 125e3 and d["freq_upper_hz"] > rec["center_freq_hz"] - 125e3
+            assert (
+                d["freq_lower_hz"] < rec["center_freq_hz"] + 125e3
+                and d["freq_upper_hz"] > rec["center_freq_hz"] - 125e3
+            )
         counts = match_bursts([d["t_start_s"] for d in mine], [b["start_s"] for b in rec["rtl_433_bursts"]], 0.02)
         tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
         # the chain runs the same detector on the same samples: the same starts as on the raw file
@@ -58,16 +86,26 @@ def test_yolo_without_a_model_and_a_bad_manifest_are_one_line_errors(tmp_path, d
     (tmp_path / "rec").mkdir()
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps({"recordings": [{"file": "x_433.92M_250k.cu8"}]}))
-    res = _evaluate("--recordings", str(tmp_path / "rec"), "--manifest", str(manifest), "--detector", "yolo",
-                    "--out", str(tmp_path / "o.jsonl"))
+    res = _evaluate(
+        "--recordings",
+        str(tmp_path / "rec"),
+        "--manifest",
+        str(manifest),
+        "--detector",
+        "yolo",
+        "--out",
+        str(tmp_path / "o.jsonl"),
+    )
     assert res.returncode == 2 and "detector_model" in res.stderr and "Traceback" not in res.stderr
     manifest.write_text(json.dumps({"files": []}))
-    res = _evaluate("--recordings", str(tmp_path / "rec"), "--manifest", str(manifest), "--out",
-                    str(tmp_path / "o.jsonl"))
+    res = _evaluate(
+        "--recordings", str(tmp_path / "rec"), "--manifest", str(manifest), "--out", str(tmp_path / "o.jsonl")
+    )
     assert res.returncode == 2 and "'recordings'" in res.stderr
     manifest.write_text(json.dumps({"recordings": [{"file": "missing_433.92M_250k.cu8"}]}))
-    res = _evaluate("--recordings", str(tmp_path / "rec"), "--manifest", str(manifest), "--out",
-                    str(tmp_path / "o.jsonl"))
+    res = _evaluate(
+        "--recordings", str(tmp_path / "rec"), "--manifest", str(manifest), "--out", str(tmp_path / "o.jsonl")
+    )
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
@@ -78,12 +116,20 @@ def _ingested(tmp_path, prefix="GT-WT-02"):
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.window import AnalysisDB
 
-    rec = next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
-               if r["file"].startswith(prefix))
+    rec = next(
+        r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"] if r["file"].startswith(prefix)
+    )
     paths = DataPaths(tmp_path / "root")
     paths.root.mkdir()
-    t0_ns, _ = ingest(RTL433 / rec["file"], paths, sample_rate_hz=rec["sample_rate_hz"],
-                      center_freq_hz=rec["center_freq_hz"], nfft=640, hop=640, frame_cols=640)
+    t0_ns, _ = ingest(
+        RTL433 / rec["file"],
+        paths,
+        sample_rate_hz=rec["sample_rate_hz"],
+        center_freq_hz=rec["center_freq_hz"],
+        nfft=640,
+        hop=640,
+        frame_cols=640,
+    )
     db = AnalysisDB(paths.analysis_db)
     db.open()
     (frame,) = db.frames(PARTITION_KEY)
@@ -107,26 +153,44 @@ def test_loose_model_boxes_get_packet_edges_from_the_iq(tmp_path):
     band = (rec["center_freq_hz"] - 80e3, rec["center_freq_hz"] - 40e3)  # GT-WT-02 sends ~60 kHz below centre
 
     def pixels(start_s, end_s, late_cols=0.0, wide_cols=3.0):
-        x0, y0, x1, y1 = annotation_to_pixels(geom, t0_ns + int(start_s * 1e9), t0_ns + int(end_s * 1e9), *band,
-                                              min_px=0)
+        x0, y0, x1, y1 = annotation_to_pixels(
+            geom, t0_ns + int(start_s * 1e9), t0_ns + int(end_s * 1e9), *band, min_px=0
+        )
         return x0 - wide_cols + late_cols, y0, x1 + wide_cols + late_cols, y1
 
-    boxes = [Detection("ook", 0.9, *pixels(refs[0]["start_s"], refs[1]["end_s"])),  # sync + packet as one
-             Detection("ook", 0.8, *pixels(refs[3]["start_s"], refs[3]["end_s"], late_cols=10)),
-             Detection("ook", 0.5, *pixels(refs[3]["start_s"] + 0.05, refs[3]["end_s"] - 0.05))]  # a duplicate
+    boxes = [
+        Detection("ook", 0.9, *pixels(refs[0]["start_s"], refs[1]["end_s"])),  # sync + packet as one
+        Detection("ook", 0.8, *pixels(refs[3]["start_s"], refs[3]["end_s"], late_cols=10)),
+        Detection("ook", 0.5, *pixels(refs[3]["start_s"] + 0.05, refs[3]["end_s"] - 0.05)),
+    ]  # a duplicate
 
-    stats, rows = detect_partition(db, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
-                                   model_version="stub", detector_name="stub", write=True)
+    stats, rows = detect_partition(
+        db,
+        PARTITION_KEY,
+        paths.root,
+        detector=lambda imgs: [boxes for _ in imgs],
+        model_version="stub",
+        detector_name="stub",
+        write=True,
+    )
     starts = sorted((r.t_start_ns - t0_ns) / 1e9 for r in rows)
     assert np.allclose(starts, [refs[i]["start_s"] for i in (0, 1, 3, 4)], atol=1e-3), starts
     assert (stats.n_refined, stats.n_split, stats.n_suppressed) == (5, 2, 1)
     assert all(r.first_seq <= r.last_seq for r in rows)
     assert conn.execute("SELECT count(*) FROM detections WHERE model_version = 'stub'").fetchone()[0] == 4
     # the same boxes without refinement keep the model's loose edges: ~8 ms early and ~18 ms late
-    _, raw = detect_partition(db, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
-                              model_version="stub", write=False, refine=None)
-    assert len(raw) == 2 and not np.allclose(sorted((r.t_start_ns - t0_ns) / 1e9 for r in raw),
-                                             [refs[0]["start_s"], refs[3]["start_s"]], atol=5e-3)
+    _, raw = detect_partition(
+        db,
+        PARTITION_KEY,
+        paths.root,
+        detector=lambda imgs: [boxes for _ in imgs],
+        model_version="stub",
+        write=False,
+        refine=None,
+    )
+    assert len(raw) == 2 and not np.allclose(
+        sorted((r.t_start_ns - t0_ns) / 1e9 for r in raw), [refs[0]["start_s"], refs[3]["start_s"]], atol=5e-3
+    )
     db.close()
 
 
@@ -146,16 +210,29 @@ def test_single_transmitter_filters_drop_image_and_empty_band_boxes(tmp_path):
     fc = rec["center_freq_hz"]
 
     def det(conf, lo_khz, hi_khz, start_s=ref["start_s"], end_s=ref["end_s"]):
-        px = annotation_to_pixels(BoxGeometry.of(frame), t0_ns + int(start_s * 1e9), t0_ns + int(end_s * 1e9),
-                                  fc + lo_khz * 1e3, fc + hi_khz * 1e3, min_px=0)
+        px = annotation_to_pixels(
+            BoxGeometry.of(frame),
+            t0_ns + int(start_s * 1e9),
+            t0_ns + int(end_s * 1e9),
+            fc + lo_khz * 1e3,
+            fc + hi_khz * 1e3,
+            min_px=0,
+        )
         return Detection("ook", conf, *px)
 
     boxes = [det(0.9, -80, -40), det(0.6, 40, 80), det(0.5, 15, 30, ref["end_s"] + 0.01, ref["end_s"] + 0.1)]
 
     def run(**kw):
-        st, rows = detect_partition(db, PARTITION_KEY, paths.root, detector=lambda imgs: [boxes for _ in imgs],
-                                    model_version="stub", write=False, **kw)
-        return st, sorted(((r.freq_lower_hz - fc) / 1e3 for r in rows))
+        st, rows = detect_partition(
+            db,
+            PARTITION_KEY,
+            paths.root,
+            detector=lambda imgs: [boxes for _ in imgs],
+            model_version="stub",
+            write=False,
+            **kw,
+        )
+        return st, sorted((r.freq_lower_hz - fc) / 1e3 for r in rows)
 
     _, default = run()
     assert len(default) == 3  # packet, image, empty band: different bands, nothing suppressed

@@ -17,16 +17,21 @@ from sdr_assets_tests.helpers import assert_one_error_line
 BIN = Path(sys.executable).parent
 RTL433 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rtl433"
 needs_data = pytest.mark.skipif(not (RTL433 / "manifest.json").is_file(), reason=f"{RTL433} is absent")
-needs_rtl433 = pytest.mark.skipif(shutil.which("rtl_433") is None,
-                                  reason="needs rtl_433 (sudo apt-get install rtl-433)")
+needs_rtl433 = pytest.mark.skipif(
+    shutil.which("rtl_433") is None, reason="needs rtl_433 (sudo apt-get install rtl-433)"
+)
 FC_HZ = 433.92e6
-MAIN = re.compile(r"^(\d+) recordings, detector (\w+) \(([^)]*)\): recall (\d\.\d\d) \((\d+)/(\d+)\), "
-                  r"precision (\d\.\d\d) \((\d+)/(\d+)\)$", re.M)
+MAIN = re.compile(
+    r"^(\d+) recordings, detector (\w+) \(([^)]*)\): recall (\d\.\d\d) \((\d+)/(\d+)\), "
+    r"precision (\d\.\d\d) \((\d+)/(\d+)\)$",
+    re.M,
+)
 
 
 def _evaluate(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "sdr-assets"), "evaluate", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [str(BIN / "sdr-assets"), "evaluate", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def _summaries(stdout: str) -> dict[str, tuple[int, ...]]:
@@ -36,9 +41,9 @@ def _summaries(stdout: str) -> dict[str, tuple[int, ...]]:
 
 def _synthetic_sigmf(folder: Path, seed: int, query: str) -> Path:
     """``synthetic://?seed=SEED&QUERY`` recorded through the source into SigMF with its ground truth."""
-    from sdr_assets.sigmf import write_sigmf
     from sdr_assets.capture.uri import open_source
     from sdr_assets.records import Annotation, Chunk
+    from sdr_assets.sigmf import write_sigmf
 
     src = open_source(f"synthetic://?seed={seed}&rate=250000&center={FC_HZ:.0f}&{query}", realtime=False)
     info = src.open()
@@ -52,8 +57,9 @@ def _synthetic_sigmf(folder: Path, seed: int, query: str) -> Path:
                 truth.append(ev)
     finally:
         src.close()
-    meta, _ = write_sigmf(folder / f"synth{seed}", b"".join(iq), info.sample_rate_hz, info.center_freq_hz, truth,
-                          datetime_ns=t0_ns)
+    meta, _ = write_sigmf(
+        folder / f"synth{seed}", b"".join(iq), info.sample_rate_hz, info.center_freq_hz, truth, datetime_ns=t0_ns
+    )
     return meta
 
 
@@ -62,8 +68,11 @@ def _set_annotations(meta: Path, boxes: list[dict], fs: float = 250_000, edges: 
     doc = json.loads(meta.read_text())
     anns = []
     for b in boxes:
-        a = {"core:sample_start": round(b["t_start_s"] * fs),
-             "core:sample_count": round((b["t_end_s"] - b["t_start_s"]) * fs), "core:label": b["label"]}
+        a = {
+            "core:sample_start": round(b["t_start_s"] * fs),
+            "core:sample_count": round((b["t_end_s"] - b["t_start_s"]) * fs),
+            "core:label": b["label"],
+        }
         if edges:
             a["core:freq_lower_edge"], a["core:freq_upper_edge"] = b["freq_lower_hz"], b["freq_upper_hz"]
         anns.append(a)
@@ -76,8 +85,10 @@ def scenarios(tmp_path):
     """Two seeded synthetic recordings: an ISM band (rtl_433-type devices) and a mixed band."""
     folder = tmp_path / "sigmf"
     folder.mkdir()
-    metas = [_synthetic_sigmf(folder, 3, "profile=ism&duration_s=3"),
-             _synthetic_sigmf(folder, 4, "profile=mixed&duration_s=3")]
+    metas = [
+        _synthetic_sigmf(folder, 3, "profile=ism&duration_s=3"),
+        _synthetic_sigmf(folder, 4, "profile=mixed&duration_s=3"),
+    ]
     return folder, metas
 
 
@@ -91,7 +102,7 @@ def test_sigmf_reference_scores_annotations_by_iou(scenarios, tmp_path, data_roo
     n_ref = sum(truth.values())
     assert f"reference: SigMF annotations ({n_ref}; 0 without frequency edges" in res.stdout
     assert "IoU >= 0.50 in time x frequency" in res.stdout
-    (n_files, tp, refs, tp2, n_det), = _summaries(res.stdout).values()
+    ((n_files, tp, refs, tp2, n_det),) = _summaries(res.stdout).values()
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert (n_files, refs, n_det) == (2, n_ref, len(lines)) and tp == tp2 == sum(d["matched"] for d in lines)
     assert 0 < tp < n_ref  # the energy detector's boxes are not the truth's (OOK bands come out wider)
@@ -104,9 +115,16 @@ def test_sigmf_reference_scores_annotations_by_iou(scenarios, tmp_path, data_roo
     # not references: the same figures, and the output says they were left out
     for m in metas:
         doc = json.loads(m.read_text())
-        doc["annotations"] += [{"core:sample_start": round(d["t_start_s"] * 250_000), "core:sample_count": 2500,
-                                "core:label": "burst", "sdr_assets:origin": "detection"}
-                               for d in lines if d["file"] == m.name.removesuffix(".sigmf-meta")]
+        doc["annotations"] += [
+            {
+                "core:sample_start": round(d["t_start_s"] * 250_000),
+                "core:sample_count": 2500,
+                "core:label": "burst",
+                "sdr_assets:origin": "detection",
+            }
+            for d in lines
+            if d["file"] == m.name.removesuffix(".sigmf-meta")
+        ]
         m.write_text(json.dumps(doc))
     res = _evaluate("--recordings", str(folder), "--reference", "sigmf")
     assert _summaries(res.stdout) == first and f"; {n_det} exported detections left out)" in res.stdout
@@ -148,8 +166,7 @@ def test_rtl433_reference_is_rtl_433_run_on_each_file(tmp_path, data_root):
     assert res.returncode == 0, res.stderr
     n_bursts = sum(len(r["rtl_433_bursts"]) for r in manifest[:n])
     assert re.search(rf"reference: rtl_433 \d+\.\d+\S* -A packages \({n_bursts}; \d+ with a frequency", res.stdout)
-    by_manifest = _evaluate("--recordings", str(RTL433), "--manifest", str(RTL433 / "manifest.json"),
-                            "--limit", str(n))
+    by_manifest = _evaluate("--recordings", str(RTL433), "--manifest", str(RTL433 / "manifest.json"), "--limit", str(n))
     assert by_manifest.returncode == 0, by_manifest.stderr
     assert _summaries(res.stdout)["energy"] == _summaries(by_manifest.stdout)["energy"]
     assert _summaries(res.stdout)["energy"][2] == n_bursts
@@ -168,8 +185,9 @@ def test_rtl433_reference_reads_sigmf_recordings_too(tmp_path, data_root):
     """A SigMF copy of a recording gives the same rtl_433 packages and the same matches."""
     from sdr_assets.sigmf import write_sigmf
 
-    rec = next(r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"]
-               if r["file"].startswith("GT-WT-02"))
+    rec = next(
+        r for r in json.loads((RTL433 / "manifest.json").read_text())["recordings"] if r["file"].startswith("GT-WT-02")
+    )
     folder = tmp_path / "recs"
     folder.mkdir()
     shutil.copy(RTL433 / rec["file"], folder / rec["file"])
@@ -180,7 +198,10 @@ def test_rtl433_reference_reads_sigmf_recordings_too(tmp_path, data_root):
     n = len(rec["rtl_433_bursts"])
     assert f"-A packages ({2 * n}; " in res.stdout
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    strip = [[(d["t_start_s"], d["matched"]) for d in lines if d["file"] == name] for name in (rec["file"], "twin.sigmf-meta")]
+    strip = [
+        [(d["t_start_s"], d["matched"]) for d in lines if d["file"] == name]
+        for name in (rec["file"], "twin.sigmf-meta")
+    ]
     assert strip[0] == strip[1] and sum(m for _, m in strip[0]) == n
 
 
@@ -188,19 +209,33 @@ def test_bad_references_areassert_one_error_line(tmp_path, data_root):
     folder = tmp_path / "recs"
     folder.mkdir()
     (folder / "x_433.92M_250k.cu8").write_bytes(b"\x80" * 20_000)
-    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "sigmf"),
-                    "no SigMF recordings (*.sigmf-meta)", str(folder))
-    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "annotations"),
-                    "'annotations' is not known", "manifest, rtl433, sigmf")
+    assert_one_error_line(
+        _evaluate("--recordings", str(folder), "--reference", "sigmf"),
+        "no SigMF recordings (*.sigmf-meta)",
+        str(folder),
+    )
+    assert_one_error_line(
+        _evaluate("--recordings", str(folder), "--reference", "annotations"),
+        "'annotations' is not known",
+        "manifest, rtl433, sigmf",
+    )
     assert_one_error_line(_evaluate("--recordings", str(folder)), "--manifest FILE", "--reference rtl433")
     assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "manifest"), "needs --manifest")
-    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", "svm"),
-                    "--detector 'svm'")
+    assert_one_error_line(
+        _evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", "svm"), "--detector 'svm'"
+    )
     # rtl_433 missing from PATH: the error names the Debian package before anything is ingested
-    env = {"PATH": str(BIN), "SDR_ASSETS_HOME": str(data_root), "HOME": str(tmp_path),
-           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    assert_one_error_line(_evaluate("--recordings", str(folder), "--reference", "rtl433", env=env),
-                    "rtl_433 not found", "sudo apt-get install rtl-433")
+    env = {
+        "PATH": str(BIN),
+        "SDR_ASSETS_HOME": str(data_root),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
+    assert_one_error_line(
+        _evaluate("--recordings", str(folder), "--reference", "rtl433", env=env),
+        "rtl_433 not found",
+        "sudo apt-get install rtl-433",
+    )
     assert not list(data_root.iterdir())
 
 
@@ -220,8 +255,18 @@ def test_yolo_beside_energy_in_one_run(scenarios, tmp_path, data_root):
     register_model(data_root / "analysis.db", "untrained-1", weights, None, [], {"imgsz": 160}, {}, CLASSES)
     promote(data_root / "analysis.db", "untrained-1")
     out = tmp_path / "both.jsonl"
-    both = _evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", "yolo,energy",
-                     "--conf", "0.001", "--out", str(out))
+    both = _evaluate(
+        "--recordings",
+        str(folder),
+        "--reference",
+        "sigmf",
+        "--detector",
+        "yolo,energy",
+        "--conf",
+        "0.001",
+        "--out",
+        str(out),
+    )
     assert both.returncode == 0, both.stderr
     alone = _evaluate("--recordings", str(folder), "--reference", "sigmf")
     got = _summaries(both.stdout)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sdr_assets.errors import ModelError
 from sdr_assets.ml.labels import (
     AUTO_CLASS,
-    EDGE_SLIVER_PX,
     CLASSES,
+    EDGE_SLIVER_PX,
     MIN_BOX_PX,
     BoxGeometry,
     annotation_to_pixels,
@@ -28,9 +28,18 @@ from sdr_assets.records import Annotation
 T0 = 1_700_000_000_000_000_000
 FS = 256_000.0
 F_LO, F_HI = 433_792_000.0, 434_048_000.0
-ROW = {"t_start_ns": T0, "t_end_ns": T0 + 641_000_000,  # t_end includes the last FFT window: hop decides
-       "freq_lower_hz": F_LO, "freq_upper_hz": F_HI, "center_freq_hz": 433_920_000.0,
-       "sample_rate_hz": FS, "nfft": 256, "hop": 256, "width_px": 640, "height_px": 256}
+ROW = {
+    "t_start_ns": T0,
+    "t_end_ns": T0 + 641_000_000,  # t_end includes the last FFT window: hop decides
+    "freq_lower_hz": F_LO,
+    "freq_upper_hz": F_HI,
+    "center_freq_hz": 433_920_000.0,
+    "sample_rate_hz": FS,
+    "nfft": 256,
+    "hop": 256,
+    "width_px": 640,
+    "height_px": 256,
+}
 MS = 1_000_000
 
 
@@ -50,12 +59,14 @@ def test_box_covers_exactly_the_drawn_pixels():
     """Draw the emission into an image by its pixel span; the YOLO box covers those pixels only."""
     g = BoxGeometry.of(ROW)
     img = np.zeros((256, 640), dtype=np.uint8)
-    c0, c1, r0, r1 = pixel_span(annotation_to_pixels(g, T0 + 300 * MS, T0 + 312 * MS, 434_000_000.0, 434_010_000.0,
-                                                 min_px=8))
+    c0, c1, r0, r1 = pixel_span(
+        annotation_to_pixels(g, T0 + 300 * MS, T0 + 312 * MS, 434_000_000.0, 434_010_000.0, min_px=8)
+    )
     assert (c0, c1, r0, r1) == (300, 311, 38, 47)
-    img[r0:r1 + 1, c0:c1 + 1] = 255
-    x0, y0, x1, y1 = yolo_to_pixels(*annotation_to_yolo(g, T0 + 300 * MS, T0 + 312 * MS, 434_000_000.0,
-                                                         434_010_000.0, min_px=8), 640, 256)
+    img[r0 : r1 + 1, c0 : c1 + 1] = 255
+    x0, y0, x1, y1 = yolo_to_pixels(
+        *annotation_to_yolo(g, T0 + 300 * MS, T0 + 312 * MS, 434_000_000.0, 434_010_000.0, min_px=8), 640, 256
+    )
     rows, cols = np.nonzero(img)
     assert (cols.min(), cols.max() + 1, rows.min(), rows.max() + 1) == pytest.approx((x0, x1, y0, y1))
 
@@ -63,8 +74,12 @@ def test_box_covers_exactly_the_drawn_pixels():
 def test_partially_inside_is_clipped_and_outside_is_skipped():
     g = BoxGeometry.of(ROW)
     # starts 20 ms before the frame, ends 10 ms in; upper edge above the band
-    assert annotation_to_pixels(g, T0 - 20 * MS, T0 + 10 * MS, 434_040_000.0, 434_100_000.0,
-                                min_px=8) == (0.0, 0.0, 10.0, 8.0)
+    assert annotation_to_pixels(g, T0 - 20 * MS, T0 + 10 * MS, 434_040_000.0, 434_100_000.0, min_px=8) == (
+        0.0,
+        0.0,
+        10.0,
+        8.0,
+    )
     # runs past the end of the image (640 columns)
     assert annotation_to_pixels(g, T0 + 630 * MS, T0 + 700 * MS, F_LO, F_LO + 5000)[2] == 640.0
     assert annotation_to_pixels(g, T0 - 50 * MS, T0 - 1 * MS, F_LO, F_HI) is None  # before
@@ -113,16 +128,18 @@ def test_geometry_from_a_sqlite_row_and_from_dsp_frame_geometry():
 
 
 @settings(max_examples=200, deadline=None)
-@given(t0_ms=st.floats(-100, 700), dur_ms=st.floats(0, 300), f0=st.floats(F_LO - 20e3, F_HI + 20e3),
-       bw=st.floats(0, 100e3))
+@given(
+    t0_ms=st.floats(-100, 700), dur_ms=st.floats(0, 300), f0=st.floats(F_LO - 20e3, F_HI + 20e3), bw=st.floats(0, 100e3)
+)
 def test_inverse_round_trips_within_a_pixel(t0_ms, dur_ms, f0, bw):
     g = BoxGeometry.of(ROW)
     t0, t1 = T0 + int(t0_ms * MS), T0 + int((t0_ms + dur_ms) * MS)
     box = annotation_to_pixels(g, t0, t1, f0, f0 + bw)
     if box is None:
         col_ns = g.col_ns
-        sliver = (t0 < T0 or t1 > T0 + 640 * MS) and \
-            (min(t1, T0 + 640 * MS) - max(t0, T0)) / col_ns < min(EDGE_SLIVER_PX, MIN_BOX_PX)
+        sliver = (t0 < T0 or t1 > T0 + 640 * MS) and (min(t1, T0 + 640 * MS) - max(t0, T0)) / col_ns < min(
+            EDGE_SLIVER_PX, MIN_BOX_PX
+        )
         assert t1 <= T0 or t0 >= T0 + 640 * MS or f0 >= F_HI or f0 + bw <= F_LO or sliver
         return
     a0, a1, lo, hi = pixels_to_annotation(g, *box)
@@ -138,9 +155,11 @@ def test_inverse_round_trips_within_a_pixel(t0_ms, dur_ms, f0, bw):
 
 def test_label_frame_uses_class_ids_and_skips_outside():
     g = BoxGeometry.of(ROW)
-    anns = [Annotation(T0 + 10 * MS, T0 + 20 * MS, 433_900_000.0, 433_910_000.0, "fsk"),
-            Annotation(T0 + 900 * MS, T0 + 920 * MS, 433_900_000.0, 433_910_000.0, "ook"),  # after the frame
-            Annotation(T0 + 30 * MS, T0 + 40 * MS, 433_900_000.0, 433_910_000.0, AUTO_CLASS)]
+    anns = [
+        Annotation(T0 + 10 * MS, T0 + 20 * MS, 433_900_000.0, 433_910_000.0, "fsk"),
+        Annotation(T0 + 900 * MS, T0 + 920 * MS, 433_900_000.0, 433_910_000.0, "ook"),  # after the frame
+        Annotation(T0 + 30 * MS, T0 + 40 * MS, 433_900_000.0, 433_910_000.0, AUTO_CLASS),
+    ]
     boxes = label_frame(g, anns)
     assert [b[0] for b in boxes] == [CLASSES.index("fsk"), CLASSES.index("burst")]
     assert all(0 <= v <= 1 for b in boxes for v in b[1:])

@@ -81,8 +81,15 @@ def _png(path: Path, seed: int) -> Path:
 
 
 def test_dataset_is_split_by_time_with_yolo_layout(tmp_path):
-    frames = [FrameLabels(i, _png(tmp_path / f"f{i}.png", i), T0 + (9 - i) * 10**9,  # ids run backwards in time
-                          [(1, 0.5, 0.5, 0.25, 0.125)] if i % 2 else []) for i in range(10)]
+    frames = [
+        FrameLabels(
+            i,
+            _png(tmp_path / f"f{i}.png", i),
+            T0 + (9 - i) * 10**9,  # ids run backwards in time
+            [(1, 0.5, 0.5, 0.25, 0.125)] if i % 2 else [],
+        )
+        for i in range(10)
+    ]
     info = build_dataset(frames[::3] + frames[1::3] + frames[2::3], tmp_path / "ds", val_fraction=0.2)
     assert (info.n_train, info.n_val) == (8, 2)
     assert set(info.val_frame_ids) == {0, 1}  # the two LATEST frames
@@ -135,11 +142,26 @@ def _synthetic_partition(conn: sqlite3.Connection, root: Path, pk: str, n_frames
     from sdr_assets.dsp import stft
     from sdr_assets.dsp.synth import BandScenario
 
-    band = BandScenario(7, FS, FC, emissions_per_s=40.0, snr_db_range=(20.0, 30.0), duration_s_range=(0.01, 0.05),
-                        kinds=("cw", "ook", "fsk", "chirp", "wideband"))
+    band = BandScenario(
+        7,
+        FS,
+        FC,
+        emissions_per_s=40.0,
+        snr_db_range=(20.0, 30.0),
+        duration_s_range=(0.01, 0.05),
+        kinds=("cw", "ook", "fsk", "chirp", "wideband"),
+    )
     cu8, emissions = band.render(n_frames * COLS * HOP)
-    anns = [Annotation(T0 + samples_to_ns(e.start_sample, FS), T0 + samples_to_ns(e.end_sample, FS),
-                       e.freq_lower_hz, e.freq_upper_hz, e.label) for e in emissions]
+    anns = [
+        Annotation(
+            T0 + samples_to_ns(e.start_sample, FS),
+            T0 + samples_to_ns(e.end_sample, FS),
+            e.freq_lower_hz,
+            e.freq_upper_hz,
+            e.label,
+        )
+        for e in emissions
+    ]
     folder = root / "spectrograms" / pk
     folder.mkdir(parents=True)
     paths = []
@@ -153,13 +175,31 @@ def _synthetic_partition(conn: sqlite3.Connection, root: Path, pk: str, n_frames
             "INSERT INTO frames (partition_key, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, center_freq_hz,"
             " sample_rate_hz, nfft, hop, width_px, height_px, first_seq, last_seq, path)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (pk, t0, geom.t_end_ns, geom.freq_lower_hz, geom.freq_upper_hz, FC, FS, NFFT, HOP, COLS, NFFT, k, k,
-             str(path.relative_to(root)))).lastrowid
+            (
+                pk,
+                t0,
+                geom.t_end_ns,
+                geom.freq_lower_hz,
+                geom.freq_upper_hz,
+                FC,
+                FS,
+                NFFT,
+                HOP,
+                COLS,
+                NFFT,
+                k,
+                k,
+                str(path.relative_to(root)),
+            ),
+        ).lastrowid
         for a in anns:
             box = annotation_to_yolo(geom, a.t_start_ns, a.t_end_ns, a.freq_lower_hz, a.freq_upper_hz)
             if box is not None:
-                conn.execute("INSERT INTO labels (frame_id, partition_key, class_name, x_center, y_center, width,"
-                             " height, auto) VALUES (?,?,?,?,?,?,?,0)", (fid, pk, a.label, *box))
+                conn.execute(
+                    "INSERT INTO labels (frame_id, partition_key, class_name, x_center, y_center, width,"
+                    " height, auto) VALUES (?,?,?,?,?,?,?,0)",
+                    (fid, pk, a.label, *box),
+                )
     return paths
 
 
@@ -187,8 +227,17 @@ def test_tiny_end_to_end_offline(tmp_path, data_root, no_network):
     assert (info.n_train, info.n_val) == (6, 2)
 
     epochs_seen = []
-    result = train_detector(info.data_yaml, data_root / "models" / "run1", epochs=2, imgsz=128, batch=4,
-                            device="cpu", workers=0, seed=0, on_epoch=lambda e, m: epochs_seen.append((e, m)))
+    result = train_detector(
+        info.data_yaml,
+        data_root / "models" / "run1",
+        epochs=2,
+        imgsz=128,
+        batch=4,
+        device="cpu",
+        workers=0,
+        seed=0,
+        on_epoch=lambda e, m: epochs_seen.append((e, m)),
+    )
     assert result.weights_path.is_file() and result.weights_path.name == "best.pt"
     assert result.epochs_run == 2 and result.device == "cpu" and result.params["imgsz"] == 128
     assert [e for e, _ in epochs_seen] == [1, 2]
@@ -203,16 +252,31 @@ def test_tiny_end_to_end_offline(tmp_path, data_root, no_network):
 
     # fine-tuning a checkpoint starts from ITS weights (ultralytics drops them under
     # pretrained=False): one epoch at learning rate 0 leaves every parameter as it was
-    tuned = train_detector(info.data_yaml, data_root / "models" / "tune", model=result.weights_path, epochs=1,
-                           imgsz=128, batch=4, device="cpu", optimizer="SGD", lr0=0.0, lrf=1.0,
-                           warmup_epochs=0, warmup_bias_lr=0.0, momentum=0.0)
-    before, after = (torch.load(w, map_location="cpu", weights_only=False)["model"].float().state_dict()
-                     for w in (result.weights_path, tuned.weights_path))  # best.pt: the EMA as "model"
+    tuned = train_detector(
+        info.data_yaml,
+        data_root / "models" / "tune",
+        model=result.weights_path,
+        epochs=1,
+        imgsz=128,
+        batch=4,
+        device="cpu",
+        optimizer="SGD",
+        lr0=0.0,
+        lrf=1.0,
+        warmup_epochs=0,
+        warmup_bias_lr=0.0,
+        momentum=0.0,
+    )
+    before, after = (
+        torch.load(w, map_location="cpu", weights_only=False)["model"].float().state_dict()
+        for w in (result.weights_path, tuned.weights_path)
+    )  # best.pt: the EMA as "model"
     params = [k for k in before if "running_" not in k and "num_batches" not in k]
     assert len(params) > 100 and all(torch.equal(before[k], after[k]) for k in params)
 
-    register_model(db_path, "20261123T020000-yolo11n", result.weights_path, None, [pk], result.params,
-                   result.metrics, CLASSES)
+    register_model(
+        db_path, "20261123T020000-yolo11n", result.weights_path, None, [pk], result.params, result.metrics, CLASSES
+    )
     onnx_path = export_onnx(result.weights_path, imgsz=128)
     assert onnx_path.suffix == ".onnx" and onnx_path.stat().st_size > 100_000
     set_onnx_path(db_path, "20261123T020000-yolo11n", onnx_path)

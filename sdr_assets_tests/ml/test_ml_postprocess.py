@@ -7,8 +7,14 @@ import pytest
 
 from sdr_assets.ml.infer import Detection, decode_output, letterbox, nms
 from sdr_assets.ml.labels import BoxGeometry
-from sdr_assets.ml.postprocess import (DetectionBox, drop_pieces, join_frame_edges, refine_box, suppress_overlaps,
-                                       to_time_freq)
+from sdr_assets.ml.postprocess import (
+    DetectionBox,
+    drop_pieces,
+    join_frame_edges,
+    refine_box,
+    suppress_overlaps,
+    to_time_freq,
+)
 
 MS = 1_000_000
 T0 = 1_700_000_000_000_000_000
@@ -110,10 +116,12 @@ def test_decode_thresholds_suppresses_and_undoes_the_letterbox():
     # a 256 x 640 frame letterboxed to 320: scale 0.5, padded 96 rows on top
     img, r, pad = letterbox(np.zeros((256, 640, 3), dtype=np.uint8), 320)
     assert img.shape == (320, 320, 3) and r == 0.5 and pad == (0, 96)
-    out = _raw((100, 150, 20, 10, 2, 0.9),   # fsk, kept: x 90..110, y 145..155 in the input
-               (101, 150, 20, 10, 2, 0.8),   # near-duplicate of it: suppressed
-               (101, 150, 20, 10, 1, 0.7),   # same place, another class: class-aware NMS keeps it
-               (300, 200, 10, 10, 0, 0.1))   # below the threshold
+    out = _raw(
+        (100, 150, 20, 10, 2, 0.9),  # fsk, kept: x 90..110, y 145..155 in the input
+        (101, 150, 20, 10, 2, 0.8),  # near-duplicate of it: suppressed
+        (101, 150, 20, 10, 1, 0.7),  # same place, another class: class-aware NMS keeps it
+        (300, 200, 10, 10, 0, 0.1),
+    )  # below the threshold
     dets = decode_output(out, CLASSES6, r=r, pad=pad, hw=(256, 640), conf=0.25, iou=0.7)
     assert [d.class_name for d in dets] == ["fsk", "ook"]
     assert dets[0] == pytest.approx(Detection("fsk", 0.9, 180.0, 98.0, 220.0, 118.0))
@@ -125,7 +133,10 @@ def test_decode_thresholds_suppresses_and_undoes_the_letterbox():
 def test_decode_end2end_output_skips_nms():
     out = np.array([[[10, 10, 20, 20, 0.9, 3], [10, 10, 20, 20, 0.8, 3], [0, 0, 5, 5, 0.1, 0]]], dtype=np.float32)
     dets = decode_output(out, CLASSES6, hw=(64, 64), conf=0.25, end2end=True)
-    assert [(d.class_name, d.confidence) for d in dets] == [("chirp", pytest.approx(0.9)), ("chirp", pytest.approx(0.8))]
+    assert [(d.class_name, d.confidence) for d in dets] == [
+        ("chirp", pytest.approx(0.9)),
+        ("chirp", pytest.approx(0.8)),
+    ]
 
 
 CLASSES6 = ("cw", "ook", "fsk", "chirp", "wideband", "burst")
@@ -233,5 +244,8 @@ def test_drop_pieces_keeps_the_longer_package_of_one_signal():
     unrefined = box(360, 380, conf=0.9)
     out = drop_pieces([*pieces, whole, other_band, unrefined])
     assert [(b.t_start_ns, b.freq_lower_hz) for b in out] == [
-        (whole.t_start_ns, F), (other_band.t_start_ns, F + 60e3), (unrefined.t_start_ns, F)]
+        (whole.t_start_ns, F),
+        (other_band.t_start_ns, F + 60e3),
+        (unrefined.t_start_ns, F),
+    ]
     assert out[0].confidence == 0.3 and out[0].t_end_ns == whole.t_end_ns  # the pieces' best confidence

@@ -37,10 +37,17 @@ def db(tmp_path):
 
 
 def _register(db, version, created_ns, map50=0.5, onnx=True):
-    register_model(db, version, f"/models/{version}/best.pt", f"/models/{version}/best.onnx" if onnx else None,
-                   ["2026-11-23-00:00", "2026-11-23-01:00"], {"imgsz": 320, "epochs": 50},
-                   {"map50": map50, "map50_95": map50 / 2, "precision": 0.7, "recall": 0.6},
-                   ["cw", "ook", "fsk", "chirp", "wideband", "burst"], created_ns=created_ns)
+    register_model(
+        db,
+        version,
+        f"/models/{version}/best.pt",
+        f"/models/{version}/best.onnx" if onnx else None,
+        ["2026-11-23-00:00", "2026-11-23-01:00"],
+        {"imgsz": 320, "epochs": 50},
+        {"map50": map50, "map50_95": map50 / 2, "precision": 0.7, "recall": 0.6},
+        ["cw", "ook", "fsk", "chirp", "wideband", "burst"],
+        created_ns=created_ns,
+    )
 
 
 def _n_current(db):
@@ -120,8 +127,7 @@ def test_champion_challenger_rules():
     assert champion_challenger({"map50": 0.4}, {"map50": 0.5}) is False
     assert champion_challenger({"map50": math.nan}, {"map50": 0.0}) is False
     assert champion_challenger({"map50": 0.0}, {"map50": math.nan}) is True
-    assert champion_challenger({"map50": 0.4, "map50_95": 0.3}, {"map50": 0.5, "map50_95": 0.2},
-                               key="map50_95") is True
+    assert champion_challenger({"map50": 0.4, "map50_95": 0.3}, {"map50": 0.5, "map50_95": 0.2}, key="map50_95") is True
     with pytest.raises(ConfigError, match="challenger metrics lack"):
         champion_challenger({"precision": 1.0}, {"map50": 0.5})
     with pytest.raises(ConfigError, match="champion metrics lack"):

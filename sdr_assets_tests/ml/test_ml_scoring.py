@@ -4,8 +4,7 @@ import math
 
 import pytest
 
-from sdr_assets.ml.scoring import (Box, Tally, average_precision, iou, match_iou, match_starts,
-                                   widened)
+from sdr_assets.ml.scoring import Box, Tally, average_precision, iou, match_iou, match_starts, widened
 
 
 def test_iou_is_area_based_in_time_x_frequency_and_time_only_without_a_band():
@@ -30,9 +29,11 @@ def test_widened_grows_thin_boxes_about_their_centre_only():
 
 def test_match_iou_takes_detections_by_score_and_each_reference_once():
     refs = [Box(0.0, 1.0, 0.0, 10.0, "ook"), Box(2.0, 3.0, 0.0, 10.0, "fsk")]
-    dets = [Box(0.1, 1.0, 0.0, 10.0, "ook", score=0.3),  # IoU 0.9 with ref 0, but weaker
-            Box(0.0, 0.8, 0.0, 10.0, "fsk", score=0.9),  # IoU 0.8 with ref 0: takes it first
-            Box(2.0, 2.4, 0.0, 10.0, "fsk", score=0.5)]  # IoU 0.4 with ref 1: under 0.5
+    dets = [
+        Box(0.1, 1.0, 0.0, 10.0, "ook", score=0.3),  # IoU 0.9 with ref 0, but weaker
+        Box(0.0, 0.8, 0.0, 10.0, "fsk", score=0.9),  # IoU 0.8 with ref 0: takes it first
+        Box(2.0, 2.4, 0.0, 10.0, "fsk", score=0.5),
+    ]  # IoU 0.4 with ref 1: under 0.5
     assert match_iou(dets, refs, 0.5) == [None, 0, None]
     assert match_iou(dets, refs, 0.35) == [None, 0, 1]
     # by class: the fsk detection may not take the ook reference, so the ook one gets it

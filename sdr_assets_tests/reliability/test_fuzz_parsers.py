@@ -23,16 +23,15 @@ from hypothesis import strategies as st
 
 from sdr_assets.capture.file import FileSource, parse_rtl433_filename
 from sdr_assets.capture.rtltcp import HEADER_LEN, MAGIC, RtlTcpSource, parse_header
-from sdr_assets.sigmf import parse_sigmf_meta
 from sdr_assets.capture.uri import open_source
 from sdr_assets.errors import SdrAssetsError, SourceError
 from sdr_assets.records import Chunk
+from sdr_assets.sigmf import parse_sigmf_meta
 from sdr_assets_tests.capture_support import CLI, REPO
 
 # SDR_ASSETS_FUZZ_SCALE=20 runs 20x the examples (a deeper local run; the suite stays fast).
 SCALE = max(1, int(os.environ.get("SDR_ASSETS_FUZZ_SCALE", "1")))
-FAST = settings(max_examples=150 * SCALE, deadline=1000,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=150 * SCALE, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
 NET = settings(max_examples=25 * SCALE, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -68,13 +67,23 @@ def _serve_once(payload: bytes) -> int:
 
 
 @NET
-@given(st.one_of(st.binary(max_size=64),
-                 st.tuples(st.binary(min_size=8, max_size=8), st.binary(max_size=3000))
-                 .map(lambda t: MAGIC + t[0] + t[1])))
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.tuples(st.binary(min_size=8, max_size=8), st.binary(max_size=3000)).map(lambda t: MAGIC + t[0] + t[1]),
+    )
+)
 def test_client_on_arbitrary_streams_stores_every_byte_or_fails_cleanly(payload):
     port = _serve_once(payload)
-    client = RtlTcpSource("127.0.0.1", port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
-                          chunk_samples=100, stall_timeout_s=1.0, max_reconnects=0)
+    client = RtlTcpSource(
+        "127.0.0.1",
+        port,
+        center_freq_hz=433.92e6,
+        sample_rate_hz=250e3,
+        chunk_samples=100,
+        stall_timeout_s=1.0,
+        max_reconnects=0,
+    )
     got = bytearray()
     watchdog = threading.Timer(4.0, client.stop)
     watchdog.start()
@@ -90,34 +99,57 @@ def test_client_on_arbitrary_streams_stores_every_byte_or_fails_cleanly(payload)
         client.close()
     if payload.startswith(MAGIC) and len(payload) >= HEADER_LEN:
         body = payload[HEADER_LEN:]
-        assert bytes(got) == body[:len(body) // 2 * 2]  # every whole I/Q pair, exactly
+        assert bytes(got) == body[: len(body) // 2 * 2]  # every whole I/Q pair, exactly
     else:
         assert not got
 
 
-_CORE_KEYS = ["global", "captures", "annotations", "core:datatype", "core:sample_rate",
-              "core:version", "core:sample_start", "core:sample_count", "core:frequency",
-              "core:datetime", "core:freq_lower_edge", "core:freq_upper_edge", "core:label",
-              "core:num_channels", "core:dataset", "core:header_bytes", "core:metadata_only"]
-_leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-                    st.sampled_from(["cu8", "ci16_le", "cf32_be", "ri8", "cu16", "c",
-                                     "2024-05-01T12:00:00Z", "2024-13-45T99:99:99Z"]))
-_json = st.recursive(_leaves, lambda inner: st.one_of(
-    st.lists(inner, max_size=4),
-    st.dictionaries(st.one_of(st.sampled_from(_CORE_KEYS), st.text(max_size=6)), inner,
-                    max_size=5)), max_leaves=25)
+_CORE_KEYS = [
+    "global",
+    "captures",
+    "annotations",
+    "core:datatype",
+    "core:sample_rate",
+    "core:version",
+    "core:sample_start",
+    "core:sample_count",
+    "core:frequency",
+    "core:datetime",
+    "core:freq_lower_edge",
+    "core:freq_upper_edge",
+    "core:label",
+    "core:num_channels",
+    "core:dataset",
+    "core:header_bytes",
+    "core:metadata_only",
+]
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["cu8", "ci16_le", "cf32_be", "ri8", "cu16", "c", "2024-05-01T12:00:00Z", "2024-13-45T99:99:99Z"]),
+)
+_json = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(_CORE_KEYS), st.text(max_size=6)), inner, max_size=5),
+    ),
+    max_leaves=25,
+)
 
 
 _VALUES = {  # mostly plausible values, sometimes anything
-    "core:datatype": st.sampled_from(["cu8", "ci8", "ci16_le", "cu16_be", "cf32_le",
-                                      "cf64_be", "ci32_le"]),
+    "core:datatype": st.sampled_from(["cu8", "ci8", "ci16_le", "cu16_be", "cf32_le", "cf64_be", "ci32_le"]),
     "core:sample_rate": st.one_of(st.integers(1, 10_000_000), st.floats(0, 1e7)),
     "core:sample_start": st.integers(0, 80),
     "core:sample_count": st.integers(0, 80),
     "core:frequency": st.floats(-1e10, 1e10),
-    "core:datetime": st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.000001Z",
-                                      "2024-05-01T11:59:59+01:00", "1970-01-01T00:00:00Z"]),
+    "core:datetime": st.sampled_from(
+        ["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.000001Z", "2024-05-01T11:59:59+01:00", "1970-01-01T00:00:00Z"]
+    ),
     "core:freq_lower_edge": st.floats(4e8, 5e8),
     "core:freq_upper_edge": st.floats(4e8, 5e8),
     "core:label": st.text(max_size=5),
@@ -130,21 +162,26 @@ def _mostly(plausible: st.SearchStrategy) -> st.SearchStrategy:
 
 def _obj(keys) -> st.SearchStrategy:
     return st.dictionaries(st.sampled_from(keys), st.just(None), max_size=len(keys)).flatmap(
-        lambda d: st.fixed_dictionaries({k: _mostly(_VALUES[k]) if k in _VALUES
-                                         else _leaves for k in d}))
+        lambda d: st.fixed_dictionaries({k: _mostly(_VALUES[k]) if k in _VALUES else _leaves for k in d})
+    )
 
 
 def _valid_like() -> st.SearchStrategy:
-    return st.fixed_dictionaries({
-        "global": st.fixed_dictionaries({"core:datatype": _mostly(
-            _VALUES["core:datatype"]), "core:sample_rate": _VALUES["core:sample_rate"]}),
-        "captures": st.lists(_obj(_CORE_KEYS[6:10]), max_size=3),
-        "annotations": st.lists(_obj(_CORE_KEYS[6:13]), max_size=3)})
+    return st.fixed_dictionaries(
+        {
+            "global": st.fixed_dictionaries(
+                {"core:datatype": _mostly(_VALUES["core:datatype"]), "core:sample_rate": _VALUES["core:sample_rate"]}
+            ),
+            "captures": st.lists(_obj(_CORE_KEYS[6:10]), max_size=3),
+            "annotations": st.lists(_obj(_CORE_KEYS[6:13]), max_size=3),
+        }
+    )
 
 
 @FAST
-@given(st.one_of(st.text(max_size=80), _json.map(json.dumps), _valid_like().map(
-    lambda d: json.dumps(d, allow_nan=True))))
+@given(
+    st.one_of(st.text(max_size=80), _json.map(json.dumps), _valid_like().map(lambda d: json.dumps(d, allow_nan=True)))
+)
 def test_sigmf_metadata_parser_raises_only_source_errors(text):
     try:
         meta = parse_sigmf_meta(text, "fuzz.sigmf-meta")
@@ -154,8 +191,10 @@ def test_sigmf_metadata_parser_raises_only_source_errors(text):
 
 
 @settings(max_examples=80 * SCALE, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
-@given(_valid_like().map(lambda d: json.dumps(d, allow_nan=True)),
-       st.binary(max_size=400).map(lambda b: b[:len(b) // 16 * 16] if len(b) % 5 else b))
+@given(
+    _valid_like().map(lambda d: json.dumps(d, allow_nan=True)),
+    st.binary(max_size=400).map(lambda b: b[: len(b) // 16 * 16] if len(b) % 5 else b),
+)
 def test_sigmf_recordings_open_and_replay_or_fail_cleanly(meta_text, data):
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "r.sigmf-meta").write_text(meta_text)
@@ -174,9 +213,14 @@ def test_sigmf_recordings_open_and_replay_or_fail_cleanly(meta_text, data):
 
 
 @FAST
-@given(st.one_of(st.text(max_size=60), st.lists(st.one_of(
-    st.text(alphabet="0123456789.kKMGmgHzsp", max_size=10), st.text(max_size=5)),
-    max_size=5).map(lambda parts: "_".join(parts) + ".cu8")))
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.lists(
+            st.one_of(st.text(alphabet="0123456789.kKMGmgHzsp", max_size=10), st.text(max_size=5)), max_size=5
+        ).map(lambda parts: "_".join(parts) + ".cu8"),
+    )
+)
 def test_cu8_file_name_parser_never_raises(name):
     center, rate = parse_rtl433_filename(name)
     for v in (center, rate):
@@ -184,9 +228,11 @@ def test_cu8_file_name_parser_never_raises(name):
 
 
 @FAST
-@given(st.tuples(st.text(max_size=300), st.sampled_from(["", ".cu8", ".sigmf-meta",
-                                                          ".sigmf-data", ".cs16", "_1M_250k.cu8"]))
-       .map("".join))
+@given(
+    st.tuples(
+        st.text(max_size=300), st.sampled_from(["", ".cu8", ".sigmf-meta", ".sigmf-data", ".cs16", "_1M_250k.cu8"])
+    ).map("".join)
+)
 def test_file_source_on_arbitrary_paths_raises_only_documented_errors(name):
     src = FileSource(name)
     try:
@@ -197,13 +243,28 @@ def test_file_source_on_arbitrary_paths_raises_only_documented_errors(name):
         src.close()
 
 
-_SCHEMES = st.sampled_from(["synthetic://", "file://", "rtl_tcp://", "rtlsdr://", "RTL_TCP://",
-                            "http://", "", "://", "synthetic://?", "rtl_tcp://[", "rtlsdr://0"])
+_SCHEMES = st.sampled_from(
+    [
+        "synthetic://",
+        "file://",
+        "rtl_tcp://",
+        "rtlsdr://",
+        "RTL_TCP://",
+        "http://",
+        "",
+        "://",
+        "synthetic://?",
+        "rtl_tcp://[",
+        "rtlsdr://0",
+    ]
+)
 
 
 @FAST
-@given(st.one_of(st.text(max_size=40), st.tuples(_SCHEMES, st.text(max_size=30)).map("".join)),
-       st.one_of(st.none(), st.floats(), st.integers(-10, 4_000_000)))
+@given(
+    st.one_of(st.text(max_size=40), st.tuples(_SCHEMES, st.text(max_size=30)).map("".join)),
+    st.one_of(st.none(), st.floats(), st.integers(-10, 4_000_000)),
+)
 def test_source_uris_raise_only_config_errors(uri, rate):
     try:
         open_source(uri, sample_rate_hz=rate)
@@ -212,13 +273,52 @@ def test_source_uris_raise_only_config_errors(uri, rate):
 
 
 # ---- CLI values (click commands in-process; a few through the real executable) -------------
-_SPECIAL = st.sampled_from(["nan", "inf", "-inf", "1e300", "1e309", "-0", "0", "0.0", "1e-300", "-1",
-                            "250000", "3.2e6", "2.4e6", "1", "0.01", "60", "0x10", "1_000", " 5", "",
-                            "five", "1,5", "9" * 25])
-_NUMBERS = st.one_of(_SPECIAL, _SPECIAL, _SPECIAL, st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                     st.integers(-2**70, 2**70).map(str), st.text(max_size=8))
-_CAPTURE_FLAGS = ["--sample-rate-hz", "--center-freq-hz", "--gain-db", "--cap-gb", "--cap-bytes",
-                  "--partition-minutes", "--ring-mb", "--duration-s", "--max-age-s"]
+_SPECIAL = st.sampled_from(
+    [
+        "nan",
+        "inf",
+        "-inf",
+        "1e300",
+        "1e309",
+        "-0",
+        "0",
+        "0.0",
+        "1e-300",
+        "-1",
+        "250000",
+        "3.2e6",
+        "2.4e6",
+        "1",
+        "0.01",
+        "60",
+        "0x10",
+        "1_000",
+        " 5",
+        "",
+        "five",
+        "1,5",
+        "9" * 25,
+    ]
+)
+_NUMBERS = st.one_of(
+    _SPECIAL,
+    _SPECIAL,
+    _SPECIAL,
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(2**70), 2**70).map(str),
+    st.text(max_size=8),
+)
+_CAPTURE_FLAGS = [
+    "--sample-rate-hz",
+    "--center-freq-hz",
+    "--gain-db",
+    "--cap-gb",
+    "--cap-bytes",
+    "--partition-minutes",
+    "--ring-mb",
+    "--duration-s",
+    "--max-age-s",
+]
 
 
 def _tiny_recording() -> Path:
@@ -241,8 +341,7 @@ def _documented(result) -> bool:
     """exit 0, or exit 2 by our one-line error or a click usage error: nothing else."""
     if result.exit_code == 0:
         return result.exception is None
-    return result.exit_code == 2 and isinstance(result.exception, SystemExit) \
-        and "Traceback" not in result.output
+    return result.exit_code == 2 and isinstance(result.exception, SystemExit) and "Traceback" not in result.output
 
 
 @settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -258,9 +357,11 @@ def test_capture_flags_give_a_capture_or_one_clear_error(flags):
 
 def _key_like() -> st.SearchStrategy:
     digits = st.integers(0, 9999).map(str)
-    return st.one_of(st.text(max_size=20), st.tuples(digits, digits, digits, digits, digits).map(
-        lambda t: f"{t[0]}-{t[1]}-{t[2]}-{t[3]}:{t[4]}"), st.sampled_from(
-        ["2026-11-23-00:00", "1970-01-01-00:00", "9999-12-31-23:59", "2026-02-30-00:00", "-", ""]))
+    return st.one_of(
+        st.text(max_size=20),
+        st.tuples(digits, digits, digits, digits, digits).map(lambda t: f"{t[0]}-{t[1]}-{t[2]}-{t[3]}:{t[4]}"),
+        st.sampled_from(["2026-11-23-00:00", "1970-01-01-00:00", "9999-12-31-23:59", "2026-02-30-00:00", "-", ""]),
+    )
 
 
 @functools.cache
@@ -311,14 +412,28 @@ def test_partition_settings_from_the_environment_raise_only_config_errors(raw):
 
 # Values the fuzzer found crashing or failing late (exit 1 with a traceback, or a capture that
 # started and then died in its writer): now refused up front, one line, exit 2, nothing stored.
-@pytest.mark.parametrize("flags", [
-    ["--cap-gb", "inf"], ["--cap-gb", "nan"], ["--ring-mb", "inf"], ["--ring-mb", "1e300"],
-    ["--max-age-s", "nan", "--partition-minutes", "1"], ["--max-age-s", "1e300", "--partition-minutes", "1"],
-    ["--sample-rate-hz", "nan"], ["--partition-minutes", "-1"], ["--cap-bytes", "0"],
-])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--cap-gb", "inf"],
+        ["--cap-gb", "nan"],
+        ["--ring-mb", "inf"],
+        ["--ring-mb", "1e300"],
+        ["--max-age-s", "nan", "--partition-minutes", "1"],
+        ["--max-age-s", "1e300", "--partition-minutes", "1"],
+        ["--sample-rate-hz", "nan"],
+        ["--partition-minutes", "-1"],
+        ["--cap-bytes", "0"],
+    ],
+)
 def test_bad_capture_values_are_one_line_exit_2_through_the_real_executable(flags, data_root):
-    out = subprocess.run([CLI, "capture", "--source", f"file://{_tiny_recording()}", *flags],
-                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    out = subprocess.run(
+        [CLI, "capture", "--source", f"file://{_tiny_recording()}", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stderr.startswith("error: ") and not (data_root / "hot.db").exists()
@@ -336,8 +451,14 @@ def test_rtl_tcp_server_survives_any_client_bytes(data):
         with socket.create_connection(server.address, timeout=5) as bad:
             bad.recv(HEADER_LEN)
             bad.sendall(data)
-        client = RtlTcpSource("127.0.0.1", server.port, center_freq_hz=433.92e6, sample_rate_hz=250e3,
-                              chunk_samples=1024, max_reconnects=0)
+        client = RtlTcpSource(
+            "127.0.0.1",
+            server.port,
+            center_freq_hz=433.92e6,
+            sample_rate_hz=250e3,
+            chunk_samples=1024,
+            max_reconnects=0,
+        )
         try:
             client.open()
             first = next(iter(client.events()))

@@ -39,8 +39,9 @@ def _missing(what: str, install: str):
 
 
 def _pg_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0
+    )
     if not found:
         _missing("PostgreSQL (initdb)", "postgresql")
     return found[-1].parent
@@ -64,13 +65,23 @@ def postgres():
     data, log = folder / "data", folder / "server.log"
 
     def pg(*argv):
-        out = subprocess.run([str(pg_bin / argv[0]), *argv[1:]], capture_output=True, text=True,
-                             timeout=120, **as_user)
+        out = subprocess.run([str(pg_bin / argv[0]), *argv[1:]], capture_output=True, text=True, timeout=120, **as_user)
         assert out.returncode == 0, f"{argv[0]}: {out.stdout}{out.stderr}"
 
     pg("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-    pg("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-       f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    pg(
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-l",
+        str(log),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
     try:
         yield {"host": "127.0.0.1", "port": port, "user": "postgres"}
     finally:
@@ -95,10 +106,18 @@ def pg_instance(postgres, tmp_path, data_root, request):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-    env = dict(os.environ, DAGSTER_HOME=str(home), SDR_ASSETS_HOME=str(data_root),
-               SDR_ASSETS_PARTITION_MINUTES="1", DAGSTER_PG_HOST=postgres["host"],
-               DAGSTER_PG_PORT=str(postgres["port"]), DAGSTER_PG_USER=postgres["user"],
-               DAGSTER_PG_PASSWORD="unused-with-trust-auth", DAGSTER_PG_DB=db, PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(home),
+        SDR_ASSETS_HOME=str(data_root),
+        SDR_ASSETS_PARTITION_MINUTES="1",
+        DAGSTER_PG_HOST=postgres["host"],
+        DAGSTER_PG_PORT=str(postgres["port"]),
+        DAGSTER_PG_USER=postgres["user"],
+        DAGSTER_PG_PASSWORD="unused-with-trust-auth",
+        DAGSTER_PG_DB=db,
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("SDR_ASSETS_EXECUTOR", None)
     return {"env": env, "db": db, "home": home}
 
@@ -106,21 +125,41 @@ def pg_instance(postgres, tmp_path, data_root, request):
 def _capture_one_partition(env) -> str:
     start = (datetime.now(UTC) - timedelta(minutes=50)).replace(second=0, microsecond=0)
     uri = f"synthetic://?seed=21&rate={RATE_HZ}&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=70"
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1"], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return "default|" + start.strftime("%Y-%m-%d-%H:%M")  # (sensor x time) partition key
 
 
 def _materialize(env, key: str) -> subprocess.CompletedProcess:
     """Register the radio sensors as partitions (stored in Postgres), then materialise."""
-    sync = subprocess.run([str(BIN / "sdr-assets"), "sensors", "sync"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    sync = subprocess.run(
+        [str(BIN / "sdr-assets"), "sensors", "sync"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert sync.returncode == 0 and "default" in sync.stdout, sync.stdout + sync.stderr
-    return subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "sdr_assets.definitions",
-                           "--select", SELECT, "--partition", key], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=400)
+    return subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "sdr_assets.definitions",
+            "--select",
+            SELECT,
+            "--partition",
+            key,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
 
 
 def _runs_in_postgres(pg: dict, db: str) -> list[tuple]:
@@ -137,8 +176,10 @@ def _events(pg: dict, db: str, run_id: str, event_type: str) -> list[str]:
     conn = _connect(pg, db)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = %s "
-                        "ORDER BY id", (run_id, event_type))
+            cur.execute(
+                "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = %s ORDER BY id",
+                (run_id, event_type),
+            )
             return [row[0] for row in cur.fetchall()]
     finally:
         conn.close()
@@ -179,9 +220,12 @@ def redis_url():
     if exe is None:
         _missing("Redis (redis-server)", "redis-server")
     port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
         deadline = time.monotonic() + 30
@@ -213,16 +257,35 @@ def _stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: fl
 
 
 def test_celery_worker_runs_the_steps(postgres, pg_instance, redis_url, tmp_path, data_root):
-    env = dict(pg_instance["env"], SDR_ASSETS_CELERY_BROKER=redis_url,
-               SDR_ASSETS_CELERY_BACKEND=redis_url,
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # the worker runs `celery`
+    env = dict(
+        pg_instance["env"],
+        SDR_ASSETS_CELERY_BROKER=redis_url,
+        SDR_ASSETS_CELERY_BACKEND=redis_url,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )  # the worker runs `celery`
     key = _capture_one_partition(env)
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         worker = subprocess.Popen(
-            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-             "-y", str(REPO / "deploy" / "celery.yaml"), "-n", "sdr-test", "--", "--concurrency=1"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(BIN / "dagster-celery"),
+                "worker",
+                "start",
+                "-A",
+                "dagster_celery.app",
+                "-y",
+                str(REPO / "deploy" / "celery.yaml"),
+                "-n",
+                "sdr-test",
+                "--",
+                "--concurrency=1",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while b" ready." not in log.read_bytes():
@@ -236,8 +299,7 @@ def test_celery_worker_runs_the_steps(postgres, pg_instance, redis_url, tmp_path
     runs = _runs_in_postgres(postgres, pg_instance["db"])
     assert [r[1] for r in runs] == ["SUCCESS"], runs
     run_id = runs[0][0]
-    delegated = [e for e in _events(postgres, pg_instance["db"], run_id, "ENGINE_EVENT")
-                 if "in celery worker" in e]
+    delegated = [e for e in _events(postgres, pg_instance["db"], run_id, "ENGINE_EVENT") if "in celery worker" in e]
     assert len(delegated) == 3, delegated  # each step went to the worker
     assert "sdr-test@" in delegated[0]
     assert _materialized_assets(postgres, pg_instance["db"], run_id) == set(SELECT.split(","))

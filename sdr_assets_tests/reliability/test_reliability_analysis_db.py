@@ -18,8 +18,13 @@ def window(data_root):
     """A 70 s replay (250 kS/s) into a past minute, materialised once: (key, samples, frames)."""
     start = (datetime.now(UTC) - timedelta(minutes=100)).replace(second=0, microsecond=0)
     uri = f"synthetic://?seed=4&rate=250000&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=70"
-    out = subprocess.run([CLI, "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
-                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    out = subprocess.run(
+        [CLI, "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     key = start.strftime("%Y-%m-%d-%H:%M")
     res = materialize(["hot_snapshot", "iq_window", "spectrograms"], key, quiet=True)
@@ -45,9 +50,10 @@ def test_a_lost_or_corrupt_analysis_db_is_rebuilt_from_the_snapshot(data_root, w
         if damage == "garbage_in_a_big_file":  # where the load must read: the chunks' index,
             # which the window's reload walks (the middle may hold pages a reload only frees)
             conn = sqlite3.connect(f"file:{adb}?mode=ro", uri=True)
-            (root,), (page,) = (conn.execute("SELECT rootpage FROM sqlite_master WHERE name = "
-                                             "'chunks_partition'").fetchone(),
-                                conn.execute("PRAGMA page_size").fetchone())
+            (root,), (page,) = (
+                conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'chunks_partition'").fetchone(),
+                conn.execute("PRAGMA page_size").fetchone(),
+            )
             conn.close()
             offset, n = (root - 1) * page, page
         with open(adb, "r+b") as fh:  # overwrite it with garbage

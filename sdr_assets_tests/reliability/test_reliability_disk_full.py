@@ -16,11 +16,14 @@ from sdr_assets_tests.reliability_soak import SUMMARY_RE
 
 
 def _mount(folder, size: str) -> None:
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if out.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({out.stderr.strip() or out.returncode}): "
-                    "the disk-full tests need root and mount(8)")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({out.stderr.strip() or out.returncode}): "
+            "the disk-full tests need root and mount(8)"
+        )
 
 
 @pytest.fixture

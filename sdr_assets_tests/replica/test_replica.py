@@ -72,8 +72,13 @@ def fill_hot(hot: Path, t0: datetime, minutes: int) -> None:
 
 
 def _restore(env: dict, key: str, out: Path, **over) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "sdr-assets"), "restore", "--partition", key, "--out", str(out)],
-                          env={**os.environ, **env, **over}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(BIN / "sdr-assets"), "restore", "--partition", key, "--out", str(out)],
+        env={**os.environ, **env, **over},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @s3
@@ -92,7 +97,8 @@ def test_snapshot_uploads_and_restores_byte_identical(replica_env, data_root, tm
     assert m["uploaded"] == 1 and m["waiting"] == 0 and m["error"] == "none"
     assert ("replica_upload", True, "WARN") in check_results(res)
     head = S3Replica(ReplicaConfig.from_env(replica_env)).client.head_object(
-        Bucket=BUCKET, Key=m["url"].split(f"{BUCKET}/", 1)[1])
+        Bucket=BUCKET, Key=m["url"].split(f"{BUCKET}/", 1)[1]
+    )
     sha, etag, parts = file_digests(local, 5 * 2**20)
     assert parts > 1 and head["ETag"].strip('"') == etag  # multipart, and the parts are ours
     assert head["Metadata"]["sha256"] == sha == m["sha256"]
@@ -108,8 +114,7 @@ def test_snapshot_uploads_and_restores_byte_identical(replica_env, data_root, tm
 
 
 @s3
-def test_restored_snapshot_feeds_the_analysis_on_a_new_machine(replica_env, data_root, tmp_path,
-                                                                 monkeypatch):
+def test_restored_snapshot_feeds_the_analysis_on_a_new_machine(replica_env, data_root, tmp_path, monkeypatch):
     from sdr_assets.defs.resources import SdrStore
 
     t0 = _minutes_ago(40)
@@ -150,7 +155,9 @@ def test_replica_down_keeps_the_local_snapshot_and_the_next_run_catches_up(serve
     assert ("replica_upload", True, "WARN") in check_results(res)
     replica = S3Replica(ReplicaConfig.from_env(replica_env))
     assert [r.name for r in replica.list_snapshots("default")] == [
-        snapshot_file_name(first), snapshot_file_name(second)]
+        snapshot_file_name(first),
+        snapshot_file_name(second),
+    ]
     assert waiting(data_root / "snapshots") == []
 
 
@@ -205,8 +212,9 @@ def test_replica_retention_by_count_and_age_is_its_own(server, replica_env, tmp_
     res = sync_snapshots(replica, folder, "default")
     assert len(res.uploaded) == 3 and res.error is None
     names = [r.name for r in replica.list_snapshots("default")]
-    assert len(names) == 2 and res.pruned_remote == [replica.object_key("default", snapshot_file_name(
-        _key(_minutes_ago(90))))]  # the oldest partition went; the local files all stay
+    assert len(names) == 2 and res.pruned_remote == [
+        replica.object_key("default", snapshot_file_name(_key(_minutes_ago(90))))
+    ]  # the oldest partition went; the local files all stay
     assert len(list(folder.glob("*.db"))) == 3
     # two days on, both are older than a day: the age limit removes them
     gone = replica.prune("default", now_ns=time.time_ns() + 2 * 86400 * 10**9)
@@ -226,8 +234,7 @@ def test_local_pruning_holds_snapshots_the_replica_lacks(tmp_path):
         os.utime(p, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
         files.append(p)
     for p in (files[0], files[2]):  # these two are in the replica
-        _write_receipt(p, UploadResult("s3://b/k", "k", p.stat().st_size, "s", "e", 1, 0.1),
-                       p.stat().st_mtime_ns)
+        _write_receipt(p, UploadResult("s3://b/k", "k", p.stat().st_size, "s", "e", 1, 0.1), p.stat().st_mtime_ns)
     pr = prune_local(folder, keep=2, max_waiting=1)
     assert pr.removed == [files[2], files[0]]
     assert pr.held_waiting == [files[3]] and pr.dropped_waiting == [files[1]]  # counted, never silent
@@ -239,10 +246,19 @@ def test_local_pruning_holds_snapshots_the_replica_lacks(tmp_path):
 
 def test_replica_settings_are_checked(monkeypatch):
     assert ReplicaConfig.from_env({}) is None  # off by default
-    cfg = ReplicaConfig.from_env({"SDR_ASSETS_REPLICA_URL": "s3://sdr-backups/site-a/",
-                                  "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "eu-west-1"})
+    cfg = ReplicaConfig.from_env(
+        {
+            "SDR_ASSETS_REPLICA_URL": "s3://sdr-backups/site-a/",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "AWS_REGION": "eu-west-1",
+        }
+    )
     assert (cfg.bucket, cfg.prefix, cfg.endpoint_url, cfg.region) == (
-        "sdr-backups", "site-a", "http://127.0.0.1:9000", "eu-west-1")
+        "sdr-backups",
+        "site-a",
+        "http://127.0.0.1:9000",
+        "eu-west-1",
+    )
     for bad in ("http://x/y", "s3://B/x", "s3://ab", "s3:///x"):
         with pytest.raises(ConfigError, match="replica URL"):
             ReplicaConfig.from_env({"SDR_ASSETS_REPLICA_URL": bad})
@@ -261,9 +277,19 @@ def test_replica_off_passes_and_prunes_as_before(data_root):
 
 def test_restore_without_a_replica_says_how_to_set_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SDR_ASSETS_REPLICA_URL"}
-    out = subprocess.run([str(BIN / "sdr-assets"), "restore", "--partition", "2026-01-01-00:00",
-                          "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "restore", "--partition", "2026-01-01-00:00", "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "SDR_ASSETS_REPLICA_URL" in out.stderr
-    bad = subprocess.run([str(BIN / "sdr-assets"), "restore", "--partition", "yesterday",
-                          "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [str(BIN / "sdr-assets"), "restore", "--partition", "yesterday", "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "2026-11-23-04:00" in bad.stderr

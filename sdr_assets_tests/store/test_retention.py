@@ -47,8 +47,17 @@ def _register(adb, models: Path, version: str, created_ns: int, size: int = 1000
     """A registry row and its files under models/<version>/; the bytes written."""
     weights = models / version / "train" / "weights" / "best.pt"
     n = _write(weights, size) + _write(weights.with_suffix(".onnx"), size // 2)
-    registry.register_model(adb, version, weights, weights.with_suffix(".onnx"), ["default|2026-11-23-00:00"],
-                            {}, {"map50": 0.5}, ["cw"], created_ns=created_ns)
+    registry.register_model(
+        adb,
+        version,
+        weights,
+        weights.with_suffix(".onnx"),
+        ["default|2026-11-23-00:00"],
+        {},
+        {"map50": 0.5},
+        ["cw"],
+        created_ns=created_ns,
+    )
     return n
 
 
@@ -66,8 +75,11 @@ def test_reports_of_partitions_no_longer_held_are_deleted(tmp_path):
 
     out = prune_reports(reports, [held])
 
-    assert _files(reports) == {"roof/2026-11-23-0401.png", "roof/2026-11-23-0401/waterfall.png",
-                               "roof/2026-11-23-0401/telemetry.png"}
+    assert _files(reports) == {
+        "roof/2026-11-23-0401.png",
+        "roof/2026-11-23-0401/waterfall.png",
+        "roof/2026-11-23-0401/telemetry.png",
+    }
     removed = before - _files(reports)
     assert out.files == len(removed) == 4 and sorted(out.entries) == sorted(removed)
     assert out.bytes_freed == sum(sizes[r] for r in removed)
@@ -80,8 +92,10 @@ def test_reports_of_partitions_no_longer_held_are_deleted(tmp_path):
 # ---- models/ and datasets/ ------------------------------------------------------------------
 def test_models_keep_the_current_one_and_the_newest_n(adb, tmp_path):
     models = tmp_path / "models"
-    sizes = {v: _register(adb, models, v, created_ns=i * HOUR_NS, size=1000 + i)
-             for i, v in enumerate(["v0", "v1", "v2", "v3"])}
+    sizes = {
+        v: _register(adb, models, v, created_ns=i * HOUR_NS, size=1000 + i)
+        for i, v in enumerate(["v0", "v1", "v2", "v3"])
+    }
     registry.promote(adb, "v0")  # the oldest is current: beyond keep, never deleted
     idle_before_ns = time.time_ns()
     stale = models / "failed-run"  # a training that never registered, idle for an hour
@@ -153,15 +167,21 @@ def _past_minute(minutes_ago: int) -> datetime:
 
 def _capture(uri: str) -> None:
     env = dict(os.environ, SDR_ASSETS_PARTITION_MINUTES="1")
-    out = subprocess.run([str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime",
-                          "--partition-minutes", "1"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "capture", "--source", uri, "--no-realtime", "--partition-minutes", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
 
 
 def test_iq_window_drops_the_reports_and_frames_of_evicted_partitions(data_root):
     start = _past_minute(90)
-    _capture(f"synthetic://?seed=3&rate={RATE_HZ}&kinds=cw&emissions_per_s=1"
-             f"&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=125")
+    _capture(
+        f"synthetic://?seed=3&rate={RATE_HZ}&kinds=cw&emissions_per_s=1&start={start:%Y-%m-%dT%H:%M:%SZ}&duration_s=125"
+    )
     k1, k2 = (pkey(f"{start + timedelta(minutes=m):%Y-%m-%d-%H:%M}") for m in (0, 1))
     res = materialize(CHAIN + ["detections", "detection_report", "partition_plots"], k1)
     assert res.success, failure_text(res)
@@ -185,8 +205,10 @@ def test_iq_window_drops_the_reports_and_frames_of_evicted_partitions(data_root)
 
 def test_detector_model_prunes_old_models_and_datasets_after_training(data_root, no_network):
     start = _past_minute(24 * 60 + 95)  # yesterday: its day is a complete daily partition
-    _capture(f"synthetic://?seed=11&rate={RATE_HZ}&kinds=cw&emissions_per_s=1.5"
-             f"&start={(start + timedelta(seconds=5)):%Y-%m-%dT%H:%M:%SZ}&duration_s=12")
+    _capture(
+        f"synthetic://?seed=11&rate={RATE_HZ}&kinds=cw&emissions_per_s=1.5"
+        f"&start={(start + timedelta(seconds=5)):%Y-%m-%dT%H:%M:%SZ}&duration_s=12"
+    )
     key = pkey(f"{start:%Y-%m-%d-%H:%M}")
     res = materialize(CHAIN + ["training_labels"], key)
     assert res.success, failure_text(res)
@@ -201,8 +223,9 @@ def test_detector_model_prunes_old_models_and_datasets_after_training(data_root,
     os.utime(busy / "last.pt", ns=(future_ns, future_ns))
 
     small = DetectorSettings(epochs=1, imgsz=64, batch=4, device="cpu")
-    res = materialize(["detector_model"], f"{start:%Y-%m-%d}", detector=small,
-                      store=SdrStore(keep_models=1, keep_datasets=1))
+    res = materialize(
+        ["detector_model"], f"{start:%Y-%m-%d}", detector=small, store=SdrStore(keep_models=1, keep_datasets=1)
+    )
 
     assert res.success, failure_text(res)
     m = meta(res, "detector_model")
@@ -219,6 +242,7 @@ def test_detector_model_prunes_old_models_and_datasets_after_training(data_root,
 
 
 def test_a_negative_keep_fails_before_any_training(data_root):
-    res = materialize(["detector_model"], (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d"),
-                      store=SdrStore(keep_models=-1))
+    res = materialize(
+        ["detector_model"], (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d"), store=SdrStore(keep_models=-1)
+    )
     assert not res.success and "keep_models=-1: must be >= 0" in failure_text(res)

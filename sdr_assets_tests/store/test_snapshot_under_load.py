@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import dagster as dg
 from sdr_assets_tests.helpers import materialize
 
 BIN = Path(sys.executable).parent
@@ -25,14 +24,22 @@ def _chunk_hashes(path: Path, upto_seq: int | None = None) -> dict[int, str]:
 
 
 def test_snapshot_during_3_2_msps_capture_is_a_consistent_prefix(data_root, monkeypatch):
-    from sdr_assets.definitions import defs
 
     monkeypatch.setenv("SDR_ASSETS_PARTITION_MINUTES", "1")
     hot = data_root / "hot.db"
-    cap = subprocess.Popen([str(BIN / "sdr-assets"), "capture", "--source",
-                            "synthetic://?seed=11&rate=3200000",
-                            "--partition-minutes", "1"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    cap = subprocess.Popen(
+        [
+            str(BIN / "sdr-assets"),
+            "capture",
+            "--source",
+            "synthetic://?seed=11&rate=3200000",
+            "--partition-minutes",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (hot.exists() and hot.stat().st_size > 30e6):

@@ -35,12 +35,15 @@ def test_view_counts_rows_times_and_bytes_per_table(tmp_path):
     by = {t.name: t for t in view.tables}
     assert by["chunks"].rows == 20 and by["chunks"].oldest_ns == T0 and by["chunks"].time_column == "t_start_ns"
     assert by["telemetry"].rows == 20 and (by["telemetry"].oldest_ns, by["telemetry"].newest_ns) == (
-        T0, T0 + 19 * 10**9)
+        T0,
+        T0 + 19 * 10**9,
+    )
     assert by["captures"].rows == 1 and by["captures"].oldest_ns == T0
     conn = sqlite3.connect(hot)
     try:  # the blob tables' bytes are computed, not read page by page: they agree with dbstat
-        measured = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name IN ('chunks', 'chunks_t_start')"
-                                ).fetchone()[0]
+        measured = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name IN ('chunks', 'chunks_t_start')").fetchone()[
+            0
+        ]
     finally:
         conn.close()
     assert by["chunks"].bytes == measured
@@ -51,12 +54,22 @@ def test_view_counts_rows_times_and_bytes_per_table(tmp_path):
 
 def test_stats_database_command_shows_both_dbs(data_root):
     _fill(data_root / "hot.db")
-    out = subprocess.run([str(BIN / "sdr-assets"), "stats", "--database"], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "COLUMNS": "200"})
+    out = subprocess.run(
+        [str(BIN / "sdr-assets"), "stats", "--database"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert out.returncode == 0, out.stderr
     assert "hot database" in out.stdout and "chunks" in out.stdout and "telemetry" in out.stdout
     assert "analysis database" in out.stdout and "does not exist yet" in out.stdout
     assert "telemetry bound, each DB: cap 500 MB, max age 90 days" in out.stdout
-    bad = subprocess.run([str(BIN / "sdr-assets"), "stats", "--database"], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "SDR_ASSETS_TELEMETRY_CAP_MB": "lots"})
+    bad = subprocess.run(
+        [str(BIN / "sdr-assets"), "stats", "--database"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SDR_ASSETS_TELEMETRY_CAP_MB": "lots"},
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: SDR_ASSETS_TELEMETRY_CAP_MB='lots'")

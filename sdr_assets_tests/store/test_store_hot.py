@@ -14,8 +14,9 @@ from sdr_assets.store.hot import HotWriter, check_capacity
 from sdr_assets.store.window import AnalysisDB
 
 FS_HZ = 1_000_000.0
-INFO = SourceInfo(uri="synthetic://test", kind="synthetic", center_freq_hz=433.92e6, sample_rate_hz=FS_HZ,
-                  meta={"seed": 1})
+INFO = SourceInfo(
+    uri="synthetic://test", kind="synthetic", center_freq_hz=433.92e6, sample_rate_hz=FS_HZ, meta={"seed": 1}
+)
 
 
 def make_chunks(t_ns: int, n: int, n_bytes: int = 65536, rng=None) -> list[Chunk]:
@@ -134,18 +135,22 @@ def test_write_batch_stores_everything_byte_exact(writer, tmp_path):
 
     ro = connect_ro(tmp_path / "hot.db")
     try:
-        rows = ro.execute("SELECT seq, capture_id, t_start_ns, n_samples, iq, iq_crc32, gain_db FROM chunks "
-                          "ORDER BY seq").fetchall()
+        rows = ro.execute(
+            "SELECT seq, capture_id, t_start_ns, n_samples, iq, iq_crc32, gain_db FROM chunks ORDER BY seq"
+        ).fetchall()
         assert [r[0] for r in rows] == list(range(1, 8))
         for row, c in zip(rows, chunks + more):
             assert row[1] == cid and row[2] == c.t_start_ns and row[3] == c.n_samples
             assert row[4] == c.iq and row[5] == zlib.crc32(c.iq) and row[6] == 20.0
         assert ro.execute("SELECT t_start_ns, t_end_ns, n_samples_lost, cause FROM gaps").fetchall() == [
-            (gap.t_start_ns, gap.t_end_ns, 5000, "ring_overflow")]
+            (gap.t_start_ns, gap.t_end_ns, 5000, "ring_overflow")
+        ]
         assert ro.execute("SELECT label, snr_db, origin, capture_id FROM annotations").fetchall() == [
-            ("burst", 12.5, "synthetic", cid)]
+            ("burst", 12.5, "synthetic", cid)
+        ]
         assert ro.execute("SELECT t_ns, capture_id, process, metric, value FROM telemetry").fetchall() == [
-            (chunks[0].t_start_ns, cid, "capture", "rss_mb", 41.5)]
+            (chunks[0].t_start_ns, cid, "capture", "rss_mb", 41.5)
+        ]
         cap = ro.execute("SELECT source_kind, started_ns, end_reason, meta_json FROM captures").fetchone()
         assert cap == ("synthetic", 123, "eof", '{"seed": 1}')
     finally:
@@ -233,8 +238,9 @@ def test_writer_not_open_is_store_error(tmp_path):
         HotWriter(tmp_path / "hot.db").used_bytes()
 
 
-@pytest.mark.parametrize("kwargs", [dict(cap_bytes=0), dict(max_age_s=-1), dict(wal_autocheckpoint_pages=0),
-                                    dict(prune_step_chunks=0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(cap_bytes=0), dict(max_age_s=-1), dict(wal_autocheckpoint_pages=0), dict(prune_step_chunks=0)]
+)
 def test_bad_writer_settings(tmp_path, kwargs):
     with pytest.raises(ConfigError):
         HotWriter(tmp_path / "hot.db", **kwargs)

@@ -14,8 +14,8 @@ from sdr_assets.store.hot import HotWriter
 from sdr_assets.store.snapshot import (
     hot_pruned,
     hot_time_range,
-    retention_dropped,
     prune_snapshots,
+    retention_dropped,
     take_snapshot,
     verify_snapshot,
 )

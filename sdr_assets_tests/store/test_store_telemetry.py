@@ -99,16 +99,22 @@ def test_stats_by_hour_and_by_capture(adb_path):
     import sqlite3
 
     conn = sqlite3.connect(adb_path, isolation_level=None)
-    rows = [(T0 + 10, 1, "capture", "rss_mb", 40.0), (T0 + 20, 1, "capture", "rss_mb", 44.0),
-            (T0 + HOUR_NS + 5, 2, "capture", "rss_mb", 50.0), (T0 + 30, 1, "capture", "commit_ms_p99", 0.7)]
+    rows = [
+        (T0 + 10, 1, "capture", "rss_mb", 40.0),
+        (T0 + 20, 1, "capture", "rss_mb", 44.0),
+        (T0 + HOUR_NS + 5, 2, "capture", "rss_mb", 50.0),
+        (T0 + 30, 1, "capture", "commit_ms_p99", 0.7),
+    ]
     conn.executemany("INSERT INTO telemetry (t_ns, capture_id, process, metric, value) VALUES (?, ?, ?, ?, ?)", rows)
     conn.close()
     conn = connect_ro(adb_path)
     try:
         by_hour = [tuple(r) for r in stats(conn, by="hour")]
-        assert by_hour == [("2025-11-23T00:00Z", "commit_ms_p99", 1, 0.7, 0.7, 0.7),
-                           ("2025-11-23T00:00Z", "rss_mb", 2, 40.0, 42.0, 44.0),
-                           ("2025-11-23T01:00Z", "rss_mb", 1, 50.0, 50.0, 50.0)]
+        assert by_hour == [
+            ("2025-11-23T00:00Z", "commit_ms_p99", 1, 0.7, 0.7, 0.7),
+            ("2025-11-23T00:00Z", "rss_mb", 2, 40.0, 42.0, 44.0),
+            ("2025-11-23T01:00Z", "rss_mb", 1, 50.0, 50.0, 50.0),
+        ]
         by_capture = {(r.key, r.metric): r.count for r in stats(conn, by="capture")}
         assert by_capture == {(1, "commit_ms_p99"): 1, (1, "rss_mb"): 2, (2, "rss_mb"): 1}
         with pytest.raises(ConfigError):
@@ -223,8 +229,10 @@ def test_age_limit_counts_back_from_the_newest_row_every_interval(adb_path):
     day_ns = 86400 * 10**9
     conn = connect_rw(adb_path)
     try:
-        conn.executemany("INSERT INTO telemetry (t_ns, process, metric, value) VALUES (?, 'p', 'm', 1)",
-                         [(T0 + d * day_ns,) for d in range(100)])  # 100 days, old and recent alike
+        conn.executemany(
+            "INSERT INTO telemetry (t_ns, process, metric, value) VALUES (?, 'p', 'm', 1)",
+            [(T0 + d * day_ns,) for d in range(100)],
+        )  # 100 days, old and recent alike
         now = [0.0]
         pruner = TelemetryPruner(TelemetryLimits(max_age_s=90 * 86400.0), vacuum=True, clock=lambda: now[0])
         assert pruner.due()

@@ -40,9 +40,13 @@ def snapshot(tmp_path_factory):
     with HotWriter(d / "hot.db", cap_bytes=None) as w:
         cid = w.begin_capture(INFO, 0)
         for j in range(0, len(chunks), 10):
-            batch = chunks[j:j + 10]
-            w.write_batch(cid, batch, [g for g in gaps if batch[0].t_start_ns <= g.t_end_ns <= batch[-1].t_start_ns],
-                          [ann] if j == 0 else [])
+            batch = chunks[j : j + 10]
+            w.write_batch(
+                cid,
+                batch,
+                [g for g in gaps if batch[0].t_start_ns <= g.t_end_ns <= batch[-1].t_start_ns],
+                [ann] if j == 0 else [],
+            )
     res = take_snapshot(d / "hot.db", d / "snap.db")
     assert res.integrity == "ok"
     return res.path, chunks, gaps
@@ -112,14 +116,23 @@ def test_circular_bound_drops_least_recently_loaded_everywhere(adb, snapshot):
     for k in range(3):
         adb.load_window(snap, f"p{k}", *win(k), keep_partitions=2)
         with adb.transaction() as conn:
-            conn.execute("INSERT INTO frames (partition_key, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, "
-                         "center_freq_hz, sample_rate_hz, nfft, hop, width_px, height_px, first_seq, last_seq, "
-                         "path) VALUES (?, 0, 1, 0, 1, 0, 1, 256, 128, 10, 10, 1, 2, 'x.png')", (f"p{k}",))
-            conn.execute("INSERT INTO labels (frame_id, partition_key, class_name, x_center, y_center, width, "
-                         "height, auto) VALUES (1, ?, 'burst', .5, .5, .1, .1, 1)", (f"p{k}",))
-            conn.execute("INSERT INTO detections (partition_key, t_start_ns, t_end_ns, freq_lower_hz, "
-                         "freq_upper_hz, label, confidence, model_version, frame_id, first_seq, last_seq) "
-                         "VALUES (?, 0, 1, 0, 1, 'burst', .9, 'energy', 1, 1, 2)", (f"p{k}",))
+            conn.execute(
+                "INSERT INTO frames (partition_key, t_start_ns, t_end_ns, freq_lower_hz, freq_upper_hz, "
+                "center_freq_hz, sample_rate_hz, nfft, hop, width_px, height_px, first_seq, last_seq, "
+                "path) VALUES (?, 0, 1, 0, 1, 0, 1, 256, 128, 10, 10, 1, 2, 'x.png')",
+                (f"p{k}",),
+            )
+            conn.execute(
+                "INSERT INTO labels (frame_id, partition_key, class_name, x_center, y_center, width, "
+                "height, auto) VALUES (1, ?, 'burst', .5, .5, .1, .1, 1)",
+                (f"p{k}",),
+            )
+            conn.execute(
+                "INSERT INTO detections (partition_key, t_start_ns, t_end_ns, freq_lower_hz, "
+                "freq_upper_hz, label, confidence, model_version, frame_id, first_seq, last_seq) "
+                "VALUES (?, 0, 1, 0, 1, 'burst', .9, 'energy', 1, 1, 2)",
+                (f"p{k}",),
+            )
     st = adb.load_window(snap, "p3", *win(3), keep_partitions=2)
     assert st.dropped_partitions == ("p1",)
     assert [p.partition_key for p in adb.partitions()] == ["p2", "p3"]
@@ -208,8 +221,10 @@ def test_contiguous_runs_break_on_each_rule_and_only_there():
     assert spans([a, b], [a.t_start_ns, b.t_end_ns + 5_000]) == [[0, 1]]  # gaps elsewhere do not
     assert spans([a, _c(a.t_end_ns + 1_100)], tol_ns=2_000) == [[0, 1]]
     # a Segment per run: its samples, tuning and times
-    rows = [ChunkRow(i, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples, None)
-            for i, c in enumerate([a, _c(a.t_end_ns), _c(5 * NS_PER_S)])]
+    rows = [
+        ChunkRow(i, c.t_start_ns, c.sample_rate_hz, c.center_freq_hz, c.n_samples, None)
+        for i, c in enumerate([a, _c(a.t_end_ns), _c(5 * NS_PER_S)])
+    ]
     segs = segments(rows)
     assert [(s.first_seq, s.last_seq, s.n_samples) for s in segs] == [(0, 1, 2000), (2, 2, 1000)]
     assert segs[0].t_end_ns == rows[1].t_end_ns and segs[1].t_start_ns == 5 * NS_PER_S
