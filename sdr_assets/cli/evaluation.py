@@ -547,7 +547,7 @@ def evaluate(
     home: DataPaths | None = None,
 ) -> Evaluation:
     """Run the chain over each recording and score every detector on the same window.
-    ``home``: the data root whose registry holds the YOLO model (default: $SDR_ASSETS_HOME).
+    ``home``: the data root whose registry holds the YOLO model (required for "yolo").
     ``require_energy`` / ``suppress_across_freq``: ``detect_partition``'s filters for model boxes."""
     from sdr_assets.ml.detections import detect_partition
     from sdr_assets.store.window import AnalysisDB
