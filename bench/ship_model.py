@@ -118,8 +118,15 @@ def per_class(weights: Path, data_yaml: Path, imgsz: int) -> dict:
     out = {}
     for i, c in enumerate(res.box.ap_class_index):
         p, r, ap50, ap = res.box.class_result(i)
-        out[names[int(c)]] = {"precision": round(p, 4), "recall": round(r, 4), "map50": round(ap50, 4), "map50_95": round(ap, 4)}
-    out["all"] = {k: round(float(v), 4) for k, v in zip(("precision", "recall", "map50", "map50_95"), res.mean_results())}
+        out[names[int(c)]] = {
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "map50": round(ap50, 4),
+            "map50_95": round(ap, 4),
+        }
+    out["all"] = {
+        k: round(float(v), 4) for k, v in zip(("precision", "recall", "map50", "map50_95"), res.mean_results())
+    }
     return out
 
 

@@ -33,6 +33,7 @@ class DetectionBox(TimeFreqBox):
 
     frame_ids: tuple[int, ...] = ()  # the frame(s) the box was seen on; more than one after a join
     refined: bool = False  # time edges taken from the energy envelope (refine_box)
+    level_db: float | None = None  # refine_box: the band's power over its floor (dB, relative), to rank echoes
 
 
 def to_time_freq(detections: Iterable[Any], geom: Any, frame_id: int | None = None) -> list[DetectionBox]:
@@ -115,6 +116,41 @@ def drop_pieces(boxes: Sequence[DetectionBox], frac: float = 0.5) -> list[Detect
             kept.append(box)
         elif box.confidence > kept[host].confidence:
             kept[host] = replace(kept[host], confidence=box.confidence, label=box.label)
+    kept.extend(b for b in boxes if not b.refined)
+    return sorted(kept, key=lambda b: (b.t_start_ns, b.freq_lower_hz))
+
+
+ECHO_TOL_S = 0.002  # refined edges this close (or ECHO_TOL_FRAC of the duration) are "the same keying"
+ECHO_TOL_FRAC = 0.05
+
+
+def drop_echoes(
+    boxes: Sequence[DetectionBox], tol_s: float = ECHO_TOL_S, tol_frac: float = ECHO_TOL_FRAC
+) -> list[DetectionBox]:
+    """Drop refined boxes that are another box's echo: the same keying at another frequency.
+
+    Strongest band power first (``level_db``), a refined box whose start AND end both lie within
+    ``max(tol_s, tol_frac x its duration)`` of a kept, stronger refined box's, with no frequency
+    overlap, is that transmission seen elsewhere in the band (its IQ image, key-click splatter,
+    a harmonic or a spur it drives), not a second transmitter: independent transmitters do not
+    key on and off within a couple of milliseconds of each other. Safe in a busy band (only
+    co-timed boxes go), unlike ``suppress_overlaps(any_freq=True)``. Unrefined boxes pass. Time order.
+    """
+    refined = sorted(
+        (b for b in boxes if b.refined),
+        key=lambda b: (-(b.level_db if b.level_db is not None else -math.inf), -b.confidence, b.t_start_ns),
+    )
+    kept: list[DetectionBox] = []
+    for box in refined:
+        tol_ns = max(tol_s * NS_PER_S, tol_frac * box.duration_ns)
+        echo = any(
+            abs(k.t_start_ns - box.t_start_ns) <= tol_ns
+            and abs(k.t_end_ns - box.t_end_ns) <= tol_ns
+            and _overlap(k.freq_lower_hz, k.freq_upper_hz, box.freq_lower_hz, box.freq_upper_hz) <= 0
+            for k in kept
+        )
+        if not echo:
+            kept.append(box)
     kept.extend(b for b in boxes if not b.refined)
     return sorted(kept, key=lambda b: (b.t_start_ns, b.freq_lower_hz))
 
@@ -256,12 +292,14 @@ def refine_box(
             return [box]
         chosen = [pkgs[int(np.argmax(overlap))]]
     ns = NS_PER_S / fs
+    level_db = 10.0 * math.log10(max(high - floor, 1e-30))
     return [
         replace(
             box,
             t_start_ns=t0_ns + int(round(max(a, 0.0) * ns)),
             t_end_ns=t0_ns + int(round(min(b, x.size) * ns)),
             refined=True,
+            level_db=level_db,
         )
         for a, b in chosen
     ]

@@ -9,6 +9,7 @@ from sdr_assets.ml.infer import Detection, decode_output, letterbox, nms
 from sdr_assets.ml.labels import BoxGeometry
 from sdr_assets.ml.postprocess import (
     DetectionBox,
+    drop_echoes,
     drop_pieces,
     join_frame_edges,
     refine_box,
@@ -249,3 +250,37 @@ def test_drop_pieces_keeps_the_longer_package_of_one_signal():
         (unrefined.t_start_ns, F),
     ]
     assert out[0].confidence == 0.3 and out[0].t_end_ns == whole.t_end_ns  # the pieces' best confidence
+
+
+def _refined(b, level_db):
+    return replace(b, refined=True, level_db=level_db)
+
+
+def test_an_echo_keyed_with_a_stronger_box_at_another_frequency_goes():
+    carrier = _refined(box(100, 180, conf=0.5), 40.0)
+    image = _refined(box(100.5, 179.2, f_lo=F - 60e3, f_hi=F - 50e3, conf=0.9), 15.0)  # more confident, weaker
+    assert drop_echoes([image, carrier]) == [carrier]
+
+
+def test_two_transmitters_keyed_at_different_moments_both_stay():
+    a = _refined(box(100, 180), 40.0)
+    b = _refined(box(110, 190, f_lo=F - 60e3, f_hi=F - 50e3), 15.0)  # 10 ms later: another device
+    c = _refined(box(100, 300, f_lo=F + 60e3, f_hi=F + 70e3), 15.0)  # same start, other end
+    assert drop_echoes([a, b, c]) == [a, c, b]  # time order, then frequency
+
+
+def test_echo_rule_leaves_same_band_and_unrefined_boxes_to_the_other_rules():
+    a = _refined(box(100, 180), 40.0)
+    same_band = _refined(box(100, 180, f_lo=F + 5e3, f_hi=F + 15e3), 10.0)  # overlaps in frequency
+    unrefined = box(100, 180, f_lo=F - 60e3, f_hi=F - 50e3)
+    assert set(drop_echoes([a, same_band, unrefined])) == {a, same_band, unrefined}
+
+
+def test_refine_ranks_the_carrier_over_its_image():
+    x = ook_iq([(100, 40)], snr_db=40.0)
+    x = x + ook_iq([(100, 40)], offset_hz=-60e3, snr_db=18.0, seed=1) - ook_iq([], seed=1)  # its image, 22 dB down
+    (carrier,) = refine_box(band_box(88, 155), x, T0, FS, F)
+    (img,) = refine_box(band_box(88, 155, lo=F - 65e3, hi=F - 55e3), x, T0, FS, F)
+    assert carrier.refined and img.refined
+    assert carrier.level_db > img.level_db + 15
+    assert drop_echoes([img, carrier]) == [carrier]
