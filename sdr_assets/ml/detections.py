@@ -33,6 +33,7 @@ from sdr_assets.ml.postprocess import (
     REFINE,
     DetectionBox,
     RefineParams,
+    drop_echoes,
     drop_pieces,
     join_frame_edges,
     refine_box,
@@ -65,6 +66,7 @@ class DetectionStats:
     n_refined: int = 0  # model boxes whose time edges came from the IQ envelope (refine_box)
     n_split: int = 0  # boxes added because a model box held more than one package
     n_unconfirmed: int = 0  # model boxes dropped by require_energy (no energy over the floor in their band)
+    n_echoes: int = 0  # refined model boxes dropped as another box's echo (drop_echoes)
 
     @property
     def ms_per_frame(self) -> float:
@@ -178,6 +180,7 @@ def detect_partition(
     refine: RefineParams | None = REFINE,
     require_energy: bool = False,
     suppress_across_freq: bool = False,
+    echoes: bool = True,
     **energy_kwargs,
 ) -> tuple[DetectionStats, list[DetectionRow]]:
     """Detect in one partition (``detector=None``: the energy detector) and replace its rows.
@@ -186,11 +189,14 @@ def detect_partition(
     ``refine.min_snr_db`` over its floor. ``suppress_across_freq``: one transmitter at a time:
     a refined box more than half inside a longer refined one is a piece of it (``drop_pieces``),
     and a box more than half inside a stronger one in time is dropped whatever their frequencies.
-    Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands."""
+    Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands.
+    ``echoes`` (default, model boxes with ``refine``): drop a refined box keyed on and off with a
+    stronger one at another frequency (``drop_echoes``: its image, splatter or harmonic); safe in
+    a busy band."""
     if require_energy and refine is None:
         raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
     t0 = time.perf_counter()
-    n_refined = n_split = n_unconfirmed = 0
+    n_refined = n_split = n_unconfirmed = n_echoes = 0
     frames = db.frames(partition_key)
     if detector is None:
         model_version = ENERGY_VERSION
@@ -209,6 +215,10 @@ def detect_partition(
             if require_energy:
                 joined = [b for b in refined if b.refined]
                 n_unconfirmed = len(refined) - len(joined)
+            if echoes:
+                n_echoes = len(joined)
+                joined = drop_echoes(joined)
+                n_echoes -= len(joined)
     if suppress_across_freq:
         joined = drop_pieces(joined)
     kept = suppress_overlaps(joined, any_freq=suppress_across_freq)
@@ -235,11 +245,12 @@ def detect_partition(
         len(rows),
         dict(sorted(Counter(r.label for r in rows).items())),
         time.perf_counter() - t0,
-        len(boxes) - len(joined) + n_split - n_unconfirmed,
+        len(boxes) - len(joined) + n_split - n_unconfirmed - n_echoes,
         len(joined) - len(kept),
         no_samples,
         n_refined,
         n_split,
         n_unconfirmed,
+        n_echoes,
     )
     return stats, rows
