@@ -191,7 +191,7 @@ def render_report(
 
     mpl = _matplotlib(root)
     n = len(bands)
-    top_in, bottom_in, gap_in = 0.6, 0.6, 0.25
+    top_in, bottom_in, gap_in = 0.95, 0.6, 0.25  # the title and the legend's row above
     height_in = top_in + bottom_in + n * panel_height_in / min(n, 2) + (n - 1) * gap_in
     panel_in = panel_height_in / min(n, 2)
     fig = mpl.Figure(figsize=(width_in, height_in), dpi=dpi)
@@ -301,20 +301,26 @@ def render_report(
     span = f"{utc_iso(wf.t_start_ns, sep=' ', suffix='')} .. {utc_iso(wf.t_end_ns, sep=' ', suffix=' UTC')}"
     hidden = f"; {n_hidden} more bands not shown" if n_hidden else ""
     axes[0].set_title(
-        f"{title}\n{span} ({rep.window_s:.1f} s, {rep.covered_s:.1f} s of samples{hidden})", fontsize="medium"
+        f"{title}\n{span} ({rep.window_s:.1f} s, {rep.covered_s:.1f} s of samples{hidden})",
+        fontsize="medium",
+        pad=26 if handles else 6,
     )
     if im is not None:
         lo, hi = axes[-1].get_position(), axes[0].get_position()
         cax = fig.add_axes((hi.x1 + 0.1 / width_in, lo.y0, bar_in / width_in, hi.y1 - lo.y0))
         fig.colorbar(im, cax=cax, label=CBAR_LABEL)
     if handles:
-        axes[0].legend(
+        axes[0].legend(  # one row between the title and the top panel: it covers no signal
             handles=handles,
-            loc="upper right",
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncols=len(handles),
             fontsize="small",
-            framealpha=0.85,
+            framealpha=1.0,
             facecolor="#404040",
             labelcolor="white",
+            borderaxespad=0.3,
+            columnspacing=1.2,
         )
     return _save(fig, rep, axes, (vmin, vmax), t_begin)
 

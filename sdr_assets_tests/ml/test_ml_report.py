@@ -138,7 +138,7 @@ def test_report_picture_has_axes_a_legend_by_class_and_decoded_devices_named(tmp
     rep = render_report(db, key, tmp_path / "root", out)
     db.close()
     img = Image.open(io.BytesIO(out.read_bytes()))
-    assert out.read_bytes() == rep.png and img.format == "PNG" and img.size == (1200, 560)
+    assert out.read_bytes() == rep.png and img.format == "PNG" and img.size == (1200, 595)
     assert 20_000 < len(rep.png) < 400_000
     d = rep.drawn
     assert d.xlabel == "time (UTC, HH:MM:SS)" and d.ylabel == "frequency (MHz)"
