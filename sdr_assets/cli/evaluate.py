@@ -30,11 +30,11 @@ import click
 )
 @click.option(
     "--detector",
-    default="energy",
-    show_default=True,
-    metavar="energy|yolo|yolo,energy",
+    default=None,
+    metavar="energy|yolo|energy,yolo",
     help="yolo: the current model of $SDR_ASSETS_HOME's registry; several, comma-separated, "
-    "run on the same windows and are scored side by side.",
+    "run on the same windows and are scored side by side. Default: energy and yolo, yolo "
+    "where the registry has a current model (else it is reported unavailable, with the reason).",
 )
 @click.option(
     "--out",
@@ -94,15 +94,16 @@ def evaluate(
 
     from tqdm import tqdm
 
+    from sdr_assets.cli.evaluation import DEFAULT_DETECTORS, make_reference, parse_detectors
     from sdr_assets.cli.evaluation import evaluate as run_evaluation
-    from sdr_assets.cli.evaluation import make_reference, parse_detectors
     from sdr_assets.errors import ConfigError
     from sdr_assets.paths import DataPaths
     from sdr_assets.store.files import OutputFiles
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: must be at least 1 (omit it to evaluate every recording).")
-    detectors = parse_detectors(detector)
+    optional = DEFAULT_DETECTORS[1:] if detector is None else ()
+    detectors = parse_detectors(DEFAULT_DETECTORS if detector is None else detector)
     ref = make_reference(reference, manifest)
     recs = ref.recordings(Path(recordings_dir))[:limit]
     # results go to OUT.tmp, renamed over OUT only once every recording is done: a failed run
@@ -126,7 +127,8 @@ def evaluate(
             progress=lambda it: tqdm(it, desc="evaluate", unit="file"),
             require_energy=single_transmitter,
             suppress_across_freq=single_transmitter,
-            home=DataPaths.from_env() if "yolo" in detectors else None,
+            home=DataPaths.from_env(create=not optional) if "yolo" in detectors else None,
+            optional=optional,
         )
         if fh is not None:
             fh.close()

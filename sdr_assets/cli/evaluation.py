@@ -42,6 +42,7 @@ PARTITION_KEY = "evaluate"
 REFERENCE_KEY = "rtl_433_bursts"
 REFERENCES = ("manifest", "rtl433", "sigmf")
 DETECTORS = ("energy", "yolo")
+DEFAULT_DETECTORS = ("energy", "yolo")  # yolo where the registry has a current model, else said to be unavailable
 DEFAULT_TOL_S = 0.02
 DEFAULT_IOU = 0.5
 DEFAULT_FREQ_TOL_HZ = 40e3
@@ -357,6 +358,23 @@ class Evaluation:
     tol_s: float
     iou_threshold: float
     freq_tol_hz: float
+    unavailable: dict[str, str] = field(default_factory=dict)  # detector -> why it did not run
+
+    def class_matching(self) -> str:
+        """How the per-class table's figures were matched (the time-frequency matching where the
+        reference has frequencies)."""
+        if self.reference.matching == "iou":
+            return f"time x frequency, IoU >= {self.iou_threshold:.2f}"
+        if isinstance(self.reference, Rtl433Reference):
+            return (
+                f"time and frequency: start within {self.tol_s:g} s, rtl_433's estimate in the band "
+                f"+- {self.freq_tol_hz / 1e3:g} kHz"
+            )
+        return f"time only: start within {self.tol_s:g} s (the reference has no frequencies)"
+
+    def class_tally(self, s: EvalSummary) -> Tally:
+        """The tally behind the per-class table: time x frequency where the reference allows it."""
+        return s.tally_freq if s.tally_freq is not None else s.tally
 
     def matching(self) -> str:
         if self.reference.matching == "iou":
@@ -388,26 +406,36 @@ class Evaluation:
                     "name no reference class)"
                 )
                 out.append(f"  {ap_name} (any class) {t.ap():.2f}; {m}")
-            out.append(
-                "  per reference class: "
-                + ", ".join(
-                    f"{k} recall {t.found_by_ref_label[k] / n:.2f} ({t.found_by_ref_label[k]}/{n})"
-                    for k, n in sorted(t.n_ref_by_label.items())
-                    if n
-                )
-            )
-            out.append(
-                "  per detection label: "
-                + (
-                    ", ".join(
-                        f"{k} precision {t.tp_by_det_label[k] / n:.2f} ({t.tp_by_det_label[k]}/{n})"
-                        for k, n in sorted(t.n_det_by_label.items())
-                        if n
-                    )
-                    or "no detections"
-                )
-            )
+            out += class_table(self.class_tally(s), self.class_matching())
+        for name, why in self.unavailable.items():
+            out.append(f"detector {name}: unavailable: {why}")
         return out
+
+
+def class_table(t: Tally, matching: str) -> list[str]:
+    """The per-class table: each reference class with the share any detection found (recall),
+    and, where the detector names reference classes, the share a detection OF THAT CLASS found
+    (same-class recall, IoU matching only); each detection class with the share that matched a
+    reference (precision). ``-`` where a class is on one side only."""
+    same = bool(set(t.n_det_by_label) & set(t.n_ref_by_label)) and bool(t.ranked_by_class)
+    head = ["class", "references", "found", "recall"] + (["same-class"] if same else []) + [
+        "detections", "matched", "precision",
+    ]  # fmt: skip
+    rows = []
+    for k in sorted(set(t.n_ref_by_label) | set(t.n_det_by_label)):
+        n_ref, n_det = t.n_ref_by_label.get(k, 0), t.n_det_by_label.get(k, 0)
+        ref = (
+            [str(n_ref), str(t.found_by_ref_label[k]), f"{t.found_by_ref_label[k] / n_ref:.2f}"] if n_ref else ["-"] * 3
+        )
+        if same:
+            ref.append(f"{t.found_same_by_ref_label[k] / n_ref:.2f}" if n_ref else "-")
+        det = [str(n_det), str(t.tp_by_det_label[k]), f"{t.tp_by_det_label[k] / n_det:.2f}"] if n_det else ["-"] * 3
+        rows.append([k, *ref, *det])
+    if not rows:
+        return [f"  per class ({matching}): no references and no detections"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = "    " + "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return [f"  per class ({matching}):", fmt.format(*head)] + [fmt.format(*r) for r in rows]
 
 
 # ---- the chain --------------------------------------------------------------------------------
@@ -545,9 +573,12 @@ def evaluate(
     require_energy: bool = False,
     suppress_across_freq: bool = False,
     home: DataPaths | None = None,
+    optional: Sequence[str] = (),
 ) -> Evaluation:
     """Run the chain over each recording and score every detector on the same window.
     ``home``: the data root whose registry holds the YOLO model (required for "yolo").
+    ``optional``: detectors that are left out, with the reason in ``Evaluation.unavailable``,
+    where they cannot load (no current model) instead of failing the run.
     ``require_energy`` / ``suppress_across_freq``: ``detect_partition``'s filters for model boxes."""
     from sdr_assets.ml.detections import detect_partition
     from sdr_assets.store.window import AnalysisDB
@@ -555,14 +586,22 @@ def evaluate(
     detectors = parse_detectors(detectors)
     if not 0 < iou_threshold <= 1:
         raise ConfigError(f"--iou {iou_threshold:g}: must be in (0, 1].")
-    models = []
-    for name in detectors:
+    models, unavailable = [], {}
+    for name in list(detectors):
         if name == "yolo":
-            if home is None:
-                raise ConfigError("--detector yolo needs the data root whose registry holds the model.")
-            models.append(current_yolo(home, conf))
+            try:
+                if home is None:
+                    raise ConfigError("--detector yolo needs the data root whose registry holds the model.")
+                models.append(current_yolo(home, conf))
+            except (ModelError, ConfigError, ImportError) as exc:
+                if name not in optional:
+                    raise
+                unavailable[name] = str(exc)
+                detectors.remove(name)
         else:
             models.append((None, "energy", "energy (IQ)"))
+    if not detectors:
+        raise ModelError(f"no detector to evaluate: {'; '.join(f'{k}: {v}' for k, v in unavailable.items())}")
     summaries = [EvalSummary(name, version, []) for name, (_, version, _) in zip(detectors, models)]
     with_freq = isinstance(reference, Rtl433Reference)
     for s in summaries:
@@ -625,7 +664,7 @@ def evaluate(
                     res = _score(s, rec.name, dets, refs, reference, tol_s, iou_threshold, freq_tol_hz, extent)
                     if on_file is not None:
                         on_file(res)
-    return Evaluation(reference, summaries, tol_s, iou_threshold, freq_tol_hz)
+    return Evaluation(reference, summaries, tol_s, iou_threshold, freq_tol_hz, unavailable)
 
 
 def _score(

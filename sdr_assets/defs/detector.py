@@ -212,15 +212,15 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
 
 
 @dg.asset(partitions_def=SENSOR_TIME, group_name=ANALYSIS_GROUP, kinds={"png"}, deps=[detections])
-def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
-    """A waterfall of the window's first frames with its detections and decoded devices drawn, and counts."""
+def detection_report(context: dg.AssetExecutionContext, store: SdrStore):
+    """The whole window's waterfall (UTC x MHz, one dB scale) with detections by class and decoded devices named."""
     from sdr_assets.ml.report import render_report
 
     paths = store.paths()
     out = paths.reports / f"{key_slug(context.partition_key)}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     with store.open_analysis() as db:
-        rep = render_report(db, str(context.partition_key), paths.root, out, max_frames=detector.report_frames)
+        rep = render_report(db, str(context.partition_key), paths.root, out)
     meta = {
         "waterfall": dg.MetadataValue.md(rep.markdown(f"{context.partition_key} detections")),
         "path": dg.MetadataValue.path(str(rep.path)),
@@ -229,11 +229,14 @@ def detection_report(context: dg.AssetExecutionContext, store: SdrStore, detecto
         "decoded_messages": sum(rep.devices.values()),
         "devices": len(rep.devices),
         "decoded_packages_drawn": rep.n_decodes_drawn,
-        "frames_shown": rep.n_frames_shown,
+        "window_s": round(rep.window_s, 3),
+        "seconds_with_samples": round(rep.covered_s, 3),
         "frames": rep.n_frames,
         "boxes_drawn": rep.n_boxes_drawn,
+        "db_scale": f"{rep.drawn.db_range[0]:.1f} .. {rep.drawn.db_range[1]:.1f} dBFS",
         "width_px": rep.width_px,
         "height_px": rep.height_px,
         "png_kb": round(len(rep.png) / 1024, 1),
+        "render_s": round(rep.render_s, 3),
     }
     return dg.MaterializeResult(metadata=meta)

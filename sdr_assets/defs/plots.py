@@ -13,7 +13,6 @@ from sdr_assets.defs.resources import SdrStore
 from sdr_assets.store.sensors import key_slug
 
 GROUP = "analysis"
-WATERFALL_FRAMES = 8
 
 
 def _round(v, digits=3):
@@ -30,7 +29,7 @@ def partition_plots(context: dg.AssetExecutionContext, store: SdrStore):
     paths = store.paths()
     folder = paths.reports / key_slug(key)
     with store.open_analysis() as db:
-        wf = render_report(db, key, paths.root, folder / "waterfall.png", max_frames=WATERFALL_FRAMES)
+        wf = render_report(db, key, paths.root, folder / "waterfall.png")
     t0_ns, t1_ns = window_ns(context)
     snap = snapshot_path(store, key)
     if snap.exists():
@@ -53,7 +52,7 @@ def partition_plots(context: dg.AssetExecutionContext, store: SdrStore):
         "telemetry": dg.MetadataValue.md(telemetry_md),
         "waterfall_path": dg.MetadataValue.path(str(wf.path)),
         "telemetry_path": dg.MetadataValue.path(str(chart.path)),
-        "frames_shown": wf.n_frames_shown,
+        "window_s": round(wf.window_s, 3),
         "detections_drawn": wf.n_boxes_drawn,
         "telemetry_rows": summary.n_rows,
         "telemetry_selection": summary.selection,

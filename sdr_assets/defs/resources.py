@@ -89,7 +89,6 @@ class DetectorSettings(dg.ConfigurableResource):
     single_transmitter: bool = False  # ISM-style captures, one transmitter at a time: model boxes
     # must show energy in their band, and overlaps in time are suppressed at any frequency
     runtime: str = "auto"  # inference: auto (torch on CUDA, else onnxruntime) | onnx | torch
-    report_frames: int = 8  # detection_report: frames stitched into the waterfall
 
     def training_config(self):
         from sdr_assets.ml.training import TrainingConfig

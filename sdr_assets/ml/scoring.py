@@ -161,6 +161,7 @@ class Tally:
     """Matches accumulated over recordings: totals, per class, and the ranking for AP.
 
     ``found_by_ref_label``: references found by any detection (class-agnostic matching);
+    ``found_same_by_ref_label``: found by a detection of the same label (``class_matches``);
     ``tp_by_det_label``: detections that found a reference, per detection label. AP (any class)
     ranks all detections with class-agnostic matches; per-class AP uses matches that require
     the detection's label to equal the reference's (``add``'s ``class_matches``)."""
@@ -171,6 +172,7 @@ class Tally:
     tp_by_det_label: Counter = field(default_factory=Counter)
     ranked: list[tuple[float, bool]] = field(default_factory=list)
     ranked_by_class: dict[str, list[tuple[float, bool]]] = field(default_factory=lambda: defaultdict(list))
+    found_same_by_ref_label: Counter = field(default_factory=Counter)  # found by a detection of its label
 
     def add(
         self,
@@ -187,6 +189,7 @@ class Tally:
         if class_matches is not None:
             for d, j in zip(dets, class_matches):
                 self.ranked_by_class[d.label].append((d.score, j is not None))
+            self.found_same_by_ref_label.update(refs[j].label for j in class_matches if j is not None)
 
     @property
     def tp(self) -> int:

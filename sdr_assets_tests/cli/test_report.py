@@ -135,10 +135,7 @@ def test_report_plot_and_partition_plots_from_real_telemetry(data_root, tmp_path
     assert Path(meta["telemetry_path"]).read_bytes() == chart and _panels(chart) == 8
     assert Path(meta["telemetry_path"]).parent == data_root / "reports" / "default" / key.split("|")[1].replace(":", "")
     waterfall = Image.open(io.BytesIO(_md_png(meta["waterfall"])))
-    conn = sqlite3.connect(data_root / "analysis.db")
-    n_frames = conn.execute("SELECT count(*) FROM frames WHERE partition_key = ?", (key,)).fetchone()[0]
-    conn.close()
-    assert waterfall.format == "PNG" and waterfall.width > 100 and meta["frames_shown"] == min(8, n_frames) > 3
+    assert waterfall.format == "PNG" and waterfall.size == (1200, 595) and meta["window_s"] == 60.0
     assert Path(meta["waterfall_path"]).read_bytes() == _md_png(meta["waterfall"])
 
     # a window the real-time capture covered: its rows by time, from a snapshot (not the live DB)

@@ -324,7 +324,8 @@ def test_window_without_annotations_gets_energy_labels_and_energy_detections(env
     assert "data:image/png;base64," in md and f"| burst | {det['count']} |" in md
     b64 = md.split("data:image/png;base64,", 1)[1].split(")", 1)[0]
     img = Image.open(io.BytesIO(base64.b64decode(b64)))
-    assert img.format == "PNG" and img.width <= 1200 and img.height <= 240
+    assert img.format == "PNG" and img.size == (1200, 595) and rep["png_kb"] < 400
+    assert rep["seconds_with_samples"] == pytest.approx(8.0, abs=0.01) and rep["window_s"] >= 60
     assert Path(rep["path"]).read_bytes() == base64.b64decode(b64)
 
 

@@ -39,6 +39,25 @@ def _summaries(stdout: str) -> dict[str, tuple[int, ...]]:
     return {m[2]: (int(m[1]), int(m[5]), int(m[6]), int(m[8]), int(m[9])) for m in MAIN.finditer(stdout)}
 
 
+def _tables(stdout: str) -> dict[str, dict[str, dict[str, str]]]:
+    """detector -> class -> column -> cell, from each detector's per-class table."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    detector, head = None, None
+    for line in stdout.splitlines():
+        if m := MAIN.match(line):
+            detector, head = m[2], None
+        elif line.startswith("  per class ("):
+            head = []
+        elif head == [] and line.startswith("    class "):
+            head = line.split()
+        elif head and line.startswith("    "):
+            cells = line.split()
+            out.setdefault(detector, {})[cells[0]] = dict(zip(head, cells))
+        else:
+            head = None
+    return out
+
+
 def _synthetic_sigmf(folder: Path, seed: int, query: str) -> Path:
     """``synthetic://?seed=SEED&QUERY`` recorded through the source into SigMF with its ground truth."""
     from sdr_assets.capture.uri import open_source
@@ -99,6 +118,11 @@ def test_sigmf_reference_scores_annotations_by_iou(scenarios, tmp_path, data_roo
     out = tmp_path / "dets.jsonl"
     res = _evaluate("--recordings", str(folder), "--reference", "sigmf", "--out", str(out))
     assert res.returncode == 0, res.stderr
+    # by default energy and yolo; with no model in the registry yolo is said to be unavailable
+    assert re.search(
+        r"^detector yolo: unavailable: no analysis DB at \S+: .*materialise detector_model", res.stdout, re.M
+    )
+    assert not list(data_root.iterdir())  # looking for a model created nothing
     n_ref = sum(truth.values())
     assert f"reference: SigMF annotations ({n_ref}; 0 without frequency edges" in res.stdout
     assert "IoU >= 0.50 in time x frequency" in res.stdout
@@ -106,8 +130,18 @@ def test_sigmf_reference_scores_annotations_by_iou(scenarios, tmp_path, data_roo
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert (n_files, refs, n_det) == (2, n_ref, len(lines)) and tp == tp2 == sum(d["matched"] for d in lines)
     assert 0 < tp < n_ref  # the energy detector's boxes are not the truth's (OOK bands come out wider)
+    # the per-class table, time x frequency: each reference class's recall (any detection),
+    # the detection class's precision; energy's "burst" names no reference class
+    assert "  per class (time x frequency, IoU >= 0.50):" in res.stdout
+    table = _tables(res.stdout)["energy"]
+    assert set(table) == set(truth) | {"burst"} and "same-class" not in table["burst"]
     for label, n in truth.items():  # every class of the truth, with its count
-        assert re.search(rf"{label} recall \d\.\d\d \(\d+/{n}\)", res.stdout), label
+        row = table[label]
+        assert row["references"] == str(n) and row["detections"] == row["precision"] == "-", row
+        assert row["recall"] == f"{int(row['found']) / n:.2f}"
+    assert sum(int(table[k]["found"]) for k in truth) == tp
+    assert table["burst"]["detections"] == str(n_det) and table["burst"]["matched"] == str(tp)
+    assert table["burst"]["references"] == "-" and table["burst"]["precision"] == f"{tp / n_det:.2f}"
     assert re.search(r"AP50 \(any class\) \d\.\d\d; mAP50 n/a \(detector labels burst", res.stdout)
     first = _summaries(res.stdout)
 
@@ -177,6 +211,16 @@ def test_rtl433_reference_is_rtl_433_run_on_each_file(tmp_path, data_root):
     strict = _evaluate("--recordings", str(RTL433), "--reference", "rtl433", "--limit", str(n), "--freq-tol-hz", "0")
     strict_tp = int(re.search(r"time\+frequency: recall \d\.\d\d \((\d+)/", strict.stdout)[1])
     assert strict_tp < int(freq[2])
+    # the per-class table holds the time-and-frequency figures (the manifest's: time only)
+    assert (
+        "  per class (time and frequency: start within 0.02 s, rtl_433's estimate in the band +- 40 kHz):" in res.stdout
+    )
+    assert "  per class (time only: start within 0.02 s (the reference has no frequencies)):" in by_manifest.stdout
+    for out, tp in ((res.stdout, int(freq[2])), (strict.stdout, strict_tp)):
+        table = _tables(out)["energy"]
+        assert set(table) >= {"ook", "burst"} and table["burst"]["matched"] == str(tp)
+        assert sum(int(table[k]["found"]) for k in table if k != "burst") == tp
+        assert sum(int(table[k]["references"]) for k in table if k != "burst") == n_bursts
 
 
 @needs_rtl433
@@ -224,6 +268,16 @@ def test_bad_references_areassert_one_error_line(tmp_path, data_root):
     assert_one_error_line(
         _evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", "svm"), "--detector 'svm'"
     )
+    assert_one_error_line(
+        _evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", " , "), "use energy, yolo"
+    )
+    sig = tmp_path / "sig"
+    sig.mkdir()
+    (sig / "x.sigmf-meta").write_text("{}")
+    # yolo asked for by name: no model is an error (named as the default it is only "unavailable")
+    assert_one_error_line(
+        _evaluate("--recordings", str(sig), "--reference", "sigmf", "--detector", "yolo"), "detector_model"
+    )
     # rtl_433 missing from PATH: the error names the Debian package before anything is ingested
     env = {
         "PATH": str(BIN),
@@ -255,23 +309,68 @@ def test_yolo_beside_energy_in_one_run(scenarios, tmp_path, data_root):
     register_model(data_root / "analysis.db", "untrained-1", weights, None, [], {"imgsz": 160}, {}, CLASSES)
     promote(data_root / "analysis.db", "untrained-1")
     out = tmp_path / "both.jsonl"
-    both = _evaluate(
-        "--recordings",
-        str(folder),
-        "--reference",
-        "sigmf",
-        "--detector",
-        "yolo,energy",
-        "--conf",
-        "0.001",
-        "--out",
-        str(out),
-    )
+    # the default: energy and the registry's current model, side by side
+    both = _evaluate("--recordings", str(folder), "--reference", "sigmf", "--conf", "0.001", "--out", str(out))
     assert both.returncode == 0, both.stderr
-    alone = _evaluate("--recordings", str(folder), "--reference", "sigmf")
+    alone = _evaluate("--recordings", str(folder), "--reference", "sigmf", "--detector", "energy")
     got = _summaries(both.stdout)
-    assert list(got) == ["yolo", "energy"] and got["energy"] == _summaries(alone.stdout)["energy"]
-    assert "detector yolo (untrained-1)" in both.stdout
+    assert list(got) == ["energy", "yolo"] and got["energy"] == _summaries(alone.stdout)["energy"]
+    assert "detector yolo (untrained-1)" in both.stdout and "unavailable" not in both.stdout
+    assert "yolo" not in _tables(alone.stdout) and _tables(alone.stdout)["energy"] == _tables(both.stdout)["energy"]
+    # the model names the reference's classes: its table adds the same-class recall
+    table = _tables(both.stdout)["yolo"]
+    for row in table.values():
+        assert set(row) == {
+            "class",
+            "references",
+            "found",
+            "recall",
+            "same-class",
+            "detections",
+            "matched",
+            "precision",
+        }
+        if row["references"] != "-":
+            assert float(row["same-class"]) <= float(row["recall"])
+    assert sum(int(r["detections"]) for r in table.values() if r["detections"] != "-") == got["yolo"][4]
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert Counter(d["detector"] for d in lines) == {"yolo": got["yolo"][4], "energy": got["energy"][4]}
     assert all(d["label"] in CLASSES for d in lines if d["detector"] == "yolo")
+
+
+def test_class_table_recall_by_reference_class_and_precision_by_detection_class():
+    from sdr_assets.cli.evaluation import class_table
+    from sdr_assets.ml.scoring import Box, Tally, match_iou
+
+    refs = [Box(0, 1, 100, 200, "ook"), Box(2, 3, 100, 200, "ook"), Box(4, 5, 100, 200, "cw")]
+    dets = [Box(0, 1, 100, 200, "ook", 0.9), Box(2, 3, 100, 200, "cw", 0.8), Box(6, 7, 100, 200, "cw", 0.7)]
+    t = Tally()
+    t.add(dets, refs, match_iou(dets, refs), match_iou(dets, refs, same_label=True))
+    head, *rows = class_table(t, "IoU")[1:]
+    assert class_table(t, "IoU")[0] == "  per class (IoU):"
+    assert head.split() == [
+        "class",
+        "references",
+        "found",
+        "recall",
+        "same-class",
+        "detections",
+        "matched",
+        "precision",
+    ]
+    # the cw detection at 2-3 s finds the second ook (any class) but no cw: same-class recall 0.50 for ook
+    assert [r.split() for r in rows] == [
+        ["cw", "1", "0", "0.00", "0.00", "2", "1", "0.50"],
+        ["ook", "2", "2", "1.00", "0.50", "1", "1", "1.00"],
+    ]
+    # a class-agnostic detector ("burst"): no same-class column, "-" where a class is on one side only
+    energy = [Box(b.t_start_s, b.t_end_s, 100, 200, "burst", 0.5) for b in dets]
+    t = Tally()
+    t.add(energy, refs, match_iou(energy, refs), match_iou(energy, refs, same_label=True))
+    head, *rows = class_table(t, "IoU")[1:]
+    assert "same-class" not in head and [r.split() for r in rows] == [
+        ["burst", "-", "-", "-", "3", "2", "0.67"],
+        ["cw", "1", "0", "0.00", "-", "-", "-"],
+        ["ook", "2", "2", "1.00", "-", "-", "-"],
+    ]
+    assert class_table(Tally(), "IoU") == ["  per class (IoU): no references and no detections"]
