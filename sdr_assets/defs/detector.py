@@ -153,13 +153,18 @@ def detector_model(context: dg.AssetExecutionContext, store: SdrStore, detector:
 
 @dg.asset(partitions_def=SENSOR_TIME, group_name=ANALYSIS_GROUP, kinds={"sqlite"}, deps=[spectrograms])
 def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: DetectorSettings):
-    """Detections in the window with lineage to raw chunks: the current YOLO model, else the energy detector."""
+    """Detections in the window with lineage to raw chunks: the current YOLO model (the shipped one on a
+    fresh data root), else the energy detector."""
     from sdr_assets.ml.detections import detect_partition
     from sdr_assets.ml.infer import OnnxDetector, load_detector
+    from sdr_assets.ml.shipped_model import ensure_shipped_model
     from sdr_assets.store.registry import current_model
 
     paths = store.paths()
     with store.open_analysis() as db:
+        shipped = ensure_shipped_model(db, paths)
+        if shipped.note:
+            context.log.info(shipped.note)
         row = current_model(db)
         model, version, name = None, "energy", "energy detector on the IQ (no model in the registry yet)"
         if row is not None:
@@ -203,9 +208,12 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
             "model boxes' start/end from the IQ envelope inside their band "
             "(ml.postprocess.refine_box): good to ~0.1 ms, not a frame column"
         )
+    if shipped.registered:
+        meta["shipped_model"] = shipped.note
     if row is None:
         meta["note"] = (
-            "no trained model yet: the energy detector ran on the window's IQ (materialise detector_model to train one)"
+            f"no model yet ({shipped.note or 'none registered'}): the energy detector ran on the window's IQ "
+            "(materialise detector_model to train one)"
         )
     context.log.info(f"{st.n_detections} detections with {st.detector} ({st.model_version})")
     return dg.MaterializeResult(metadata=meta)

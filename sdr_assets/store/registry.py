@@ -124,6 +124,44 @@ def register_model(
             raise StoreError(f"model version {version!r} is already registered; pick a new version name.") from exc
 
 
+def register_current_if_none(
+    conn_or_path: ConnOrPath,
+    version: str,
+    path: str | Path,
+    onnx_path: str | Path | None,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    classes: Sequence[str],
+    created_ns: int | None = None,
+) -> bool:
+    """Register ``version`` as the current model, in one transaction, only while no model is
+    current and ``version`` is not registered (the shipped model in a fresh data root): True
+    when this call did it. Two processes racing on one data root: one registers, the other
+    gets False."""
+    created_ns = time.time_ns() if created_ns is None else int(created_ns)
+    with _write(conn_or_path) as conn:
+        taken = _execute(
+            conn, "SELECT 1 FROM models WHERE is_current = 1 OR version = ? LIMIT 1", (version,)
+        ).fetchone()
+        if taken is not None:
+            return False
+        _execute(
+            conn,
+            f"INSERT INTO models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (
+                version,
+                created_ns,
+                str(path),
+                None if onnx_path is None else str(onnx_path),
+                "[]",
+                json.dumps(dict(params), default=str),
+                json.dumps({k: float(v) for k, v in metrics.items()}),
+                json.dumps(list(classes)),
+            ),
+        )
+    return True
+
+
 def set_onnx_path(conn_or_path: ConnOrPath, version: str, onnx_path: str | Path) -> None:
     """Record the ONNX export of a registered model."""
     with _write(conn_or_path) as conn:
