@@ -23,7 +23,7 @@ sample (a model's box in a partial frame's black padding) is dropped and counted
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +178,7 @@ def detect_partition(
     refine: RefineParams | None = REFINE,
     require_energy: bool = False,
     suppress_across_freq: bool = False,
+    frame_ids: Collection[int] | None = None,
     **energy_kwargs,
 ) -> tuple[DetectionStats, list[DetectionRow]]:
     """Detect in one partition (``detector=None``: the energy detector) and replace its rows.
@@ -186,12 +187,17 @@ def detect_partition(
     ``refine.min_snr_db`` over its floor. ``suppress_across_freq``: one transmitter at a time:
     a refined box more than half inside a longer refined one is a piece of it (``drop_pieces``),
     and a box more than half inside a stronger one in time is dropped whatever their frequencies.
-    Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands."""
+    Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands.
+    ``frame_ids``: the model sees only these frames of the partition (the held-back frames of
+    ``ml.contest``); the energy detector reads the whole window either way."""
     if require_energy and refine is None:
         raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
     t0 = time.perf_counter()
     n_refined = n_split = n_unconfirmed = 0
     frames = db.frames(partition_key)
+    if frame_ids is not None:
+        wanted = set(frame_ids)
+        frames = [f for f in frames if f.frame_id in wanted]
     if detector is None:
         model_version = ENERGY_VERSION
         boxes = energy_boxes(db, partition_key, frames, **energy_kwargs)
