@@ -87,7 +87,7 @@ def contest_table(out) -> str:
         ("precision", lambda sc: str(_num(sc.precision))),
         ("matched / references", lambda sc: f"{sc.tp} / {sc.n_reference}"),
         ("detections", lambda sc: str(sc.n_detections)),
-        ("AP50, time-frequency", lambda sc: str(_num(sc.ap50))),
+        ("AP50 (same matching)", lambda sc: str(_num(sc.ap50))),
     ]
     head = "| held-back frames | " + " | ".join(title for _, title in cols) + " |\n"
     head += "| --- |" + " --- |" * len(cols) + "\n"

@@ -188,8 +188,9 @@ def detect_partition(
     a refined box more than half inside a longer refined one is a piece of it (``drop_pieces``),
     and a box more than half inside a stronger one in time is dropped whatever their frequencies.
     Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands.
-    ``frame_ids``: the model sees only these frames of the partition (the held-back frames of
-    ``ml.contest``); the energy detector reads the whole window either way."""
+    ``frame_ids``: only these frames of the partition (the held-back frames of ``ml.contest``):
+    the model sees them, the energy detector reads the IQ under them (``ml.energy.SPAN_MARGIN_S``
+    either side)."""
     if require_energy and refine is None:
         raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
     t0 = time.perf_counter()
@@ -200,6 +201,8 @@ def detect_partition(
         frames = [f for f in frames if f.frame_id in wanted]
     if detector is None:
         model_version = ENERGY_VERSION
+        if frame_ids is not None:
+            energy_kwargs["spans_ns"] = [(f.t_start_ns, int(BoxGeometry.of(f).image_t_end_ns)) for f in frames]
         boxes = energy_boxes(db, partition_key, frames, **energy_kwargs)
         joined = boxes
         name = "energy (IQ)"

@@ -94,6 +94,19 @@ def test_an_oracle_beats_the_energy_detector_and_a_blind_model_loses(window, dat
         best = score_detector(db, data_root, held, "challenger", oracle, "oracle")
         blind = score_detector(db, data_root, held, "current model", lambda images: [[] for _ in images], "blind")
         energy = score_detector(db, data_root, held, ENERGY_NAME)
+        # frames thinned by max_train_frames: only what lies in a held-back frame counts
+        picked = frames[-7::2]
+        sparse = held_back(db, [window], [f.frame_id for f in picked])
+        (ws,) = sparse.windows
+        assert len(ws.spans_ns) == 4 and ws.spans_ns[0][0] == picked[0].t_start_ns
+        assert not ws.inside(frames[-6].t_start_ns + 1, frames[-6].t_start_ns + 3)  # a frame left out
+        assert ws.inside(picked[1].t_start_ns + 1, picked[1].t_start_ns + 3)
+        in_picked = [
+            a
+            for a in db.annotations(window)
+            if any(f.t_start_ns <= (a.box.t_start_ns + a.box.t_end_ns) // 2 < f.t_end_ns for f in picked)
+        ]
+        assert sparse.n_references == len(in_picked) >= 2
     assert best.n_reference == blind.n_reference == energy.n_reference == held.n_references
     print(f"\noracle {best.metrics()}\nenergy {energy.metrics()}")
     assert (
@@ -125,3 +138,20 @@ def test_windows_with_only_energy_labels_are_not_scored(window, data_root):
         assert db.labelled_partitions(5) == [window] and db.labelled_partitions(5, independent_only=True) == []
     v = registry.champion_challenger({"f1": float("nan")}, None, energy.metrics())
     assert not v.promoted and "no independent label" in v.reason
+
+
+def test_the_energy_detector_reads_only_the_iq_under_the_held_back_frames(window, data_root):
+    from sdr_assets.ml.energy import SPAN_MARGIN_S, window_bursts
+
+    with AnalysisDB(data_root / "analysis.db") as db:
+        whole = window_bursts(db, window)
+        f = db.frames(window)[4]
+        span = (f.t_start_ns, f.t_end_ns)
+        near = window_bursts(db, window, spans_ns=[span])
+        chunk_ns = max(c.t_end_ns - c.t_start_ns for run in db.chunk_runs(window) for c in run)
+    margin_ns = int(SPAN_MARGIN_S * 1e9) + chunk_ns  # whole chunks are read
+    assert near and len(near) < len(whole)
+    assert all(b.t_end_ns > span[0] - margin_ns and b.t_start_ns < span[1] + margin_ns for b in near)
+    # what lies in the span is found as over the whole window (same starts within a ms)
+    inside = [b for b in whole if span[0] <= b.t_start_ns < span[1]]
+    assert inside and all(any(abs(b.t_start_ns - c.t_start_ns) < 1_000_000 for c in near) for b in inside)
