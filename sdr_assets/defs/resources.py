@@ -81,7 +81,8 @@ class DetectorSettings(dg.ConfigurableResource):
     imgsz: int = 320
     batch: int = 16
     device: str = "auto"  # auto | cpu | cuda
-    lookback_partitions: int = 24  # the newest labelled time partitions a model learns from
+    lookback_partitions: int = 24  # the newest independently labelled time partitions a model learns from
+    max_train_frames: int = 2000  # their frames, thinned evenly in time to at most this (0: all)
     val_fraction: float = 0.2  # the latest frames, held back for validation
     patience: int = 20
     seed: int = 0
@@ -104,6 +105,7 @@ class DetectorSettings(dg.ConfigurableResource):
             batch=self.batch,
             device=self.device,
             lookback_partitions=self.lookback_partitions,
+            max_train_frames=self.max_train_frames,
             val_fraction=self.val_fraction,
             patience=self.patience,
             seed=self.seed,

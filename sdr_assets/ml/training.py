@@ -2,7 +2,8 @@
 
 1. The newest ``lookback_partitions`` partitions with INDEPENDENT labels (annotations, rtl_433
    packages) that start before ``before_ns`` give the frames; every frame of them is used (a
-   frame without boxes is a background image). Windows with only energy auto-labels are left
+   frame without boxes is a background image), at most ``max_train_frames`` of them, spread
+   evenly over time (a night on a CPU). Windows with only energy auto-labels are left
    out unless ``train_on_energy_labels``: a model taught by the energy detector can at best
    imitate it. Nothing independent left: :class:`NoIndependentLabels`, nothing is trained.
 2. ``ml.dataset.build_dataset`` writes the YOLO dataset under ``datasets/<version>`` (split by
@@ -61,6 +62,7 @@ class TrainingConfig:
     batch: int = 16
     device: str = "auto"
     lookback_partitions: int = 24
+    max_train_frames: int = 2000  # the lookback's frames, thinned evenly in time to at most this (0: all)
     val_fraction: float = 0.2
     patience: int = 20
     seed: int = 0
@@ -141,6 +143,12 @@ def train_and_register(
     if energy_only:
         log(f"left out {len(energy_only)} windows with only energy auto-labels (train_on_energy_labels is off)")
     frames = frame_labels_from_db(db, parts, root=paths.root, include_auto=cfg.train_on_energy_labels)
+    n_available = len(frames)
+    frames = thin_frames(frames, cfg.max_train_frames)
+    if len(frames) < n_available:
+        log(
+            f"{n_available} frames in {len(parts)} windows: every {n_available / len(frames):.1f}th kept ({len(frames)})"
+        )
     if len(frames) < 2:
         raise NoLabelledFrames(
             f"only {len(frames)} labelled frame(s) in {', '.join(parts)}: a dataset needs 2 "
@@ -149,6 +157,23 @@ def train_and_register(
     out = train_frames_and_register(db, paths, cfg, frames, parts, on_epoch=on_epoch, log=log)
     out.n_energy_only = len(energy_only)
     return out
+
+
+THIN_BLOCK_FRAMES = 10  # thinning keeps runs of this many consecutive frames: few cut emissions
+
+
+def thin_frames(frames: list[FrameLabels], max_frames: int) -> list[FrameLabels]:
+    """At most ``max_frames`` of ``frames`` (0: no limit), in time order: runs of
+    ``THIN_BLOCK_FRAMES`` consecutive frames spread evenly over time (isolated frames would cut
+    every emission at their edges, and the held-back contest scores the latest of them)."""
+    ordered = sorted(frames, key=lambda f: (f.t_start_ns, f.frame_id))
+    if max_frames <= 0 or len(ordered) <= max_frames:
+        return ordered
+    block = max(1, min(THIN_BLOCK_FRAMES, max_frames))
+    blocks = [ordered[i : i + block] for i in range(0, len(ordered), block)]
+    n_keep = max(1, max_frames // block)
+    step = len(blocks) / n_keep
+    return [f for k in range(n_keep) for f in blocks[int(k * step)]][:max_frames]
 
 
 def training_partitions(db: AnalysisDB, cfg: TrainingConfig, before_ns: int | None) -> tuple[list[str], list[str]]:
@@ -276,6 +301,7 @@ def train_frames_and_register(
         **result.params,
         "val_fraction": cfg.val_fraction,
         "lookback_partitions": cfg.lookback_partitions,
+        "max_train_frames": cfg.max_train_frames,
         "train_on_energy_labels": cfg.train_on_energy_labels,
         "n_train": ds.n_train,
         "n_val": ds.n_val,

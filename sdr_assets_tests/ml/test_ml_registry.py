@@ -191,3 +191,19 @@ def test_warm_start_takes_the_champion_only_when_it_can_seed_the_training(tmp_pa
     gone = SimpleNamespace(version="v2", path=str(tmp_path / "gone.pt"), classes=tuple(CLASSES))
     assert warm_start_source(cfg, gone, lines.append) == ("yolo11n.yaml", None)
     assert "no current model yet" in lines[1] and "v0" in lines[2] and "gone.pt" in lines[3]
+
+
+def test_thin_frames_keeps_runs_of_frames_spread_over_time(tmp_path):
+    from sdr_assets.ml.dataset import FrameLabels
+    from sdr_assets.ml.training import THIN_BLOCK_FRAMES, thin_frames
+
+    assert THIN_BLOCK_FRAMES == 10
+    frames = [FrameLabels(i, tmp_path / f"{i}.png", 10_000 - i * 10) for i in range(1000)]  # ids run back in time
+    kept = thin_frames(frames, 100)
+    starts = [f.t_start_ns for f in kept]
+    assert len(kept) == 100 and starts == sorted(starts) and starts[0] == 10  # from the oldest
+    runs = [starts[i : i + 10] for i in range(0, 100, 10)]  # ten runs of ten consecutive frames...
+    assert all(b - a == 10 for run in runs for a, b in zip(run, run[1:]))
+    assert {r2[0] - r1[0] for r1, r2 in zip(runs, runs[1:])} == {1000}  # ...spread evenly over time
+    assert len(thin_frames(frames, 0)) == 1000 and len(thin_frames(frames, 5000)) == 1000
+    assert len(thin_frames(frames, 25)) == 20 and len(thin_frames(frames, 3)) == 3
