@@ -115,11 +115,13 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
     """Train fold ``fold`` (or, with --reuse, take its model) and score its held-out files."""
     from sdr_assets.ml.training import TrainingConfig, train_frames_and_register
     from sdr_assets.paths import DataPaths
+    from sdr_assets.store.registry import promote
     from sdr_assets.store.window import AnalysisDB
 
     root = work / f"fold{fold}"
     paths = DataPaths(root)
     os.environ["SDR_ASSETS_HOME"] = str(root)  # offline dirs and --detector yolo use this root
+    os.environ["SDR_ASSETS_NO_SHIPPED_MODEL"] = "1"  # from scratch, not from the shipped model
     if args.reuse and paths.analysis_db.exists():
         return {**json.loads((root / "training.json").read_text()), **score(held, args)}
     root.mkdir(parents=True)
@@ -139,11 +141,15 @@ def run_fold(fold: int, train: list[dict], held: list[dict], args, work: Path) -
         device=args.device,
         patience=args.epochs,
         val_fraction=args.val_fraction,
+        warm_start=False,
     )
     with AnalysisDB(paths.analysis_db) as db:
         out = train_frames_and_register(
             db, paths, cfg, frames, parts, log=lambda line: print(f"[fold {fold}] {line}", flush=True)
         )
+        # frames from other data roots cannot be scored by the held-back contest: the fold's
+        # model is registered, not promoted; the held-out files below are its test
+        promote(db, out.version)
     print(
         f"[fold {fold}] trained {out.epochs_run} epochs at {args.imgsz} px in {out.train_s / 60:.1f} min on "
         f"{out.device}: val map50 {out.challenger_metrics.get('map50', float('nan')):.3f}",

@@ -29,6 +29,9 @@ def _data_root(tmp_path, monkeypatch):
     root = tmp_path / "sdr_home"
     monkeypatch.setenv("SDR_ASSETS_HOME", str(root))
     monkeypatch.setenv("SDR_ASSETS_SENSOR", "default")  # `--sensor` sets it in-process: reset
+    # a fresh data root starts with the shipped model (ml.shipped_model): the suite's tests of
+    # "no model yet -> the energy detector" keep meaning that; test_ml_shipped.py unsets it
+    monkeypatch.setenv("SDR_ASSETS_NO_SHIPPED_MODEL", "1")
     return root
 
 

@@ -519,22 +519,25 @@ def ingest(
 
 
 def current_yolo(paths: DataPaths, conf: float) -> tuple[Callable, str, str]:
-    """(detector, version, name) of the current model of the registry under ``paths``."""
+    """(detector, version, name) of the current model of the registry under ``paths`` (the
+    shipped model in a data root without one, ``ml.shipped_model``)."""
     from sdr_assets.ml.infer import load_detector
+    from sdr_assets.ml.shipped_model import ensure_shipped_model, shipped_available
     from sdr_assets.store.registry import current_model
     from sdr_assets.store.window import AnalysisDB
 
-    if not paths.analysis_db.exists():
+    if not paths.analysis_db.exists() and not shipped_available():
         raise ModelError(
             f"no analysis DB at {paths.analysis_db}: no model to evaluate; materialise "
             "detector_model first (or use --detector energy)."
         )
     with AnalysisDB(paths.analysis_db) as db:
+        shipped = ensure_shipped_model(db, paths)
         row = current_model(db)
     if row is None:
         raise ModelError(
-            f"the registry in {paths.analysis_db} has no current model; materialise "
-            "detector_model first (or use --detector energy)."
+            f"the registry in {paths.analysis_db} has no current model ({shipped.note or 'none promoted'}); "
+            "materialise detector_model first (or use --detector energy)."
         )
     det = load_detector(row, conf=conf)
     return det, row.version, f"yolo {type(det).__name__}"

@@ -76,15 +76,18 @@ class DetectorSettings(dg.ConfigurableResource):
     """YOLO training and inference: modest CPU defaults; device auto picks CUDA when present."""
 
     model: str = "yolo11n.yaml"  # a yaml (yolo11n/s/m.yaml, yolov8n.yaml), never a .pt name
-    epochs: int = 30
+    epochs: int = 30  # training from scratch (no current model to start from)
+    fine_tune_epochs: int = 15  # warm start: fine-tuning the current model
     imgsz: int = 320
     batch: int = 16
     device: str = "auto"  # auto | cpu | cuda
-    lookback_partitions: int = 24  # the newest labelled time partitions a model learns from
+    lookback_partitions: int = 24  # the newest independently labelled time partitions a model learns from
+    max_train_frames: int = 2000  # their frames, thinned evenly in time to at most this (0: all)
     val_fraction: float = 0.2  # the latest frames, held back for validation
     patience: int = 20
     seed: int = 0
-    warm_start: bool = False  # train from the current model's weights instead of from scratch
+    warm_start: bool = True  # fine-tune the current model (the shipped one on a fresh data root)
+    train_on_energy_labels: bool = False  # also learn from windows with only energy auto-labels
     conf: float = 0.25  # inference: minimum confidence
     single_transmitter: bool = False  # ISM-style captures, one transmitter at a time: model boxes
     # must show energy in their band, and overlaps in time are suppressed at any frequency
@@ -96,14 +99,20 @@ class DetectorSettings(dg.ConfigurableResource):
         return TrainingConfig(
             model=self.model,
             epochs=self.epochs,
+            fine_tune_epochs=self.fine_tune_epochs,
             imgsz=self.imgsz,
             batch=self.batch,
             device=self.device,
             lookback_partitions=self.lookback_partitions,
+            max_train_frames=self.max_train_frames,
             val_fraction=self.val_fraction,
             patience=self.patience,
             seed=self.seed,
             warm_start=self.warm_start,
+            train_on_energy_labels=self.train_on_energy_labels,
+            conf=self.conf,
+            runtime=self.runtime,
+            single_transmitter=self.single_transmitter,
         )
 
 

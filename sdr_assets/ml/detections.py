@@ -23,7 +23,7 @@ sample (a model's box in a partial frame's black padding) is dropped and counted
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,6 +181,7 @@ def detect_partition(
     require_energy: bool = False,
     suppress_across_freq: bool = False,
     echoes: bool = True,
+    frame_ids: Collection[int] | None = None,
     **energy_kwargs,
 ) -> tuple[DetectionStats, list[DetectionRow]]:
     """Detect in one partition (``detector=None``: the energy detector) and replace its rows.
@@ -192,14 +193,22 @@ def detect_partition(
     Both suit single-transmitter captures (rtl_433 recordings), not busy multi-emission bands.
     ``echoes`` (default, model boxes with ``refine``): drop a refined box keyed on and off with a
     stronger one at another frequency (``drop_echoes``: its image, splatter or harmonic); safe in
-    a busy band."""
+    a busy band.
+    ``frame_ids``: only these frames of the partition (the held-back frames of ``ml.contest``):
+    the model sees them, the energy detector reads the IQ under them (``ml.energy.SPAN_MARGIN_S``
+    either side)."""
     if require_energy and refine is None:
         raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
     t0 = time.perf_counter()
     n_refined = n_split = n_unconfirmed = n_echoes = 0
     frames = db.frames(partition_key)
+    if frame_ids is not None:
+        wanted = set(frame_ids)
+        frames = [f for f in frames if f.frame_id in wanted]
     if detector is None:
         model_version = ENERGY_VERSION
+        if frame_ids is not None:
+            energy_kwargs["spans_ns"] = [(f.t_start_ns, int(BoxGeometry.of(f).image_t_end_ns)) for f in frames]
         boxes = energy_boxes(db, partition_key, frames, **energy_kwargs)
         joined = boxes
         name = "energy (IQ)"

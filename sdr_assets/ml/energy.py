@@ -11,19 +11,20 @@ Each burst is a ``records.TimeFreqBox`` labelled :data:`AUTO_LABEL`, its confide
 """
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from sdr_assets.dsp.detect import detect_bursts
 from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import TimeFreqBox, samples_to_ns
+from sdr_assets.records import NS_PER_S, TimeFreqBox, samples_to_ns
 from sdr_assets.store.chunks import ChunkRow
 from sdr_assets.store.window import AnalysisDB
 
 AUTO_LABEL = "burst"
 DEFAULT_BLOCK_S = 8.0
 DEFAULT_OVERLAP_S = 1.0
+SPAN_MARGIN_S = 2.0  # window_bursts(spans_ns=...): samples read either side of a span (the noise floor's context)
 
 
 def snr_score(snr_db: float) -> float:
@@ -83,9 +84,32 @@ def segment_bursts(
     return out
 
 
-def window_bursts(db: AnalysisDB, partition_key: str, **kwargs) -> list[TimeFreqBox]:
-    """Bursts in every contiguous run of a partition's chunks (analysis DB), time order."""
+def _within(seg: list[ChunkRow], spans_ns: Sequence[tuple[int, int]], margin_ns: int) -> Iterator[list[ChunkRow]]:
+    """The pieces of one contiguous run whose chunks overlap a span widened by ``margin_ns``."""
+    piece: list[ChunkRow] = []
+    for row in seg:
+        if any(row.t_start_ns < t1 + margin_ns and row.t_end_ns > t0 - margin_ns for t0, t1 in spans_ns):
+            piece.append(row)
+        elif piece:
+            yield piece
+            piece = []
+    if piece:
+        yield piece
+
+
+def window_bursts(
+    db: AnalysisDB,
+    partition_key: str,
+    spans_ns: Sequence[tuple[int, int]] | None = None,
+    margin_s: float = SPAN_MARGIN_S,
+    **kwargs,
+) -> list[TimeFreqBox]:
+    """Bursts in every contiguous run of a partition's chunks (analysis DB), time order.
+    ``spans_ns``: only the chunks within ``margin_s`` of these spans are read (the held-back
+    frames of ``ml.contest``), each stretch of them as its own run."""
     out: list[TimeFreqBox] = []
     for seg in db.chunk_runs(partition_key):
-        out.extend(segment_bursts(seg, lambda seq: db.chunk_iq(partition_key, seq), **kwargs))
+        pieces = [seg] if spans_ns is None else _within(seg, spans_ns, int(margin_s * NS_PER_S))
+        for piece in pieces:
+            out.extend(segment_bursts(piece, lambda seq: db.chunk_iq(partition_key, seq), **kwargs))
     return sorted(out, key=lambda b: (b.t_start_ns, b.freq_lower_hz))

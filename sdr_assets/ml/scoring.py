@@ -4,7 +4,7 @@ Times are seconds from a recording's first sample, frequencies absolute Hz. A re
 without frequency edges (an rtl_433 package, a SigMF annotation without
 ``core:freq_lower_edge``/``upper_edge``) is matched in time only.
 
-Two matchings, both one to one:
+Three matchings, all one to one:
 
 - :func:`match_starts`: a detection's start within ``tol_s`` of a reference start, closest
   pairs first (``dsp.detect.pair_starts``, the rule the manifest figures always used); where
@@ -15,13 +15,16 @@ Two matchings, both one to one:
   thinner than ``min_duration_s`` / ``min_bandwidth_hz`` are first widened about their centre
   to that size, as the YOLO labels are (``ml.labels.MIN_BOX_PX``), so a one-bin CW tone and a
   detection one FFT bin wider still compare as the trained model sees them.
+- :func:`match_time_band`: the same, with IoU in time only, and the reference's centre
+  frequency inside the detection's band (``ml.contest``: band edges are a convention, the
+  emission's time and frequency are not).
 
 :func:`average_precision` is the area under the all-point interpolated precision/recall curve
 (precision made non-increasing from the right), the AP of VOC 2010+ and of ultralytics' mAP50.
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -87,6 +90,27 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _greedy(
+    d: Sequence[Box], r: Sequence[Box], threshold: float, same_label: bool, similarity: Callable[[Box, Box], float]
+) -> list[int | None]:
+    """Detections in descending score each take the unmatched reference of highest similarity
+    (None where no reference reaches ``threshold``)."""
+    out: list[int | None] = [None] * len(d)
+    used: set[int] = set()
+    for i in sorted(range(len(d)), key=lambda k: -d[k].score):
+        best, best_v = None, threshold
+        for j, ref in enumerate(r):
+            if j in used or (same_label and ref.label != d[i].label):
+                continue
+            v = similarity(d[i], ref)
+            if v >= best_v and (best is None or v > best_v):
+                best, best_v = j, v
+        if best is not None:
+            out[i] = best
+            used.add(best)
+    return out
+
+
 def match_iou(
     dets: Sequence[Box],
     refs: Sequence[Box],
@@ -100,20 +124,33 @@ def match_iou(
     Detections are taken in descending score; ``same_label``: only references of its label."""
     d = [widened(b, min_duration_s, min_bandwidth_hz) for b in dets]
     r = [widened(b, min_duration_s, min_bandwidth_hz) for b in refs]
-    out: list[int | None] = [None] * len(d)
-    used: set[int] = set()
-    for i in sorted(range(len(d)), key=lambda k: -d[k].score):
-        best, best_iou = None, threshold
-        for j, ref in enumerate(r):
-            if j in used or (same_label and ref.label != d[i].label):
-                continue
-            v = iou(d[i], ref)
-            if v >= best_iou and (best is None or v > best_iou):
-                best, best_iou = j, v
-        if best is not None:
-            out[i] = best
-            used.add(best)
-    return out
+    return _greedy(d, r, threshold, same_label, iou)
+
+
+def time_iou_in_band(det: Box, ref: Box) -> float:
+    """IoU in time, when ``ref``'s centre frequency lies in ``det``'s band (else 0)."""
+    if not freq_point_in_band(det, ref, 0.0):
+        return 0.0
+    return iou(Box(det.t_start_s, det.t_end_s), Box(ref.t_start_s, ref.t_end_s))
+
+
+def match_time_band(
+    dets: Sequence[Box],
+    refs: Sequence[Box],
+    threshold: float = 0.5,
+    *,
+    same_label: bool = False,
+    min_duration_s: float = 0.0,
+    min_bandwidth_hz: float = 0.0,
+) -> list[int | None]:
+    """As :func:`match_iou`, with :func:`time_iou_in_band` for the IoU: a detection matches a
+    reference that it overlaps in time by IoU >= ``threshold`` and whose centre frequency lies in
+    its band (both widened first). Band edges do not count: an energy detector measures an OOK
+    burst's keyed spectrum several times wider than the nominal band a label gives it, and that
+    is no worse a detection."""
+    d = [widened(b, min_duration_s, min_bandwidth_hz) for b in dets]
+    r = [widened(b, min_duration_s, min_bandwidth_hz) for b in refs]
+    return _greedy(d, r, threshold, same_label, time_iou_in_band)
 
 
 def freq_point_in_band(det: Box, ref: Box, freq_tol_hz: float) -> bool:

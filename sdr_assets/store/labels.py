@@ -81,11 +81,15 @@ class LabelQueries:
             ).fetchall()
         )
 
-    def labelled_partitions(self, limit: int, before_ns: int | None = None) -> list[str]:
-        """The newest ``limit`` partitions with labels whose frames start before ``before_ns``, oldest first."""
+    def labelled_partitions(
+        self, limit: int, before_ns: int | None = None, independent_only: bool = False
+    ) -> list[str]:
+        """The newest ``limit`` partitions with labels whose frames start before ``before_ns``, oldest
+        first; ``independent_only``: only partitions with a label that is not an energy auto-label."""
         rows = self.conn.execute(
             "SELECT partition_key, min(t_start_ns) AS t0 FROM frames WHERE partition_key IN "
-            "(SELECT DISTINCT partition_key FROM labels) GROUP BY partition_key "
+            f"(SELECT DISTINCT partition_key FROM labels{' WHERE auto = 0' if independent_only else ''}) "
+            "GROUP BY partition_key "
             + ("HAVING t0 < ? " if before_ns is not None else "")
             + "ORDER BY t0 DESC LIMIT ?",
             ((int(before_ns),) if before_ns is not None else ()) + (int(limit),),

@@ -5,7 +5,8 @@ its own short connection).
 
 At most one row has ``is_current = 1``: the model inference uses. A new model becomes
 current only through :func:`promote`, normally after :func:`champion_challenger` found that
-it beats the current one on the same validation frames.
+it beats both the current one and the energy detector on the same held-back frames, or
+through :func:`register_current_if_none` (the shipped model, in a data root without one).
 """
 
 import json
@@ -124,6 +125,44 @@ def register_model(
             raise StoreError(f"model version {version!r} is already registered; pick a new version name.") from exc
 
 
+def register_current_if_none(
+    conn_or_path: ConnOrPath,
+    version: str,
+    path: str | Path,
+    onnx_path: str | Path | None,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    classes: Sequence[str],
+    created_ns: int | None = None,
+) -> bool:
+    """Register ``version`` as the current model, in one transaction, only while no model is
+    current and ``version`` is not registered (the shipped model in a fresh data root): True
+    when this call did it. Two processes racing on one data root: one registers, the other
+    gets False."""
+    created_ns = time.time_ns() if created_ns is None else int(created_ns)
+    with _write(conn_or_path) as conn:
+        taken = _execute(
+            conn, "SELECT 1 FROM models WHERE is_current = 1 OR version = ? LIMIT 1", (version,)
+        ).fetchone()
+        if taken is not None:
+            return False
+        _execute(
+            conn,
+            f"INSERT INTO models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (
+                version,
+                created_ns,
+                str(path),
+                None if onnx_path is None else str(onnx_path),
+                "[]",
+                json.dumps(dict(params), default=str),
+                json.dumps({k: float(v) for k, v in metrics.items()}),
+                json.dumps(list(classes)),
+            ),
+        )
+    return True
+
+
 def set_onnx_path(conn_or_path: ConnOrPath, version: str, onnx_path: str | Path) -> None:
     """Record the ONNX export of a registered model."""
     with _write(conn_or_path) as conn:
@@ -163,29 +202,57 @@ def list_models(conn_or_path: ConnOrPath) -> list[ModelRow]:
     return [_row(r) for r in rows]
 
 
+CONTEST_KEY = "f1"  # the one score the held-back contest is decided on (ml.contest)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Who won the held-back contest, and why (one sentence for the UI)."""
+
+    promoted: bool
+    winner: str  # "challenger" | "current model" | "energy detector" | "none"
+    reason: str
+
+
+def _score(metrics: Mapping[str, float], key: str, who: str) -> float:
+    if key not in metrics:
+        raise ConfigError(
+            f"{who} metrics lack {key!r} (have {sorted(metrics)}); score every contestant on the same "
+            "held-back frames first (ml.contest.score_detector)."
+        )
+    return float(metrics[key])
+
+
 def champion_challenger(
     challenger_metrics: Mapping[str, float],
-    champion_metrics_on_same_val: Mapping[str, float] | None,
-    key: str = "map50",
-) -> bool:
-    """True when the challenger should replace the champion.
+    champion_metrics_on_same_frames: Mapping[str, float] | None,
+    energy_metrics_on_same_frames: Mapping[str, float],
+    key: str = CONTEST_KEY,
+) -> Verdict:
+    """Should the challenger become the current model?
 
-    Both metric dicts must come from the SAME validation frames. No champion: the challenger
-    wins. A tie keeps the champion; a NaN challenger never wins; a NaN champion always loses.
+    All three metric dicts must come from the SAME held-back frames. The challenger wins only
+    when its ``key`` is strictly higher than the energy detector's AND the current model's (the
+    champion; None when there is none, or it cannot run). No champion is no free win: the energy
+    detector is then the incumbent. A tie keeps the incumbent; a NaN challenger (nothing to score
+    it on) never wins, nor does any challenger when the energy detector has no score; a NaN
+    champion cannot defend.
     """
-    if key not in challenger_metrics:
-        raise ConfigError(
-            f"challenger metrics lack {key!r} (have {sorted(challenger_metrics)}); "
-            "compare on a metric both models report, e.g. 'map50'."
-        )
-    if champion_metrics_on_same_val is None:
-        return True
-    if key not in champion_metrics_on_same_val:
-        raise ConfigError(
-            f"champion metrics lack {key!r} (have {sorted(champion_metrics_on_same_val)}); "
-            "evaluate the champion on the challenger's validation frames first."
-        )
-    new, old = float(challenger_metrics[key]), float(champion_metrics_on_same_val[key])
-    if math.isnan(new):
-        return False
-    return math.isnan(old) or new > old
+    new = _score(challenger_metrics, key, "challenger")
+    energy = _score(energy_metrics_on_same_frames, key, "energy detector")
+    old = None if champion_metrics_on_same_frames is None else _score(champion_metrics_on_same_frames, key, "champion")
+    stays = "energy detector (no current model)" if old is None else "current model"
+    if math.isnan(new) or math.isnan(energy):
+        why = "no independent label on the held-back frames" if math.isnan(energy) else "the challenger has none"
+        return Verdict(False, "none", f"no {key} to compare ({why}): the {stays} stays")
+    # incumbents first: a tie goes to them
+    scores = [("energy detector", energy), ("challenger", new)]
+    if old is not None and not math.isnan(old):
+        scores.insert(0, ("current model", old))
+    winner, best = max(scores, key=lambda s: s[1])
+    if winner == "challenger":
+        beaten = " and ".join(f"the {who}'s {v:.3f}" for who, v in scores if who != "challenger")
+        return Verdict(True, winner, f"the challenger's {key} {new:.3f} beats {beaten}: it becomes current")
+    return Verdict(
+        False, winner, f"the challenger's {key} {new:.3f} does not beat the {winner}'s {best:.3f}: the {stays} stays"
+    )

@@ -173,20 +173,31 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     # train a tiny model for the (complete) day that holds the window (1 epoch, 64 px, offline)
     day = start.strftime("%Y-%m-%d")
     instance = dg.DagsterInstance.ephemeral()
-    small = dict(epochs=1, imgsz=64, batch=4, device="cpu", conf=0.001)
+    small = dict(epochs=1, fine_tune_epochs=1, imgsz=64, batch=4, device="cpu", conf=0.001)
     res = _materialize(["detector_model"], day, instance, **small)
     assert res.success, _failure(res)
     meta = _meta(res, "detector_model")
     version = meta["version"]
-    assert meta["promoted"] is True and meta["champion_version"] == "none" and meta["epochs_run"] == 1
-    assert meta["warm_start_from"].startswith("none")
+    # the first nightly model has no champion, and that is no free win: the energy detector
+    # defends on the same held-back frames, scored against the annotations
+    assert meta["champion_version"] == "none" and meta["epochs_run"] == 1 and meta["skipped"] is False
+    assert meta["warm_start_from"].startswith("none")  # no current model: from the yaml
+    assert meta["contest_frames"] == meta["val_frames"] and meta["contest_frames_left_out"] == 0
+    table = meta["comparison"]
+    assert "| held-back frames | challenger" in table and "| current model |" in table and "energy detector" in table
+    assert "| F1 (decides) |" in table and "| matched / references |" in table
+    assert isinstance(meta["energy_f1"], float) and "champion_heldback_f1" not in meta
+    wins = isinstance(meta["heldback_f1"], float) and meta["heldback_f1"] > meta["energy_f1"]
+    assert meta["promoted"] is wins and not wins  # one epoch at 64 px does not beat it
+    print(f"\n{table}\n{meta['verdict']}")
+    assert meta["winner"] == "energy detector" and "does not beat the energy detector" in meta["verdict"]
     assert meta["partitions"] == [key] and meta["train_frames"] + meta["val_frames"] == len(_frames(conn, key))
     row = conn.execute(
         "SELECT path, onnx_path, partitions_json, params_json, metrics_json, is_current FROM models WHERE version = ?",
         (version,),
     ).fetchone()
-    assert row[5] == 1 and Path(row[0]).is_file() and Path(row[1]).is_file() and row[1].endswith(".onnx")
-    assert key in row[2] and '"imgsz": 64' in row[3] and "map50" in row[4]
+    assert row[5] == 0 and Path(row[0]).is_file() and Path(row[1]).is_file() and row[1].endswith(".onnx")
+    assert key in row[2] and '"imgsz": 64' in row[3] and '"contest"' in row[3] and "heldback_f1" in row[4]
     epochs = conn.execute("SELECT value FROM telemetry WHERE process = 'training' AND metric = 'epoch'").fetchall()
     assert epochs == [(1.0,)]
     resources = dict(
@@ -195,7 +206,13 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
         ).fetchall()
     )
     assert resources.keys() >= {"sys_cpu_percent", "sys_mem_used_mb"}  # sampled once a second
+    res = _materialize(["detections"], key, **small)  # not promoted: still the energy detector
+    assert res.success and _meta(res, "detections")["model_version"] == "energy"
 
+    # an operator promotes it by hand (registry.promote): detections by that model, with lineage
+    from sdr_assets.store.registry import promote
+
+    promote(data_root / "analysis.db", version)
     res = _materialize(["detections"], key, **small)
     assert res.success, _failure(res)
     meta = _meta(res, "detections")
@@ -209,10 +226,13 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
     assert single["single_transmitter"] is True and not meta["single_transmitter"]
     assert single["count"] < meta["count"] and single["dropped_without_energy"] > 0
 
-    # the sensor turns the promotion into re-detection runs, one per model version and window
+    # the sensor turns a promotion into re-detection runs, one per model version and window
     from sdr_assets.definitions import defs
     from sdr_assets.defs.detector_jobs import new_model_sensor
 
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("detector_model", partition=day, metadata={"version": version, "promoted": True})
+    )
     ctx = dg.build_sensor_context(
         instance=instance, repository_def=defs.get_repository_def(), resources={"store": defs.resources["store"]}
     )
@@ -225,17 +245,18 @@ def test_annotations_land_on_their_pixels_then_train_detect_and_redetect(env, da
         reqs = new_model_sensor.evaluate_tick(ctx).run_requests
     assert [(r.partition_key, r.run_key) for r in reqs] == [(key, f"{version}:{key}")]
 
-    # a second night, warm-started from the current model: the new model is the challenger,
-    # the first one defends on the same frames
-    res = _materialize(["detector_model"], day, instance, warm_start=True, **small)
+    # a second night, warm-started from the current model (the default): the new model is the
+    # challenger; the current model and the energy detector defend on the same frames
+    res = _materialize(["detector_model"], day, instance, **small)
     assert res.success, _failure(res)
     meta = _meta(res, "detector_model")
-    assert meta["warm_start_from"] == version
+    assert meta["warm_start_from"] == version and meta["epochs_run"] == 1
     assert meta["version"] != version and meta["champion_version"] == version
-    assert {"champion_map50", "map50"} <= set(meta) and "challenger" in meta["comparison"]
-    wins = isinstance(meta["map50"], float) and (
-        meta["champion_map50"] == "nan" or meta["map50"] > meta["champion_map50"]
-    )
+    assert {"champion_map50", "map50", "champion_heldback_f1", "energy_f1"} <= set(meta)
+    assert f"current model ({version})" in meta["comparison"]
+    f1s = [meta[k] for k in ("heldback_f1", "champion_heldback_f1", "energy_f1")]
+    assert all(isinstance(v, float) for v in f1s)
+    wins = f1s[0] > max(f1s[1:])
     assert meta["promoted"] is wins
     current = conn.execute("SELECT version FROM models WHERE is_current = 1").fetchall()
     assert current == [(meta["version"] if wins else version,)]
@@ -309,7 +330,8 @@ def test_window_without_annotations_gets_energy_labels_and_energy_detections(env
     assert len(found) >= 0.8 * len(truth)
 
     det = _meta(res, "detections")
-    assert det["model_version"] == "energy" and "no trained model yet" in det["note"]
+    assert det["model_version"] == "energy" and "no model yet" in det["note"]
+    assert "SDR_ASSETS_NO_SHIPPED_MODEL=1" in det["note"]  # the suite turns the shipped model off
     assert det["detector"].startswith("energy") and det["count"] >= 0.8 * len(truth)
     assert det["count_burst"] == det["count"]
     _check_lineage(conn, key, "energy")
@@ -327,6 +349,46 @@ def test_window_without_annotations_gets_energy_labels_and_energy_detections(env
     assert img.format == "PNG" and img.size == (1200, 595) and rep["png_kb"] < 400
     assert rep["seconds_with_samples"] == pytest.approx(8.0, abs=0.01) and rep["window_s"] >= 60
     assert Path(rep["path"]).read_bytes() == base64.b64decode(b64)
+
+
+def test_nightly_training_skips_windows_with_only_energy_labels_unless_opted_in(env, data_root, tmp_path, no_network):
+    """A real capture with no annotation and no rtl_433 package: only energy auto-labels. The
+    nightly model does not learn from them (it would imitate the energy detector) and says why;
+    opted in, it trains, but with no independent label held back it cannot be promoted."""
+    from sdr_assets.defs.resources import DecoderSettings, DetectorSettings
+
+    start = _past_minute(24 * 60 + 95)  # yesterday: its day is a complete daily partition
+    meta_path, truth = _sigmf_without_annotations(tmp_path, start + timedelta(seconds=3), 8.0)
+    _capture(env, f"file://{meta_path}")
+    key = _key(start)
+    no_decoder = DecoderSettings(rtl_433=str(tmp_path / "no_rtl_433"))
+    res = materialize(CHAIN + ["training_labels"], key, detector=DetectorSettings(), decoder=no_decoder)
+    assert res.success, _failure(res)
+    assert _meta(res, "training_labels")["source"] == "energy"
+
+    day = start.strftime("%Y-%m-%d")
+    small = dict(epochs=1, fine_tune_epochs=1, imgsz=64, batch=4, device="cpu")
+    res = _materialize(["detector_model"], day, **small)
+    assert res.success, _failure(res)  # a skipped night, not a failed one
+    meta = _meta(res, "detector_model")
+    assert meta["skipped"] is True and meta["promoted"] is False and "version" not in meta
+    assert meta["windows_with_only_energy_labels"] == 1 and meta["train_on_energy_labels"] is False
+    assert meta["reason"].startswith("skipped: no independent labels (1 of the newest labelled windows")
+    assert "set train_on_energy_labels to opt in" in meta["reason"]
+    conn = sqlite3.connect(data_root / "analysis.db")
+    assert conn.execute("SELECT count(*) FROM models").fetchone() == (0,)
+    assert not (data_root / "models").exists() and not (data_root / "datasets").exists()
+
+    res = _materialize(["detector_model"], day, train_on_energy_labels=True, **small)
+    assert res.success, _failure(res)
+    meta = _meta(res, "detector_model")
+    assert meta["skipped"] is False and meta["train_on_energy_labels"] is True and meta["epochs_run"] == 1
+    assert meta["partitions"] == [key] and meta["boxes"] > 0
+    # its held-back frames carry only energy labels: nothing to score on, so no promotion
+    assert meta["contest_frames"] == 0 and meta["contest_frames_left_out"] == meta["val_frames"] > 0
+    assert meta["promoted"] is False and "no independent label on the held-back frames" in meta["verdict"]
+    assert conn.execute("SELECT version, is_current FROM models").fetchall() == [(meta["version"], 0)]
+    conn.close()
 
 
 @pytest.mark.calendar

@@ -1,4 +1,4 @@
-"""Model registry on a real analysis database file: register, promote, champion/challenger."""
+"""Model registry on a real analysis database file: register, promote, the champion/challenger rule."""
 
 import math
 import sqlite3
@@ -120,28 +120,56 @@ def test_missing_database_or_table_says_what_to_do(tmp_path):
         list_models(empty)
 
 
+def _f1(v):
+    return {"f1": v, "recall": v, "precision": v}
+
+
 def test_champion_challenger_rules():
-    assert champion_challenger({"map50": 0.1}, None) is True  # no champion yet
-    assert champion_challenger({"map50": 0.6}, {"map50": 0.5}) is True
-    assert champion_challenger({"map50": 0.5}, {"map50": 0.5}) is False  # tie keeps the champion
-    assert champion_challenger({"map50": 0.4}, {"map50": 0.5}) is False
-    assert champion_challenger({"map50": math.nan}, {"map50": 0.0}) is False
-    assert champion_challenger({"map50": 0.0}, {"map50": math.nan}) is True
-    assert champion_challenger({"map50": 0.4, "map50_95": 0.3}, {"map50": 0.5, "map50_95": 0.2}, key="map50_95") is True
-    with pytest.raises(ConfigError, match="challenger metrics lack"):
-        champion_challenger({"precision": 1.0}, {"map50": 0.5})
+    # the energy detector defends: no current model is no free win
+    v = champion_challenger(_f1(0.1), None, _f1(0.6))
+    assert not v.promoted and v.winner == "energy detector"
+    assert "0.100 does not beat the energy detector's 0.600" in v.reason and "no current model" in v.reason
+    v = champion_challenger(_f1(0.7), None, _f1(0.6))
+    assert v.promoted and v.winner == "challenger" and "beats the energy detector's 0.600" in v.reason
+    assert not champion_challenger(_f1(0.6), None, _f1(0.6)).promoted  # a tie keeps the incumbent
+    # it must beat both: the current model...
+    v = champion_challenger(_f1(0.7), _f1(0.8), _f1(0.6))
+    assert not v.promoted and v.winner == "current model" and "the current model stays" in v.reason
+    assert not champion_challenger(_f1(0.8), _f1(0.8), _f1(0.6)).promoted
+    # ...and the energy detector, even when the current model is worse than both
+    v = champion_challenger(_f1(0.5), _f1(0.3), _f1(0.6))
+    assert not v.promoted and v.winner == "energy detector" and "the current model stays" in v.reason
+    v = champion_challenger(_f1(0.9), _f1(0.8), _f1(0.6))
+    assert v.promoted and "beats the current model's 0.800 and the energy detector's 0.600" in v.reason
+    # nothing to score on (no independent label held back): never promoted
+    v = champion_challenger(_f1(math.nan), None, _f1(math.nan))
+    assert not v.promoted and v.winner == "none" and "no independent label" in v.reason
+    assert not champion_challenger(_f1(math.nan), _f1(0.2), _f1(0.1)).promoted
+    # a champion that could not be scored does not defend; the energy detector still does
+    assert champion_challenger(_f1(0.7), _f1(math.nan), _f1(0.6)).promoted
+    assert champion_challenger({"map50": 0.4, "f1": 0.1}, None, {"map50": 0.0, "f1": 0.2}, key="map50").promoted
+    with pytest.raises(ConfigError, match="challenger metrics lack 'f1'"):
+        champion_challenger({"map50": 1.0}, None, _f1(0.5))
+    with pytest.raises(ConfigError, match="energy detector metrics lack"):
+        champion_challenger(_f1(1.0), None, {"map50": 0.5})
     with pytest.raises(ConfigError, match="champion metrics lack"):
-        champion_challenger({"map50": 1.0}, {"precision": 0.5})
+        champion_challenger(_f1(1.0), {"precision": 0.5}, _f1(0.5))
 
 
-def test_champion_challenger_drives_promotion(db):
-    _register(db, "old", 1, map50=0.5)
-    promote(db, "old")
-    _register(db, "new", 2, map50=0.55)
-    champion_on_same_val = {"map50": 0.52}  # re-evaluated on the challenger's validation frames
-    if champion_challenger(list_models(db)[1].metrics, champion_on_same_val):
-        promote(db, "new")
-    assert current_model(db).version == "new"
+def test_register_current_if_none_only_in_a_registry_without_a_current_model(db):
+    classes = ["cw", "burst"]
+    assert registry.register_current_if_none(db, "shipped-1", "/m/a.pt", "/m/a.onnx", {"shipped": True}, {}, classes)
+    row = current_model(db)
+    assert (row.version, row.params, row.partitions, row.onnx_path) == ("shipped-1", {"shipped": True}, [], "/m/a.onnx")
+    assert not registry.register_current_if_none(db, "shipped-2", "/m/b.pt", None, {}, {}, classes)  # one is current
+    _register(db, "trained", 5)
+    assert current_model(db).version == "shipped-1" and len(list_models(db)) == 2
+
+
+def test_register_current_if_none_never_registers_a_version_twice(db):
+    _register(db, "shipped-1", 1)  # registered earlier, not current
+    assert not registry.register_current_if_none(db, "shipped-1", "/m/a.pt", None, {}, {}, ["burst"])
+    assert current_model(db) is None and len(list_models(db)) == 1
 
 
 def test_warm_start_takes_the_champion_only_when_it_can_seed_the_training(tmp_path):
@@ -154,8 +182,8 @@ def test_warm_start_takes_the_champion_only_when_it_can_seed_the_training(tmp_pa
     weights.write_bytes(b"not really torch, only present")
     champ = SimpleNamespace(version="v1", path=str(weights), classes=tuple(CLASSES))
     lines: list[str] = []
-    assert warm_start_source(TrainingConfig(), champ) == ("yolo11n.yaml", None)  # not asked
-    cfg = TrainingConfig(warm_start=True)
+    assert warm_start_source(TrainingConfig(warm_start=False), champ) == ("yolo11n.yaml", None)  # not asked
+    cfg = TrainingConfig()  # warm start is the default
     assert warm_start_source(cfg, champ, lines.append) == (str(weights), "v1")
     assert warm_start_source(cfg, None, lines.append) == ("yolo11n.yaml", None)
     other = SimpleNamespace(version="v0", path=str(weights), classes=("cw", "burst"))
@@ -163,3 +191,19 @@ def test_warm_start_takes_the_champion_only_when_it_can_seed_the_training(tmp_pa
     gone = SimpleNamespace(version="v2", path=str(tmp_path / "gone.pt"), classes=tuple(CLASSES))
     assert warm_start_source(cfg, gone, lines.append) == ("yolo11n.yaml", None)
     assert "no current model yet" in lines[1] and "v0" in lines[2] and "gone.pt" in lines[3]
+
+
+def test_thin_frames_keeps_runs_of_frames_spread_over_time(tmp_path):
+    from sdr_assets.ml.dataset import FrameLabels
+    from sdr_assets.ml.training import THIN_BLOCK_FRAMES, thin_frames
+
+    assert THIN_BLOCK_FRAMES == 10
+    frames = [FrameLabels(i, tmp_path / f"{i}.png", 10_000 - i * 10) for i in range(1000)]  # ids run back in time
+    kept = thin_frames(frames, 100)
+    starts = [f.t_start_ns for f in kept]
+    assert len(kept) == 100 and starts == sorted(starts) and starts[0] == 10  # from the oldest
+    runs = [starts[i : i + 10] for i in range(0, 100, 10)]  # ten runs of ten consecutive frames...
+    assert all(b - a == 10 for run in runs for a, b in zip(run, run[1:]))
+    assert {r2[0] - r1[0] for r1, r2 in zip(runs, runs[1:])} == {1000}  # ...spread evenly over time
+    assert len(thin_frames(frames, 0)) == 1000 and len(thin_frames(frames, 5000)) == 1000
+    assert len(thin_frames(frames, 25)) == 20 and len(thin_frames(frames, 3)) == 3

@@ -77,3 +77,25 @@ def test_tally_sums_recordings_per_class_and_map_over_reference_classes():
     assert t.ap() == pytest.approx(1 / 4 + 2 / 3 * 1 / 4)
     assert t.ap_by_class() == {"fsk": 0.0, "ook": pytest.approx(0.5)}  # ook: 1 of 2 found, first ranked
     assert t.map() == pytest.approx(0.25)
+
+
+def test_match_time_band_asks_time_overlap_and_the_reference_frequency_in_the_band():
+    from sdr_assets.ml.scoring import match_time_band
+
+    ook = Box(1.0, 1.08, 433.922e6, 433.937e6, "ook")  # a label's nominal band: 15 kHz
+    wide = Box(1.0, 1.08, 433.905e6, 433.963e6, "burst")  # the energy detector's keyed spectrum: 58 kHz
+    assert iou(wide, ook) == pytest.approx(15 / 58, abs=0.01)  # a time-frequency IoU would reject it
+    assert match_iou([wide], [ook], 0.5) == [None]
+    assert match_time_band([wide], [ook], 0.5) == [0]
+    elsewhere = Box(1.0, 1.08, 433.0e6, 433.05e6)  # right time, other frequency
+    late = Box(1.05, 1.13, 433.905e6, 433.963e6)  # time IoU 0.03 / 0.13
+    assert match_time_band([elsewhere, late], [ook], 0.5) == [None, None]
+    # thin boxes are widened first, as match_iou does: a 1 ms click and its 41 ms label box
+    click = Box(2.0, 2.001, 100.0, 101.0)
+    label = Box(1.98, 2.021, 90.0, 110.0)
+    assert match_time_band([click], [label], 0.5) == [None]
+    assert match_time_band([click], [label], 0.5, min_duration_s=0.041) == [0]
+    # one to one, strongest detection first, by label on request
+    a, b = Box(1.0, 1.08, 433.92e6, 433.94e6, "fsk", 0.9), Box(1.0, 1.07, 433.92e6, 433.94e6, "ook", 0.5)
+    assert match_time_band([b, a], [ook], 0.5) == [None, 0]
+    assert match_time_band([b, a], [ook], 0.5, same_label=True) == [0, None]
