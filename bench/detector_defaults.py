@@ -43,7 +43,7 @@ class Cached:
 def run(recs, reference, model, confs, tally_cls, args) -> dict:
     from sdr_assets.cli.evaluation import PARTITION_KEY, _min_extent, ingest, read_recording
     from sdr_assets.ml.detections import detect_partition
-    from sdr_assets.ml.scoring import Box, match_iou, match_starts
+    from sdr_assets.ml.scoring import Box, match_iou, match_starts, match_time_band
     from sdr_assets.paths import DataPaths
     from sdr_assets.records import NS_PER_S
     from sdr_assets.store.window import AnalysisDB
@@ -98,6 +98,8 @@ def run(recs, reference, model, confs, tally_cls, args) -> dict:
                         kwm = {"min_duration_s": extent[0], "min_bandwidth_hz": extent[1]}
                         m = match_iou(dets, refs, 0.5, **kwm)
                         tallies[label].add(dets, refs, m, match_iou(dets, refs, 0.5, same_label=True, **kwm))
+                        m = match_time_band(dets, refs, 0.5, **kwm)
+                        tallies["[time-band] " + label].add(dets, refs, m)
                     else:
                         tallies[label].add(dets, refs, match_starts(dets, refs, 0.02))
             print(f"  {rec.name}: {len(refs)} references", flush=True)

@@ -18,7 +18,9 @@ References (``--reference``):
   the detection's band +- ``freq_tol_hz`` (rtl_433 22.11's estimate is biased towards the
   centre: GT-WT-02 sends at -60 kHz, rtl_433 says -28 kHz).
 - ``sigmf``: the annotations of the folder's SigMF recordings, as the file source reads them
-  (times follow the captures); time-frequency boxes, scored by IoU (``ml.scoring``) with
+  (times follow the captures); time-frequency boxes, scored by IoU (``ml.scoring``) and, beside
+  it, by the held-back contest's rule (time IoU with the annotation's centre frequency inside the
+  detection's band: ``match_time_band``; band edges are a convention), each with
   recall/precision, AP50 over all detections, and mAP50 over the reference classes when the
   detector names them. An annotation without frequency edges (or spanning the whole band) is
   matched in time only.
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sdr_assets.errors import ConfigError, ModelError
-from sdr_assets.ml.scoring import Box, Tally, match_iou, match_starts
+from sdr_assets.ml.scoring import Box, Tally, match_iou, match_starts, match_time_band
 from sdr_assets.paths import DataPaths
 from sdr_assets.records import NS_PER_S
 
@@ -318,6 +320,7 @@ class EvalSummary:
     files: list[FileResult]
     tally: Tally = field(default_factory=Tally)  # the reference's matching
     tally_freq: Tally | None = None  # start AND rtl_433's frequency (rtl433 reference only)
+    tally_band: Tally | None = None  # time IoU AND the reference's centre in the band (sigmf only)
 
     @property
     def tp(self) -> int:
@@ -407,6 +410,10 @@ class Evaluation:
                 )
                 out.append(f"  {ap_name} (any class) {t.ap():.2f}; {m}")
             out += class_table(self.class_tally(s), self.class_matching())
+            if s.tally_band is not None:
+                rule = f"time IoU >= {self.iou_threshold:.2f} with the reference's centre frequency in the band"
+                out.append(f"  {rule} (the held-back contest's rule): {_rp(s.tally_band)}")
+                out += class_table(s.tally_band, rule)
         for name, why in self.unavailable.items():
             out.append(f"detector {name}: unavailable: {why}")
         return out
@@ -609,6 +616,7 @@ def evaluate(
     with_freq = isinstance(reference, Rtl433Reference)
     for s in summaries:
         s.tally_freq = Tally() if with_freq else None
+        s.tally_band = Tally() if reference.matching == "iou" else None
     recordings = list(recordings)
     for rec in recordings:  # all of them before the first hour of work
         try:
@@ -685,6 +693,13 @@ def _score(
         kw = {"min_duration_s": min_extent[0], "min_bandwidth_hz": min_extent[1]}
         matches = match_iou(dets, refs, iou_threshold, **kw)
         s.tally.add(dets, refs, matches, match_iou(dets, refs, iou_threshold, same_label=True, **kw))
+        if s.tally_band is not None:
+            s.tally_band.add(
+                dets,
+                refs,
+                match_time_band(dets, refs, iou_threshold, **kw),
+                match_time_band(dets, refs, iou_threshold, same_label=True, **kw),
+            )
     else:
         matches = match_starts(dets, refs, tol_s)
         s.tally.add(dets, refs, matches)

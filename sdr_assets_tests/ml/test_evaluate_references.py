@@ -47,7 +47,7 @@ def _tables(stdout: str) -> dict[str, dict[str, dict[str, str]]]:
         if m := MAIN.match(line):
             detector, head = m[2], None
         elif line.startswith("  per class ("):
-            head = []
+            head = [] if "centre frequency in the band" not in line else None  # the first table only
         elif head == [] and line.startswith("    class "):
             head = line.split()
         elif head and line.startswith("    "):
@@ -143,6 +143,15 @@ def test_sigmf_reference_scores_annotations_by_iou(scenarios, tmp_path, data_roo
     assert table["burst"]["detections"] == str(n_det) and table["burst"]["matched"] == str(tp)
     assert table["burst"]["references"] == "-" and table["burst"]["precision"] == f"{tp / n_det:.2f}"
     assert re.search(r"AP50 \(any class\) \d\.\d\d; mAP50 n/a \(detector labels burst", res.stdout)
+    # beside it, the held-back contest's rule (band edges are a convention): its own figures and table
+    band = re.search(
+        r"time IoU >= 0.50 with the reference's centre frequency in the band \(the held-back contest's rule\): "
+        r"recall (\S+) \((\d+)/(\d+)\), precision (\S+) \((\d+)/(\d+)\)",
+        res.stdout,
+    )
+    assert band, res.stdout
+    assert int(band[3]) == n_ref and int(band[6]) == n_det and 0 < int(band[2]) <= n_ref
+    assert "  per class (time IoU >= 0.50 with the reference's centre frequency in the band):" in res.stdout
     first = _summaries(res.stdout)
 
     # detections written beside the truth as `sdr-assets export` does (origin "detection") are
