@@ -133,6 +133,20 @@ UPDATE labels SET source = 'energy' WHERE auto = 1;
 """
 
 
+# Analysis migration 5: the energy detector's bursts per partition (store.bursts), written once
+# per window while its spectrograms render, read by training_labels and detections.
+_ANALYSIS_V5 = """
+CREATE TABLE energy_runs (
+    partition_key TEXT PRIMARY KEY, detected_ns INTEGER NOT NULL, n_bursts INTEGER NOT NULL,
+    seconds REAL NOT NULL, geometry TEXT NOT NULL);
+CREATE TABLE energy_bursts (
+    burst_id INTEGER PRIMARY KEY, partition_key TEXT NOT NULL,
+    t_start_ns INTEGER NOT NULL, t_end_ns INTEGER NOT NULL,
+    freq_lower_hz REAL NOT NULL, freq_upper_hz REAL NOT NULL, snr_db REAL NOT NULL, peak_db REAL NOT NULL);
+CREATE INDEX energy_bursts_partition ON energy_bursts (partition_key, t_start_ns);
+"""
+
+
 def _schema_text(name: str) -> str:
     return resources.files("sdr_assets.store").joinpath(name).read_text(encoding="utf-8")
 
@@ -143,8 +157,14 @@ def hot_migrations() -> list[tuple[int, str]]:
 
 
 def analysis_migrations() -> list[tuple[int, str]]:
-    """The analysis DB's migrations: 1 = analysis_schema.sql, then 2, 3 and 4 above."""
-    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2), (3, _ANALYSIS_V3), (4, _ANALYSIS_V4)]
+    """The analysis DB's migrations: 1 = analysis_schema.sql, then 2 to 5 above."""
+    return [
+        (1, _schema_text("analysis_schema.sql")),
+        (2, _ANALYSIS_V2),
+        (3, _ANALYSIS_V3),
+        (4, _ANALYSIS_V4),
+        (5, _ANALYSIS_V5),
+    ]
 
 
 def check_sqlite_file(path: Path) -> None:
