@@ -57,6 +57,7 @@ def training_labels(context: dg.AssetExecutionContext, store: SdrStore, decoder:
     }
     if st.source == "energy":
         meta["energy_bursts"] = st.n_sources
+        meta["energy_bursts_from"] = st.energy_from  # "stored": spectrograms ran the detector (once a window)
         meta["note"] = "no annotation and no rtl_433 package: energy-detector auto-labels (a fallback, auto = 1)"
     if st.relabelled:
         meta["relabelled_as_burst"] = dg.MetadataValue.json(st.relabelled)
@@ -204,6 +205,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
             "(ml.postprocess.refine_box): good to ~0.1 ms, not a frame column"
         )
     if row is None:
+        meta["energy_bursts_from"] = st.energy_from
         meta["note"] = (
             "no trained model yet: the energy detector ran on the window's IQ (materialise detector_model to train one)"
         )
