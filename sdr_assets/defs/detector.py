@@ -164,7 +164,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
         row = current_model(db)
         model, version, name = None, "energy", "energy detector on the IQ (no model in the registry yet)"
         if row is not None:
-            model = load_detector(row, prefer=detector.runtime, conf=detector.conf)
+            model = load_detector(row, prefer=detector.runtime, conf=detector.conf, threads=detector.threads or None)
             version = row.version
             name = (
                 "yolo onnxruntime (CPU)"

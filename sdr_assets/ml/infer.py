@@ -201,6 +201,8 @@ class OnnxDetector:
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+            # idle worker threads spin by default: CPU burnt where runs share the cores
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
