@@ -328,6 +328,38 @@ def test_window_without_annotations_gets_energy_labels_and_energy_detections(env
     assert Path(rep["path"]).read_bytes() == base64.b64decode(b64)
 
 
+def test_the_energy_detector_runs_once_a_window(env, data_root, tmp_path, monkeypatch):
+    """spectrograms runs it on its STFT and stores the bursts; training_labels (its energy
+    fallback) and detections (no model yet) read them: one detector run for the window."""
+    from sdr_assets.defs.resources import DecoderSettings, DetectorSettings
+    from sdr_assets.dsp import detect
+
+    start = _past_minute(105)
+    meta_path, truth = _sigmf_without_annotations(tmp_path, start + timedelta(seconds=3), 6.0)
+    _capture(env, f"file://{meta_path}")
+    runs = []
+    finish = detect.SegmentDetector.finish
+
+    def counted(self):
+        runs.append(self.describe())
+        return finish(self)
+
+    monkeypatch.setattr(detect.SegmentDetector, "finish", counted)
+    res = materialize(
+        CHAIN + ["training_labels", "detections"],
+        _key(start),
+        detector=DetectorSettings(),
+        decoder=DecoderSettings(rtl_433=str(tmp_path / "no_rtl_433")),
+    )
+    assert res.success, _failure(res)
+    assert len(runs) == 1 and runs[0].startswith("own STFT 256/64")  # one segment, once; 250 kS/s: the tuned STFT
+    spec, labels, det = (_meta(res, k) for k in ("spectrograms", "training_labels", "detections"))
+    assert spec["energy_bursts"] >= 0.8 * len(truth)
+    assert labels["source"] == "energy" and labels["energy_bursts_from"] == "stored"
+    assert labels["energy_bursts"] == spec["energy_bursts"]
+    assert det["energy_bursts_from"] == "stored" and det["count"] == spec["energy_bursts"]
+
+
 @pytest.mark.calendar
 def test_detector_model_without_labels_fails_clearly(env, data_root):
     res = _materialize(["detector_model"], (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d"))
