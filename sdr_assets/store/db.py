@@ -19,6 +19,10 @@ from sdr_assets.errors import ConfigError, StoreError
 PAGE_SIZE = 65536
 JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 BUSY_TIMEOUT_MS = 10_000
+# The analysis DB's writers are batch steps: one waits for another sensor's window load (a 60 s
+# window at 3.2 MS/s is 384 MB copied in one transaction, longer when sensors share the cores)
+# rather than fail with "database is locked" (bench/chain.py, 4 sensors on one core).
+ANALYSIS_BUSY_TIMEOUT_MS = 600_000
 CACHE_SIZE_KIB = 8 * 1024  # 8 MiB of page cache: capture must fit on a 512 MB board
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "OFF")
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -196,15 +200,22 @@ def _check_synchronous(synchronous: str) -> str:
     return mode
 
 
-def connect_rw(path, *, synchronous: str = "NORMAL", cache_size_kib: int = CACHE_SIZE_KIB) -> sqlite3.Connection:
-    """Open (creating if missing) a database for its single writer; WAL, 64 KiB pages."""
+def connect_rw(
+    path,
+    *,
+    synchronous: str = "NORMAL",
+    cache_size_kib: int = CACHE_SIZE_KIB,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+) -> sqlite3.Connection:
+    """Open (creating if missing) a database for its single writer; WAL, 64 KiB pages; a lock
+    held by another connection is waited for up to ``busy_timeout_ms``."""
     mode = _check_synchronous(synchronous)
     path = Path(path)
     check_sqlite_file(path)
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path.resolve().as_uri(), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(path.resolve().as_uri(), uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}; check the folder exists and is writable.") from exc
     try:
@@ -214,7 +225,7 @@ def connect_rw(path, *, synchronous: str = "NORMAL", cache_size_kib: int = CACHE
             raise StoreError(f"{path}: could not switch to WAL (journal_mode={got}); is the file on a network share?")
         conn.execute(f"PRAGMA synchronous={mode}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute(f"PRAGMA cache_size=-{int(cache_size_kib)}")
         conn.execute("PRAGMA secure_delete=OFF")  # this build defaults ON: retention would zero-fill

@@ -26,6 +26,7 @@ from sdr_assets.store.bursts import BurstQueries
 from sdr_assets.store.chunks import ChunkQueries
 from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
+    ANALYSIS_BUSY_TIMEOUT_MS,
     SQLITE_HEADER,
     DbHandle,
     analysis_migrations,
@@ -163,7 +164,7 @@ class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQu
         reason = _corrupt_reason(self.path)
         if reason:
             self._move_aside(reason)
-        conn = connect_rw(self.path)
+        conn = connect_rw(self.path, busy_timeout_ms=ANALYSIS_BUSY_TIMEOUT_MS)
         try:
             migrate(conn, analysis_migrations(), application_id=ANALYSIS_APP_ID)
         except BaseException:
