@@ -2,7 +2,7 @@
 
 ``spectrograms`` runs it while it renders (``store.frames.render_partition(energy=...)``): the
 detector reuses the spectrogram's STFT where the spectrogram's window is short enough, else
-runs its own tuned STFT (``dsp.detect.segment_detector``), and the bursts are stored
+runs its own STFT (``dsp.detect.segment_detector``), and the bursts are stored
 (``store.bursts``). :func:`window_bursts` returns the stored bursts; only for a window whose
 bursts are missing or stale (rendered before the detector was stored, or the window was
 loaded again since) does it run the detector over the IQ, the same way, and store them.

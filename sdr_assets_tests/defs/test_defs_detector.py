@@ -352,7 +352,7 @@ def test_the_energy_detector_runs_once_a_window(env, data_root, tmp_path, monkey
         decoder=DecoderSettings(rtl_433=str(tmp_path / "no_rtl_433")),
     )
     assert res.success, _failure(res)
-    assert len(runs) == 1 and runs[0].startswith("own STFT 256/64")  # one segment, once; 250 kS/s: the tuned STFT
+    assert len(runs) == 1 and runs[0].startswith("own STFT 256/64")  # one segment, once; 250 kS/s: its own STFT
     spec, labels, det = (_meta(res, k) for k in ("spectrograms", "training_labels", "detections"))
     assert spec["energy_bursts"] >= 0.8 * len(truth)
     assert labels["source"] == "energy" and labels["energy_bursts_from"] == "stored"

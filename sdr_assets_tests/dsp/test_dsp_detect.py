@@ -148,12 +148,12 @@ def test_segment_detector_streams_like_detect_bursts_where_it_runs_its_own_stft(
             a = int((start + k * 0.0015) * fs)
             x[a : a + 125] += (0.2 * np.exp(2j * np.pi * f * t[a : a + 125])).astype(np.complex64)
     cu8 = complex64_to_cu8(x)
-    det = segment_detector(fs, 640, 640)  # a 2.56 ms window: too long to reuse, the tuned 256/64 STFT
-    assert det.own_stft and det.grid.nfft == 256 and det.grid.hop == 64
+    det = segment_detector(fs, 640, 640)  # a 2.56 ms window: too long to reuse; its own 256/64, 2 x 2 pooled
+    assert det.own_stft and (det.grid.nfft, det.grid.hop, det.grid.pool_bins, det.grid.pool_cols) == (256, 64, 2, 2)
     _feed_power(det, cu8, 640, 640, piece=33_333)
     got = det.finish()
     assert len(got) == 2
-    assert got == detect_bursts(cu8_to_complex64(cu8), fs, remove_dc=False)
+    assert got == detect_bursts(cu8_to_complex64(cu8), fs, pool_bins=2, pool_cols=2, smooth_cols=5, remove_dc=False)
 
 
 def test_segment_detector_reuses_a_short_window_pooled_and_finds_the_packet():
