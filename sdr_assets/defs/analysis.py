@@ -200,7 +200,7 @@ def iq_window(context: dg.AssetExecutionContext, store: SdrStore):
     ],
 )
 def spectrograms(context: dg.AssetExecutionContext, store: SdrStore, spectrogram: SpectrogramSettings):
-    """STFT frames of the window as 8-bit PNGs, indexed so every pixel maps to time and Hz."""
+    """STFT frames of the window as 8-bit PNGs, indexed so every pixel maps to time and Hz; the energy detector's bursts."""
     from sdr_assets.dsp.stft import pick_backend
 
     paths = store.paths()
@@ -215,7 +215,9 @@ def spectrograms(context: dg.AssetExecutionContext, store: SdrStore, spectrogram
             hop=spectrogram.hop,
             frame_cols=spectrogram.frame_cols,
             backend=backend,
+            energy={},  # the energy detector runs here, once per window, on this STFT (store.bursts)
         )
+        run = db.energy_run(key)
         on_disk = [f.path for f in db.frames(key)]
     missing = [p for p in on_disk if not (paths.root / p).exists()]
     ms_per_frame = 1000 * (st.stft_s + st.png_s) / max(st.n_frames, 1)
@@ -227,6 +229,9 @@ def spectrograms(context: dg.AssetExecutionContext, store: SdrStore, spectrogram
         "stft_s": round(st.stft_s, 3),
         "png_s": round(st.png_s, 3),
         "ms_per_frame": round(ms_per_frame, 2),
+        "energy_bursts": st.n_bursts,
+        "energy_s": round(st.energy_s, 3),
+        "energy_detector": run.geometry if run else "not run",
         "backend": st.backend,
         "nfft": spectrogram.nfft,
         "hop": spectrogram.hop,

@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 
+from sdr_assets.defs.executor import analysis_executor
 from sdr_assets.defs.partitions import SENSOR_TIME, SENSORS, TIME_PARTITIONS, multi_key
 from sdr_assets.defs.resources import SdrStore
 from sdr_assets.paths import DEFAULT_SENSOR
@@ -16,7 +17,9 @@ analysis_job = dg.define_asset_job(
     "analysis_job",
     selection=dg.AssetSelection.groups("analysis"),
     partitions_def=SENSOR_TIME,
-    description="Snapshot a sensor's hot DB, load the partition's window and render its spectrograms.",
+    description="Snapshot a sensor's hot DB, load the partition's window, render its spectrograms, "
+    "decode, label and detect: one process for the whole chain (in_process).",
+    executor_def=analysis_executor(),
 )
 
 analysis_schedule = dg.build_schedule_from_partitioned_job(

@@ -57,6 +57,7 @@ def training_labels(context: dg.AssetExecutionContext, store: SdrStore, decoder:
     }
     if st.source == "energy":
         meta["energy_bursts"] = st.n_sources
+        meta["energy_bursts_from"] = st.energy_from  # "stored": spectrograms ran the detector (once a window)
         meta["note"] = "no annotation and no rtl_433 package: energy-detector auto-labels (a fallback, auto = 1)"
     if st.relabelled:
         meta["relabelled_as_burst"] = dg.MetadataValue.json(st.relabelled)
@@ -224,7 +225,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
         row = current_model(db)
         model, version, name = None, "energy", "energy detector on the IQ (no model in the registry yet)"
         if row is not None:
-            model = load_detector(row, prefer=detector.runtime, conf=detector.conf)
+            model = load_detector(row, prefer=detector.runtime, conf=detector.conf, threads=detector.threads or None)
             version = row.version
             name = (
                 "yolo onnxruntime (CPU)"
@@ -267,6 +268,7 @@ def detections(context: dg.AssetExecutionContext, store: SdrStore, detector: Det
     if shipped.registered:
         meta["shipped_model"] = shipped.note
     if row is None:
+        meta["energy_bursts_from"] = st.energy_from
         meta["note"] = (
             f"no model yet ({shipped.note or 'none registered'}): the energy detector ran on the window's IQ "
             "(materialise detector_model to train one)"

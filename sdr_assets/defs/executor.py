@@ -1,7 +1,8 @@
 """The executor every job runs on, chosen by ``SDR_ASSETS_EXECUTOR`` when the definitions load.
 
 - unset: Dagster's default (each step in its own process on this machine; the launchpad may
-  pick ``in_process`` per run).
+  pick ``in_process`` per run), except the sensor-driven ``analysis_job``, which runs in process
+  (:func:`analysis_executor`).
 - ``multiprocess`` / ``in_process``: that executor for every run.
 - ``celery``: each step is queued on a Celery broker and run by ``dagster-celery`` workers,
   on this machine or others (README "Production"). Needs the ``prod`` extra, an instance every
@@ -66,3 +67,12 @@ def build_executor() -> dg.ExecutorDefinition | None:
             ) from exc
         return celery_executor.configured(celery_config(), name="celery")
     return None
+
+
+def analysis_executor() -> dg.ExecutorDefinition | None:
+    """The executor of the sensor-driven analysis_job: in_process unless SDR_ASSETS_EXECUTOR names
+    one (then None: the Definitions' executor). A window's steps run one after another anyway
+    (each needs the one before, or shares the core), and a process per step cost more CPU than
+    the work (bench/chain.py: start-up, imports and the instance per step); runs of different
+    windows and sensors still run side by side, each its own process."""
+    return dg.in_process_executor if not executor_name() else None

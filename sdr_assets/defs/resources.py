@@ -92,6 +92,8 @@ class DetectorSettings(dg.ConfigurableResource):
     single_transmitter: bool = False  # ISM-style captures, one transmitter at a time: model boxes
     # must show energy in their band, and overlaps in time are suppressed at any frequency
     runtime: str = "auto"  # inference: auto (torch on CUDA, else onnxruntime) | onnx | torch
+    threads: int = 1  # inference: onnxruntime threads a run (0: one a core); one is the least CPU a
+    # frame (bench/chain.py): windows and sensors run side by side, each run its own process
 
     def training_config(self):
         from sdr_assets.ml.training import TrainingConfig

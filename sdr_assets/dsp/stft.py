@@ -19,11 +19,11 @@ sample, and the work runs in cache-sized blocks of columns with in-place float32
 import importlib
 import importlib.util
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from sdr_assets.dsp.iq import CU8_PAIR_LUT, cu8_pairs
 from sdr_assets.records import NS_PER_S
@@ -37,8 +37,10 @@ _BLOCK_SAMPLES = 81920  # 128 columns of 640 complex64 = 640 KiB: stays in L2
 
 
 def hann_window(nfft: int) -> np.ndarray:
-    """Periodic (DFT-even) Hann window, float32."""
-    return scipy.signal.get_window("hann", nfft, fftbins=True).astype(np.float32)
+    """Periodic (DFT-even) Hann window, float32: ``0.5 - 0.5 cos(2 pi n / nfft)`` (what
+    scipy.signal.get_window("hann", nfft) gives, without importing scipy.signal: a second of
+    start-up in every process)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(nfft) / nfft)).astype(np.float32)
 
 
 def _shifted_window(nfft: int, window: np.ndarray | None) -> tuple[np.ndarray, bool]:
@@ -129,6 +131,21 @@ def stft_db_cu8(
 ) -> np.ndarray:
     """Same as ``stft_db(cu8_to_complex64(cu8), ...)`` without the complex intermediate."""
     return _stft_blocks(cu8_pairs(cu8), nfft, hop, window, gather=True)
+
+
+def stft_power_cu8(
+    cu8: bytes | np.ndarray, nfft: int = DEFAULT_NFFT, hop: int = DEFAULT_HOP, window: np.ndarray | None = None
+) -> np.ndarray:
+    """Same as ``stft_power(cu8_to_complex64(cu8), ...)`` without the complex intermediate."""
+    return _stft_blocks(cu8_pairs(cu8), nfft, hop, window, gather=True, db=False)
+
+
+def power_to_db(p: np.ndarray) -> np.ndarray:
+    """``10 * log10(p + EPS_POWER)`` in place (float32): :func:`stft_power` -> :func:`stft_db`."""
+    p += np.float32(EPS_POWER)
+    np.log(p, out=p)
+    p *= _DB_PER_LN
+    return p
 
 
 def frames_from_cu8(
@@ -275,10 +292,20 @@ def stft_db_torch(
     return db.cpu().numpy().astype(np.float32, copy=False)
 
 
-def pick_backend() -> str:
-    """ "torch-cuda" when torch imports and sees a CUDA device, else "numpy"."""
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")
 
-    if importlib.util.find_spec("torch") is None:
+
+def nvidia_driver_loaded() -> bool:
+    """Is an NVIDIA driver visible (its /proc entry or device nodes)? Without one torch sees no
+    CUDA device, and importing torch to ask costs seconds of CPU per process."""
+    return any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS)
+
+
+def pick_backend() -> str:
+    """ "torch-cuda" when torch imports and sees a CUDA device, else "numpy" (torch is not
+    imported where no NVIDIA driver is loaded)."""
+
+    if not nvidia_driver_loaded() or importlib.util.find_spec("torch") is None:
         return "numpy"
     torch = importlib.import_module("torch")  # only when present, and only here
 

@@ -12,8 +12,9 @@ Two detectors, one output:
   ``suppress_across_freq`` suppresses overlaps in time at any frequency, after dropping refined
   boxes that are pieces of a longer refined box (``drop_pieces``: rtl_433 packages on one
   envelope for the whole band);
-- until a model exists, the energy detector over the window's IQ (``ml.energy``), label
-  ``burst``, ``model_version = "energy"``, confidence from its SNR.
+- until a model exists, the energy detector's bursts of the window (``ml.energy``: those
+  ``spectrograms`` stored, else run now), label ``burst``, ``model_version = "energy"``,
+  confidence from its SNR.
 
 Each row's ``first_seq``/``last_seq`` are the hot-DB chunks whose samples overlap the box
 (``store.lineage``); ``frame_id`` is the frame the box was seen on (for an energy burst, the
@@ -27,7 +28,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdr_assets.ml.energy import window_bursts
+from sdr_assets.ml.energy import window_bursts_from
 from sdr_assets.ml.labels import BoxGeometry
 from sdr_assets.ml.postprocess import (
     REFINE,
@@ -67,6 +68,7 @@ class DetectionStats:
     n_split: int = 0  # boxes added because a model box held more than one package
     n_unconfirmed: int = 0  # model boxes dropped by require_energy (no energy over the floor in their band)
     n_echoes: int = 0  # refined model boxes dropped as another box's echo (drop_echoes)
+    energy_from: str = ""  # energy detector: "stored" (by spectrograms) or "detected now"
 
     @property
     def ms_per_frame(self) -> float:
@@ -96,7 +98,11 @@ def _frame_for(frames: Sequence[FrameRow], t_ns: int) -> int:
     return best
 
 
-def energy_boxes(db: AnalysisDB, partition_key: str, frames: Sequence[FrameRow], **energy_kwargs) -> list[DetectionBox]:
+def energy_boxes(
+    db: AnalysisDB, partition_key: str, frames: Sequence[FrameRow], **energy_kwargs
+) -> tuple[list[DetectionBox], str]:
+    """The energy detector's bursts as detection boxes, and where they came from."""
+    bursts, origin = window_bursts_from(db, partition_key, **energy_kwargs)
     return [
         DetectionBox(
             b.t_start_ns,
@@ -107,8 +113,8 @@ def energy_boxes(db: AnalysisDB, partition_key: str, frames: Sequence[FrameRow],
             b.confidence,
             (_frame_for(frames, b.t_start_ns),),
         )
-        for b in window_bursts(db, partition_key, **energy_kwargs)
-    ]
+        for b in bursts
+    ], origin
 
 
 def model_boxes(detector: Callable, frames: Sequence[FrameRow], root: Path, batch: int = 16) -> list[DetectionBox]:
@@ -195,12 +201,13 @@ def detect_partition(
     stronger one at another frequency (``drop_echoes``: its image, splatter or harmonic); safe in
     a busy band.
     ``frame_ids``: only these frames of the partition (the held-back frames of ``ml.contest``):
-    the model sees them, the energy detector reads the IQ under them (``ml.energy.SPAN_MARGIN_S``
-    either side)."""
+    the model sees them, the energy detector's bursts of the window (run once a window, stored)
+    are kept where their centre lies in one of them."""
     if require_energy and refine is None:
         raise ValueError("require_energy needs refine (the envelope check is refine_box's)")
     t0 = time.perf_counter()
     n_refined = n_split = n_unconfirmed = n_echoes = 0
+    energy_from = ""
     frames = db.frames(partition_key)
     if frame_ids is not None:
         wanted = set(frame_ids)
@@ -209,7 +216,7 @@ def detect_partition(
         model_version = ENERGY_VERSION
         if frame_ids is not None:
             energy_kwargs["spans_ns"] = [(f.t_start_ns, int(BoxGeometry.of(f).image_t_end_ns)) for f in frames]
-        boxes = energy_boxes(db, partition_key, frames, **energy_kwargs)
+        boxes, energy_from = energy_boxes(db, partition_key, frames, **energy_kwargs)
         joined = boxes
         name = "energy (IQ)"
     else:
@@ -261,5 +268,6 @@ def detect_partition(
         n_split,
         n_unconfirmed,
         n_echoes,
+        energy_from,
     )
     return stats, rows

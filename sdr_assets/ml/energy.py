@@ -1,30 +1,30 @@
-"""The energy detector (dsp.detect.detect_bursts) over a window's IQ, in absolute time and Hz.
+"""The energy detector (dsp.detect) over a window's IQ, in absolute time and Hz, run once per window.
 
-It runs on the raw samples, not on the PNG frames: each contiguous segment of the window
-(same tuning, no time hole: ``records.contiguous_runs``, the spectrogram frames' segments)
-is read chunk by chunk and cut into blocks of ``block_s`` seconds that overlap by ``overlap_s``. Each block keeps the
-bursts that START in its own part (the blocks' own parts tile the segment), so a burst
-shorter than ``overlap_s / 2`` is found exactly once and whole; a segment shorter than one
-block is a single call, identical to ``detect_bursts`` on the whole recording. Longer bursts
-are cut where a block ends (a known limit: the detector's noise model needs ~1 s anyway).
-Each burst is a ``records.TimeFreqBox`` labelled :data:`AUTO_LABEL`, its confidence :func:`snr_score`.
+``spectrograms`` runs it while it renders (``store.frames.render_partition(energy=...)``): the
+detector reuses the spectrogram's STFT where the spectrogram's window is short enough, else
+runs its own STFT (``dsp.detect.segment_detector``), and the bursts are stored
+(``store.bursts``). :func:`window_bursts` returns the stored bursts; only for a window whose
+bursts are missing or stale (rendered before the detector was stored, or the window was
+loaded again since) does it run the detector over the IQ, the same way, and store them.
+
+Each contiguous segment of the window (same tuning, no time hole: ``records.contiguous_runs``,
+the spectrogram frames' segments) is processed in blocks of 8 s that overlap by 1 s; each block
+keeps the bursts that START in its own part, so a burst shorter than 0.5 s is found exactly
+once and whole. Longer bursts are cut where a block ends (a known limit: the detector's noise
+model needs ~1 s anyway). Each burst is a ``records.TimeFreqBox`` labelled :data:`AUTO_LABEL`,
+its confidence :func:`snr_score`.
 """
 
-import math
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Sequence
 
-import numpy as np
-
-from sdr_assets.dsp.detect import detect_bursts
-from sdr_assets.dsp.iq import cu8_to_complex64
-from sdr_assets.records import NS_PER_S, TimeFreqBox, samples_to_ns
-from sdr_assets.store.chunks import ChunkRow
+from sdr_assets.dsp import stft
+from sdr_assets.dsp.detect import segment_detector
+from sdr_assets.records import TimeFreqBox, samples_to_ns
+from sdr_assets.store.bursts import EnergyBurstRow, EnergyRun
 from sdr_assets.store.window import AnalysisDB
 
 AUTO_LABEL = "burst"
-DEFAULT_BLOCK_S = 8.0
-DEFAULT_OVERLAP_S = 1.0
-SPAN_MARGIN_S = 2.0  # window_bursts(spans_ns=...): samples read either side of a span (the noise floor's context)
 
 
 def snr_score(snr_db: float) -> float:
@@ -32,84 +32,77 @@ def snr_score(snr_db: float) -> float:
     return max(0.0, snr_db) / (max(0.0, snr_db) + 10.0)
 
 
-def _blocks(
-    seg: list[ChunkRow], read_iq: Callable[[int], bytes], block_n: int, overlap_n: int
-) -> Iterator[tuple[int, np.ndarray, bool]]:
-    """(offset of the block in the segment, cu8 bytes of the block, is_last) for one segment;
-    chunk payloads are read one at a time, so memory stays at about one block."""
-    step = block_n - overlap_n
-    buf = bytearray()
-    offset = 0
-    for row in seg:
-        buf += read_iq(row.seq)
-        while len(buf) // 2 >= block_n + step:  # a full block, and more data after it
-            yield offset, np.frombuffer(bytes(buf[: 2 * block_n]), dtype=np.uint8), False
-            del buf[: 2 * step]
-            offset += step
-    if buf:
-        yield offset, np.frombuffer(bytes(buf), dtype=np.uint8), True
+def boxes_of(rows: list[EnergyBurstRow]) -> list[TimeFreqBox]:
+    return sorted((r.box(AUTO_LABEL, snr_score(r.snr_db)) for r in rows), key=lambda b: (b.t_start_ns, b.freq_lower_hz))
 
 
-def segment_bursts(
-    seg: list[ChunkRow],
-    read_iq: Callable[[int], bytes],
-    *,
-    block_s: float = DEFAULT_BLOCK_S,
-    overlap_s: float = DEFAULT_OVERLAP_S,
-    **detect_kwargs,
-) -> list[TimeFreqBox]:
-    """Bursts of one contiguous run of chunks; ``read_iq(seq)`` gives a chunk's cu8."""
-    fs, fc = float(seg[0].sample_rate_hz), float(seg[0].center_freq_hz)
-    t0_ns = int(seg[0].t_start_ns)
-    block_n = max(1, int(block_s * fs))
-    overlap_n = min(block_n // 2, int(overlap_s * fs))
-    out = []
-    for offset, cu8, last in _blocks(seg, read_iq, block_n, overlap_n):
-        x = cu8_to_complex64(cu8)
-        own_lo = 0 if offset == 0 else overlap_n // 2
-        own_hi = math.inf if last else block_n - overlap_n + overlap_n // 2
-        for b in detect_bursts(x, fs, **detect_kwargs):
-            if not own_lo <= b.start_sample < own_hi:
+def detect_window(db: AnalysisDB, partition_key: str, nfft: int, hop: int, **params) -> tuple[list, EnergyRun]:
+    """Run the detector over the partition's IQ as ``render_partition`` does for a spectrogram
+    of ``nfft``/``hop`` (the same bursts), without rendering: (burst rows, run)."""
+    rows: list[EnergyBurstRow] = []
+    seconds, geometry = 0.0, []
+    for seg, with_iq in db.runs_with_iq(partition_key):
+        fs, fc, t0_ns = seg[0].sample_rate_hz, seg[0].center_freq_hz, seg[0].t_start_ns
+        det = segment_detector(fs, nfft, hop, **params)
+        carry = bytearray()
+        for c in with_iq:
+            iq = c.iq
+            det.add_samples(iq)
+            if det.own_stft:
                 continue
-            out.append(
-                TimeFreqBox(
-                    t0_ns + samples_to_ns(offset + b.start_sample, fs),
-                    t0_ns + samples_to_ns(offset + b.end_sample, fs),
+            carry += iq
+            n_cols = 0 if len(carry) < 2 * nfft else 1 + (len(carry) // 2 - nfft) // hop
+            if n_cols:
+                det.add_power(stft.stft_power_cu8(carry[: 2 * ((n_cols - 1) * hop + nfft)], nfft, hop))
+                del carry[: 2 * n_cols * hop]
+        for b in det.finish():
+            rows.append(
+                EnergyBurstRow(
+                    t0_ns + samples_to_ns(b.start_sample, fs),
+                    t0_ns + samples_to_ns(b.end_sample, fs),
                     fc + b.freq_lower_hz,
                     fc + b.freq_upper_hz,
-                    AUTO_LABEL,
-                    snr_score(b.snr_db),
+                    b.snr_db,
+                    b.peak_db,
                 )
             )
-    return out
+        seconds += det.seconds
+        geometry.append(det.describe())
+    run = EnergyRun(
+        partition_key, time.time_ns(), len(rows), seconds, "; ".join(dict.fromkeys(geometry)) or "no samples"
+    )
+    return rows, run
 
 
-def _within(seg: list[ChunkRow], spans_ns: Sequence[tuple[int, int]], margin_ns: int) -> Iterator[list[ChunkRow]]:
-    """The pieces of one contiguous run whose chunks overlap a span widened by ``margin_ns``."""
-    piece: list[ChunkRow] = []
-    for row in seg:
-        if any(row.t_start_ns < t1 + margin_ns and row.t_end_ns > t0 - margin_ns for t0, t1 in spans_ns):
-            piece.append(row)
-        elif piece:
-            yield piece
-            piece = []
-    if piece:
-        yield piece
+def window_bursts(db: AnalysisDB, partition_key: str, **params) -> list[TimeFreqBox]:
+    """The partition's bursts, time order (see :func:`window_bursts_from`)."""
+    return window_bursts_from(db, partition_key, **params)[0]
 
 
-def window_bursts(
-    db: AnalysisDB,
-    partition_key: str,
-    spans_ns: Sequence[tuple[int, int]] | None = None,
-    margin_s: float = SPAN_MARGIN_S,
-    **kwargs,
-) -> list[TimeFreqBox]:
-    """Bursts in every contiguous run of a partition's chunks (analysis DB), time order.
-    ``spans_ns``: only the chunks within ``margin_s`` of these spans are read (the held-back
-    frames of ``ml.contest``), each stretch of them as its own run."""
-    out: list[TimeFreqBox] = []
-    for seg in db.chunk_runs(partition_key):
-        pieces = [seg] if spans_ns is None else _within(seg, spans_ns, int(margin_s * NS_PER_S))
-        for piece in pieces:
-            out.extend(segment_bursts(piece, lambda seq: db.chunk_iq(partition_key, seq), **kwargs))
-    return sorted(out, key=lambda b: (b.t_start_ns, b.freq_lower_hz))
+def _in_spans(boxes: list[TimeFreqBox], spans_ns: Sequence[tuple[int, int]]) -> list[TimeFreqBox]:
+    return [b for b in boxes if any(t0 <= (b.t_start_ns + b.t_end_ns) // 2 < t1 for t0, t1 in spans_ns)]
+
+
+def window_bursts_from(
+    db: AnalysisDB, partition_key: str, spans_ns: Sequence[tuple[int, int]] | None = None, **params
+) -> tuple[list[TimeFreqBox], str]:
+    """(the partition's bursts in time order, where they came from): the stored ones
+    ("stored"; ``spectrograms`` stored them), else the detector run now over the IQ and stored
+    ("detected now"). ``params`` (detector parameters) always run it now and store nothing.
+    ``spans_ns``: only the bursts whose centre lies in one of these spans (the held-back frames
+    of ``ml.contest``); the detector still runs over the whole window, once."""
+    boxes, origin = _window_bursts_from(db, partition_key, **params)
+    return (boxes if spans_ns is None else _in_spans(boxes, spans_ns)), origin
+
+
+def _window_bursts_from(db: AnalysisDB, partition_key: str, **params) -> tuple[list[TimeFreqBox], str]:
+    if not params:
+        stored = db.energy_bursts(partition_key)
+        if stored is not None:
+            return boxes_of(stored), "stored"
+    frames = db.frames(partition_key)
+    nfft, hop = (frames[0].nfft, frames[0].hop) if frames else (stft.DEFAULT_NFFT, stft.DEFAULT_HOP)
+    rows, run = detect_window(db, partition_key, nfft, hop, **params)
+    if not params:
+        db.replace_energy_bursts(run, rows)
+    return boxes_of(rows), "detected now"

@@ -27,6 +27,7 @@ __all__ = [
     "load_detector",
     "load_image",
     "nms",
+    "preprocess",
     "DetectionBox",
     "join_frame_edges",
     "suppress_overlaps",
@@ -66,7 +67,8 @@ def load_image(image: Image) -> np.ndarray:
 
 
 def letterbox(img: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, tuple[float, float]]:
-    """Resize keeping aspect and pad with 114 to imgsz x imgsz (as ultralytics' LetterBox)."""
+    """Resize keeping aspect and pad with 114 to imgsz x imgsz (as ultralytics' LetterBox); the
+    channels, if any, are kept."""
     import cv2
 
     h, w = img.shape[:2]
@@ -76,7 +78,7 @@ def letterbox(img: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, tuple[flo
         img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     dw, dh = (imgsz - new_w) / 2, (imgsz - new_h) / 2
     top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
-    out = np.full((imgsz, imgsz, 3), 114, dtype=np.uint8)
+    out = np.full((imgsz, imgsz) + img.shape[2:], 114, dtype=np.uint8)  # H x W (grey) or H x W x C
     out[top : top + new_h, left : left + new_w] = img
     return out, r, (left, top)
 
@@ -146,8 +148,37 @@ def decode_output(
     return dets
 
 
+def preprocess(image: Image, imgsz: int) -> tuple[np.ndarray, float, tuple[float, float], tuple[int, int]]:
+    """One image -> (3 x imgsz x imgsz float32 RGB in 0..1, letterbox scale, (left, top) pad,
+    original (height, width)), as ultralytics feeds its exports. A grey frame is resized once
+    and replicated into the three channels at the end."""
+    if isinstance(image, (str, Path)):
+        import cv2
+
+        arr = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+        if arr is None:
+            raise ModelError(f"cannot read image {image}; check the frame's path in the frames table.")
+    else:
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8:
+            raise ModelError(f"images must be uint8, got {arr.dtype}; scale the spectrogram to 0..255 first.")
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        boxed, r, pad = letterbox(arr, imgsz)
+        chw = boxed[:, :, ::-1].transpose(2, 0, 1)
+    elif arr.ndim == 2:
+        boxed, r, pad = letterbox(arr, imgsz)  # one channel: grey, so RGB == BGR
+        chw = np.broadcast_to(boxed[None], (3, imgsz, imgsz))
+    else:
+        raise ModelError(f"image shape {arr.shape} is neither HxW nor HxWx3.")
+    x = np.empty((3, imgsz, imgsz), np.float32)
+    np.multiply(chw, np.float32(1 / 255.0), out=x)
+    return x, r, pad, arr.shape[:2]
+
+
 class OnnxDetector:
-    """A YOLO ONNX export (static 1x3ximgszximgsz) run with onnxruntime."""
+    """A YOLO ONNX export run with onnxruntime, ``batch`` images a call where the export's batch
+    axis is dynamic (``export_onnx`` since session 4); a fixed batch of 1 (older exports) runs
+    them one at a time, a fixed batch of N in calls of N (the last one padded)."""
 
     def __init__(
         self,
@@ -159,6 +190,7 @@ class OnnxDetector:
         iou: float = 0.7,
         max_det: int = 300,
         threads: int | None = None,
+        batch: int = 16,
     ):
         import onnxruntime as ort
 
@@ -169,14 +201,19 @@ class OnnxDetector:
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+            # idle worker threads spin by default: CPU burnt where runs share the cores
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape_sz = inp.shape[2] if isinstance(inp.shape[2], int) else None
-        self.imgsz = int(imgsz or shape_sz or 320)
+        self.imgsz = int(imgsz or shape_sz or _meta_imgsz(meta) or 320)
         if shape_sz and self.imgsz != shape_sz:
             raise ModelError(f"{path} was exported for imgsz={shape_sz}, not {self.imgsz}; pass imgsz={shape_sz}.")
+        fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        self.fixed_batch = fixed
+        self.batch = fixed or max(1, int(batch))
         names = ast.literal_eval(meta["names"]) if "names" in meta else None
         self.classes = (
             tuple(classes) if classes is not None else (tuple(names[i] for i in sorted(names)) if names else CLASSES)
@@ -198,14 +235,24 @@ class OnnxDetector:
         )
 
     def __call__(self, images: Sequence[Image]) -> list[list[Detection]]:
-        results = []
-        for image in images:
-            img = load_image(image)
-            boxed, r, pad = letterbox(img, self.imgsz)
-            x = np.ascontiguousarray(boxed[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        results: list[list[Detection]] = []
+        for i in range(0, len(images), self.batch):
+            prepped = [preprocess(image, self.imgsz) for image in images[i : i + self.batch]]
+            x = np.stack([p[0] for p in prepped])
+            if self.fixed_batch and x.shape[0] < self.fixed_batch:  # pad a fixed batch
+                x = np.concatenate([x, np.zeros((self.fixed_batch - x.shape[0],) + x.shape[1:], np.float32)])
             out = self.session.run(None, {self.input_name: x})[0]
-            results.append(self._decode(out, r, pad, img.shape[:2]))
+            results.extend(self._decode(out[k : k + 1], r, pad, hw) for k, (_, r, pad, hw) in enumerate(prepped))
         return results
+
+
+def _meta_imgsz(meta: dict) -> int | None:
+    """imgsz from an ultralytics export's metadata ("[320, 320]"), None if absent."""
+    try:
+        value = ast.literal_eval(meta.get("imgsz", "None"))
+    except (ValueError, SyntaxError):
+        return None
+    return int(value[0]) if isinstance(value, (list, tuple)) and value else None
 
 
 class TorchDetector:
@@ -258,6 +305,18 @@ class TorchDetector:
         return out
 
 
+def cuda_present() -> bool:
+    """Does torch see a CUDA device? Answered without importing torch (seconds of CPU) where no
+    NVIDIA driver is loaded (``dsp.stft.nvidia_driver_loaded``): then there is none."""
+    from sdr_assets.dsp.stft import nvidia_driver_loaded
+
+    if not nvidia_driver_loaded():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def load_detector(
     model_row: Any, prefer: str = "auto", conf: float = 0.25, iou: float = 0.7, threads: int | None = None
 ) -> OnnxDetector | TorchDetector:
@@ -272,9 +331,7 @@ def load_detector(
     classes = getattr(model_row, "classes", None) or None
     onnx_path = getattr(model_row, "onnx_path", None)
     if prefer == "auto":
-        import torch
-
-        if torch.cuda.is_available():
+        if cuda_present():
             prefer = "torch"
         else:
             prefer = "onnx" if onnx_path and Path(onnx_path).is_file() else "torch"

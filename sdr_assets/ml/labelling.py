@@ -9,8 +9,9 @@ Sources, each box recorded with its own (``labels.source``, see ``store.labels``
   (``packages``: ``store.messages.PackageRecord``), class from its modulation (OOK -> ``ook``,
   FSK -> ``fsk``), its time span from rtl_433 and its band measured on the samples; a package
   that overlaps an annotation in time and frequency is left to the annotation;
-- ``energy`` (``auto = 1``): only when neither gave a box, the energy detector run over the
-  window's IQ (``ml.energy``), class ``burst``: a fallback, marked as such.
+- ``energy`` (``auto = 1``): only when neither gave a box, the energy detector's bursts of the
+  window (``ml.energy``: those ``spectrograms`` stored, else run now), class ``burst``: a
+  fallback, marked as such.
 
 Boxes land on the spectrogram frames through each frame's geometry (time -> x, frequency -> y;
 see ``ml.labels``). Re-labelling a partition replaces its rows.
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sdr_assets.ml.energy import window_bursts
+from sdr_assets.ml.energy import window_bursts_from
 from sdr_assets.ml.labels import AUTO_CLASS, CLASSES, BoxGeometry, label_frame
 from sdr_assets.records import TimeFreqBox
 from sdr_assets.store.frames import FrameRow
@@ -45,6 +46,7 @@ class LabelStats:
     per_source: dict[str, int] = field(default_factory=dict)  # boxes per store.labels source
     n_packages: int = 0  # decoder packages offered
     n_packages_under_annotations: int = 0  # left to an annotation that covers them
+    energy_from: str = ""  # energy fallback: "stored" (by spectrograms) or "detected now"
 
 
 def overlapping(items: list, t_start_ns: int, t_end_ns: int, starts: list[int], max_len_ns: int) -> list:
@@ -113,9 +115,9 @@ def label_partition(
     if by_source:
         stats = LabelStats(partition_key, len(frames), "+".join(used), len(anns) + len(decoded))
     else:
-        bursts = window_bursts(db, partition_key, **energy_kwargs) if frames else []
+        bursts, energy_from = window_bursts_from(db, partition_key, **energy_kwargs) if frames else ([], "")
         by_source = {"energy": [replace(b, label=AUTO_CLASS) for b in bursts]} if bursts else {}
-        stats = LabelStats(partition_key, len(frames), "energy", len(bursts))
+        stats = LabelStats(partition_key, len(frames), "energy", len(bursts), energy_from=energy_from)
     stats.n_packages, stats.n_packages_under_annotations = len(offered), len(offered) - len(decoded)
     rows = []
     for source, boxes in by_source.items():

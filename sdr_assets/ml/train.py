@@ -216,7 +216,8 @@ def evaluate(
 
 
 def export_onnx(weights: Path | str, imgsz: int = 320, opset: int = 17, simplify: bool = True) -> Path:
-    """Export ``weights`` to ``<weights>.onnx`` (static 1x3ximgszximgsz input, CPU, fp32).
+    """Export ``weights`` to ``<weights>.onnx`` (input N x 3 x imgsz x imgsz with a dynamic batch
+    axis, so ``OnnxDetector`` runs frames in batches; CPU, fp32).
 
     onnx and onnxslim are installed dependencies, so nothing is pip-installed. If onnxslim
     fails, the export is retried without simplification rather than failing the run.
@@ -227,7 +228,7 @@ def export_onnx(weights: Path | str, imgsz: int = 320, opset: int = 17, simplify
     ensure_offline()
     from ultralytics import YOLO
 
-    kwargs = dict(format="onnx", imgsz=imgsz, opset=opset, dynamic=False, half=False, device="cpu", nms=False)
+    kwargs = dict(format="onnx", imgsz=imgsz, opset=opset, dynamic=True, half=False, device="cpu", nms=False)
     try:
         out = YOLO(str(weights)).export(simplify=simplify, **kwargs)
     except (RuntimeError, ValueError, ImportError) as exc:

@@ -8,6 +8,7 @@ and so does a recorded gap where the caller passes the gaps' start times.
 segments, the SigMF export's capture segments and the window's coverage check all split by it.
 """
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +69,20 @@ class ChunkQueries:
     def chunk_runs(self, partition_key: str) -> list[list[ChunkRow]]:
         """The partition's contiguous runs of chunks (see the module doc), without their iq."""
         return list(contiguous_runs(self.iter_chunks(partition_key, with_iq=False)))
+
+    def runs_with_iq(self, partition_key: str) -> Iterator[tuple[list[ChunkRow], Iterator[ChunkRow]]]:
+        """Each contiguous run (as :meth:`chunk_runs`, without iq) with an iterator over its
+        chunks WITH iq, all streamed from one cursor in time order: memory holds one chunk, not
+        a run. Whatever a run's iterator leaves unread is skipped before the next run."""
+        rows = self.iter_chunks(partition_key)
+        try:
+            for run in self.chunk_runs(partition_key):
+                it = itertools.islice(rows, len(run))
+                yield run, it
+                for _ in it:  # drain what the caller left
+                    pass
+        finally:
+            rows.close()
 
     def chunk_iq(self, partition_key: str, seq: int) -> bytes:
         """One chunk's cu8 payload."""

@@ -19,6 +19,10 @@ from sdr_assets.errors import ConfigError, StoreError
 PAGE_SIZE = 65536
 JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 BUSY_TIMEOUT_MS = 10_000
+# The analysis DB's writers are batch steps: one waits for another sensor's window load (a 60 s
+# window at 3.2 MS/s is 384 MB copied in one transaction, longer when sensors share the cores)
+# rather than fail with "database is locked" (bench/chain.py, 4 sensors on one core).
+ANALYSIS_BUSY_TIMEOUT_MS = 600_000
 CACHE_SIZE_KIB = 8 * 1024  # 8 MiB of page cache: capture must fit on a 512 MB board
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "OFF")
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -133,6 +137,20 @@ UPDATE labels SET source = 'energy' WHERE auto = 1;
 """
 
 
+# Analysis migration 5: the energy detector's bursts per partition (store.bursts), written once
+# per window while its spectrograms render, read by training_labels and detections.
+_ANALYSIS_V5 = """
+CREATE TABLE energy_runs (
+    partition_key TEXT PRIMARY KEY, detected_ns INTEGER NOT NULL, n_bursts INTEGER NOT NULL,
+    seconds REAL NOT NULL, geometry TEXT NOT NULL);
+CREATE TABLE energy_bursts (
+    burst_id INTEGER PRIMARY KEY, partition_key TEXT NOT NULL,
+    t_start_ns INTEGER NOT NULL, t_end_ns INTEGER NOT NULL,
+    freq_lower_hz REAL NOT NULL, freq_upper_hz REAL NOT NULL, snr_db REAL NOT NULL, peak_db REAL NOT NULL);
+CREATE INDEX energy_bursts_partition ON energy_bursts (partition_key, t_start_ns);
+"""
+
+
 def _schema_text(name: str) -> str:
     return resources.files("sdr_assets.store").joinpath(name).read_text(encoding="utf-8")
 
@@ -143,8 +161,14 @@ def hot_migrations() -> list[tuple[int, str]]:
 
 
 def analysis_migrations() -> list[tuple[int, str]]:
-    """The analysis DB's migrations: 1 = analysis_schema.sql, then 2, 3 and 4 above."""
-    return [(1, _schema_text("analysis_schema.sql")), (2, _ANALYSIS_V2), (3, _ANALYSIS_V3), (4, _ANALYSIS_V4)]
+    """The analysis DB's migrations: 1 = analysis_schema.sql, then 2 to 5 above."""
+    return [
+        (1, _schema_text("analysis_schema.sql")),
+        (2, _ANALYSIS_V2),
+        (3, _ANALYSIS_V3),
+        (4, _ANALYSIS_V4),
+        (5, _ANALYSIS_V5),
+    ]
 
 
 def check_sqlite_file(path: Path) -> None:
@@ -176,15 +200,22 @@ def _check_synchronous(synchronous: str) -> str:
     return mode
 
 
-def connect_rw(path, *, synchronous: str = "NORMAL", cache_size_kib: int = CACHE_SIZE_KIB) -> sqlite3.Connection:
-    """Open (creating if missing) a database for its single writer; WAL, 64 KiB pages."""
+def connect_rw(
+    path,
+    *,
+    synchronous: str = "NORMAL",
+    cache_size_kib: int = CACHE_SIZE_KIB,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+) -> sqlite3.Connection:
+    """Open (creating if missing) a database for its single writer; WAL, 64 KiB pages; a lock
+    held by another connection is waited for up to ``busy_timeout_ms``."""
     mode = _check_synchronous(synchronous)
     path = Path(path)
     check_sqlite_file(path)
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path.resolve().as_uri(), uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(path.resolve().as_uri(), uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}; check the folder exists and is writable.") from exc
     try:
@@ -194,7 +225,7 @@ def connect_rw(path, *, synchronous: str = "NORMAL", cache_size_kib: int = CACHE
             raise StoreError(f"{path}: could not switch to WAL (journal_mode={got}); is the file on a network share?")
         conn.execute(f"PRAGMA synchronous={mode}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute(f"PRAGMA cache_size=-{int(cache_size_kib)}")
         conn.execute("PRAGMA secure_delete=OFF")  # this build defaults ON: retention would zero-fill

@@ -7,7 +7,7 @@ that has a ``partition_key``. Least recently *loaded*, not oldest in time, so a 
 an old partition is not dropped the moment it lands.
 
 ``AnalysisDB`` is the one handle on the analysis DB: its typed methods (chunks and their runs
-from ``store.chunks``, frames, labels and detections from the modules of those names, the
+from ``store.chunks``, frames, labels, detections and energy bursts from the modules of those names, the
 model registry's functions take it too) return records, never tuples.
 """
 
@@ -22,9 +22,11 @@ from typing import NamedTuple
 
 from sdr_assets.errors import ConfigError, StoreError
 from sdr_assets.records import NS_PER_S, TimeFreqBox, box_of, contiguous_runs, samples_to_ns
+from sdr_assets.store.bursts import BurstQueries
 from sdr_assets.store.chunks import ChunkQueries
 from sdr_assets.store.db import (
     ANALYSIS_APP_ID,
+    ANALYSIS_BUSY_TIMEOUT_MS,
     SQLITE_HEADER,
     DbHandle,
     analysis_migrations,
@@ -141,7 +143,7 @@ def _covered(merged: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s <= start and e >= end for s, e in merged)
 
 
-class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQueries):
+class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQueries, BurstQueries):
     """The analysis database (see module doc). One per process; not shared across threads."""
 
     def __init__(self, path, *, read_only: bool = False):
@@ -162,7 +164,7 @@ class AnalysisDB(DbHandle, ChunkQueries, FrameQueries, LabelQueries, DetectionQu
         reason = _corrupt_reason(self.path)
         if reason:
             self._move_aside(reason)
-        conn = connect_rw(self.path)
+        conn = connect_rw(self.path, busy_timeout_ms=ANALYSIS_BUSY_TIMEOUT_MS)
         try:
             migrate(conn, analysis_migrations(), application_id=ANALYSIS_APP_ID)
         except BaseException:

@@ -19,6 +19,8 @@ PARTITIONED_TABLES = (
     "decoded_messages",
     "decoded_packages",
     "decode_runs",
+    "energy_bursts",
+    "energy_runs",
 )
 
 

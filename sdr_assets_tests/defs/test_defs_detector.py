@@ -390,6 +390,37 @@ def test_nightly_training_skips_windows_with_only_energy_labels_unless_opted_in(
     assert conn.execute("SELECT version, is_current FROM models").fetchall() == [(meta["version"], 0)]
     conn.close()
 
+def test_the_energy_detector_runs_once_a_window(env, data_root, tmp_path, monkeypatch):
+    """spectrograms runs it on its STFT and stores the bursts; training_labels (its energy
+    fallback) and detections (no model yet) read them: one detector run for the window."""
+    from sdr_assets.defs.resources import DecoderSettings, DetectorSettings
+    from sdr_assets.dsp import detect
+
+    start = _past_minute(105)
+    meta_path, truth = _sigmf_without_annotations(tmp_path, start + timedelta(seconds=3), 6.0)
+    _capture(env, f"file://{meta_path}")
+    runs = []
+    finish = detect.SegmentDetector.finish
+
+    def counted(self):
+        runs.append(self.describe())
+        return finish(self)
+
+    monkeypatch.setattr(detect.SegmentDetector, "finish", counted)
+    res = materialize(
+        CHAIN + ["training_labels", "detections"],
+        _key(start),
+        detector=DetectorSettings(),
+        decoder=DecoderSettings(rtl_433=str(tmp_path / "no_rtl_433")),
+    )
+    assert res.success, _failure(res)
+    assert len(runs) == 1 and runs[0].startswith("own STFT 256/64")  # one segment, once; 250 kS/s: its own STFT
+    spec, labels, det = (_meta(res, k) for k in ("spectrograms", "training_labels", "detections"))
+    assert spec["energy_bursts"] >= 0.8 * len(truth)
+    assert labels["source"] == "energy" and labels["energy_bursts_from"] == "stored"
+    assert labels["energy_bursts"] == spec["energy_bursts"]
+    assert det["energy_bursts_from"] == "stored" and det["count"] == spec["energy_bursts"]
+
 
 @pytest.mark.calendar
 def test_detector_model_without_labels_fails_clearly(env, data_root):

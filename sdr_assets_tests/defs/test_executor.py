@@ -53,3 +53,13 @@ def test_unknown_executor_is_a_clear_error(monkeypatch):
 @dg.asset
 def _asset():
     return 1
+
+
+def test_the_sensor_driven_analysis_job_runs_in_process_unless_an_executor_is_named(monkeypatch):
+    assert ex.analysis_executor() is dg.in_process_executor
+    monkeypatch.setenv(ex.ENV_EXECUTOR, "multiprocess")
+    assert ex.analysis_executor() is None  # the Definitions' executor (multiprocess) then
+    from sdr_assets.definitions import defs
+
+    # the loaded definitions: analysis_job was built when they were imported (no variable set)
+    assert defs.resolve_job_def("analysis_job").executor_def.name == "in_process"

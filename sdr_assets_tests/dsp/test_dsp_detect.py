@@ -117,3 +117,78 @@ def test_real_recordings_recall_and_precision():
     )
     assert tp + fn == sum(len(r["rtl_433_bursts"]) for r in manifest["recordings"])
     assert recall >= 0.95 and precision >= 0.95
+
+
+def _feed_power(det, cu8: np.ndarray, nfft: int, hop: int, piece: int) -> None:
+    """Samples in uneven pieces and, as the spectrogram does, the power of every whole column."""
+    from sdr_assets.dsp.stft import stft_power_cu8
+
+    carry = b""
+    for i in range(0, cu8.size, 2 * piece):
+        b = cu8[i : i + 2 * piece].tobytes()
+        det.add_samples(b)
+        if det.own_stft:
+            continue
+        carry += b
+        n_cols = 0 if len(carry) < 2 * nfft else 1 + (len(carry) // 2 - nfft) // hop
+        if n_cols:
+            det.add_power(stft_power_cu8(carry[: 2 * ((n_cols - 1) * hop + nfft)], nfft, hop))
+            carry = carry[2 * n_cols * hop :]
+
+
+def test_segment_detector_streams_like_detect_bursts_where_it_runs_its_own_stft():
+    from sdr_assets.dsp.detect import segment_detector
+
+    fs = 250e3
+    rng = np.random.default_rng(7)
+    x = ((rng.standard_normal(int(0.6 * fs)) + 1j * rng.standard_normal(int(0.6 * fs))) * 0.02).astype(np.complex64)
+    t = np.arange(x.size) / fs
+    for start, f in ((0.1, 40e3), (0.35, -70e3)):
+        for k in range(20):
+            a = int((start + k * 0.0015) * fs)
+            x[a : a + 125] += (0.2 * np.exp(2j * np.pi * f * t[a : a + 125])).astype(np.complex64)
+    cu8 = complex64_to_cu8(x)
+    det = segment_detector(fs, 640, 640)  # a 2.56 ms window: too long to reuse; its own 256/64, 2 x 2 pooled
+    assert det.own_stft and (det.grid.nfft, det.grid.hop, det.grid.pool_bins, det.grid.pool_cols) == (256, 64, 2, 2)
+    _feed_power(det, cu8, 640, 640, piece=33_333)
+    got = det.finish()
+    assert len(got) == 2
+    assert got == detect_bursts(cu8_to_complex64(cu8), fs, pool_bins=2, pool_cols=2, smooth_cols=5, remove_dc=False)
+
+
+def test_segment_detector_reuses_a_short_window_pooled_and_finds_the_packet():
+    from sdr_assets.dsp.detect import segment_detector
+
+    fs = 3.2e6
+    rng = np.random.default_rng(8)
+    n = int(1.5 * fs)
+    x = ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) * 0.02).astype(np.complex64)
+    t = np.arange(n) / fs
+    true_start = int(0.7 * fs)
+    for k in range(20):  # OOK: 0.5 ms on, 1 ms off
+        a = true_start + int(k * 0.0015 * fs)
+        x[a : a + 1600] += (0.2 * np.exp(2j * np.pi * 500e3 * t[a : a + 1600])).astype(np.complex64)
+    cu8 = complex64_to_cu8(x)
+    det = segment_detector(fs, 640, 640)  # 0.2 ms: the spectrogram's STFT, pooled to ~1 ms x 10 kHz
+    assert not det.own_stft and (det.grid.pool_bins, det.grid.pool_cols) == (2, 5)
+    _feed_power(det, cu8, 640, 640, piece=131_072)
+    (b,) = det.finish()
+    assert abs(b.start_sample - true_start) / fs < 0.001
+    assert abs(b.end_sample - (true_start + int(19 * 0.0015 * fs) + 1600)) / fs < 0.001
+    assert (
+        b.freq_lower_hz <= 500e3 <= b.freq_upper_hz and b.freq_upper_hz - b.freq_lower_hz < 150e3
+    )  # keyed edges: sidelobes
+
+
+@pytest.mark.parametrize("nfft, hop, pool_bins, pool_cols", [(640, 640, 2, 5), (256, 64, 1, 4), (640, 640, 1, 1)])
+def test_pooled_noise_cells_have_the_degrees_of_freedom_the_grid_says(nfft, hop, pool_bins, pool_cols):
+    from sdr_assets.dsp.detect import CoarseGrid
+    from sdr_assets.dsp.stft import stft_power
+
+    g = CoarseGrid(1e6, nfft, hop, pool_bins, pool_cols)
+    rng = np.random.default_rng(9)
+    n = 2_000_000
+    p = stft_power((rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64), nfft, hop)
+    k = p.shape[0] // pool_cols
+    p = p[: k * pool_cols].reshape(k, pool_cols, nfft).sum(axis=1).reshape(k, nfft // pool_bins, pool_bins).sum(axis=2)
+    assert p.mean() ** 2 / p.var() == pytest.approx(g.dof, rel=0.05)  # Gamma(dof): mean^2 / var = dof

@@ -329,3 +329,52 @@ def test_a_bare_pt_name_is_refused_before_anything_downloads(tmp_path, no_networ
         train_detector(data_yaml, tmp_path / "out", model="yolo11n.pt", epochs=1)
     with pytest.raises(ModelError, match="build the dataset"):
         train_detector(tmp_path / "missing.yaml", tmp_path / "out")
+
+
+def _spectrogram_like(path: Path, seed: int) -> Path:
+    """A grey 160 x 160 frame: noise with a few bright rectangles (bursts and a tone)."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(40, 12, (160, 160))
+    for _ in range(4):
+        x0, y0 = rng.integers(0, 120, 2)
+        img[y0 : y0 + rng.integers(3, 30), x0 : x0 + rng.integers(8, 40)] += rng.uniform(90, 180)
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+CONF_UNTRAINED = 1e-3  # random weights score near the head's bias prior: a few boxes a frame
+
+
+def test_batched_inference_gives_the_boxes_of_one_at_a_time(tmp_path, no_network):
+    from sdr_assets.ml.infer import OnnxDetector, decode_output, letterbox, load_image
+    from sdr_assets.ml.train import export_onnx, save_untrained
+
+    weights = save_untrained(tmp_path / "untrained.pt")
+    dynamic = export_onnx(weights, imgsz=128)
+    paths = [_spectrogram_like(tmp_path / f"{i}.png", i) for i in range(5)]
+    batched = OnnxDetector(dynamic, conf=CONF_UNTRAINED, batch=4)  # 5 frames: a batch of 4, then 1
+    assert batched.fixed_batch is None and batched.batch == 4 and batched.imgsz == 128
+    one = OnnxDetector(dynamic, conf=CONF_UNTRAINED, batch=1)
+    got, ref = batched(paths), one(paths)
+    # the plain loop of before: 3-channel image, letterbox, one image a run, decode
+    plain = []
+    for p in paths:
+        img = load_image(p)
+        boxed, r, pad = letterbox(img, 128)
+        x = np.ascontiguousarray(boxed[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        out = one.session.run(None, {one.input_name: x})[0]
+        plain.append(decode_output(out, one.classes, r=r, pad=pad, hw=img.shape[:2], conf=CONF_UNTRAINED))
+    assert sum(map(len, got)) > 0
+    for a, b, c in zip(got, ref, plain):
+        assert len(a) == len(b) == len(c)
+        for x, y, z in zip(a, b, c):
+            assert x.class_name == y.class_name == z.class_name
+            assert x.confidence == pytest.approx(y.confidence, abs=1e-4) == pytest.approx(z.confidence, abs=1e-4)
+            assert np.allclose(x[2:], y[2:], atol=0.05) and np.allclose(y[2:], z[2:], atol=0.05)
+    # an export with a fixed batch of 1 (before this session) still runs, one frame a run
+    from ultralytics import YOLO  # after export_onnx made ultralytics offline
+
+    fixed = Path(YOLO(str(weights)).export(format="onnx", imgsz=128, dynamic=False, device="cpu", simplify=False))
+    old = OnnxDetector(fixed, conf=CONF_UNTRAINED, batch=16)
+    assert old.fixed_batch == 1 and old.batch == 1
+    assert [len(d) for d in old(paths)] == [len(d) for d in ref]

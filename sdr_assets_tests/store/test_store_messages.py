@@ -38,7 +38,7 @@ def test_migration_4_keeps_a_version_3_db_and_marks_energy_labels(tmp_path):
             "auto) VALUES (1, 'k', 'ook', .5, .5, .1, .1, ?)",
             (auto,),
         )
-    assert migrate(conn, analysis_migrations(), application_id=ANALYSIS_APP_ID) == 4
+    assert migrate(conn, analysis_migrations(), application_id=ANALYSIS_APP_ID) == 5
     assert conn.execute("SELECT seq, iq FROM chunks").fetchall() == [(1, b"\x01\x02\x03\x04")]
     assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == 1
     assert conn.execute("SELECT auto, source FROM labels ORDER BY auto").fetchall() == [

@@ -269,3 +269,13 @@ def test_newer_analysis_schema_is_refused_not_moved(tmp_path):
     with pytest.raises(StoreError, match="newer"):
         AnalysisDB(path).open()
     assert [p.name for p in tmp_path.iterdir() if "corrupt" in p.name] == []
+
+
+def test_analysis_writers_wait_minutes_for_a_lock_the_hot_db_seconds(tmp_path):
+    from sdr_assets.store.db import ANALYSIS_BUSY_TIMEOUT_MS, BUSY_TIMEOUT_MS, connect_hot
+
+    with AnalysisDB(tmp_path / "analysis.db") as db:  # another sensor's window load may hold it
+        assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == ANALYSIS_BUSY_TIMEOUT_MS >= 300_000
+    hot = connect_hot(tmp_path / "hot.db")  # the capture's writer must not wait long
+    assert hot.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
+    hot.close()
