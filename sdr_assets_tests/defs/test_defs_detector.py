@@ -390,6 +390,7 @@ def test_nightly_training_skips_windows_with_only_energy_labels_unless_opted_in(
     assert conn.execute("SELECT version, is_current FROM models").fetchall() == [(meta["version"], 0)]
     conn.close()
 
+
 def test_the_energy_detector_runs_once_a_window(env, data_root, tmp_path, monkeypatch):
     """spectrograms runs it on its STFT and stores the bursts; training_labels (its energy
     fallback) and detections (no model yet) read them: one detector run for the window."""
