@@ -378,26 +378,33 @@ class CaptureService:
         while True:
             finished = self._ring.drained()  # checked first: the side queue is complete then
             wait_s = min(self._batch_max_s, max(0.0, next_telemetry - time.monotonic()))
-            chunks = self._ring.get_batch(self._batch_target, wait_s)
-            gaps, notes = [], []
-            side = self._losses.side
-            while side:
-                event = side.popleft()
-                (gaps if isinstance(event, Gap) else notes).append(event)
-            telemetry = []
-            if finished or time.monotonic() >= next_telemetry:
-                telemetry = self._telemetry_rows(hot)
-                next_telemetry = max(next_telemetry + interval_s, time.monotonic())
-            if chunks or gaps or notes or telemetry:
-                self._commit(hot, chunks, gaps, notes, telemetry)
+            # no copy: the chunks are views into the ring, its space is freed once committed
+            chunks, crcs = self._ring.take_batch(self._batch_target, wait_s)
+            try:
+                gaps, notes = [], []
+                side = self._losses.side
+                while side:
+                    event = side.popleft()
+                    (gaps if isinstance(event, Gap) else notes).append(event)
+                telemetry = []
+                if finished or time.monotonic() >= next_telemetry:
+                    telemetry = self._telemetry_rows(hot)
+                    next_telemetry = max(next_telemetry + interval_s, time.monotonic())
+                if chunks or gaps or notes or telemetry:
+                    self._commit(hot, chunks, crcs, gaps, notes, telemetry)
+            finally:
+                del chunks  # (the views into the ring)
+                self._ring.release_batch()
             if finished:
                 return
 
-    def _commit(self, hot, chunks, gaps, notes, telemetry) -> None:
+    def _commit(self, hot, chunks, crcs, gaps, notes, telemetry) -> None:
         if self._writer_delay_s and chunks:
             time.sleep(self._writer_delay_s)  # test hook: a writer slowed on purpose
         try:
-            result = hot.write_batch(self.capture_id, chunks, gaps=gaps, annotations=notes, telemetry=telemetry)
+            result = hot.write_batch(
+                self.capture_id, chunks, gaps=gaps, annotations=notes, telemetry=telemetry, iq_crc32s=crcs
+            )
         except BaseException:
             for chunk in chunks:
                 self.counters.add_lost("write_error", chunk.n_samples)
@@ -416,5 +423,5 @@ class CaptureService:
             ring_high_water=self._ring.high_water_fraction,
             bytes_stored=self._bytes_stored,
             db_size_bytes=hot.db_size_bytes(),
-            extra={"pruned_chunks": self._pruned_chunks},
+            extra={"pruned_chunks": self._pruned_chunks, **hot.checkpoint_figures()},
         )
