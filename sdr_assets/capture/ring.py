@@ -3,7 +3,7 @@
 The reader (the radio side) calls :meth:`ByteRing.put`, which never blocks on the writer:
 when a chunk does not fit in the free bytes it returns ``False`` at once and the caller
 counts the overflow. It also computes each chunk's CRC-32 over the bytes as they lie in the
-ring (zlib releases the GIL, so that runs beside the writer's SQLite work instead of in it).
+ring (``capture/crc.py``, outside the GIL: beside the writer's SQLite work, not in it).
 The writer (the database side) calls :meth:`ByteRing.take_batch`, which waits until enough
 bytes are buffered (or a deadline passes) and returns whole chunks whose ``iq`` are
 read-only views into the ring (no copy) with their CRC-32s; their space stays taken until
@@ -27,10 +27,10 @@ time), so neither side ever waits for the other's copy.
 import mmap
 import threading
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass
 
+from sdr_assets.capture.crc import RegionCrc
 from sdr_assets.errors import ConfigError
 from sdr_assets.records import Chunk
 
@@ -57,6 +57,7 @@ class ByteRing:
         self.capacity_bytes = int(capacity_bytes)
         self._buf = mmap.mmap(-1, self.capacity_bytes)  # zero pages, backed when written
         self._view = memoryview(self._buf)
+        self._crc = RegionCrc(self._buf)
         self._slots: deque[_Slot] = deque()
         self._n_taken = 0  # slots at the head of _slots handed out by take_batch, not yet released
         self._write_pos = 0  # advanced by the reader only (under the lock)
@@ -219,10 +220,10 @@ class ByteRing:
         off = pos % self.capacity_bytes
         first = min(data.nbytes, self.capacity_bytes - off)
         self._view[off : off + first] = data[:first]
-        crc = zlib.crc32(self._view[off : off + first])
+        crc = self._crc.crc32(off, first)
         if first < data.nbytes:
             self._view[0 : data.nbytes - first] = data[first:]
-            crc = zlib.crc32(self._view[0 : data.nbytes - first], crc)
+            crc = self._crc.crc32(0, data.nbytes - first, crc)
         return crc
 
     def _view_out(self, pos: int, n: int) -> memoryview | bytes:

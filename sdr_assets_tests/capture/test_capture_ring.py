@@ -203,3 +203,30 @@ def test_take_batch_copies_a_chunk_that_wraps_and_its_crc_covers_both_pieces():
     assert crcs == [zlib.crc32(_chunk(3, 500).iq), zlib.crc32(c4.iq)]
     ring.release_batch()
     assert ring.used_bytes == 0
+
+
+@pytest.mark.parametrize("use_libdeflate", [True, False])
+def test_region_crc_is_zlibs_crc32_whichever_computes_it(use_libdeflate):
+    """The ring's CRC-32 (libdeflate where the system has it, else zlib) is the one readers
+    check with zlib.crc32, for any offset, length and running value."""
+    import mmap
+    import os
+    import zlib
+
+    from sdr_assets.capture import crc
+
+    if use_libdeflate and crc.implementation() != "libdeflate":
+        pytest.skip("no libdeflate.so.0 on this machine: zlib computes every CRC")
+    buf = mmap.mmap(-1, 1 << 20)
+    data = os.urandom(1 << 20)
+    buf[:] = data
+    rc = crc.RegionCrc(buf, use_libdeflate=use_libdeflate)
+    rng = random.Random(3)
+    for _ in range(200):
+        off = rng.randrange(0, 1 << 20)
+        n = rng.randrange(0, (1 << 20) - off + 1)
+        running = rng.randrange(0, 1 << 32)
+        assert rc.crc32(off, n, running) == zlib.crc32(data[off : off + n], running)
+    assert rc.crc32(0, 0) == 0
+    with pytest.raises(ValueError, match="outside the buffer"):
+        rc.crc32((1 << 20) - 10, 11)
