@@ -13,7 +13,8 @@ memory and commit latency.
      b. the product: a CaptureService fed the same chunks by an in-memory unpaced source
         (the reader thread, the ring, the writer thread, HotWriter with its retention check,
         CRC-32s, telemetry and checkpoints), from run() to its return (hot DB closed).
-     MB/s of each (bytes / wall time, the final checkpoint included), b/a per pair, median.
+     MB/s of each (bytes / wall time, the final checkpoint included), b/a per pair, median;
+     an untimed os.sync() before each run, so neither pays for the other's writeback.
   3. real time: `sdr-assets capture --source 'synthetic://?seed=1&rate=3200000'
      --duration-s N` in a subprocess (this file with --probe: the CLI's own main, plus a hook
      that records every chunk commit's latency and the process's VmHWM at exit): peak RSS
@@ -23,7 +24,7 @@ memory and commit latency.
 Targets: b/a median >= 0.9; peak RSS <= 150 MB; commit p99 <= 50 ms; 0 samples lost.
 Exit 0 regardless (the table says MISS).
 
-    PYTHONPATH=$PWD .venv/bin/python bench/ingest.py [--size-mb 512] [--pairs 5]
+    PYTHONPATH=$PWD .venv/bin/python bench/ingest.py [--size-mb 768] [--pairs 7]
         [--realtime-s 60] [--quick] [--dir DIR] [--skip-pairs] [--skip-realtime]
 """
 
@@ -137,6 +138,7 @@ def run_pairs(tmp: Path, size_mb: float, n_pairs: int) -> dict:
     n_chunks = max(BATCH_CHUNKS, int(size_mb * 1e6 // CHUNK_BYTES))
     n_bytes = n_chunks * CHUNK_BYTES
     pairs = []
+    os.sync()
     for k in range(n_pairs):
         result = {}
         order = ("bare", "capture") if k % 2 == 0 else ("capture", "bare")
@@ -149,6 +151,7 @@ def run_pairs(tmp: Path, size_mb: float, n_pairs: int) -> dict:
             result[which] = n_bytes / wall_s / 1e6
             for p in tmp.glob(f"{which}{k}.db*"):
                 p.unlink()
+            os.sync()  # (untimed) the next run starts with the disk's queue empty, whichever ran first
         result["ratio"] = result["capture"] / result["bare"]
         result["order"] = "/".join(order)
         pairs.append(result)
@@ -290,8 +293,8 @@ def verdict(ok: bool) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size-mb", type=float, default=512.0, help="bytes each run of a pair writes (MB, 1e6)")
-    ap.add_argument("--pairs", type=int, default=5, help="pairs of (bare, capture) runs, alternating order")
+    ap.add_argument("--size-mb", type=float, default=768.0, help="bytes each run of a pair writes (MB, 1e6)")
+    ap.add_argument("--pairs", type=int, default=7, help="pairs of (bare, capture) runs, alternating order")
     ap.add_argument("--realtime-s", type=float, default=60.0, help="length of the 3.2 MS/s run")
     ap.add_argument("--quick", action="store_true", help="128 MB, 2 pairs and 15 s, for development")
     ap.add_argument("--skip-pairs", action="store_true")

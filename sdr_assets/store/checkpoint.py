@@ -173,8 +173,10 @@ class Checkpointer(threading.Thread):
                 self._cond.notify_all()
 
     def _due(self) -> bool:
-        if self._stopping or (self._park_requested and self._parked):
+        if self._stopping:
             return True
+        if self._park_requested:  # no other checkpoint before the lap: the writer would wait for it
+            return self._parked
         if self._guard is not None:  # waiting for a commit after a complete checkpoint
             return self._commits > self._guard[1]
         return self._pending_bytes >= self.min_bytes
