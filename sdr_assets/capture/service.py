@@ -173,6 +173,7 @@ class CaptureService:
             lock.release()
             raise
         old_handlers = {}
+        writer = None
         try:
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -190,6 +191,12 @@ class CaptureService:
             reader = threading.Thread(target=self._read_thread, name="capture-reader", daemon=True)
             reader.start()
             self._supervise(t0, reader, writer)
+        except BaseException as exc:
+            if writer is not None and writer.is_alive():  # failed before the writer was seen to end:
+                self.stop(f"error: {type(exc).__name__}: {exc}")  # it drains, records the end, closes
+                self._ring.close()
+                writer.join(self._reader_stop_timeout_s)
+            raise
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
