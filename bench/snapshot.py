@@ -13,7 +13,7 @@ A hot DB of --size-mb is built with HotWriter (256 KiB chunks). Then:
 Targets: backup >= 0.5x cp; p99 with snapshots <= 2x p99 alone. Exit 0 regardless.
 
     .venv/bin/python bench/snapshot.py [--size-mb 400] [--rate-mb-s 6.4] [--seconds 8]
-        [--rounds 3] [--chunks-per-batch 1] [--autocheckpoint-pages 1000[,256,...]]
+        [--rounds 3] [--chunks-per-batch 1] [--checkpoint background[,1000,256,...]]
 """
 
 import argparse
@@ -57,12 +57,16 @@ def build(path: Path, size_mb: float) -> int:
     return n
 
 
-def writer_main(hot: str, rate_mb_s: float, seconds: float, ckpt_pages: int, per_batch: int, out: str) -> None:
-    """Subprocess: append batches at a steady rate; dump the commit latencies as JSON."""
+def writer_main(hot: str, rate_mb_s: float, seconds: float, ckpt_mode: str, per_batch: int, out: str) -> None:
+    """Subprocess: append batches at a steady rate; dump the commit latencies as JSON.
+    ``ckpt_mode``: 'background' (the checkpointer thread) or N (in-line, wal_autocheckpoint=N)."""
     pool = blob_pool(8)
     interval_s = per_batch * CHUNK_BYTES / (rate_mb_s * 1e6)
     lat, wal_max = [], 0
-    with HotWriter(hot, cap_bytes=os.path.getsize(hot), wal_autocheckpoint_pages=ckpt_pages) as w:
+    ckpt = {"checkpoint": "background"}
+    if ckpt_mode != "background":
+        ckpt = {"checkpoint": "inline", "wal_autocheckpoint_pages": int(ckpt_mode)}
+    with HotWriter(hot, cap_bytes=os.path.getsize(hot), **ckpt) as w:
         cid, t, _ = w.last_chunk_end()
         start = time.monotonic()
         k = 0
@@ -88,7 +92,7 @@ def pct(xs: list[float], q: float) -> float:
 PHASES = ("alone", "snapshots", "cp")  # cp: the same bytes copied by `cp`, as a control
 
 
-def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, phase: str) -> tuple[dict, list]:
+def run_writer(tmp: Path, hot: Path, args, ckpt_mode: str, phase: str) -> tuple[dict, list]:
     out = tmp / "lat.json"
     proc = subprocess.Popen(
         [
@@ -98,7 +102,7 @@ def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, phase: str) -> tuple
             str(hot),
             str(args.rate_mb_s),
             str(args.seconds),
-            str(ckpt_pages),
+            ckpt_mode,
             str(args.chunks_per_batch),
             str(out),
         ]
@@ -121,13 +125,13 @@ def run_writer(tmp: Path, hot: Path, args, ckpt_pages: int, phase: str) -> tuple
 
 
 def latency_table(tmp: Path, hot: Path, args) -> None:
-    modes = [int(x) for x in args.autocheckpoint_pages.split(",")]
+    modes = [x.strip() for x in args.checkpoint.split(",")]
     print(
         f"\nwriter at {args.rate_mb_s} MB/s, {args.chunks_per_batch} x 256 KiB a commit, byte cap active; "
         f"{args.rounds} rounds of {args.seconds:g} s each: alone / snapshots back to back / cp back to back"
     )
     print(
-        f"{'autocheckpoint / phase':<30}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'WAL MB':>8}"
+        f"{'checkpoints / phase':<30}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'WAL MB':>8}"
         f"{'RSS MB':>8}{'copies':>7}   p99 per round"
     )
     for mode in modes:
@@ -148,7 +152,7 @@ def latency_table(tmp: Path, hot: Path, args) -> None:
             lat, e = pooled[ph], extra[ph]
             rounds = " ".join(f"{x:.1f}" for x in e["rounds"])
             print(
-                f"{f'{mode} pages, {ph}':<30}{len(lat):6d}{pct(lat, 0.5):9.2f}"
+                f"{(mode if mode == 'background' else f'in-line {mode} pages') + f', {ph}':<30}{len(lat):6d}{pct(lat, 0.5):9.2f}"
                 f"{pct(lat, 0.99):9.2f}{max(lat):9.2f}{e['wal']:8.1f}{e['rss']:8.0f}{e['n']:7d}   {rounds}"
                 + (f"  ({e['bad']} snapshots NOT ok)" if e["bad"] else "")
             )
@@ -169,9 +173,10 @@ def main() -> int:
     ap.add_argument("--chunks-per-batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument(
-        "--autocheckpoint-pages",
-        default="1000",
-        help="comma-separated wal_autocheckpoint values to compare, e.g. 1000,256",
+        "--checkpoint",
+        default="background",
+        help="comma-separated modes to compare: background (the checkpointer thread) or N "
+        "(in-line, wal_autocheckpoint=N pages), e.g. background,1000",
     )
     ap.add_argument("--dir", default=None, help="where the temp folder goes (default: system temp)")
     args = ap.parse_args()
@@ -217,8 +222,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--writer":
-        writer_main(
-            sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
-        )
+        writer_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], int(sys.argv[6]), sys.argv[7])
         sys.exit(0)
     sys.exit(main())

@@ -2,9 +2,13 @@
 
 The reader (the radio side) calls :meth:`ByteRing.put`, which never blocks on the writer:
 when a chunk does not fit in the free bytes it returns ``False`` at once and the caller
-counts the overflow. The writer (the database side) calls :meth:`ByteRing.get_batch`,
-which waits until enough bytes are buffered (or a deadline passes) and returns whole
-chunks, copied out, so their ring space is free again before the batch is committed.
+counts the overflow. It also computes each chunk's CRC-32 over the bytes as they lie in the
+ring (``capture/crc.py``, outside the GIL: beside the writer's SQLite work, not in it).
+The writer (the database side) calls :meth:`ByteRing.take_batch`, which waits until enough
+bytes are buffered (or a deadline passes) and returns whole chunks whose ``iq`` are
+read-only views into the ring (no copy) with their CRC-32s; their space stays taken until
+:meth:`ByteRing.release_batch`, called once they are committed. :meth:`ByteRing.get_batch`
+is the copying form (space free at once).
 
 The bytes live in one preallocated anonymous ``mmap`` (reserved at once, but the kernel only
 backs the pages that have been written, so resident memory follows the high-water mark, not
@@ -26,6 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from sdr_assets.capture.crc import RegionCrc
 from sdr_assets.errors import ConfigError
 from sdr_assets.records import Chunk
 
@@ -40,6 +45,7 @@ class _Slot:
     center_freq_hz: float
     sample_rate_hz: float
     gain_db: float | None
+    iq_crc32: int  # zlib.crc32 of the bytes in the ring
 
 
 class ByteRing:
@@ -51,7 +57,9 @@ class ByteRing:
         self.capacity_bytes = int(capacity_bytes)
         self._buf = mmap.mmap(-1, self.capacity_bytes)  # zero pages, backed when written
         self._view = memoryview(self._buf)
+        self._crc = RegionCrc(self._buf)
         self._slots: deque[_Slot] = deque()
+        self._n_taken = 0  # slots at the head of _slots handed out by take_batch, not yet released
         self._write_pos = 0  # advanced by the reader only (under the lock)
         self._read_pos = 0  # advanced by the writer only (under the lock)
         self._high_water_bytes = 0
@@ -88,8 +96,8 @@ class ByteRing:
                 self._read_pos = self._write_pos
             pos = self._write_pos
         # The region [pos, pos + n) is free and only this thread writes it until published.
-        self._copy_in(pos, data)
-        slot = _Slot(pos, n, chunk.t_start_ns, chunk.center_freq_hz, chunk.sample_rate_hz, chunk.gain_db)
+        crc = self._copy_in(pos, data)
+        slot = _Slot(pos, n, chunk.t_start_ns, chunk.center_freq_hz, chunk.sample_rate_hz, chunk.gain_db, crc)
         with self._cond:
             self._slots.append(slot)
             self._write_pos = pos + n
@@ -108,14 +116,48 @@ class ByteRing:
             self._cond.notify_all()
 
     # ---- writer side -------------------------------------------------------------------
-    def get_batch(self, max_bytes: int, timeout_s: float) -> list[Chunk]:
+    def take_batch(self, max_bytes: int, timeout_s: float) -> tuple[list[Chunk], list[int]]:
         """Whole chunks totalling at most ``max_bytes`` (always at least one if any is
-        buffered), copied out as ``bytes``.
+        buffered) and their CRC-32s, without a copy: each ``iq`` is a read-only view into the
+        ring (a chunk that wraps round the end is copied), valid until :meth:`release_batch`,
+        which must be called (once the chunks are stored, or given up) before the next take.
 
         Waits until ``max_bytes`` are buffered, the ring is closed, or ``timeout_s`` has
-        passed, whichever comes first; returns [] if nothing is buffered by then."""
+        passed, whichever comes first; returns ([], []) if nothing is buffered by then."""
+        taken = self._take(max_bytes, timeout_s)
+        chunks = [
+            Chunk(s.t_start_ns, s.center_freq_hz, s.sample_rate_hz, s.gain_db, self._view_out(s.pos, s.n_bytes))
+            for s in taken
+        ]
+        return chunks, [s.iq_crc32 for s in taken]
+
+    def release_batch(self) -> None:
+        """Free the space of the batch :meth:`take_batch` handed out (no-op when none is)."""
+        with self._cond:
+            if not self._n_taken:
+                return
+            for _ in range(self._n_taken):
+                last = self._slots.popleft()
+            self._n_taken = 0
+            self._read_pos = last.pos + last.n_bytes
+            self._cond.notify_all()  # a reader waiting for room (wait_s > 0)
+
+    def get_batch(self, max_bytes: int, timeout_s: float) -> list[Chunk]:
+        """As :meth:`take_batch`, but the chunks are copied out as ``bytes`` and their space
+        is free again at once."""
+        taken = self._take(max_bytes, timeout_s)
+        chunks = [
+            Chunk(s.t_start_ns, s.center_freq_hz, s.sample_rate_hz, s.gain_db, self._copy_out(s.pos, s.n_bytes))
+            for s in taken
+        ]
+        self.release_batch()
+        return chunks
+
+    def _take(self, max_bytes: int, timeout_s: float) -> list[_Slot]:
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._cond:
+            if self._n_taken:
+                raise RuntimeError("ByteRing: release_batch() the batch taken before taking another")
             while not self._closed and self._write_pos - self._read_pos < max_bytes:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -128,19 +170,9 @@ class ByteRing:
                     break
                 taken.append(slot)
                 total += slot.n_bytes
-        if not taken:
-            return []
-        # Copy outside the lock: these regions stay ours until read_pos moves past them.
-        chunks = [
-            Chunk(s.t_start_ns, s.center_freq_hz, s.sample_rate_hz, s.gain_db, self._copy_out(s.pos, s.n_bytes))
-            for s in taken
-        ]
-        with self._cond:
-            for _ in taken:
-                self._slots.popleft()
-            self._read_pos = taken[-1].pos + taken[-1].n_bytes
-            self._cond.notify_all()  # a reader waiting for room (wait_s > 0)
-        return chunks
+            # These regions stay the writer's until read_pos moves past them (release_batch).
+            self._n_taken = len(taken)
+        return taken
 
     # ---- figures -----------------------------------------------------------------------
     @property
@@ -183,12 +215,22 @@ class ByteRing:
             return self._closed and not self._slots
 
     # ---- copies ------------------------------------------------------------------------
-    def _copy_in(self, pos: int, data: memoryview) -> None:
+    def _copy_in(self, pos: int, data: memoryview) -> int:
+        """Copy in; the CRC-32 of the bytes as they now lie in the ring."""
         off = pos % self.capacity_bytes
         first = min(data.nbytes, self.capacity_bytes - off)
         self._view[off : off + first] = data[:first]
+        crc = self._crc.crc32(off, first)
         if first < data.nbytes:
             self._view[0 : data.nbytes - first] = data[first:]
+            crc = self._crc.crc32(0, data.nbytes - first, crc)
+        return crc
+
+    def _view_out(self, pos: int, n: int) -> memoryview | bytes:
+        off = pos % self.capacity_bytes
+        if off + n <= self.capacity_bytes:
+            return self._view[off : off + n].toreadonly()
+        return self._copy_out(pos, n)
 
     def _copy_out(self, pos: int, n: int) -> bytes:
         off = pos % self.capacity_bytes

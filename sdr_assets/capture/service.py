@@ -173,6 +173,7 @@ class CaptureService:
             lock.release()
             raise
         old_handlers = {}
+        writer = None
         try:
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -190,6 +191,12 @@ class CaptureService:
             reader = threading.Thread(target=self._read_thread, name="capture-reader", daemon=True)
             reader.start()
             self._supervise(t0, reader, writer)
+        except BaseException as exc:
+            if writer is not None and writer.is_alive():  # failed before the writer was seen to end:
+                self.stop(f"error: {type(exc).__name__}: {exc}")  # it drains, records the end, closes
+                self._ring.close()
+                writer.join(self._reader_stop_timeout_s)
+            raise
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
@@ -378,26 +385,33 @@ class CaptureService:
         while True:
             finished = self._ring.drained()  # checked first: the side queue is complete then
             wait_s = min(self._batch_max_s, max(0.0, next_telemetry - time.monotonic()))
-            chunks = self._ring.get_batch(self._batch_target, wait_s)
-            gaps, notes = [], []
-            side = self._losses.side
-            while side:
-                event = side.popleft()
-                (gaps if isinstance(event, Gap) else notes).append(event)
-            telemetry = []
-            if finished or time.monotonic() >= next_telemetry:
-                telemetry = self._telemetry_rows(hot)
-                next_telemetry = max(next_telemetry + interval_s, time.monotonic())
-            if chunks or gaps or notes or telemetry:
-                self._commit(hot, chunks, gaps, notes, telemetry)
+            # no copy: the chunks are views into the ring, its space is freed once committed
+            chunks, crcs = self._ring.take_batch(self._batch_target, wait_s)
+            try:
+                gaps, notes = [], []
+                side = self._losses.side
+                while side:
+                    event = side.popleft()
+                    (gaps if isinstance(event, Gap) else notes).append(event)
+                telemetry = []
+                if finished or time.monotonic() >= next_telemetry:
+                    telemetry = self._telemetry_rows(hot)
+                    next_telemetry = max(next_telemetry + interval_s, time.monotonic())
+                if chunks or gaps or notes or telemetry:
+                    self._commit(hot, chunks, crcs, gaps, notes, telemetry)
+            finally:
+                del chunks  # (the views into the ring)
+                self._ring.release_batch()
             if finished:
                 return
 
-    def _commit(self, hot, chunks, gaps, notes, telemetry) -> None:
+    def _commit(self, hot, chunks, crcs, gaps, notes, telemetry) -> None:
         if self._writer_delay_s and chunks:
             time.sleep(self._writer_delay_s)  # test hook: a writer slowed on purpose
         try:
-            result = hot.write_batch(self.capture_id, chunks, gaps=gaps, annotations=notes, telemetry=telemetry)
+            result = hot.write_batch(
+                self.capture_id, chunks, gaps=gaps, annotations=notes, telemetry=telemetry, iq_crc32s=crcs
+            )
         except BaseException:
             for chunk in chunks:
                 self.counters.add_lost("write_error", chunk.n_samples)
@@ -416,5 +430,5 @@ class CaptureService:
             ring_high_water=self._ring.high_water_fraction,
             bytes_stored=self._bytes_stored,
             db_size_bytes=hot.db_size_bytes(),
-            extra={"pruned_chunks": self._pruned_chunks},
+            extra={"pruned_chunks": self._pruned_chunks, **hot.checkpoint_figures()},
         )

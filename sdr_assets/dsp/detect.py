@@ -45,6 +45,7 @@ import scipy.ndimage as ndi
 import scipy.special
 
 from sdr_assets.dsp.iq import cu8_to_complex64
+from sdr_assets.dsp.packages import packages_from_pulses
 from sdr_assets.dsp.stft import hann_window, stft_power, stft_power_cu8
 
 
@@ -291,26 +292,6 @@ def _fine_pulses(
         return t[lo_c] + np.clip(frac, 0, 1) * hf
 
     return cross(up - 1, up), cross(down - 1, down)
-
-
-def packages_from_pulses(
-    starts: np.ndarray, ends: np.ndarray, min_gap: float, max_gap: float, ratio: float
-) -> list[tuple[float, float]]:
-    """rtl_433's end-of-package rule: a gap ends the package when it exceeds max_gap, or
-    both min_gap and ratio x the longest pulse so far."""
-    out: list[tuple[float, float]] = []
-    if starts.size == 0:
-        return out
-    a, b, longest = starts[0], ends[0], ends[0] - starts[0]
-    for s, e in zip(starts[1:], ends[1:]):
-        gap = s - b
-        if gap > max_gap or (gap > min_gap and gap > ratio * longest):
-            out.append((a, b))
-            a, longest = s, 0.0
-        b = max(b, e)
-        longest = max(longest, e - s)
-    out.append((a, b))
-    return out
 
 
 def _suppress(bursts: list[tuple], overlap: float, across_freq: bool) -> list[tuple]:

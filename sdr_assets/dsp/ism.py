@@ -12,7 +12,7 @@ ones clip at cu8 full scale, as most real recordings do).
 
 LABELS are what rtl_433 reports: the transmission's pulses (an FSK packet or a carrier is one
 pulse of the envelope) split into packages by rtl_433's end-of-package rule
-(``dsp.detect.packages_from_pulses``: a gap over 100 ms, or over both 10 ms and 10 x the
+(``dsp.packages.packages_from_pulses``: a gap over 100 ms, or over both 10 ms and 10 x the
 longest pulse so far, ends a package); one :class:`Emission` per package, class ``ook``,
 ``fsk`` or ``cw``.
 
@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from sdr_assets.dsp.detect import packages_from_pulses
+from sdr_assets.dsp.packages import packages_from_pulses
 
 ISM_KINDS = ("ook", "fsk", "cw")
 EPOCH_SAMPLES = 1 << 20

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sdr_assets.dsp.detect import packages_from_pulses
+from sdr_assets.dsp.packages import packages_from_pulses
 from sdr_assets.dsp.stft import stft_power
 from sdr_assets.ml.labels import BoxGeometry, pixels_to_annotation
 from sdr_assets.records import NS_PER_S, TimeFreqBox

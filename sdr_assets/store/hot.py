@@ -5,15 +5,21 @@ Exactly one thread (the capture service's writer thread) calls a :class:`HotWrit
 the byte cap, deleting the oldest chunks in small steps so freed pages are reused and the
 file stops growing), then inserts.
 
-Checkpoints: ONLY this connection ever writes or checkpoints the hot DB (SQLite's in-line
-autocheckpoint, every ``wal_autocheckpoint_pages``). SQLite 3.7.0-3.51.2 has the "WAL-reset
-bug" (sqlite.org/wal.html#walresetbug): a checkpoint on one connection racing a WAL reset by
-a commit on another can corrupt the database. Measured here (SQLite 3.40.1): a background
-checkpointer thread with its own connection made 6 of 46 live snapshots fail integrity_check
-("2nd reference to page"). So no second connection checkpoints: readers open ``mode=ro``.
+Checkpoints (``checkpoint="background"``, the default): the writer's connection never
+checkpoints while it runs (``wal_autocheckpoint=0``); a :class:`~sdr_assets.store.checkpoint.
+Checkpointer` thread with its own connection does, off the commit path. SQLite 3.7.0-3.51.2 has
+the "WAL-reset bug" (sqlite.org/wal.html#walresetbug): a checkpoint on one connection that
+starts while a commit on another resets the WAL can corrupt the database. Measured here
+(SQLite 3.40.1): an unguarded background checkpointer made 6 of 46 live snapshots fail
+integrity_check ("2nd reference to page"). The checkpointer is guarded against exactly that
+race (store/checkpoint.py: after a complete checkpoint it starts no other until a commit that
+wrote frames has ended), and no other connection checkpoints: readers open ``mode=ro``.
+``checkpoint="inline"``: SQLite's in-line autocheckpoint every ``wal_autocheckpoint_pages`` in
+the committing writer (the writer also falls back to it if the checkpointer thread fails).
 """
 
 import json
+import logging
 import math
 import sqlite3
 import time
@@ -23,12 +29,16 @@ from pathlib import Path
 
 from sdr_assets.errors import ConfigError
 from sdr_assets.records import NS_PER_S, Annotation, Chunk, Gap, SourceInfo, samples_to_ns
+from sdr_assets.store.checkpoint import Checkpointer
 from sdr_assets.store.db import HOT_APP_ID, DbHandle, connect_hot, hot_migrations, migrate
 from sdr_assets.store.telemetry import TelemetryLimits, TelemetryPruner
 from sdr_assets.store.txn import Txn
 
+log = logging.getLogger(__name__)
+
 BYTES_PER_SAMPLE = 2
-# 1000 pages = 64 MiB of WAL at 64 KiB pages. bench/snapshot.py, 6.4 MB/s: 256 pages made the
+CHECKPOINT_MODES = ("background", "inline")
+# checkpoint="inline" only: 1000 pages = 64 MiB of WAL at 64 KiB pages. bench/snapshot.py, 6.4 MB/s: 256 pages made the
 # in-line copy (plus its two fsyncs) every 2.5 s the p99 (14 ms; 83 ms beside snapshots);
 # 1000 pages keeps p99 ~2-5 ms and costs one ~50-130 ms copy every 10 s, which the capture
 # ring (seconds of slack) absorbs.
@@ -159,6 +169,7 @@ class HotWriter(DbHandle):
         prune_step_chunks: int = 64,
         wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES,
         telemetry_limits: TelemetryLimits | None = TelemetryLimits(),  # noqa: B008 - frozen, shared safely
+        checkpoint: str = "background",
     ):
         if cap_bytes is not None and cap_bytes <= 0:
             raise ConfigError(f"cap_bytes={cap_bytes}: must be > 0 (or None for no byte cap).")
@@ -172,9 +183,12 @@ class HotWriter(DbHandle):
         if wal_autocheckpoint_pages < 1:
             raise ConfigError(
                 f"wal_autocheckpoint_pages={wal_autocheckpoint_pages}: must be >= 1 "
-                "(the writer is the only connection that checkpoints the hot DB)."
+                "(checkpoint='inline', or the fallback when the checkpointer thread fails)."
             )
+        if checkpoint not in CHECKPOINT_MODES:
+            raise ConfigError(f"checkpoint={checkpoint!r}: use one of {', '.join(CHECKPOINT_MODES)}.")
         self.path = Path(path)
+        self.checkpoint = checkpoint
         self.synchronous = synchronous
         self.cap_bytes = cap_bytes
         self.max_age_s = max_age_s
@@ -183,6 +197,7 @@ class HotWriter(DbHandle):
         # No VACUUM here: the next chunks reuse the pages a telemetry prune frees.
         self._telemetry = None if telemetry_limits is None else TelemetryPruner(telemetry_limits, vacuum=False)
         self._conn: sqlite3.Connection | None = None
+        self._ckpt: Checkpointer | None = None
         self._page_size = 0
         self._last_seq: int | None = None
 
@@ -194,13 +209,41 @@ class HotWriter(DbHandle):
         conn = connect_hot(self.path, synchronous=self.synchronous)
         try:
             migrate(conn, hot_migrations(), application_id=HOT_APP_ID)
-            conn.execute(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint_pages)}")
+            background = self.checkpoint == "background"
+            conn.execute(f"PRAGMA wal_autocheckpoint={0 if background else int(self.wal_autocheckpoint_pages)}")
             self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             self._last_seq = conn.execute("SELECT max(seq) FROM chunks").fetchone()[0]
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+        if background:
+            self._ckpt = Checkpointer(self.path, page_size=self._page_size, synchronous=self.synchronous)
+            self._ckpt.start()
+            self._ckpt.wait_ready()
+            self._check_checkpointer()
+
+    def close(self) -> None:
+        """Stop the checkpointer, then close (the last connection to close checkpoints the rest
+        and removes the WAL)."""
+        if self._ckpt is not None:
+            self._ckpt.stop()
+            self._ckpt = None
+        super().close()
+
+    def _check_checkpointer(self) -> None:
+        """A checkpointer thread that ended (it failed: it logged why): checkpoint in-line."""
+        ckpt = self._ckpt
+        if ckpt is not None and (ckpt.error is not None or not ckpt.is_alive()):
+            ckpt.stop()
+            self._ckpt = None
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint_pages)}")
+            log.warning("%s: checkpoints are in-line in the writer from now on (%s)", self.path, ckpt.error)
+
+    def checkpoint_figures(self) -> dict[str, float]:
+        """The background checkpointer's figures since the previous call (telemetry rows:
+        checkpoints, checkpoint_ms_max, wal_mb, writer_parks, writer_parked_ms_max); {} in-line."""
+        return {} if self._ckpt is None else self._ckpt.take_figures()
 
     # -- captures ---------------------------------------------------------------------
     def begin_capture(self, info: SourceInfo, started_ns: int) -> int:
@@ -262,15 +305,27 @@ class HotWriter(DbHandle):
         gaps: list[Gap] = (),
         annotations: list[Annotation] = (),
         telemetry: list[tuple[int, str, str, float]] = (),
+        iq_crc32s: list[int] | None = None,
     ) -> BatchResult:
-        """One transaction: retention first, then chunks, gaps, annotations, telemetry."""
+        """One transaction: retention first, then chunks, gaps, annotations, telemetry.
+
+        A chunk's ``iq`` may be any bytes-like object (the capture ring hands out read-only
+        views). ``iq_crc32s``: the chunks' zlib.crc32, when the caller has them already (the
+        ring computes them on the reader's thread); computed here otherwise."""
         conn = self.conn
         t0 = time.perf_counter()
+        ckpt = self._ckpt
+        if ckpt is not None:
+            ckpt.writer_gate()  # (parks this writer for one short lap when the WAL must restart)
         n_bytes = sum(len(c.iq) for c in chunks)
         first_seq = (self._last_seq or 0) + 1
+        changes = conn.total_changes
         with self._txn("write_batch"):
             pruned = self._retain(chunks, n_bytes)
             if chunks:
+                crcs = [zlib.crc32(c.iq) for c in chunks] if iq_crc32s is None else iq_crc32s
+                if len(crcs) != len(chunks):
+                    raise ValueError(f"{len(crcs)} iq_crc32s for {len(chunks)} chunks")
                 conn.executemany(
                     "INSERT INTO chunks (seq, capture_id, t_start_ns, sample_rate_hz, center_freq_hz, "
                     "gain_db, n_samples, iq, iq_crc32) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -284,7 +339,7 @@ class HotWriter(DbHandle):
                             c.gain_db,
                             len(c.iq) // BYTES_PER_SAMPLE,
                             c.iq,
-                            zlib.crc32(c.iq),
+                            crcs[i],
                         )
                         for i, c in enumerate(chunks)
                     ],
@@ -321,6 +376,10 @@ class HotWriter(DbHandle):
         if chunks:
             self._last_seq = first_seq + len(chunks) - 1
         commit_s = time.perf_counter() - t0
+        if ckpt is not None:
+            if conn.total_changes != changes:
+                ckpt.committed(n_bytes)
+            self._check_checkpointer()
         telemetry_pruned = 0
         if self._telemetry is not None and self._telemetry.due():  # its own transaction
             telemetry_pruned = self._telemetry.prune(conn, self.path).rows

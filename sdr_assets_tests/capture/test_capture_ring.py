@@ -161,3 +161,72 @@ def test_peak_fill_is_per_interval_and_high_water_is_forever():
     assert ring.take_peak_fraction() == 0.5
     assert ring.take_peak_fraction() == 0.0  # nothing since
     assert ring.high_water_fraction == 0.5
+
+
+def test_take_batch_hands_out_views_and_frees_their_space_only_on_release():
+    import zlib
+
+    ring = ByteRing(1000)
+    a, b = _chunk(1, 300), _chunk(2, 400)
+    assert ring.put(a) and ring.put(b)
+    out, crcs = ring.take_batch(10_000, timeout_s=0)
+    assert [bytes(c.iq) for c in out] == [a.iq, b.iq]
+    assert [(c.t_start_ns, c.center_freq_hz, c.gain_db) for c in out] == [
+        (1000, a.center_freq_hz, a.gain_db),
+        (2000, b.center_freq_hz, b.gain_db),
+    ]
+    assert crcs == [zlib.crc32(a.iq), zlib.crc32(b.iq)]
+    assert all(isinstance(c.iq, memoryview) and c.iq.readonly for c in out)  # no copy
+    # the space stays taken: the reader cannot overwrite the views before the writer is done
+    assert ring.used_bytes == 700 and ring.put(_chunk(3, 400)) is False
+    with pytest.raises(RuntimeError, match="release_batch"):
+        ring.take_batch(10_000, timeout_s=0)
+    ring.release_batch()
+    assert ring.used_bytes == 0 and ring.put(_chunk(3, 400))
+    ring.release_batch()  # nothing taken: a no-op
+    assert ring.used_bytes == 400
+
+
+def test_take_batch_copies_a_chunk_that_wraps_and_its_crc_covers_both_pieces():
+    import zlib
+
+    ring = ByteRing(1000)
+    assert ring.put(_chunk(1, 600))
+    ring.get_batch(10_000, 0)
+    assert ring.put(_chunk(2, 300)) and ring.put(_chunk(3, 500))  # offset 0 (empty ring), then 300..800
+    ring.get_batch(300, 0)  # (frees 0..300; the next chunk must wrap round the end)
+    c4 = _chunk(4, 400)
+    assert ring.put(c4)  # 800..1000 then 0..200
+    out, crcs = ring.take_batch(10_000, timeout_s=0)
+    assert [bytes(c.iq) for c in out] == [_chunk(3, 500).iq, c4.iq]
+    assert isinstance(out[0].iq, memoryview) and type(out[1].iq) is bytes  # the wrapped one is a copy
+    assert crcs == [zlib.crc32(_chunk(3, 500).iq), zlib.crc32(c4.iq)]
+    ring.release_batch()
+    assert ring.used_bytes == 0
+
+
+@pytest.mark.parametrize("use_libdeflate", [True, False])
+def test_region_crc_is_zlibs_crc32_whichever_computes_it(use_libdeflate):
+    """The ring's CRC-32 (libdeflate where the system has it, else zlib) is the one readers
+    check with zlib.crc32, for any offset, length and running value."""
+    import mmap
+    import os
+    import zlib
+
+    from sdr_assets.capture import crc
+
+    if use_libdeflate and crc.implementation() != "libdeflate":
+        pytest.skip("no libdeflate.so.0 on this machine: zlib computes every CRC")
+    buf = mmap.mmap(-1, 1 << 20)
+    data = os.urandom(1 << 20)
+    buf[:] = data
+    rc = crc.RegionCrc(buf, use_libdeflate=use_libdeflate)
+    rng = random.Random(3)
+    for _ in range(200):
+        off = rng.randrange(0, 1 << 20)
+        n = rng.randrange(0, (1 << 20) - off + 1)
+        running = rng.randrange(0, 1 << 32)
+        assert rc.crc32(off, n, running) == zlib.crc32(data[off : off + n], running)
+    assert rc.crc32(0, 0) == 0
+    with pytest.raises(ValueError, match="outside the buffer"):
+        rc.crc32((1 << 20) - 10, 11)

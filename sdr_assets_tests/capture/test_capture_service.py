@@ -229,3 +229,23 @@ def test_a_recording_dated_in_the_future_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="ahead of this machine's clock"):
         _service(open_source(f"file://{meta}"), hot).run()
     assert query(hot, "SELECT count(*) FROM chunks")[0][0] == 0
+
+
+def test_a_failure_after_the_writer_started_closes_the_hot_db_and_its_threads(tmp_path):
+    """An error between the writer's start and the supervisor (here the log line that announces
+    the capture) is raised, and the writer still records the end and closes the hot DB: no
+    writer or checkpointer thread is left behind holding it open."""
+    hot = tmp_path / "hot.db"
+
+    def log(line):
+        if line.startswith("capture 1:"):
+            raise BrokenPipeError("the terminal went away")
+
+    before = set(threading.enumerate())
+    svc = _service(open_source("synthetic://?seed=1&rate=1024000"), hot, log=log, duration_s=5.0)
+    with pytest.raises(BrokenPipeError):
+        svc.run()
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left == []
+    assert not (tmp_path / "hot.db-wal").exists()  # the last connection closed: WAL checkpointed away
+    assert query(hot, "SELECT end_reason FROM captures")[0][0].startswith("error: BrokenPipeError")

@@ -153,3 +153,28 @@ def test_an_impossible_retune_is_refused_now_and_the_stream_goes_on():
     chunks = [e for _, e in zip(range(20), it) if isinstance(e, Chunk)]
     src.stop()
     assert chunks and all(c.sample_rate_hz == 250e3 for c in chunks)
+
+
+@pytest.mark.parametrize("query", ["seed=1&rate=3200000", "seed=1&rate=250000&profile=ism&emissions_per_s=50"])
+def test_a_synthetic_capture_imports_no_scipy(query):
+    """`sdr-assets capture --source synthetic://...` must stay small (512 MB boards): the
+    synthetic band needs numpy, never scipy (~75 MB of RSS), torch or dagster."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "import sdr_assets.cli, sdr_assets.capture.console, sdr_assets.capture.service\n"
+        "from sdr_assets.capture.uri import open_source\n"
+        "from sdr_assets.records import Chunk\n"
+        f"src = open_source('synthetic://?{query}&duration_s=2', realtime=False)\n"
+        "src.open()\n"
+        "n = sum(isinstance(e, Chunk) for e in src.events())\n"
+        "heavy = ('scipy', 'torch', 'dagster', 'PIL', 'ultralytics', 'pandas', 'matplotlib')\n"
+        "print(json.dumps([n, sorted(m for m in heavy if m in sys.modules)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    n_chunks, heavy = json.loads(out.stdout.strip().splitlines()[-1])
+    assert n_chunks > 0
+    assert heavy == []
