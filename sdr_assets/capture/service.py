@@ -273,7 +273,7 @@ class CaptureService:
                         self._first_event = False  # (annotations may start inside a chunk)
                         self._check_first(event.t_start_ns)
                         losses.restart(self._resume_from, event.t_start_ns)
-                    if not self._wait_for_wall_clock(event.t_end_ns):
+                    if not self._wait_for_wall_clock(event):
                         break
                 if isinstance(event, Chunk):
                     self.counters.samples_received += event.n_samples
@@ -321,10 +321,20 @@ class CaptureService:
                 "another SDR_ASSETS_HOME, or give the replay a later start (start=...)."
             )
 
-    def _wait_for_wall_clock(self, t_end_ns: int) -> bool:
+    def _wait_for_wall_clock(self, event: Chunk | Gap) -> bool:
         """No sample is stored ahead of the wall clock: an unpaced replay that catches up
-        with it goes on at its pace. False when the capture was stopped meanwhile."""
-        ahead_s = (t_end_ns - time.time_ns()) / 1e9
+        with it goes on at its pace. False when the capture was stopped meanwhile. A stream that
+        jumps into the future (a SigMF capture whose core:datetime lies years ahead: a gap to it,
+        or a chunk starting there) is refused, as a first sample there is, rather than waited for."""
+        now_ns = time.time_ns()
+        lead_ns = (event.t_end_ns if isinstance(event, Gap) else event.t_start_ns) - now_ns
+        if lead_ns > FUTURE_START_LIMIT_NS:
+            raise ConfigError(
+                f"{self._info.uri} jumps to {utc_iso(now_ns + lead_ns, digits=3, suffix='+00:00')}, "
+                f"{lead_ns / NS_PER_S:.1f} s ahead of this machine's clock, and no sample is stored ahead of "
+                "it; fix the recording's capture times (core:datetime), or check the clock."
+            )
+        ahead_s = (event.t_end_ns - now_ns) / 1e9
         if ahead_s > 0:
             return not self._stopped.wait(ahead_s)
         return True

@@ -249,3 +249,37 @@ def test_a_failure_after_the_writer_started_closes_the_hot_db_and_its_threads(tm
     assert left == []
     assert not (tmp_path / "hot.db-wal").exists()  # the last connection closed: WAL checkpointed away
     assert query(hot, "SELECT end_reason FROM captures")[0][0].startswith("error: BrokenPipeError")
+
+
+def test_a_recording_that_jumps_into_the_future_is_refused_not_waited_for(tmp_path):
+    """A SigMF capture whose core:datetime lies far ahead of the clock: the service does not wait
+    for the wall clock to get there (it would, for years); it refuses in one line, and the
+    samples before the jump stay stored."""
+    import json
+    import time as _time
+    from datetime import UTC, datetime, timedelta
+
+    from sdr_assets.capture.file import FileSource
+    from sdr_assets.capture.service import CaptureService
+    from sdr_assets.errors import ConfigError
+
+    past = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    ahead = (datetime.now(UTC) + timedelta(days=3650)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    meta = {
+        "global": {"core:datatype": "cu8", "core:sample_rate": 250000, "core:version": "1.2.0"},
+        "captures": [
+            {"core:sample_start": 0, "core:frequency": 433.92e6, "core:datetime": past},
+            {"core:sample_start": 4096, "core:frequency": 433.92e6, "core:datetime": ahead},
+        ],
+        "annotations": [],
+    }
+    (tmp_path / "r.sigmf-meta").write_text(json.dumps(meta))
+    (tmp_path / "r.sigmf-data").write_bytes(bytes(range(256)) * 64)  # 8192 samples
+    service = CaptureService(FileSource(tmp_path / "r", chunk_samples=1024), tmp_path / "hot.db")
+    t0 = _time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        service.run()
+    assert _time.monotonic() - t0 < 30
+    msg = str(err.value)
+    assert "\n" not in msg and "ahead of this machine's clock" in msg and "core:datetime" in msg
+    assert service.counters.samples_received == 4096
