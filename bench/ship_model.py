@@ -10,7 +10,7 @@ the labels: one box per emission, one per rtl_433 package in the ISM band), then
 (data, this command, time, device, metrics per class on the held-back frames) are copied to
 ``--out``.
 
-    nice -n 5 .venv/bin/python bench/ship_model.py                 # ~1 h on 2 CPU cores
+    nice -n 5 .venv/bin/python bench/ship_model.py                 # 99 min on 2 shared CPU cores (60 epochs)
     .venv/bin/python bench/ship_model.py --home /tmp/ship_model --card-only   # rewrite the card
 
 Scenarios (seeds, SNR ranges and rates) are listed in ``SCENARIOS``; the evaluation scenarios of

@@ -65,9 +65,10 @@ import click
 @click.option(
     "--conf",
     type=float,
-    default=0.25,
+    default=0.1,
     show_default=True,
-    help="yolo: minimum confidence (lower it, e.g. 0.05, for a full AP curve).",
+    help="yolo: minimum confidence (0.1 = ml.infer.DEFAULT_CONF, the product's default; lower it, e.g. 0.05, "
+    "for a full AP curve).",
 )
 @click.option(
     "--single-transmitter",

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sdr_assets.errors import ConfigError, ModelError
+from sdr_assets.ml.infer import DEFAULT_CONF
 from sdr_assets.ml.scoring import Box, Tally, match_iou, match_starts, match_time_band
 from sdr_assets.paths import DataPaths
 from sdr_assets.records import NS_PER_S
@@ -577,7 +578,7 @@ def evaluate(
     nfft: int = 640,
     hop: int = 640,
     frame_cols: int = 640,
-    conf: float = 0.25,
+    conf: float = DEFAULT_CONF,
     on_file: Callable[[FileResult], None] | None = None,
     progress: Callable[[Any], Any] = iter,
     require_energy: bool = False,
@@ -735,7 +736,7 @@ def evaluate_recordings(
     nfft: int = 640,
     hop: int = 640,
     frame_cols: int = 640,
-    conf: float = 0.25,
+    conf: float = DEFAULT_CONF,
     on_file: Callable[[FileResult], None] | None = None,
     progress: Callable[[Any], Any] = iter,
     require_energy: bool = False,

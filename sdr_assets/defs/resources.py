@@ -88,7 +88,7 @@ class DetectorSettings(dg.ConfigurableResource):
     seed: int = 0
     warm_start: bool = True  # fine-tune the current model (the shipped one on a fresh data root)
     train_on_energy_labels: bool = False  # also learn from windows with only energy auto-labels
-    conf: float = 0.25  # inference: minimum confidence
+    conf: float = 0.1  # inference: minimum confidence (= ml.infer.DEFAULT_CONF, chosen by bench/detector_defaults.py)
     single_transmitter: bool = False  # ISM-style captures, one transmitter at a time: model boxes
     # must show energy in their band, and overlaps in time are suppressed at any frequency
     runtime: str = "auto"  # inference: auto (torch on CUDA, else onnxruntime) | onnx | torch

@@ -19,6 +19,11 @@ from sdr_assets.ml.labels import CLASSES
 from sdr_assets.ml.offline import ensure_offline
 from sdr_assets.ml.postprocess import DetectionBox, join_frame_edges, suppress_overlaps, to_time_freq
 
+# The default minimum confidence, chosen on the generator's held-out scenarios (never on
+# ../shared): bench/detector_defaults.py, the shipped model, F1 best at 0.1 of 0.05/0.1/0.25 by
+# both matching rules (docs/detector.md "Defaults, measured").
+DEFAULT_CONF = 0.1
+
 __all__ = [
     "Detection",
     "OnnxDetector",
@@ -108,7 +113,7 @@ def decode_output(
     r: float = 1.0,
     pad: tuple[float, float] = (0.0, 0.0),
     hw: tuple[int, int],
-    conf: float = 0.25,
+    conf: float = DEFAULT_CONF,
     iou: float = 0.7,
     max_det: int = 300,
     end2end: bool = False,
@@ -186,7 +191,7 @@ class OnnxDetector:
         imgsz: int | None = None,
         classes: Sequence[str] | None = None,
         providers: Sequence[str] = ("CPUExecutionProvider",),
-        conf: float = 0.25,
+        conf: float = DEFAULT_CONF,
         iou: float = 0.7,
         max_det: int = 300,
         threads: int | None = None,
@@ -263,7 +268,7 @@ class TorchDetector:
         weights: Path | str,
         device: str = "auto",
         imgsz: int = 320,
-        conf: float = 0.25,
+        conf: float = DEFAULT_CONF,
         iou: float = 0.7,
         max_det: int = 300,
     ):
@@ -318,7 +323,7 @@ def cuda_present() -> bool:
 
 
 def load_detector(
-    model_row: Any, prefer: str = "auto", conf: float = 0.25, iou: float = 0.7, threads: int | None = None
+    model_row: Any, prefer: str = "auto", conf: float = DEFAULT_CONF, iou: float = 0.7, threads: int | None = None
 ) -> OnnxDetector | TorchDetector:
     """A detector for a registry row (``path``, ``onnx_path``, ``params['imgsz']``, ``classes``).
 

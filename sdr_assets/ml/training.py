@@ -31,6 +31,7 @@ from typing import Any
 from sdr_assets.errors import ModelError
 from sdr_assets.ml.contest import CHALLENGER_NAME, CHAMPION_NAME, ENERGY_NAME, ContestScore, held_back, score_detector
 from sdr_assets.ml.dataset import FrameLabels, build_dataset, frame_labels_from_db
+from sdr_assets.ml.infer import DEFAULT_CONF
 from sdr_assets.ml.labels import CLASSES
 from sdr_assets.ml.shipped_model import ensure_shipped_model
 from sdr_assets.ml.train import EpochCallback, evaluate, export_onnx, train_detector
@@ -71,7 +72,7 @@ class TrainingConfig:
     # schedule, lr 1e-3 after a warm-up, wiped a trained model back to mAP50 0.0 in one epoch)
     train_on_energy_labels: bool = False  # also learn from windows with only energy auto-labels
     # the held-back contest runs each detector as the detections asset would:
-    conf: float = 0.25
+    conf: float = DEFAULT_CONF
     runtime: str = "auto"
     single_transmitter: bool = False
 

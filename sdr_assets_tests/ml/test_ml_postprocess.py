@@ -284,3 +284,19 @@ def test_refine_ranks_the_carrier_over_its_image():
     assert carrier.refined and img.refined
     assert carrier.level_db > img.level_db + 15
     assert drop_echoes([img, carrier]) == [carrier]
+
+
+def test_one_default_confidence_everywhere():
+    """The measured default threshold (bench/detector_defaults.py) is the one the asset, the
+    nightly contest and `sdr-assets evaluate` use."""
+    import inspect
+
+    from sdr_assets.cli.evaluate import evaluate as evaluate_cmd
+    from sdr_assets.cli.evaluation import evaluate
+    from sdr_assets.defs.resources import DetectorSettings
+    from sdr_assets.ml.infer import DEFAULT_CONF
+    from sdr_assets.ml.training import TrainingConfig
+
+    cli_default = next(p.default for p in evaluate_cmd.params if p.name == "conf")
+    assert DetectorSettings().conf == TrainingConfig().conf == cli_default == DEFAULT_CONF
+    assert inspect.signature(evaluate).parameters["conf"].default == DEFAULT_CONF
