@@ -21,6 +21,7 @@ the committing writer (the writer also falls back to it if the checkpointer thre
 import json
 import logging
 import math
+import os
 import sqlite3
 import time
 import zlib
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_SAMPLE = 2
 CHECKPOINT_MODES = ("background", "inline")
+ENV_CHECKPOINT = "SDR_ASSETS_CHECKPOINT"
 # checkpoint="inline" only: 1000 pages = 64 MiB of WAL at 64 KiB pages. bench/snapshot.py, 6.4 MB/s: 256 pages made the
 # in-line copy (plus its two fsyncs) every 2.5 s the p99 (14 ms; 83 ms beside snapshots);
 # 1000 pages keeps p99 ~2-5 ms and costs one ~50-130 ms copy every 10 s, which the capture
@@ -169,8 +171,10 @@ class HotWriter(DbHandle):
         prune_step_chunks: int = 64,
         wal_autocheckpoint_pages: int = DEFAULT_AUTOCHECKPOINT_PAGES,
         telemetry_limits: TelemetryLimits | None = TelemetryLimits(),  # noqa: B008 - frozen, shared safely
-        checkpoint: str = "background",
+        checkpoint: str | None = None,
     ):
+        if checkpoint is None:  # SDR_ASSETS_CHECKPOINT=inline: no checkpointer thread (e.g. under libfaketime,
+            checkpoint = os.environ.get(ENV_CHECKPOINT) or "background"  # whose timed waits never return)
         if cap_bytes is not None and cap_bytes <= 0:
             raise ConfigError(f"cap_bytes={cap_bytes}: must be > 0 (or None for no byte cap).")
         if max_age_s is not None and not 0 < max_age_s <= MAX_AGE_LIMIT_S:
@@ -186,7 +190,9 @@ class HotWriter(DbHandle):
                 "(checkpoint='inline', or the fallback when the checkpointer thread fails)."
             )
         if checkpoint not in CHECKPOINT_MODES:
-            raise ConfigError(f"checkpoint={checkpoint!r}: use one of {', '.join(CHECKPOINT_MODES)}.")
+            raise ConfigError(
+                f"checkpoint={checkpoint!r} ({ENV_CHECKPOINT} or the argument): use one of {', '.join(CHECKPOINT_MODES)}."
+            )
         self.path = Path(path)
         self.checkpoint = checkpoint
         self.synchronous = synchronous
