@@ -41,11 +41,10 @@ class Cached:
 
 
 def run(recs, reference, model, confs, tally_cls, args) -> dict:
-    from sdr_assets.cli.evaluation import PARTITION_KEY, _min_extent, ingest, read_recording
+    from sdr_assets.cli.evaluation import PARTITION_KEY, _min_extent, detection_boxes, ingest, read_recording
     from sdr_assets.ml.detections import detect_partition
-    from sdr_assets.ml.scoring import Box, match_iou, match_starts, match_time_band
+    from sdr_assets.ml.scoring import match_iou, match_starts, match_time_band
     from sdr_assets.paths import DataPaths
-    from sdr_assets.records import NS_PER_S
     from sdr_assets.store.window import AnalysisDB
 
     tallies = defaultdict(tally_cls)
@@ -83,17 +82,7 @@ def run(recs, reference, model, confs, tally_cls, args) -> dict:
                     _, rows = detect_partition(
                         db, PARTITION_KEY, paths.root, detector=det, model_version="x", write=False, **kw
                     )
-                    dets = [
-                        Box(
-                            (r.t_start_ns - t0_ns) / NS_PER_S,
-                            (r.t_end_ns - t0_ns) / NS_PER_S,
-                            r.freq_lower_hz,
-                            r.freq_upper_hz,
-                            r.label,
-                            r.confidence,
-                        )
-                        for r in rows
-                    ]
+                    dets = detection_boxes(rows, t0_ns)
                     if reference.matching == "iou":
                         kwm = {"min_duration_s": extent[0], "min_bandwidth_hz": extent[1]}
                         m = match_iou(dets, refs, 0.5, **kwm)

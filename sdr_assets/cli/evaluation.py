@@ -662,21 +662,26 @@ def evaluate(
                         require_energy=require_energy and model is not None,
                         suppress_across_freq=suppress_across_freq and model is not None,
                     )
-                    dets = [
-                        Box(
-                            (r.t_start_ns - t0_ns) / NS_PER_S,
-                            (r.t_end_ns - t0_ns) / NS_PER_S,
-                            r.freq_lower_hz,
-                            r.freq_upper_hz,
-                            r.label,
-                            r.confidence,
-                        )
-                        for r in rows
-                    ]
+                    dets = detection_boxes(rows, t0_ns)
                     res = _score(s, rec.name, dets, refs, reference, tol_s, iou_threshold, freq_tol_hz, extent)
                     if on_file is not None:
                         on_file(res)
     return Evaluation(reference, summaries, tol_s, iou_threshold, freq_tol_hz, unavailable)
+
+
+def detection_boxes(rows: Sequence[Any], t0_ns: int) -> list[Box]:
+    """Detection rows (absolute ns) as scoring boxes in seconds from the recording's start ``t0_ns``."""
+    return [
+        Box(
+            (r.t_start_ns - t0_ns) / NS_PER_S,
+            (r.t_end_ns - t0_ns) / NS_PER_S,
+            r.freq_lower_hz,
+            r.freq_upper_hz,
+            r.label,
+            r.confidence,
+        )
+        for r in rows
+    ]
 
 
 def _score(
